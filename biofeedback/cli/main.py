@@ -1,0 +1,237 @@
+"""The ``biofeedback`` command: one entry point, global options, exit codes.
+
+Global options (``--virtual``, ``--speed``, ``-v``) are accepted before or
+after the command name. Errors are one line on stderr (a traceback only with
+``-v``); with ``--json`` they are also printed as ``{"error", "code"}`` on
+stdout. Exit codes: 0 ok, 1 bad input or refused result, 2 usage error,
+3 device or link error.
+
+Each command group lives in its own module and registers itself here.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from biofeedback import __version__
+from devices.clock import Clock, clock_for_speed, parse_speed
+from devices.errors import BiofeedbackError
+
+__all__ = ["AppContext", "cli", "command_options", "emit_json", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("biofeedback")
+
+#: Modules that add commands to :data:`cli` (imported lazily by ``main``).
+COMMAND_MODULES = (
+    "biofeedback.cli.device_cmds",
+    "biofeedback.cli.decode_cmds",
+    "biofeedback.cli.signal_cmds",
+)
+
+
+@dataclass
+class AppContext:
+    """Options every command sees."""
+
+    virtual: bool = False
+    speed: float | None = 1.0
+    verbose: bool = False
+    json: bool = False
+    seed: int = 0
+
+    def clock(self) -> Clock:
+        """The clock this run uses (simulated when virtual and ``--speed`` is not 1)."""
+        return clock_for_speed(self.speed, virtual=self.virtual)
+
+
+def _env_virtual() -> bool:
+    return os.environ.get("BIOFEEDBACK_VIRTUAL", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _get_app(ctx: click.Context) -> AppContext:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppContext):
+        root.obj = AppContext(virtual=_env_virtual())
+    return root.obj
+
+
+def _speed_callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        _get_app(ctx).speed = parse_speed(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _virtual_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _get_app(ctx).virtual = True
+
+
+def _verbose_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _get_app(ctx).verbose = True
+        _setup_logging(True)
+
+
+def _global_options(f: F) -> F:
+    f = click.option(
+        "--virtual",
+        is_flag=True,
+        expose_value=False,
+        callback=_virtual_callback,
+        help="Use the virtual radio with the body model (or BIOFEEDBACK_VIRTUAL=1).",
+    )(f)
+    f = click.option(
+        "--speed",
+        metavar="X|max",
+        expose_value=False,
+        callback=_speed_callback,
+        help="Virtual only: run simulated time X times faster ('max': as fast as possible).",
+    )(f)
+    f = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_verbose_callback,
+        help="Debug logs (also written to the log file) and tracebacks.",
+    )(f)
+    return f
+
+
+def command_options(*, json_flag: bool = True) -> Callable[[F], F]:
+    """Decorate a command with the global options (and ``--json``).
+
+    The command receives the :class:`AppContext` as its first argument.
+    """
+
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            app = _get_app(click.get_current_context())
+            if json_flag:
+                app.json = bool(kwargs.pop("as_json", False)) or app.json
+            return f(app, *args, **kwargs)
+
+        w: Any = wrapper
+        if json_flag:
+            w = click.option(
+                "--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."
+            )(w)
+        return _global_options(w)  # type: ignore[no-any-return]
+
+    return deco
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document on stdout."""
+    click.echo(json.dumps(obj, indent=None, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _setup_logging(verbose: bool) -> None:
+    root = logging.getLogger()
+    if getattr(_setup_logging, "_done", False):
+        root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        return
+    _setup_logging._done = True  # type: ignore[attr-defined]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Quiet the Bluetooth stacks unless asked.
+    for noisy in ("bumble", "bleak"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    if verbose:
+        try:
+            from biofeedback.paths import log_file
+
+            fh = logging.FileHandler(log_file(), encoding="utf-8")
+            fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            root.addHandler(fh)
+        except OSError as exc:  # a read-only home must not stop the command
+            log.warning("cannot write the log file: %s", exc)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="biofeedback")
+@_global_options
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Pelvic-floor down-training (reverse Kegel) and breath biofeedback over BLE.
+
+    Stop if anything hurts. This is training feedback, not a diagnosis.
+    """
+    _get_app(ctx)
+
+
+def _load_commands() -> None:
+    for mod in COMMAND_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            # A module not written yet must not break the other commands.
+            if exc.name != mod:
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _setup_logging(False)
+    _load_commands()
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        cli.main(args=args, prog_name="biofeedback", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BiofeedbackError as exc:
+        _fail(str(exc), exc.exit_code, json_mode, verbose)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:  # an unexpected bug: still one line unless -v
+        _fail(f"internal error: {type(exc).__name__}: {exc}", 1, json_mode, verbose)
+    sys.exit(0)
+
+
+def _fail(message: str, code: int, json_mode: bool, verbose: bool) -> None:
+    if verbose:
+        traceback.print_exc()
+    click.echo(f"error: {message}", err=True)
+    if json_mode:
+        emit_json({"error": message, "code": code})
+    sys.exit(code)

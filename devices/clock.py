@@ -1,0 +1,278 @@
+"""One clock for everything that needs time.
+
+Every component that reads or waits on time takes a :class:`Clock`. The real
+clock is :func:`time.monotonic` with :func:`asyncio.sleep`; the simulated clock
+lets the virtual radio, the body model, the pipeline and the session engine run
+faster than real time with exactly the same code (``--speed``).
+
+Two simulated modes exist:
+
+* ``SimClock(speed=X)`` -- scaled: simulated time runs ``X`` times faster than
+  the wall clock.
+* ``SimClock(speed=None)`` (``--speed max``) -- event driven: when every task on
+  the event loop is waiting, simulated time jumps to the earliest pending
+  :meth:`Clock.sleep` deadline. While a radio operation is in flight (scan,
+  connect, discovery; see :meth:`Clock.busy`) simulated time flows at the real
+  rate instead, so a reconnect costs what it costs on the radio and never an
+  arbitrary number of simulated seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol, TypeVar, runtime_checkable
+
+__all__ = ["Clock", "RealClock", "SimClock", "clock_for_speed", "parse_speed"]
+
+T = TypeVar("T")
+
+#: Shortest real time a radio-level wait (a scan window) takes in simulated
+#: modes: enough for a dozen advertising intervals on the virtual radio.
+RADIO_FLOOR_S = 0.4
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What every time-dependent component takes."""
+
+    def now(self) -> float:
+        """Seconds on this clock (monotonic; the origin is arbitrary)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+    async def sleep_until(self, t: float) -> None:
+        """Wait until :meth:`now` is at least ``t``."""
+        ...
+
+    def radio_seconds(self, seconds: float) -> float:
+        """Real seconds a radio-level wait of ``seconds`` should take."""
+        ...
+
+    def busy(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Mark a radio operation in flight (simulated time flows in real time)."""
+        ...
+
+    @property
+    def speed(self) -> float | None:
+        """1.0 for real time, X for scaled, None for as fast as possible."""
+        ...
+
+
+class _ClockBase:
+    async def sleep_until(self, t: float) -> None:
+        dt = t - self.now()  # type: ignore[attr-defined]
+        if dt > 0:
+            await self.sleep(dt)  # type: ignore[attr-defined]
+        else:
+            await asyncio.sleep(0)
+
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        """Like :func:`asyncio.wait_for`, with ``timeout`` in this clock's seconds.
+
+        Raises
+        ------
+        TimeoutError
+            When ``timeout`` elapses first.
+        """
+        task = asyncio.ensure_future(aw)
+        timer = asyncio.ensure_future(self.sleep(timeout))  # type: ignore[attr-defined]
+        try:
+            done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            timer.cancel()
+            raise
+        timer.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise TimeoutError(f"timed out after {timeout:g} s")
+
+
+class RealClock(_ClockBase):
+    """The monotonic wall clock."""
+
+    speed: float | None = 1.0
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def radio_seconds(self, seconds: float) -> float:
+        return seconds
+
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        yield
+
+
+class SimClock(_ClockBase):
+    """Simulated time, scaled (``speed=X``) or event driven (``speed=None``).
+
+    Parameters
+    ----------
+    speed : float or None
+        Simulated seconds per real second; ``None`` runs as fast as the event
+        loop allows.
+    start : float
+        Simulated time at creation.
+
+    Notes
+    -----
+    In event-driven mode an advancer task watches the event loop's ready queue
+    (``loop._ready`` on CPython's loops); time only jumps when nothing but the
+    advancer is runnable, so all callbacks that bumble's ``LocalLink`` schedules
+    with ``call_soon`` are delivered before time moves.
+    """
+
+    def __init__(self, speed: float | None = None, start: float = 0.0) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be a positive number or None, {speed!r} is invalid")
+        self._speed = speed
+        self._start = start
+        self._real0 = time.monotonic()
+        self._now = start
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._busy = 0
+        self._busy_real0 = 0.0
+        self._busy_virt0 = 0.0
+        self._advancer: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+
+    @property
+    def speed(self) -> float | None:
+        return self._speed
+
+    def now(self) -> float:
+        if self._speed is not None:
+            return self._start + (time.monotonic() - self._real0) * self._speed
+        if self._busy:
+            return max(self._now, self._busy_virt0 + time.monotonic() - self._busy_real0)
+        return self._now
+
+    def radio_seconds(self, seconds: float) -> float:
+        if self._speed is None:
+            return min(seconds, RADIO_FLOOR_S)
+        return max(seconds / self._speed, min(seconds, RADIO_FLOOR_S))
+
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        if self._speed is not None:
+            yield
+            return
+        if self._busy == 0:
+            self._busy_real0 = time.monotonic()
+            self._busy_virt0 = self._now
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._now = max(self._now, self._busy_virt0 + time.monotonic() - self._busy_real0)
+
+    async def sleep(self, seconds: float) -> None:
+        if self._speed is not None:
+            await asyncio.sleep(max(0.0, seconds) / self._speed)
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._heap, (self.now() + max(0.0, seconds), next(self._seq), fut))
+        self._ensure_advancer(loop)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        await fut
+
+    def _ensure_advancer(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._advancer is None or self._advancer.done() or self._advancer.get_loop() is not loop:
+            self._wakeup = asyncio.Event()
+            self._advancer = loop.create_task(self._advance(), name="SimClock advancer")
+
+    async def _settle(self) -> None:
+        """Yield until nothing but this task is runnable."""
+        loop = asyncio.get_running_loop()
+        ready = getattr(loop, "_ready", None)
+        for _ in range(10_000):
+            await asyncio.sleep(0)
+            if ready is None:
+                continue  # unknown loop: a fixed number of yields
+            if len(ready) == 0:
+                return
+        # Still busy after many rounds: let time move anyway.
+
+    async def _advance(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        while True:
+            await self._settle()
+            # Drop cancelled sleepers.
+            while self._heap and self._heap[0][2].done():
+                heapq.heappop(self._heap)
+            if not self._heap:
+                wakeup.clear()
+                await wakeup.wait()
+                continue
+            deadline = self._heap[0][0]
+            if self._busy:
+                # Radio work in flight: time flows at the real rate.
+                wait = deadline - self.now()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, 0.005))
+                    continue
+            elif deadline > self._now:
+                self._now = deadline
+            now = self.now()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, fut = heapq.heappop(self._heap)
+                if not fut.done():
+                    fut.set_result(None)
+
+
+def parse_speed(text: str | float | None) -> float | None:
+    """Parse a ``--speed`` value: a positive number or ``max`` (returns None).
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    if text is None:
+        return 1.0
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        s = text.strip().lower()
+        if s in {"max", "inf", "fast"}:
+            return None
+        try:
+            value = float(s)
+        except ValueError:
+            raise ValueError(f"speed must be a positive number or 'max', not {text!r}") from None
+    if not value > 0 or value != value:
+        raise ValueError(f"speed must be a positive number or 'max', not {text!r}")
+    return value
+
+
+def clock_for_speed(speed: float | None, *, virtual: bool) -> Clock:
+    """The clock a command runs on.
+
+    Real sensors always run on :class:`RealClock`; a virtual run at speed 1 too
+    (the live window paces itself in real time), any other speed gets a
+    :class:`SimClock`.
+    """
+    if not virtual or speed == 1.0:
+        return RealClock()
+    return SimClock(speed=speed)

@@ -1,0 +1,197 @@
+"""The source contract: timestamped sample chunks and link events.
+
+A *source* (a BLE driver connection, an LSL inlet, the replay of a recording)
+is an async iterator of :class:`Chunk` and :class:`LinkEvent` items, used as an
+async context manager::
+
+    async with source:
+        async for item in source:
+            if isinstance(item, Chunk):
+                ...
+
+Times are seconds on the run's :class:`~devices.clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Chunk", "LinkEvent", "LinkKind", "Source", "StreamKind", "StreamSpec", "SupportLevel"]
+
+
+class SupportLevel(enum.StrEnum):
+    """How much we know about a protocol (shown in ``scan``, ``drivers``, README)."""
+
+    VENDOR_DOCUMENTED = "vendor-documented"
+    REVERSE_ENGINEERED = "reverse-engineered"
+    USER_DEFINED = "user-defined"
+
+
+class StreamKind(enum.StrEnum):
+    """What a stream measures: lets the pipeline pick its inputs by role."""
+
+    PRESSURE = "pressure"  # pelvic probe, one or more channels
+    BREATH_FORCE = "breath_force"  # respiration belt force
+    BREATH_RATE = "breath_rate"  # a device's own breath-rate figure
+    ACC = "acc"  # chest accelerometer (x, y, z)
+    ECG = "ecg"
+    RR = "rr"  # beat-to-beat intervals; t = beat times
+    HEART_RATE = "heart_rate"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """Static description of one stream a driver delivers.
+
+    Parameters
+    ----------
+    name : str
+        Stream id, unique within a source (``"pressure"``, ``"force"``...).
+    kind : StreamKind
+        The role of the stream.
+    channels : tuple of str
+        Channel names, in column order of :attr:`Chunk.values`.
+    unit : str
+        Unit of every channel (``"count"`` for raw counts).
+    rate_hz : float or None
+        Nominal sample rate; None for irregular streams (RR).
+    """
+
+    name: str
+    kind: StreamKind
+    channels: tuple[str, ...]
+    unit: str
+    rate_hz: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": str(self.kind),
+            "channels": list(self.channels),
+            "unit": self.unit,
+            "rate_hz": self.rate_hz,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """Samples of one stream with one host-clock time per sample.
+
+    Parameters
+    ----------
+    stream : str
+        Stream id (``"<device>/<stream>"`` once it leaves a source with several
+        devices; a driver's :class:`StreamSpec` name inside one).
+    t : ndarray, shape (n,)
+        Sample times on the run's clock, increasing.
+    values : ndarray, shape (n, n_channels)
+        Sample values, float64.
+    unit : str
+        Unit of the values.
+    channels : tuple of str
+        Channel names, one per column of ``values``.
+    """
+
+    stream: str
+    t: npt.NDArray[np.float64]
+    values: npt.NDArray[np.float64]
+    unit: str
+    channels: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.t.ndim != 1:
+            raise ValueError(f"t must be 1-D, got shape {self.t.shape}")
+        if self.values.ndim != 2 or self.values.shape[0] != self.t.shape[0]:
+            raise ValueError(
+                f"values must have shape (n, channels) with n={self.t.shape[0]}, "
+                f"got {self.values.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+
+class LinkKind(enum.StrEnum):
+    """Kinds of link event."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    LOST = "lost"
+    RECONNECTING = "reconnecting"
+    GIVEN_UP = "given_up"
+    BATTERY = "battery"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """Something that happened to a device's link.
+
+    Parameters
+    ----------
+    kind : LinkKind
+        What happened.
+    t : float
+        When, on the run's clock.
+    device : str
+        The device's name (or the source's id).
+    detail : str
+        Human-readable detail (reason, attempt number, error).
+    value : float or None
+        A number that goes with the event: battery percent for ``battery``,
+        the gap in seconds for ``connected`` after a reconnect, the attempt
+        number for ``reconnecting``.
+    """
+
+    kind: LinkKind
+    t: float
+    device: str
+    detail: str = ""
+    value: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "t": self.t,
+            "device": self.device,
+            "detail": self.detail,
+            "value": self.value,
+        }
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the pipeline, the store and the UI consume.
+
+    Implemented by :class:`devices.ble.BleSource`, the LSL inlet, and the
+    replay of a recording in ``biofeedback``.
+    """
+
+    @property
+    def name(self) -> str:
+        """Human name of the source (device name)."""
+        ...
+
+    @property
+    def streams(self) -> tuple[StreamSpec, ...]:
+        """The streams this source delivers."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]: ...
