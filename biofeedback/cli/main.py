@@ -133,7 +133,7 @@ def command_options(*, json_flag: bool = True) -> Callable[[F], F]:
             w = click.option(
                 "--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."
             )(w)
-        return _global_options(w)  # type: ignore[no-any-return]
+        return _global_options(w)
 
     return deco
 

@@ -1,0 +1,648 @@
+"""The BLE connection layer over bleak: scan, find, connect, stream, reconnect.
+
+:func:`scan` and :func:`find_devices` wrap :class:`bleak.BleakScanner` and the
+driver :class:`~devices.registry.Registry`. :class:`BleSource` implements the
+:class:`~devices.stream.Source` contract for one device:
+
+* connect with ``bleak-retry-connector`` (its own retry budget per attempt),
+  subscribe, and let the driver write its start commands;
+* the notification callback only queues ``(host time, characteristic, bytes)``;
+  parsing and timestamping happen in the pump task;
+* malformed packets are counted and logged, never stop the stream;
+* an unexpected disconnect (or a stream that goes silent) is reported as
+  ``lost``; the source reconnects with backoff, re-sends the start commands,
+  re-anchors the timestamps, counts the gap and keeps the same iterator going;
+* after ``max_consecutive_failures`` failed reconnects it reports ``given_up``
+  and the iterator raises :class:`~devices.errors.GaveUpError`;
+* on cancel or exit it stops cleanly: stop commands, unsubscribe, disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+from bleak import BleakClient, BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+from bleak_retry_connector import establish_connection
+
+from devices.clock import Clock
+from devices.drivers.base import (
+    BATTERY_LEVEL,
+    Advertisement,
+    Decoded,
+    Driver,
+    RawPacket,
+    normalize_uuid,
+)
+from devices.errors import (
+    BiofeedbackError,
+    ConnectionFailedError,
+    DeviceNotFoundError,
+    GaveUpError,
+    InputError,
+    ParseError,
+    WriteNotAllowedError,
+)
+from devices.registry import Registry
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamSpec
+from devices.timestamps import Timestamper
+
+__all__ = [
+    "BleSource",
+    "Found",
+    "ReconnectPolicy",
+    "SourceStats",
+    "find_devices",
+    "resolve_device",
+    "scan",
+]
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class Found:
+    """One device a scan saw, with the driver that claims it (or None)."""
+
+    device: BLEDevice
+    adv: Advertisement
+    driver: Driver | None
+
+    @property
+    def name(self) -> str:
+        return self.adv.name or ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.adv.name,
+            "address": self.adv.address,
+            "rssi": self.adv.rssi,
+            "driver": self.driver.id if self.driver else None,
+            "support": str(self.driver.info.support) if self.driver else None,
+        }
+
+
+def _advertisement(device: BLEDevice, data: AdvertisementData) -> Advertisement:
+    return Advertisement(
+        name=data.local_name or device.name,
+        address=device.address,
+        rssi=data.rssi,
+        service_uuids=tuple(normalize_uuid(u) for u in data.service_uuids),
+        manufacturer_data=dict(data.manufacturer_data),
+    )
+
+
+async def scan(
+    registry: Registry,
+    clock: Clock,
+    *,
+    timeout: float = 5.0,
+    stop_when: Callable[[Found], bool] | None = None,
+    service_uuids: list[str] | None = None,
+) -> list[Found]:
+    """Scan for advertising devices and match each to a driver.
+
+    Parameters
+    ----------
+    registry : Registry
+        Drivers to match advertisements against.
+    clock : Clock
+        The run's clock; the scan window is ``clock.radio_seconds(timeout)``
+        real seconds (shorter on a fast virtual run).
+    timeout : float
+        Scan window in seconds.
+    stop_when : callable, optional
+        End the scan early once a found device satisfies it.
+    service_uuids : list of str, optional
+        Only report devices advertising one of these services.
+
+    Returns
+    -------
+    list of Found
+        Sorted by signal strength, strongest first.
+    """
+    seen: dict[str, Found] = {}
+    done = asyncio.Event()
+
+    def on_detect(device: BLEDevice, data: AdvertisementData) -> None:
+        adv = _advertisement(device, data)
+        found = Found(device, adv, registry.match(adv))
+        seen[device.address] = found
+        if stop_when is not None and stop_when(found):
+            done.set()
+
+    uuids = [normalize_uuid(u) for u in service_uuids] if service_uuids else None
+    async with clock.busy():
+        try:
+            async with BleakScanner(detection_callback=on_detect, service_uuids=uuids):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), clock.radio_seconds(timeout))
+        except BleakError as exc:
+            raise DeviceNotFoundError(f"cannot scan: {exc}") from exc
+        except OSError as exc:  # no adapter, no permission
+            raise DeviceNotFoundError(f"cannot scan: Bluetooth is not available ({exc})") from exc
+    return sorted(seen.values(), key=lambda f: -(f.adv.rssi if f.adv.rssi is not None else -999))
+
+
+def _target_matches(target: str, found: Found) -> int:
+    """0 = no match; higher is a stronger match (address > exact name > prefix > driver id)."""
+    t = target.strip().lower()
+    if found.adv.address.lower() == t:
+        return 4
+    name = (found.adv.name or "").lower()
+    if name and name == t:
+        return 3
+    if name and (name.startswith(t) or t in name):
+        return 2
+    if found.driver is not None and found.driver.id == t:
+        return 1
+    return 0
+
+
+def find_devices(target: str, found: list[Found]) -> list[Found]:
+    """Devices among ``found`` that ``target`` (address, name, name part, driver id) means.
+
+    Only the strongest kind of match is returned: an address or exact name wins
+    over a partial name, which wins over a driver id.
+    """
+    scored = [(_target_matches(target, f), f) for f in found]
+    best = max((s for s, _ in scored), default=0)
+    if best == 0:
+        return []
+    return [f for s, f in scored if s == best]
+
+
+async def resolve_device(
+    target: str, registry: Registry, clock: Clock, *, timeout: float = 5.0
+) -> Found:
+    """Scan for the one device ``target`` means.
+
+    Raises
+    ------
+    DeviceNotFoundError
+        Nothing matched (exit 3).
+    InputError
+        Several devices matched (exit 1); the message lists them.
+    """
+    t = target.strip().lower()
+
+    def exact(f: Found) -> bool:
+        return f.adv.address.lower() == t or (f.adv.name or "").lower() == t
+
+    found = await scan(registry, clock, timeout=timeout, stop_when=exact)
+    matches = find_devices(target, found)
+    if not matches:
+        raise DeviceNotFoundError(
+            f"no device called {target!r} is advertising (is it on, charged and in range?)"
+        )
+    if len(matches) > 1:
+        listing = "; ".join(f"{m.adv.name} [{m.adv.address}]" for m in matches)
+        raise InputError(f"{len(matches)} devices match {target!r}: {listing}")
+    return matches[0]
+
+
+@dataclass
+class ReconnectPolicy:
+    """How a :class:`BleSource` reconnects.
+
+    Parameters
+    ----------
+    backoff : tuple of float
+        Seconds to wait before successive reconnect attempts (the last value
+        repeats).
+    max_consecutive_failures : int
+        Failed reconnects in a row before giving up.
+    connect_attempts : int
+        Attempts inside one ``establish_connection`` call.
+    stall_timeout : float or None
+        Seconds without any packet while connected after which the link is
+        treated as lost and re-established (a sensor that went silent).
+    """
+
+    backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    max_consecutive_failures: int = 6
+    connect_attempts: int = 2
+    stall_timeout: float | None = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]
+
+
+@dataclass
+class StreamStats:
+    """What one stream delivered."""
+
+    samples: int = 0
+    gaps: int = 0
+    gap_seconds: float = 0.0
+    rate_hz: float | None = None
+    first_t: float | None = None
+    last_t: float | None = None
+
+    def measured_rate(self) -> float | None:
+        if self.first_t is None or self.last_t is None or self.samples < 2:
+            return None
+        span = self.last_t - self.first_t - self.gap_seconds
+        return (self.samples - 1) / span if span > 0 else None
+
+
+@dataclass
+class SourceStats:
+    """Counters a :class:`BleSource` keeps."""
+
+    packets: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+    first_sample_t: float | None = None
+
+
+class _ClientIO:
+    """The :class:`~devices.drivers.base.DriverIO` over a connected BleakClient."""
+
+    def __init__(
+        self,
+        client: BleakClient,
+        driver: Driver,
+        clock: Clock,
+        on_packet: Callable[[RawPacket], None],
+        startup: asyncio.Queue[RawPacket],
+    ) -> None:
+        self.client = client
+        self.driver = driver
+        self.clock = clock
+        self._on_packet = on_packet
+        self._startup = startup
+        self.subscribed: list[str] = []
+        self._allowed = {normalize_uuid(u) for u in driver.info.writable_chars}
+
+    def resolve(self, char: str) -> str:
+        """Full UUID of ``char`` on this device; a short form may match by substring."""
+        try:
+            uuid = normalize_uuid(char)
+        except ValueError:
+            uuid = ""
+        services = self.client.services
+        if uuid and services.get_characteristic(uuid) is not None:
+            return uuid
+        short = char.strip().lower().removeprefix("0x")
+        for service in services:
+            for c in service.characteristics:
+                if short and short in c.uuid.lower():
+                    return c.uuid.lower()
+        raise ConnectionFailedError(
+            f"{self.driver.info.title}: characteristic {char} not found on the device"
+        )
+
+    async def write(self, char: str, data: bytes, *, response: bool = False) -> None:
+        uuid = self.resolve(char)
+        allowed = self._allowed | {self.resolve(u) for u in self.driver.info.writable_chars}
+        if uuid not in allowed:
+            # Some of these devices expose firmware-update characteristics.
+            raise WriteNotAllowedError(
+                f"driver {self.driver.id!r} may not write to {uuid} (not named by its protocol)"
+            )
+        await self.client.write_gatt_char(uuid, data, response=response)
+
+    async def read(self, char: str) -> bytes:
+        return bytes(await self.client.read_gatt_char(self.resolve(char)))
+
+    async def subscribe(self, char: str) -> None:
+        uuid = self.resolve(char)
+        clock = self.clock
+        on_packet = self._on_packet
+
+        def callback(_sender: Any, data: bytearray) -> None:
+            # Only queue: no parsing inside the BLE callback.
+            on_packet(RawPacket(clock.now(), uuid, bytes(data)))
+
+        await self.client.start_notify(uuid, callback)
+        self.subscribed.append(uuid)
+
+    async def next_packet(self, timeout: float = 5.0) -> RawPacket:
+        return await asyncio.wait_for(self._startup.get(), self.clock.radio_seconds(timeout))
+
+
+class BleSource:
+    """One BLE sensor as a :class:`~devices.stream.Source`.
+
+    Parameters
+    ----------
+    device : BLEDevice
+        From a scan (never reconnect by address string: it repeats discovery).
+    driver : Driver
+        The driver for this device.
+    clock : Clock
+        The run's clock: receive timestamps and backoff waits.
+    policy : ReconnectPolicy, optional
+        Reconnect behaviour.
+    prefix : str, optional
+        Prefix of the chunk stream ids (default ``"<driver id>."``).
+    on_raw : callable, optional
+        Called with every raw packet (``capture``), before parsing.
+    """
+
+    def __init__(
+        self,
+        device: BLEDevice,
+        driver: Driver,
+        clock: Clock,
+        *,
+        policy: ReconnectPolicy | None = None,
+        prefix: str | None = None,
+        on_raw: Callable[[RawPacket], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.driver = driver
+        self.clock = clock
+        self.policy = policy or ReconnectPolicy()
+        self.prefix = f"{driver.id}." if prefix is None else prefix
+        self.on_raw = on_raw
+        self.stats = SourceStats(
+            streams={
+                self.prefix + s.name: StreamStats(rate_hz=s.rate_hz) for s in driver.info.streams
+            }
+        )
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._parser = driver.make_parser()
+        self._stampers: dict[str, Timestamper] = driver.make_timestampers()
+        self._specs = {s.name: s for s in driver.info.streams}
+        self._error: BaseException | None = None
+        self._log_budget = 20
+
+    @property
+    def name(self) -> str:
+        return self.device.name or self.device.address
+
+    @property
+    def streams(self) -> tuple[StreamSpec, ...]:
+        return tuple(
+            StreamSpec(self.prefix + s.name, s.kind, s.channels, s.unit, s.rate_hz)
+            for s in self.driver.info.streams
+        )
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=f"BleSource {self.name}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop streaming and disconnect cleanly."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Chunk | LinkEvent]:
+        while True:
+            item = await self._out.get()
+            if item is _END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    # -- the connection task ---------------------------------------------------
+
+    def _event(self, kind: LinkKind, detail: str = "", value: float | None = None) -> None:
+        self._out.put_nowait(LinkEvent(kind, self.clock.now(), self.name, detail, value))
+
+    async def _run(self) -> None:
+        failures = 0
+        connected_once = False
+        lost_at: float | None = None
+        try:
+            self._event(LinkKind.CONNECTING)
+            while True:
+                try:
+                    client, io = await self._connect()
+                except (BleakError, TimeoutError, OSError, BiofeedbackError) as exc:
+                    if isinstance(exc, WriteNotAllowedError):
+                        raise
+                    failures += 1
+                    reason = str(exc) or type(exc).__name__
+                    log.info("%s: connect failed (%d): %s", self.name, failures, reason)
+                    if connected_once and failures >= self.policy.max_consecutive_failures:
+                        self._event(LinkKind.GIVEN_UP, reason, float(failures))
+                        raise GaveUpError(
+                            f"{self.name}: link lost and {failures} reconnect attempts "
+                            f"failed; last error: {reason}"
+                        ) from exc
+                    if not connected_once and failures >= self.policy.connect_attempts:
+                        self._event(LinkKind.GIVEN_UP, reason, float(failures))
+                        raise ConnectionFailedError(
+                            f"cannot connect to {self.name}: {reason}"
+                        ) from exc
+                    self._event(LinkKind.RECONNECTING, reason, float(failures))
+                    await self.clock.sleep(self.policy.delay(failures))
+                    continue
+                gap = None if lost_at is None else self.clock.now() - lost_at
+                if connected_once:
+                    self.stats.reconnects += 1
+                connected_once = True
+                failures = 0
+                self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
+                await self._read_battery(io)
+                try:
+                    reason = await self._pump(client, io)
+                finally:
+                    await self._shutdown(client, io, clean=False)
+                lost_at = self.clock.now()
+                self._event(LinkKind.LOST, reason)
+                # Next packets re-anchor; protocol state starts afresh.
+                self._parser.reset()
+                for st in self._stampers.values():
+                    st.reset()
+                self._event(LinkKind.RECONNECTING, reason, 1.0)
+                failures = 1
+                await self.clock.sleep(self.policy.delay(1))
+        except asyncio.CancelledError:
+            self._event(LinkKind.STOPPED, "stopped")
+            raise
+        except BiofeedbackError as exc:
+            self._error = exc
+        except Exception as exc:  # a bug: report it rather than hang the consumer
+            log.exception("%s: connection task failed", self.name)
+            self._error = exc
+        finally:
+            self._out.put_nowait(_END)
+
+    async def _connect(self) -> tuple[BleakClient, _ClientIO]:
+        lost = asyncio.Event()
+        self._lost = lost
+
+        def on_disconnect(_client: BleakClient) -> None:
+            lost.set()
+
+        self._packets: asyncio.Queue[RawPacket] = asyncio.Queue()
+        startup: asyncio.Queue[RawPacket] = asyncio.Queue()
+        self._startup_mode = True
+
+        def on_packet(pkt: RawPacket) -> None:
+            (startup if self._startup_mode else self._packets).put_nowait(pkt)
+
+        async with self.clock.busy():
+            client = await establish_connection(
+                BleakClient,
+                self.device,
+                self.name,
+                disconnected_callback=on_disconnect,
+                max_attempts=self.policy.connect_attempts,
+            )
+            io = _ClientIO(client, self.driver, self.clock, on_packet, startup)
+            try:
+                await self.driver.start(io)
+            except BaseException:
+                await self._shutdown(client, io, clean=False)
+                raise
+            # Anything that arrived during start but was not a response is data.
+            self._startup_mode = False
+            while not startup.empty():
+                self._packets.put_nowait(startup.get_nowait())
+        self._io = io
+        return client, io
+
+    async def _read_battery(self, io: _ClientIO) -> None:
+        if not self.driver.info.battery:
+            return
+        try:
+            async with self.clock.busy():
+                data = await io.read(BATTERY_LEVEL)
+        except (BleakError, BiofeedbackError, TimeoutError) as exc:
+            log.debug("%s: no battery level: %s", self.name, exc)
+            return
+        if data:
+            self._event(LinkKind.BATTERY, f"{data[0]} %", float(data[0]))
+
+    async def _pump(self, client: BleakClient, io: _ClientIO) -> str:
+        """Parse queued packets until the link is lost; returns the reason."""
+        pollers = [
+            asyncio.create_task(self._poll(io, char, period))
+            for char, period in self.driver.info.poll_chars
+        ]
+        lost_wait = asyncio.ensure_future(self._lost.wait())
+        try:
+            while True:
+                get = asyncio.ensure_future(self._packets.get())
+                timer: asyncio.Future[None] | None = None
+                waits: set[asyncio.Future[Any]] = {get, lost_wait}
+                if self.policy.stall_timeout is not None:
+                    timer = asyncio.ensure_future(self.clock.sleep(self.policy.stall_timeout))
+                    waits.add(timer)
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if timer is not None:
+                    timer.cancel()
+                if get in done:
+                    self._handle(get.result())
+                    # Drain what is already queued in one go (cheap path).
+                    while not self._packets.empty():
+                        self._handle(self._packets.get_nowait())
+                    continue
+                get.cancel()
+                if lost_wait in done:
+                    return "link lost"
+                return f"no data for {self.policy.stall_timeout:g} s"
+        finally:
+            lost_wait.cancel()
+            for p in pollers:
+                p.cancel()
+            for p in pollers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await p
+
+    async def _poll(self, io: _ClientIO, char: str, period: float) -> None:
+        """Read a characteristic at a steady rate (drivers without notifications)."""
+        uuid = io.resolve(char)
+        t_next = self.clock.now()
+        while True:
+            try:
+                data = await io.read(uuid)
+            except (BleakError, TimeoutError) as exc:
+                log.debug("%s: poll read failed: %s", self.name, exc)
+                self._lost.set()
+                return
+            self._packets.put_nowait(RawPacket(self.clock.now(), uuid, data))
+            t_next += period
+            # Never try to catch up a backlog: keep the period steady.
+            t_next = max(t_next, self.clock.now())
+            await self.clock.sleep_until(t_next)
+
+    def _handle(self, pkt: RawPacket) -> None:
+        self.stats.packets += 1
+        if self.on_raw is not None:
+            self.on_raw(pkt)
+        try:
+            decoded = self._parser.feed(pkt.char, pkt.data)
+        except ParseError as exc:
+            self.stats.malformed += 1
+            if self._log_budget > 0:
+                self._log_budget -= 1
+                log.warning("%s: malformed packet %s: %s", self.name, pkt.data.hex(), exc)
+            return
+        for d in decoded:
+            self._emit(d, pkt.t)
+
+    def _emit(self, d: Decoded, t_recv: float) -> None:
+        n = int(d.values.shape[0])
+        if n == 0:
+            return
+        spec = self._specs.get(d.stream)
+        if spec is None:
+            log.debug("%s: parser produced unknown stream %r", self.name, d.stream)
+            return
+        stamper = self._stampers[d.stream]
+        before = (stamper.gaps, stamper.gap_seconds)
+        t = stamper.stamp(n, t_recv, d.device_time)
+        name = self.prefix + d.stream
+        st = self.stats.streams[name]
+        st.gaps += stamper.gaps - before[0]
+        st.gap_seconds += stamper.gap_seconds - before[1]
+        st.samples += n
+        if st.first_t is None:
+            st.first_t = float(t[0])
+        st.last_t = float(t[-1])
+        if self.stats.first_sample_t is None:
+            self.stats.first_sample_t = float(t[0])
+        values = np.asarray(d.values, dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        self._out.put_nowait(Chunk(name, t, values, spec.unit, spec.channels))
+
+    async def _shutdown(self, client: BleakClient, io: _ClientIO, *, clean: bool) -> None:
+        """Stop commands, unsubscribe, disconnect; never raises."""
+        if client.is_connected:
+            try:
+                async with asyncio.timeout(3.0):
+                    with contextlib.suppress(BleakError, BiofeedbackError, TimeoutError, OSError):
+                        await self.driver.stop(io)
+                    for uuid in io.subscribed:
+                        with contextlib.suppress(BleakError, TimeoutError, OSError, ValueError):
+                            await client.stop_notify(uuid)
+                    with contextlib.suppress(BleakError, TimeoutError, OSError):
+                        await client.disconnect()
+            except TimeoutError:
+                log.debug("%s: clean stop timed out", self.name)
+        io.subscribed.clear()
