@@ -72,6 +72,9 @@ class Registry:
         DriverConfigError
             When a file is not a valid driver description.
         """
+        paths = list(paths)
+        if not paths:
+            return
         from devices.drivers.declarative import load_toml_driver
 
         for path in paths:

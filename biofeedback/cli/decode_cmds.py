@@ -1,0 +1,220 @@
+"""``drivers``, ``decode`` and ``capture``: working with protocols and raw bytes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from biofeedback.cli.device_cmds import driver_option
+from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.runtime import radio, registry_for, run
+from devices.ble import BleSource, ReconnectPolicy, resolve_device
+from devices.drivers.base import Driver, DriverInfo, RawPacket, normalize_uuid
+from devices.errors import InputError, ParseError
+
+__all__ = ["capture", "decode", "drivers_cmd", "parse_hex"]
+
+
+def _all_infos(driver_files: tuple[Path, ...]) -> list[DriverInfo]:
+    infos = [d.info for d in registry_for(driver_files)]
+    try:
+        from devices.lsl import LSL_INFO
+
+        infos.append(LSL_INFO)
+    except ImportError:
+        pass
+    return infos
+
+
+def _info_json(info: DriverInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "title": info.title,
+        "support": str(info.support),
+        "streams": [s.to_json() for s in info.streams],
+        "channels": {s.name: list(s.channels) for s in info.streams},
+        "rates": {s.name: s.rate_hz for s in info.streams},
+        "notes": info.notes,
+    }
+
+
+@cli.command("drivers")
+@driver_option
+@command_options()
+def drivers_cmd(app: AppContext, driver_files: tuple[Path, ...]) -> None:
+    """The sensor drivers, with channels, rates and support level."""
+    infos = _all_infos(driver_files)
+    if app.json:
+        emit_json([_info_json(i) for i in infos])
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("id", "device", "streams (channels @ rate)", "support")
+    for info in infos:
+        streams = "\n".join(
+            f"{s.name}: {', '.join(s.channels)} [{s.unit}] @ "
+            + (f"{s.rate_hz:g} Hz" if s.rate_hz else "per event")
+            for s in info.streams
+        )
+        table.add_row(info.id, escape(info.title), escape(streams), str(info.support))
+    Console().print(table)
+
+
+_HEX_JUNK = re.compile(r"[\s:_-]")
+
+
+def parse_hex(text: str) -> bytes:
+    """Bytes from hex text; spaces, colons, dashes and an ``0x`` prefix are ignored.
+
+    Raises
+    ------
+    ParseError
+        When the text is not an even number of hex digits.
+    """
+    s = _HEX_JUNK.sub("", text.strip())
+    if s.lower().startswith("0x"):
+        s = s[2:]
+    if not s:
+        raise ParseError("empty packet")
+    if len(s) % 2:
+        raise ParseError(f"odd number of hex digits ({len(s)}) in {text!r}")
+    try:
+        return bytes.fromhex(s)
+    except ValueError:
+        raise ParseError(f"not hex: {text!r}") from None
+
+
+def _default_char(driver: Driver) -> str:
+    if driver.info.notify_chars:
+        # The data characteristic is the last one subscribed (Polar: CP, then data).
+        return normalize_uuid(driver.info.notify_chars[-1])
+    if driver.info.poll_chars:
+        return normalize_uuid(driver.info.poll_chars[0][0])
+    return ""
+
+
+def _file_packets(fh: TextIO, default_char: str) -> Iterator[tuple[float | None, str, str]]:
+    """(t, char, hex) from a capture file (JSON lines) or one hex packet per line."""
+    for n, line in enumerate(fh, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+                yield float(obj["t_host"]), str(obj.get("char") or default_char), str(obj["hex"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                yield None, default_char, f"!line {n}: not a capture record ({exc})"
+        else:
+            yield None, default_char, line
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+@cli.command()
+@click.argument("driver_id", metavar="DRIVER")
+@click.argument("packets", nargs=-1, metavar="[HEX ...]")
+@click.option("--file", "file", type=click.File("r"), help="A capture file or hex lines.")
+@click.option("--char", "char", help="Characteristic the packets came from (default: data).")
+@driver_option
+@command_options(json_flag=False)
+def decode(
+    app: AppContext,
+    driver_id: str,
+    packets: tuple[str, ...],
+    file: TextIO | None,
+    char: str | None,
+    driver_files: tuple[Path, ...],
+) -> None:
+    """Decode notifications with a driver's parser; one JSON object per packet.
+
+    Each HEX argument is one notification. Stateful protocols keep their state
+    across the packets of one call. Exit 1 if any packet failed.
+    """
+    app.json = True  # stdout is JSON lines whatever happens
+    driver = registry_for(driver_files).get(driver_id)
+    if not packets and file is None:
+        raise InputError("give HEX packets or --file FILE")
+    default_char = normalize_uuid(char) if char else _default_char(driver)
+    items: list[tuple[float | None, str, str]] = [(None, default_char, p) for p in packets]
+    if file is not None:
+        items.extend(_file_packets(file, default_char))
+    parser = driver.make_parser()
+    specs = {s.name: s for s in driver.info.streams}
+    failed = 0
+    for t, ch, text in items:
+        try:
+            if text.startswith("!"):
+                raise ParseError(text[1:])
+            decoded = parser.feed(ch, parse_hex(text))
+        except ParseError as exc:
+            failed += 1
+            emit_json({"t": t, "error": str(exc)})
+            continue
+        channels: dict[str, list[float | None]] = {}
+        units: dict[str, str] = {}
+        multi = len({d.stream for d in decoded}) > 1
+        for d in decoded:
+            spec = specs[d.stream]
+            for j, cname in enumerate(spec.channels):
+                key = f"{d.stream}.{cname}" if multi else cname
+                channels.setdefault(key, []).extend(_finite(v) for v in d.values[:, j])
+                units[key] = spec.unit
+        emit_json({"t": t, "channels": channels, "unit": units})
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.argument("target", metavar="DEVICE")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--duration", default=30.0, show_default=True, help="Seconds to record.")
+@driver_option
+@command_options()
+def capture(
+    app: AppContext, target: str, output: Path, duration: float, driver_files: tuple[Path, ...]
+) -> None:
+    """Record raw notifications as JSON lines (for bug reports and new sensors)."""
+    n = run(_capture(app, target, output, duration, driver_files))
+    if app.json:
+        emit_json({"packets": n, "file": str(output)})
+    else:
+        click.echo(f"{n} packets written to {output}")
+
+
+async def _capture(
+    app: AppContext, target: str, output: Path, duration: float, driver_files: tuple[Path, ...]
+) -> int:
+    clock = app.clock()
+    reg = registry_for(driver_files)
+    count = 0
+    async with radio(app, clock):
+        found = await resolve_device(target, reg, clock)
+        if found.driver is None:
+            raise InputError(f"{found.name} has no driver: nothing knows how to start its stream")
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+
+            def on_raw(pkt: RawPacket) -> None:
+                nonlocal count
+                count += 1
+                fh.write(
+                    json.dumps({"t_host": round(pkt.t, 6), "char": pkt.char, "hex": pkt.data.hex()})
+                    + "\n"
+                )
+
+            policy = ReconnectPolicy(stall_timeout=None)
+            async with BleSource(found.device, found.driver, clock, policy=policy, on_raw=on_raw):
+                await clock.sleep(duration)
+    return count

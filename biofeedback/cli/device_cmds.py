@@ -1,0 +1,248 @@
+"""``scan``, ``pair``, ``devices`` and ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.runtime import radio, registry_for, run
+from biofeedback.paths import store_path
+from biofeedback.protocols.pacer import Pacer
+from biofeedback.store import Store
+from devices.ble import BleSource, Found, ReconnectPolicy, resolve_device, scan
+from devices.clock import Clock
+from devices.errors import ConnectionFailedError, DeviceNotFoundError, InputError
+from devices.merge import merged
+from devices.stream import Chunk, LinkEvent, LinkKind
+from devices.virtual.intent import Intent, PelvicAction
+from devices.vocab import BreathPhase
+
+driver_option = click.option(
+    "--driver",
+    "driver_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=True, path_type=Path),
+    help="A TOML driver file (or folder of them) for a sensor nobody coded.",
+)
+
+
+def _say(app: AppContext, text: str) -> None:
+    """Progress for people: stderr, so --json stdout stays clean."""
+    click.echo(text, err=True)
+
+
+@cli.command("scan")
+@click.option("--timeout", default=5.0, show_default=True, help="Scan window in seconds.")
+@driver_option
+@command_options()
+def scan_cmd(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) -> None:
+    """List advertising devices with their matched driver and support level."""
+    found = run(_scan(app, timeout, driver_files))
+    if app.json:
+        emit_json([f.to_json() for f in found])
+        return
+    if not found:
+        _say(app, "No devices found. Is the sensor on, charged and close by?")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "address", "rssi", "driver", "support")
+    for f in found:
+        d = f.to_json()
+        table.add_row(
+            str(d["name"] or "?"), d["address"], str(d["rssi"]), d["driver"] or "-",
+            d["support"] or "unsupported",
+        )
+    Console().print(table)
+
+
+
+async def _scan(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) -> list[Found]:
+    clock = app.clock()
+    reg = registry_for(driver_files)
+    async with radio(app, clock):
+        return await scan(reg, clock, timeout=timeout)
+
+
+@cli.command()
+@click.argument("target", metavar="NAME|ADDRESS")
+@click.option("--timeout", default=5.0, show_default=True, help="Scan window in seconds.")
+@driver_option
+@command_options()
+def pair(app: AppContext, target: str, timeout: float, driver_files: tuple[Path, ...]) -> None:
+    """Connect to a sensor, identify it, and remember it."""
+    dev = run(_pair(app, target, timeout, driver_files))
+    if app.json:
+        emit_json(dev)
+    else:
+        click.echo(f"Paired {dev['name']} [{dev['address']}] with driver {dev['driver']} "
+                   f"({dev['support']}).")
+
+
+async def _identify(found: Found, clock: Clock, timeout: float = 10.0) -> None:
+    """Connect, start the stream, wait for the first samples, disconnect."""
+    assert found.driver is not None
+    policy = ReconnectPolicy(connect_attempts=2, max_consecutive_failures=1, stall_timeout=None)
+    async with BleSource(found.device, found.driver, clock, policy=policy) as src:
+
+        async def first_chunk() -> None:
+            async for item in src:
+                if isinstance(item, Chunk):
+                    return
+            raise ConnectionFailedError(f"{found.name}: the stream ended before any data")
+
+        try:
+            await clock.wait_for(first_chunk(), timeout)
+        except TimeoutError:
+            raise ConnectionFailedError(
+                f"{found.name}: connected but no data within {timeout:g} s"
+            ) from None
+
+
+async def _pair(
+    app: AppContext, target: str, timeout: float, driver_files: tuple[Path, ...]
+) -> dict[str, Any]:
+    clock = app.clock()
+    reg = registry_for(driver_files)
+    async with radio(app, clock):
+        found = await resolve_device(target, reg, clock, timeout=timeout)
+        if found.driver is None:
+            raise InputError(
+                f"{found.name or found.adv.address} has no driver; describe it in a TOML "
+                "driver (see README, 'Adding a sensor') and pass --driver FILE"
+            )
+        await _identify(found, clock)
+    with Store(store_path()) as store:
+        dev = store.remember_device(
+            address=found.adv.address,
+            name=found.name,
+            driver=found.driver.id,
+            support=str(found.driver.info.support),
+            virtual=app.virtual,
+        )
+    return dev.to_json()
+
+
+@cli.command()
+@command_options()
+def devices(app: AppContext) -> None:
+    """Known (paired) devices."""
+    with Store(store_path()) as store:
+        known = store.devices()
+    if app.json:
+        emit_json([d.to_json() for d in known])
+        return
+    if not known:
+        click.echo("No known devices yet: pair one with 'biofeedback pair NAME'.")
+        return
+    for d in known:
+        flag = " (virtual)" if d.virtual else ""
+        click.echo(f"{d.name:24} {d.address}  {d.driver:12} {d.support}{flag}")
+
+
+# -- demo ------------------------------------------------------------------------
+
+DEMO_DEVICES = ("Boost", "GDX-RB")
+
+
+def demo_intent(pacer: Pacer) -> Any:
+    """The virtual person follows the pacer and lets the floor drop on each inhale."""
+
+    def intent(t: float) -> Intent:
+        if t < pacer.t0:
+            return Intent()
+        return Intent(breath=pacer.target(t), pelvic=PelvicAction.DROP, effort=0.8)
+
+    return intent
+
+
+@cli.command()
+@click.option("--headless", is_flag=True, help="Terminal output instead of the window.")
+@click.option("--duration", default=60.0, show_default=True, help="Simulated seconds to stream.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the virtual person.")
+@command_options()
+def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
+    """The whole path on the virtual radio: scan, pair, stream a paced session."""
+    if duration <= 0:
+        raise click.BadParameter("must be positive", param_hint="--duration")
+    app.virtual = True
+    app.seed = seed
+    result = run(_demo(app, duration, seed, quiet=app.json))
+    if app.json:
+        emit_json(result)
+    else:
+        for name, s in result["streams"].items():
+            click.echo(
+                f"{name:16} {s['samples']:7d} samples  {s['rate_hz'] or 0:6.1f} Hz  "
+                f"gaps {s['gaps']}  reconnects {s['reconnects']}"
+            )
+
+
+async def _demo(app: AppContext, duration: float, seed: int, *, quiet: bool) -> dict[str, Any]:
+    clock = app.clock()
+    pacer = Pacer(inhale_s=4.0, hold_s=0.0, exhale_s=6.0, t0=clock.now() + 3.0)
+    reg = registry_for()
+    say = (lambda _t: None) if quiet else (lambda t: _say(app, t))
+    async with radio(app, clock, seed=seed, intent=demo_intent(pacer)) as world:
+        assert world is not None
+        found = await scan(reg, clock, timeout=2.0)
+        chosen: list[Found] = []
+        for target in DEMO_DEVICES:
+            matches = [f for f in found if f.name.startswith(target) and f.driver is not None]
+            if not matches:
+                raise DeviceNotFoundError(f"virtual {target} not found on the virtual radio")
+            chosen.append(matches[0])
+        with Store(store_path()) as store:
+            for f in chosen:
+                assert f.driver is not None
+                store.remember_device(
+                    address=f.adv.address, name=f.name, driver=f.driver.id,
+                    support=str(f.driver.info.support), virtual=True,
+                )
+                say(f"paired {f.name} [{f.adv.address}] -> {f.driver.id}")
+        sources = [BleSource(f.device, f.driver, clock) for f in chosen if f.driver]
+        stats = await _stream_for(sources, clock, duration, pacer, say)
+    return {"streams": stats}
+
+
+async def _stream_for(
+    sources: list[BleSource], clock: Clock, duration: float, pacer: Pacer, say: Any
+) -> dict[str, dict[str, Any]]:
+    async with merged(sources) as items:
+        t_end = clock.now() + duration
+        next_report = clock.now() + 5.0
+        it = items.__aiter__()
+        while True:
+            remaining = t_end - clock.now()
+            if remaining <= 0:
+                break
+            try:
+                item = await clock.wait_for(it.__anext__(), remaining)
+            except (TimeoutError, StopAsyncIteration):
+                break
+            if isinstance(item, LinkEvent) and item.kind != LinkKind.CONNECTING:
+                say(f"{item.device}: {item.kind}{' - ' + item.detail if item.detail else ''}")
+            if clock.now() >= next_report:
+                next_report += 5.0
+                phase = pacer.target(clock.now()).phase
+                cue = "breathe in, let go" if phase == BreathPhase.INHALE else "breathe out, soft"
+                total = sum(st.samples for s in sources for st in s.stats.streams.values())
+                say(f"t={clock.now() - (t_end - duration):5.1f}s  {cue:20} samples {total}")
+    out: dict[str, dict[str, Any]] = {}
+    for s in sources:
+        for name, st in s.stats.streams.items():
+            rate = st.measured_rate()
+            out[name] = {
+                "samples": st.samples,
+                "rate_hz": round(rate, 2) if rate else None,
+                "gaps": st.gaps,
+                "reconnects": s.stats.reconnects,
+            }
+    return out
+
+
+__all__ = ["demo", "demo_intent", "devices", "pair", "scan_cmd"]

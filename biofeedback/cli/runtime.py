@@ -1,0 +1,45 @@
+"""What commands that touch sensors share: the registry, the radio, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from biofeedback.cli.main import AppContext
+from biofeedback.paths import config_dir
+from devices.clock import Clock
+from devices.registry import Registry, default_registry
+
+__all__ = ["radio", "registry_for", "run"]
+
+T = TypeVar("T")
+
+
+def registry_for(extra: Iterable[Path] = ()) -> Registry:
+    """Built-in drivers, the user's TOML drivers, and ``--driver`` files."""
+    return default_registry([config_dir() / "drivers", *extra])
+
+
+@contextlib.asynccontextmanager
+async def radio(
+    app: AppContext, clock: Clock, *, seed: int | None = None, **world_kwargs: Any
+) -> AsyncIterator[Any]:
+    """The virtual world when ``--virtual``, else nothing (the OS Bluetooth stack).
+
+    Yields the :class:`~devices.virtual.world.VirtualWorld` or None.
+    """
+    if not app.virtual:
+        yield None
+        return
+    from devices.virtual.world import VirtualWorld
+
+    async with VirtualWorld(clock, seed=app.seed if seed is None else seed, **world_kwargs) as w:
+        yield w
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine on a fresh event loop."""
+    return asyncio.run(coro)

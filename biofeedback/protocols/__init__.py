@@ -1,0 +1,1 @@
+"""Exercise protocols: the pacer, the session engine, the calibration runner."""

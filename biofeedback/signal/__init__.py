@@ -1,0 +1,39 @@
+"""The signal pipeline: streaming filters, breath, pelvic state, coupling, reps.
+
+Pure computation, no I/O. :class:`~biofeedback.signal.pipeline.Pipeline` is the
+facade; the records it reports are in :mod:`biofeedback.signal.types`.
+"""
+
+from biofeedback.signal.types import (
+    BREATH_SOURCE_PRIORITY,
+    Breath,
+    BreathEvent,
+    BreathOutput,
+    CouplingResult,
+    PelvicEvent,
+    PelvicOutput,
+    PipelineAPI,
+    PipelineStatus,
+    PipelineUpdate,
+    Quality,
+    RepResult,
+    RepSummary,
+    Thresholds,
+)
+
+__all__ = [
+    "BREATH_SOURCE_PRIORITY",
+    "Breath",
+    "BreathEvent",
+    "BreathOutput",
+    "CouplingResult",
+    "PelvicEvent",
+    "PelvicOutput",
+    "PipelineAPI",
+    "PipelineStatus",
+    "PipelineUpdate",
+    "Quality",
+    "RepResult",
+    "RepSummary",
+    "Thresholds",
+]

@@ -1,0 +1,648 @@
+"""What the signal pipeline reports, and what sharpens it.
+
+These records are the pipeline's public contract: the session store, the live
+view, the session engine and calibration code against them. They are plain
+frozen dataclasses (arrays inside are never written to after they are
+handed out) with ``to_json`` where a record is stored or printed.
+
+Times are seconds on the run's clock, the same clock as :attr:`Chunk.t
+<devices.stream.Chunk.t>`. Events are *back-dated*: ``t`` is when the event
+happened in the signal, ``t_detected`` the time of the sample at which the
+causal detector became sure of it; the difference is the detector's delay.
+
+Codes per sample use the shared vocabulary :class:`devices.vocab.BreathPhase`
+and :class:`devices.vocab.PelvicState` (the body model labels its ground truth
+with the same codes).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
+from devices.vocab import BreathPhase, PelvicState
+
+__all__ = [
+    "BREATH_SOURCE_PRIORITY",
+    "Breath",
+    "BreathEvent",
+    "BreathOutput",
+    "CouplingResult",
+    "FloatArray",
+    "Int8Array",
+    "PelvicEvent",
+    "PelvicOutput",
+    "PipelineAPI",
+    "PipelineStatus",
+    "PipelineUpdate",
+    "Quality",
+    "RepResult",
+    "RepSummary",
+    "Thresholds",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Int8Array = npt.NDArray[np.int8]
+
+#: Breath sources the pipeline can use, best first (belt > chest ACC > the
+#: pressure probe's own breathing ripple > respiratory sinus arrhythmia).
+BREATH_SOURCE_PRIORITY: tuple[StreamKind, ...] = (
+    StreamKind.BREATH_FORCE,
+    StreamKind.ACC,
+    StreamKind.PRESSURE,
+    StreamKind.RR,
+)
+
+
+def _num(x: float | None) -> float | None:
+    """A float for JSON (None for missing or non-finite)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+class Quality(enum.StrEnum):
+    """Signal quality of a stream, as the live view shows it.
+
+    Worst first when several apply: ``probe_moved`` > ``clipped`` > ``flat`` >
+    ``noisy`` > ``ok``.
+    """
+
+    OK = "ok"
+    FLAT = "flat"  # no variation at all: sensor off, stuck, or link silent
+    CLIPPED = "clipped"  # samples sit at a rail
+    NOISY = "noisy"  # high-frequency noise large against the signal's own variation
+    PROBE_MOVED = "probe_moved"  # a step in the baseline far outside physiology
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Calibrated pelvic thresholds, in the pressure stream's units.
+
+    Every field is optional: what is missing stays adaptive (learned from the
+    signal's noise and breathing ripple). Built from a calibration profile by
+    the caller; the pipeline never reads files.
+
+    Parameters
+    ----------
+    rest_level : float or None
+        Resting tone. When given, it seeds the slow rest tracker (which still
+        follows slow drift while the state is REST and the signal is steady).
+    drop_margin : float or None
+        How far below rest counts as a drop (positive number).
+    contraction_margin : float or None
+        How far above rest counts as a contraction (positive number).
+    strain_margin : float or None
+        How far above rest a rise with a breath hold (or a tip-over-base rise
+        on a two-channel probe) counts as strain (positive number).
+    unit : str or None
+        Unit the numbers are in; when given, the pipeline checks it against the
+        pressure stream's unit and refuses a mismatch with ``ValueError``.
+    """
+
+    rest_level: float | None = None
+    drop_margin: float | None = None
+    contraction_margin: float | None = None
+    strain_margin: float | None = None
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("drop_margin", "contraction_margin", "strain_margin"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number, {v!r} is invalid")
+        if self.rest_level is not None and not math.isfinite(self.rest_level):
+            raise ValueError(f"rest_level must be finite, {self.rest_level!r} is invalid")
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Thresholds:
+        """Build from the mapping :meth:`to_json` gives (unknown keys ignored)."""
+        keys = ("rest_level", "drop_margin", "contraction_margin", "strain_margin")
+        kw: dict[str, Any] = {k: (None if d.get(k) is None else float(d[k])) for k in keys}
+        unit = d.get("unit")
+        return cls(**kw, unit=None if unit is None else str(unit))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rest_level": self.rest_level,
+            "drop_margin": self.drop_margin,
+            "contraction_margin": self.contraction_margin,
+            "strain_margin": self.strain_margin,
+            "unit": self.unit,
+        }
+
+
+# --------------------------------------------------------------------------- breath
+
+
+@dataclass(frozen=True)
+class BreathEvent:
+    """An inhale or exhale onset.
+
+    Parameters
+    ----------
+    phase : BreathPhase
+        ``INHALE`` for an inhale onset, ``EXHALE`` for an exhale onset.
+    t : float
+        When it happened (back-dated), run's clock.
+    t_detected : float
+        Time of the sample at which the detector confirmed it.
+    level : float
+        Value of the cleaned breath signal at ``t`` (inhale = up), source units.
+    """
+
+    phase: BreathPhase
+    t: float
+    t_detected: float
+    level: float
+
+    @property
+    def delay(self) -> float:
+        """Detection delay of this event, seconds."""
+        return self.t_detected - self.t
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.name.lower(),
+            "t": self.t,
+            "t_detected": self.t_detected,
+            "level": _num(self.level),
+        }
+
+
+@dataclass(frozen=True)
+class Breath:
+    """One breath, reported when its exhale onset is confirmed.
+
+    Parameters
+    ----------
+    inhale_onset, exhale_onset : float
+        Back-dated onset times, run's clock.
+    amplitude : float
+        Peak minus the preceding trough of the cleaned signal, source units.
+    depth : float
+        ``amplitude`` relative to the typical amplitude of the recent breaths
+        (1.0 = typical). NaN until a typical amplitude exists.
+    t_detected : float
+        When the exhale onset was confirmed.
+    """
+
+    inhale_onset: float
+    exhale_onset: float
+    amplitude: float
+    depth: float
+    t_detected: float
+
+    @property
+    def inhale_s(self) -> float:
+        """Duration of the inhale, seconds."""
+        return self.exhale_onset - self.inhale_onset
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inhale_onset_s": self.inhale_onset,
+            "exhale_onset_s": self.exhale_onset,
+            "depth": _num(self.depth),
+            "amplitude": _num(self.amplitude),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class BreathOutput:
+    """The breath detector's output for one chunk of its source stream.
+
+    Parameters
+    ----------
+    stream : str
+        The source stream (``Chunk.stream``).
+    kind : StreamKind
+        The source's kind (belt, ACC, pressure ripple, RR).
+    t : ndarray, shape (n,)
+        Times of the output samples (the source's own times; for RR, a regular
+        grid the intervals were resampled onto).
+    signal : ndarray, shape (n,)
+        The cleaned breath signal, polarity-corrected (inhale = up), source
+        units (for ACC: the projection on the breathing axis).
+    phase : ndarray of int8, shape (n,)
+        :class:`BreathPhase` code per sample as known causally at that sample
+        (it lags the truth by about the filter delay).
+    events : tuple of BreathEvent
+        Onsets confirmed in this chunk (back-dated, may lie in earlier chunks).
+    breaths : tuple of Breath
+        Breaths whose exhale onset was confirmed in this chunk.
+    rate_bpm : float or None
+        Breath rate over the recent breaths, breaths per minute.
+    depth : float or None
+        Relative depth of the latest breath (1.0 = typical).
+    regularity : float or None
+        0..1; 1 - coefficient of variation of the recent breath periods.
+    polarity : int
+        +1 when inhale raises the raw signal, -1 when it lowers it, 0 while
+        still undecided.
+    delay_s : float
+        The detector's typical delay (mean of ``t_detected - t`` over recent
+        events; before any event, the filter's group delay).
+    quality : Quality
+        Quality of the source over this chunk.
+    """
+
+    stream: str
+    kind: StreamKind
+    t: FloatArray
+    signal: FloatArray
+    phase: Int8Array
+    events: tuple[BreathEvent, ...]
+    breaths: tuple[Breath, ...]
+    rate_bpm: float | None
+    depth: float | None
+    regularity: float | None
+    polarity: int
+    delay_s: float
+    quality: Quality
+
+
+# --------------------------------------------------------------------------- pelvic
+
+
+@dataclass(frozen=True)
+class PelvicEvent:
+    """A change of pelvic state.
+
+    Parameters
+    ----------
+    state : PelvicState
+        The new state.
+    t : float
+        When the signal entered it (back-dated to the threshold crossing).
+    t_detected : float
+        When the change was confirmed (after the minimum dwell).
+    """
+
+    state: PelvicState
+    t: float
+    t_detected: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state.name.lower(), "t": self.t, "t_detected": self.t_detected}
+
+
+@dataclass(frozen=True, eq=False)
+class PelvicOutput:
+    """The pelvic state tracker's output for one chunk of the pressure stream.
+
+    Parameters
+    ----------
+    stream : str
+        The pressure stream.
+    t : ndarray, shape (n,)
+        Sample times.
+    level : ndarray, shape (n,)
+        Smoothed pressure (mean of the channels), stream units.
+    relative : ndarray, shape (n,)
+        ``level`` minus the resting tone (negative = below rest); NaN while no
+        resting tone is known yet.
+    state : ndarray of int8, shape (n,)
+        :class:`PelvicState` code per sample (UNKNOWN while settling).
+    confidence : ndarray, shape (n,)
+        0..1 per sample: how far past its threshold the signal is, scaled by
+        quality.
+    rest_level : float or None
+        The resting tone now, stream units.
+    margins : tuple of float
+        ``(drop, contraction, strain)`` margins in use now, stream units.
+    noise : float
+        The learned noise level (standard deviation), stream units.
+    quality : Quality
+        Quality over this chunk (worst of the channels).
+    events : tuple of PelvicEvent
+        State changes confirmed in this chunk.
+    calibrated : bool
+        True when a :class:`Thresholds` object is in use.
+    delay_s : float
+        Reporting lag of a state change (filter delay plus minimum dwell).
+    """
+
+    stream: str
+    t: FloatArray
+    level: FloatArray
+    relative: FloatArray
+    state: Int8Array
+    confidence: FloatArray
+    rest_level: float | None
+    margins: tuple[float, float, float]
+    noise: float
+    quality: Quality
+    events: tuple[PelvicEvent, ...]
+    calibrated: bool
+    delay_s: float
+
+
+# --------------------------------------------------------------------------- coupling, reps
+
+
+@dataclass(frozen=True)
+class CouplingResult:
+    """How the pelvic floor moved with one breath cycle.
+
+    Done right: the floor drops below rest on the inhale, keeps most of the
+    release on the exhale, and never strains. A pressure rise is never
+    rewarded.
+
+    Parameters
+    ----------
+    inhale_onset, exhale_onset, end : float
+        The cycle: inhale onset, exhale onset, next inhale onset.
+    rest_level : float
+        Resting tone used, stream units.
+    inhale_level, exhale_level : float
+        Mean pelvic level relative to rest during the inhale / the exhale
+        (negative = below rest), stream units.
+    drop : float
+        How far below rest the floor went during the inhale (>= 0), stream units.
+    drop_ratio : float
+        ``drop`` over the drop margin (1.0 = just a drop).
+    release_kept : float
+        0..1, fraction of the inhale's drop still held through the exhale.
+    strain : bool
+        Strain was seen during the cycle.
+    contracted : bool
+        A contraction was seen during the cycle.
+    score : float
+        0..100.
+    reasons : tuple of str
+        Why points were lost (empty for a perfect cycle), e.g.
+        ``"drop too small"``, ``"contracted on exhale"``, ``"strain"``.
+    """
+
+    inhale_onset: float
+    exhale_onset: float
+    end: float
+    rest_level: float
+    inhale_level: float
+    exhale_level: float
+    drop: float
+    drop_ratio: float
+    release_kept: float
+    strain: bool
+    contracted: bool
+    score: float
+    reasons: tuple[str, ...]
+
+    @property
+    def good(self) -> bool:
+        """A cycle done right (score >= 70, no strain, no contraction)."""
+        return self.score >= 70.0 and not self.strain and not self.contracted
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inhale_onset": self.inhale_onset,
+            "exhale_onset": self.exhale_onset,
+            "end": self.end,
+            "rest_level": _num(self.rest_level),
+            "inhale_level": _num(self.inhale_level),
+            "exhale_level": _num(self.exhale_level),
+            "drop": _num(self.drop),
+            "drop_ratio": _num(self.drop_ratio),
+            "release_kept": _num(self.release_kept),
+            "strain": self.strain,
+            "contracted": self.contracted,
+            "score": _num(self.score),
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class RepResult:
+    """One rep: one guided breath cycle, counted and scored.
+
+    Parameters
+    ----------
+    index : int
+        1-based rep number within the set.
+    coupling : CouplingResult
+        The breath cycle's coupling figures.
+    score : float
+        0..100 (the coupling score).
+    good : bool
+        Done right (see :attr:`CouplingResult.good`).
+    reasons : tuple of str
+        Why points were lost.
+    """
+
+    index: int
+    coupling: CouplingResult
+    score: float
+    good: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def t_start(self) -> float:
+        return self.coupling.inhale_onset
+
+    @property
+    def t_end(self) -> float:
+        return self.coupling.end
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "score": _num(self.score),
+            "good": self.good,
+            "reasons": list(self.reasons),
+            "coupling": self.coupling.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class RepSummary:
+    """Summary figures of a set of reps.
+
+    Parameters
+    ----------
+    reps : int
+        Reps counted.
+    good : int
+        Reps done right.
+    strain : int
+        Reps with strain.
+    contracted : int
+        Reps with a contraction.
+    mean_score, best_score : float or None
+        Scores 0..100 (None without reps).
+    mean_drop : float or None
+        Mean drop below rest during the inhales, stream units.
+    mean_release_kept : float or None
+        Mean fraction of the release kept through the exhales.
+    mean_cycle_s : float or None
+        Mean breath-cycle length, seconds.
+    reasons : dict of str to int
+        How often each reason came up.
+    """
+
+    reps: int
+    good: int
+    strain: int
+    contracted: int
+    mean_score: float | None
+    best_score: float | None
+    mean_drop: float | None
+    mean_release_kept: float | None
+    mean_cycle_s: float | None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reps": self.reps,
+            "good": self.good,
+            "strain": self.strain,
+            "contracted": self.contracted,
+            "mean_score": _num(self.mean_score),
+            "best_score": _num(self.best_score),
+            "mean_drop": _num(self.mean_drop),
+            "mean_release_kept": _num(self.mean_release_kept),
+            "mean_cycle_s": _num(self.mean_cycle_s),
+            "reasons": dict(self.reasons),
+        }
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """The latest scalar figures, for a UI that reads at its own frame rate.
+
+    Parameters
+    ----------
+    t : float
+        Time of the newest sample processed (any stream), run's clock.
+    breath_source : str or None
+        The stream the breath comes from (None without one).
+    breath_phase : BreathPhase
+        Phase at the newest breath sample.
+    rate_bpm, depth, regularity : float or None
+        As in :class:`BreathOutput`.
+    breath_delay_s : float or None
+        The breath detector's delay.
+    pelvic_state : PelvicState
+        State at the newest pressure sample.
+    pelvic_confidence : float
+        0..1.
+    pelvic_quality : Quality or None
+        None without a pressure stream.
+    rest_level : float or None
+        Resting tone, pressure units.
+    reps : int
+        Reps counted in the current set.
+    reps_active : bool
+        Whether a set is being counted.
+    """
+
+    t: float
+    breath_source: str | None
+    breath_phase: BreathPhase
+    rate_bpm: float | None
+    depth: float | None
+    regularity: float | None
+    breath_delay_s: float | None
+    pelvic_state: PelvicState
+    pelvic_confidence: float
+    pelvic_quality: Quality | None
+    rest_level: float | None
+    reps: int
+    reps_active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "breath_source": self.breath_source,
+            "breath_phase": self.breath_phase.name.lower(),
+            "rate_bpm": _num(self.rate_bpm),
+            "depth": _num(self.depth),
+            "regularity": _num(self.regularity),
+            "breath_delay_s": _num(self.breath_delay_s),
+            "pelvic_state": self.pelvic_state.name.lower(),
+            "pelvic_confidence": self.pelvic_confidence,
+            "pelvic_quality": None if self.pelvic_quality is None else str(self.pelvic_quality),
+            "rest_level": _num(self.rest_level),
+            "reps": self.reps,
+            "reps_active": self.reps_active,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineUpdate:
+    """What one :meth:`Pipeline.process` call produced.
+
+    Parameters
+    ----------
+    stream : str
+        The chunk's stream.
+    breath : BreathOutput or None
+        Set when the chunk was the breath source (for a pressure stream that is
+        also the breath source, both ``breath`` and ``pelvic`` are set).
+    pelvic : PelvicOutput or None
+        Set when the chunk was the pelvic pressure stream.
+    coupling : tuple of CouplingResult
+        Breath cycles completed by this chunk.
+    reps : tuple of RepResult
+        Reps counted by this chunk (only while a set is active).
+    status : PipelineStatus
+        The latest figures over all streams.
+    """
+
+    stream: str
+    breath: BreathOutput | None
+    pelvic: PelvicOutput | None
+    coupling: tuple[CouplingResult, ...]
+    reps: tuple[RepResult, ...]
+    status: PipelineStatus
+
+
+class PipelineAPI(Protocol):
+    """The signature of :class:`biofeedback.signal.pipeline.Pipeline`.
+
+    ``Pipeline(streams: Sequence[StreamSpec], thresholds: Thresholds | None =
+    None)``; chunks of streams not in ``streams`` (or not used) give an update
+    with neither ``breath`` nor ``pelvic``. Chunk stream ids match a spec by
+    its name or by ``"<device>/<name>"``.
+    """
+
+    def process(self, chunk: Chunk) -> PipelineUpdate:
+        """Feed one chunk (causal; chunks of each stream in time order)."""
+        ...
+
+    def on_link_event(self, ev: LinkEvent) -> None:
+        """A link was lost or came back: filters restart after the gap."""
+        ...
+
+    def set_thresholds(self, thresholds: Thresholds | None) -> None:
+        """Switch to calibrated thresholds (None: back to adaptive)."""
+        ...
+
+    def start_reps(self, target: int | None = None) -> None:
+        """Start counting a set: each breath cycle completed from now is a rep."""
+        ...
+
+    def stop_reps(self) -> RepSummary:
+        """Stop counting; the set's summary."""
+        ...
+
+    @property
+    def status(self) -> PipelineStatus:
+        """The latest figures."""
+        ...
+
+    @property
+    def streams(self) -> Sequence[StreamSpec]:
+        """The stream specs given at construction."""
+        ...

@@ -1,0 +1,195 @@
+"""A virtual world: the radio, one body, and a twin of every supported sensor.
+
+Used by ``--virtual`` commands, the demo and end-to-end tests. Every twin
+samples the same :class:`~devices.virtual.body.BodyModel`, so the belt, the
+chest strap and the pelvic probes all see one consistent person. Each process
+builds the same world (same names, so the same stable addresses): ``pair`` in
+one process and ``live`` in the next find the same device.
+
+Fault injection for command-line runs comes from ``BIOFEEDBACK_VIRTUAL_FAULTS``,
+a JSON object mapping a device name to :class:`~devices.virtual.peripheral.Faults`
+fields, e.g. ``{"Boost": {"powered": false}}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from types import TracebackType
+from typing import Self
+
+from devices.clock import Clock
+from devices.errors import InputError
+from devices.virtual.backend import install, uninstall
+from devices.virtual.body import BodyModel, BodyParams
+from devices.virtual.intent import IntentFn
+from devices.virtual.peripheral import Faults, VirtualPeripheral
+from devices.virtual.radio import VirtualRadio
+
+__all__ = ["DEFAULT_TWINS", "TwinSpec", "VirtualWorld", "faults_from_env"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TwinSpec:
+    """Which twin class to build, under which advertised name."""
+
+    family: str  # driver id
+    cls: str  # "module:Class"
+    name: str
+
+
+#: The standard virtual world: one twin per family, advertised names as the
+#: real products advertise them (where known).
+DEFAULT_TWINS: tuple[TwinSpec, ...] = (
+    TwinSpec("kgoal", "devices.virtual.twins.kgoal:KGoalTwin", "Boost"),
+    TwinSpec("gdx-rb", "devices.virtual.twins.gdx_rb:GdxRbTwin", "GDX-RB 0K2001A7"),
+    TwinSpec("perifit", "devices.virtual.twins.perifit:PerifitTwin", "Perifit_o)"),
+    TwinSpec("elvie", "devices.virtual.twins.elvie:ElvieTwin", "Elvie Trainer"),
+    TwinSpec("magic-motion", "devices.virtual.twins.magic_motion:MagicMotionTwin", "Smart Bean3"),
+    TwinSpec("polar-h10", "devices.virtual.twins.polar_h10:PolarH10Twin", "Polar H10 A1B2C3D4"),
+    TwinSpec("hrs", "devices.virtual.twins.hrs:HeartRateTwin", "HRM-Pro 51234"),
+)
+
+
+def faults_from_env(env: Mapping[str, str] | None = None) -> dict[str, Faults]:
+    """Parse ``BIOFEEDBACK_VIRTUAL_FAULTS``.
+
+    Raises
+    ------
+    InputError
+        When the variable is not a JSON object of known :class:`Faults` fields.
+    """
+    text = (env if env is not None else os.environ).get("BIOFEEDBACK_VIRTUAL_FAULTS", "")
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"BIOFEEDBACK_VIRTUAL_FAULTS is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InputError("BIOFEEDBACK_VIRTUAL_FAULTS must be a JSON object {name: {field: value}}")
+    known = {f.name for f in fields(Faults)}
+    out: dict[str, Faults] = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise InputError(f"BIOFEEDBACK_VIRTUAL_FAULTS[{name!r}] must be an object")
+        unknown = set(spec) - known
+        if unknown:
+            raise InputError(
+                f"BIOFEEDBACK_VIRTUAL_FAULTS[{name!r}]: unknown field(s) {sorted(unknown)}; "
+                f"known: {sorted(known)}"
+            )
+        out[name] = Faults(**spec)
+    return out
+
+
+def _load_class(spec: str) -> type[VirtualPeripheral]:
+    module, _, cls = spec.partition(":")
+    obj = getattr(importlib.import_module(module), cls)
+    assert isinstance(obj, type) and issubclass(obj, VirtualPeripheral)
+    return obj
+
+
+class VirtualWorld:
+    """The virtual radio with a body and its twins; installs the bleak backend.
+
+    Use as an async context manager::
+
+        async with VirtualWorld(clock, seed=1) as world:
+            ...  # plain BleakScanner / BleakClient code now sees the twins
+
+    Parameters
+    ----------
+    clock : Clock
+        The run's clock (twins stream on it).
+    seed : int
+        Seeds the body and every twin's sensor noise.
+    intent : callable, optional
+        The body's intent; replace later with ``world.body.intent = ...``.
+    faults : mapping of name to Faults, optional
+        Fault injection per device name (default: from the environment).
+    twins : iterable of TwinSpec, optional
+        Which twins to create (default: one per family).
+    params : BodyParams, optional
+        The virtual person's true figures.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        seed: int = 0,
+        intent: IntentFn | None = None,
+        faults: Mapping[str, Faults] | None = None,
+        twins: Iterable[TwinSpec] | None = None,
+        params: BodyParams | None = None,
+    ) -> None:
+        self.clock = clock
+        self.seed = seed
+        self.body = BodyModel(seed, params=params, intent=intent, t0=clock.now())
+        self.faults = dict(faults_from_env() if faults is None else faults)
+        self.specs = tuple(DEFAULT_TWINS if twins is None else twins)
+        self.radio: VirtualRadio | None = None
+        self.peripherals: dict[str, VirtualPeripheral] = {}
+
+    async def start(self) -> None:
+        """Create the radio, start every twin and install the bleak backend."""
+        self.radio = await VirtualRadio.create()
+        try:
+            for i, spec in enumerate(self.specs):
+                cls = _load_class(spec.cls)
+                twin = cls(
+                    self.radio,
+                    self.clock,
+                    body=self.body,
+                    name=spec.name,
+                    faults=self.faults.get(spec.name),
+                    seed=self.seed * 1000 + i,
+                )
+                self.peripherals[spec.name] = twin
+                await twin.start()
+            install(self.radio)
+        except BaseException:
+            await self.close()
+            raise
+
+    def twin(self, name_or_family: str) -> VirtualPeripheral:
+        """A twin by advertised name or by driver id."""
+        if name_or_family in self.peripherals:
+            return self.peripherals[name_or_family]
+        for spec in self.specs:
+            if spec.family == name_or_family:
+                return self.peripherals[spec.name]
+        raise KeyError(name_or_family)
+
+    async def close(self) -> None:
+        """Uninstall the backend, stop every twin, power the radio off."""
+        uninstall()
+        for twin in self.peripherals.values():
+            try:
+                await twin.stop()
+            except Exception as exc:  # teardown must go on for the others
+                log.debug("stopping %s: %s", twin.name, exc)
+        self.peripherals.clear()
+        if self.radio is not None:
+            await self.radio.close()
+            self.radio = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
