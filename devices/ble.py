@@ -228,12 +228,16 @@ class ReconnectPolicy:
     stall_timeout : float or None
         Seconds without any packet while connected after which the link is
         treated as lost and re-established (a sensor that went silent).
+    rescan_timeout : float
+        Before each reconnect the device must be seen advertising within this
+        many seconds (connecting to an absent device only times out slowly).
     """
 
     backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
     max_consecutive_failures: int = 6
     connect_attempts: int = 2
     stall_timeout: float | None = 5.0
+    rescan_timeout: float = 5.0
 
     def delay(self, attempt: int) -> float:
         return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]
@@ -438,6 +442,8 @@ class BleSource:
             self._event(LinkKind.CONNECTING)
             while True:
                 try:
+                    if connected_once:
+                        await self._await_advertising()
                     client, io = await self._connect()
                 except (BleakError, TimeoutError, OSError, BiofeedbackError) as exc:
                     if isinstance(exc, WriteNotAllowedError):
@@ -489,6 +495,28 @@ class BleSource:
             self._error = exc
         finally:
             self._out.put_nowait(_END)
+
+    async def _await_advertising(self) -> None:
+        """Wait until the device advertises again; refresh its BLEDevice from the scan."""
+        address = self.device.address.lower()
+        seen: list[BLEDevice] = []
+        done = asyncio.Event()
+
+        def on_detect(device: BLEDevice, _data: AdvertisementData) -> None:
+            if device.address.lower() == address:
+                seen.append(device)
+                done.set()
+
+        async with self.clock.busy(), BleakScanner(detection_callback=on_detect):
+            try:
+                await asyncio.wait_for(
+                    done.wait(), self.clock.radio_seconds(self.policy.rescan_timeout)
+                )
+            except TimeoutError:
+                raise DeviceNotFoundError(
+                    f"{self.name} is not advertising (off, out of range or connected elsewhere)"
+                ) from None
+        self.device = seen[-1]
 
     async def _connect(self) -> tuple[BleakClient, _ClientIO]:
         lost = asyncio.Event()

@@ -1,0 +1,372 @@
+"""The connection layer on the virtual radio, through plain BleakScanner/BleakClient.
+
+A small counter protocol (defined here, twin and driver) exercises the layer
+itself: scan/filter/registry, connect and stream, reconnect with the start
+command re-sent and the gap reported, giving up, malformed packets, a sensor
+that goes silent, polling, the write whitelist and the clean stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from bumble import gatt
+
+from devices.ble import BleSource, ReconnectPolicy, find_devices, resolve_device, scan
+from devices.clock import SimClock
+from devices.drivers.base import Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
+from devices.errors import (
+    ConnectionFailedError,
+    DeviceNotFoundError,
+    GaveUpError,
+    InputError,
+    ParseError,
+    WriteNotAllowedError,
+)
+from devices.registry import Registry
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec, SupportLevel
+from devices.virtual.backend import installed
+from devices.virtual.peripheral import Faults, VirtualPeripheral
+from devices.virtual.radio import VirtualRadio
+
+SERVICE = "5e5e0000-0000-4000-8000-00000000c0de"
+DATA = "5e5e0001-0000-4000-8000-00000000c0de"
+CTRL = "5e5e0002-0000-4000-8000-00000000c0de"
+POLL = "5e5e0003-0000-4000-8000-00000000c0de"
+FORBIDDEN = "5e5e00ff-0000-4000-8000-00000000c0de"
+RATE = 50.0
+
+
+class CounterTwin(VirtualPeripheral):
+    """Notifies ``<H seq><h value>`` at RATE after 0x01 on CTRL; 0x00 stops."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.seq = 0
+        self.starts = 0
+
+    def build_services(self) -> list[gatt.Service]:
+        self.data = self.notify_characteristic(DATA)
+        ctrl = self.write_characteristic(CTRL)
+        poll = self.read_characteristic(POLL, lambda: struct.pack("<Hh", self._next(), 7))
+        forbidden = self.write_characteristic(FORBIDDEN)
+        return [gatt.Service(SERVICE, [self.data, ctrl, poll, forbidden])]
+
+    def advertised_service_uuids(self) -> list[str]:
+        return [SERVICE]
+
+    def _next(self) -> int:
+        self.seq = (self.seq + 1) & 0xFFFF
+        return self.seq
+
+    def on_write(self, char_uuid: str, value: bytes) -> None:
+        if char_uuid == CTRL and value == b"\x01":
+            self.starts += 1
+            self.start_streaming(self._stream)
+        elif char_uuid == CTRL and value == b"\x00":
+            self.stop_streaming()
+
+    async def _stream(self) -> None:
+        t = self.clock.now()
+        while True:
+            t += 1.0 / RATE
+            await self.clock.sleep_until(t)
+            seq = self._next()
+            await self.notify(self.data, struct.pack("<Hh", seq, seq % 100))
+
+
+class CounterParser:
+    def feed(self, char: str, data: bytes) -> list[Decoded]:
+        if len(data) != 4:
+            raise ParseError(f"counter packet needs 4 bytes, got {len(data)}")
+        seq, value = struct.unpack("<Hh", data)
+        return [Decoded("count", np.array([[float(seq), float(value)]]))]
+
+    def reset(self) -> None:
+        pass
+
+
+class CounterDriver(Driver):
+    info = DriverInfo(
+        id="counter",
+        title="Test counter",
+        support=SupportLevel.USER_DEFINED,
+        name_patterns=(r"Counter.*",),
+        service_uuids=(SERVICE,),
+        streams=(StreamSpec("count", StreamKind.OTHER, ("seq", "value"), "count", RATE),),
+        notify_chars=(DATA,),
+        writable_chars=(CTRL,),
+        battery=True,
+    )
+
+    def make_parser(self) -> CounterParser:
+        return CounterParser()
+
+    async def start(self, io: DriverIO) -> None:
+        await super().start(io)
+        await io.write(CTRL, b"\x01", response=True)
+
+    async def stop(self, io: DriverIO) -> None:
+        await io.write(CTRL, b"\x00", response=True)
+
+
+class PollDriver(CounterDriver):
+    info = DriverInfo(
+        id="counter-poll",
+        title="Test counter, polled",
+        support=SupportLevel.USER_DEFINED,
+        name_patterns=(r"Counter.*",),
+        streams=(StreamSpec("count", StreamKind.OTHER, ("seq", "value"), "count", 10.0),),
+        poll_chars=((POLL, 0.1),),
+    )
+
+    async def start(self, io: DriverIO) -> None:
+        pass
+
+    async def stop(self, io: DriverIO) -> None:
+        pass
+
+
+class RogueDriver(CounterDriver):
+    async def start(self, io: DriverIO) -> None:
+        await io.write(FORBIDDEN, b"\xde\xad", response=True)
+
+
+pytestmark = pytest.mark.asyncio
+
+FAST = ReconnectPolicy(backoff=(0.2,), max_consecutive_failures=3, stall_timeout=2.0)
+
+
+@pytest_asyncio.fixture
+async def radio() -> AsyncIterator[VirtualRadio]:
+    r = await VirtualRadio.create()
+    try:
+        with installed(r):
+            yield r
+    finally:
+        await r.close()
+
+
+async def _twin(radio: VirtualRadio, clock: SimClock, name: str = "Counter 1", **faults: object):
+    twin = CounterTwin(radio, clock, name=name, faults=Faults(**faults))  # type: ignore[arg-type]
+    await twin.start()
+    return twin
+
+
+async def _collect(src: BleSource, clock: SimClock, seconds: float) -> list[Chunk | LinkEvent]:
+    items: list[Chunk | LinkEvent] = []
+
+    async def go() -> None:
+        async for item in src:
+            items.append(item)
+
+    with contextlib.suppress(TimeoutError):
+        await clock.wait_for(go(), seconds)
+    return items
+
+
+def _chunks(items: list[Chunk | LinkEvent]) -> list[Chunk]:
+    return [i for i in items if isinstance(i, Chunk)]
+
+
+def _kinds(items: list[Chunk | LinkEvent]) -> list[LinkKind]:
+    return [i.kind for i in items if isinstance(i, LinkEvent)]
+
+
+async def test_scan_filters_and_registry(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock)
+    other = await _twin(radio, clock, name="Unrelated")
+    try:
+        reg = Registry([CounterDriver()])
+        found = await scan(reg, clock, timeout=1.0)
+        by_name = {f.name: f for f in found}
+        assert by_name["Counter 1"].driver is not None
+        assert by_name["Counter 1"].driver.id == "counter"
+        assert by_name["Counter 1"].adv.address == twin.address
+        assert by_name["Counter 1"].to_json()["support"] == "user-defined"
+        # Matched by its advertised service UUID although the name is not the driver's.
+        assert by_name["Unrelated"].driver is not None
+        nobody = await scan(Registry([]), clock, timeout=0.5)
+        assert all(f.driver is None and f.to_json()["driver"] is None for f in nobody)
+        only = await scan(reg, clock, timeout=1.0, service_uuids=[SERVICE])
+        assert {f.name for f in only} == {"Counter 1", "Unrelated"}
+        none = await scan(reg, clock, timeout=0.5, service_uuids=["180d"])
+        assert none == []
+        assert [f.name for f in find_devices("counter 1", found)] == ["Counter 1"]
+        assert [f.name for f in find_devices(twin.address.lower(), found)] == ["Counter 1"]
+        assert find_devices("nothing", found) == []
+    finally:
+        await twin.stop()
+        await other.stop()
+
+
+async def test_resolve_errors(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    a = await _twin(radio, clock, name="Counter A")
+    b = await _twin(radio, clock, name="Counter B")
+    off = await _twin(radio, clock, name="Counter Off", powered=False)
+    try:
+        reg = Registry([CounterDriver()])
+        with pytest.raises(InputError, match="2 devices match 'Counter'"):
+            await resolve_device("Counter", reg, clock, timeout=0.5)
+        with pytest.raises(DeviceNotFoundError, match="no device called 'Counter Off'"):
+            await resolve_device("Counter Off", reg, clock, timeout=0.5)
+        found = await resolve_device("Counter A", reg, clock, timeout=0.5)
+        assert found.adv.address == a.address
+    finally:
+        for t in (a, b, off):
+            await t.stop()
+
+
+async def test_stream_timestamps_and_clean_stop(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        async with src:
+            items = await _collect(src, clock, 10.0)
+        kinds = _kinds(items)
+        assert kinds[:2] == [LinkKind.CONNECTING, LinkKind.CONNECTED]
+        assert LinkKind.BATTERY in kinds
+        chunks = _chunks(items)
+        t = np.concatenate([c.t for c in chunks])
+        seq = np.concatenate([c.values[:, 0] for c in chunks])
+        assert 450 <= t.size <= 510  # 10 s at 50 Hz
+        assert np.all(np.diff(seq) == 1)  # nothing lost, nothing duplicated
+        assert np.diff(t) == pytest.approx(np.full(t.size - 1, 1 / RATE), abs=1e-3)
+        assert chunks[0].stream == "counter.count"
+        assert chunks[0].channels == ("seq", "value")
+        assert src.stats.streams["counter.count"].samples == t.size
+        # Clean stop: the stop command went out and the link is closed.
+        assert twin.writes[-1] == (CTRL, b"\x00")
+        assert not twin.is_connected
+    finally:
+        await twin.stop()
+
+
+async def test_link_drop_reconnects_resends_start_and_counts_gap(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock, drop_after=100, max_drops=2)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        async with src:
+            items = await _collect(src, clock, 12.0)
+        kinds = _kinds(items)
+        assert kinds.count(LinkKind.LOST) == 2
+        assert kinds.count(LinkKind.CONNECTED) == 3
+        reconnected = [
+            i for i in items if isinstance(i, LinkEvent) and i.detail == "reconnected"
+        ]
+        assert all(i.value is not None and i.value > 0 for i in reconnected)
+        assert twin.starts == 3  # the start command was re-sent after each reconnect
+        assert src.stats.reconnects == 2
+        st = src.stats.streams["counter.count"]
+        assert st.gaps == 2 and st.gap_seconds > 0
+        t = np.concatenate([c.t for c in _chunks(items)])
+        assert np.all(np.diff(t) > 0)
+    finally:
+        await twin.stop()
+
+
+async def test_gives_up_after_repeated_failures(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock, drop_after=20)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        items: list[Chunk | LinkEvent] = []
+        twin_ref = twin
+
+        async with src:
+            with pytest.raises(GaveUpError, match="reconnect attempts failed"):
+                async for item in src:
+                    items.append(item)
+                    if isinstance(item, LinkEvent) and item.kind == LinkKind.LOST:
+                        # The sensor is switched off: every reconnect fails.
+                        twin_ref.faults.powered = False
+                        await twin_ref.stop()
+        assert _kinds(items)[-1] == LinkKind.GIVEN_UP
+    finally:
+        await twin.stop()
+
+
+async def test_connection_refused_is_a_device_error(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock, refuse_connections=100)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        policy = ReconnectPolicy(backoff=(0.1,), connect_attempts=2)
+        async with BleSource(found.device, CounterDriver(), clock, policy=policy) as src:
+            with pytest.raises(ConnectionFailedError, match="cannot connect to Counter 1"):
+                async for _ in src:
+                    pass
+    finally:
+        await twin.stop()
+
+
+async def test_malformed_packets_are_counted_not_fatal(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock, malformed_every=10)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        async with src:
+            items = await _collect(src, clock, 4.0)
+        assert src.stats.malformed >= 15
+        good = sum(len(c) for c in _chunks(items))
+        assert good >= 150
+        assert src.stats.packets == good + src.stats.malformed
+    finally:
+        await twin.stop()
+
+
+async def test_silent_sensor_is_restarted(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock, silent_after=50)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        async with src:
+            items = await _collect(src, clock, 5.0)
+        lost = [i for i in items if isinstance(i, LinkEvent) and i.kind == LinkKind.LOST]
+        assert lost and "no data for 2 s" in lost[0].detail
+        assert twin.starts >= 2
+    finally:
+        await twin.stop()
+
+
+async def test_poll_driver_reads_at_a_steady_rate(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock)
+    try:
+        found = await resolve_device("Counter 1", Registry([PollDriver()]), clock)
+        src = BleSource(found.device, PollDriver(), clock, policy=FAST)
+        async with src:
+            items = await _collect(src, clock, 5.0)
+        t = np.concatenate([c.t for c in _chunks(items)])
+        assert 45 <= t.size <= 52
+        assert np.median(np.diff(t)) == pytest.approx(0.1, abs=0.01)
+    finally:
+        await twin.stop()
+
+
+async def test_driver_cannot_write_to_unnamed_characteristic(radio: VirtualRadio) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        async with BleSource(found.device, RogueDriver(), clock, policy=FAST) as src:
+            with pytest.raises(WriteNotAllowedError, match="may not write"):
+                async for _ in src:
+                    pass
+        assert all(uuid != normalize_uuid(FORBIDDEN) for uuid, _ in twin.writes)
+    finally:
+        await twin.stop()
