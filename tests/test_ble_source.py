@@ -152,7 +152,9 @@ async def radio() -> AsyncIterator[VirtualRadio]:
         await r.close()
 
 
-async def _twin(radio: VirtualRadio, clock: SimClock, name: str = "Counter 1", **faults: object):
+async def _twin(
+    radio: VirtualRadio, clock: SimClock, name: str = "Counter 1", **faults: object
+) -> CounterTwin:
     twin = CounterTwin(radio, clock, name=name, faults=Faults(**faults))  # type: ignore[arg-type]
     await twin.start()
     return twin
@@ -262,9 +264,7 @@ async def test_link_drop_reconnects_resends_start_and_counts_gap(radio: VirtualR
         kinds = _kinds(items)
         assert kinds.count(LinkKind.LOST) == 2
         assert kinds.count(LinkKind.CONNECTED) == 3
-        reconnected = [
-            i for i in items if isinstance(i, LinkEvent) and i.detail == "reconnected"
-        ]
+        reconnected = [i for i in items if isinstance(i, LinkEvent) and i.detail == "reconnected"]
         assert all(i.value is not None and i.value > 0 for i in reconnected)
         assert twin.starts == 3  # the start command was re-sent after each reconnect
         assert src.stats.reconnects == 2
