@@ -289,6 +289,7 @@ class _ClientIO:
         self._on_packet = on_packet
         self._startup = startup
         self.subscribed: list[str] = []
+        self.deferred: list[RawPacket] = []
         self._allowed = {normalize_uuid(u) for u in driver.info.writable_chars}
 
     def resolve(self, char: str) -> str:
@@ -334,8 +335,14 @@ class _ClientIO:
         await self.client.start_notify(uuid, callback)
         self.subscribed.append(uuid)
 
-    async def next_packet(self, timeout: float = 5.0) -> RawPacket:
-        return await asyncio.wait_for(self._startup.get(), self.clock.radio_seconds(timeout))
+    async def next_packet(self, timeout: float = 5.0, char: str | None = None) -> RawPacket:
+        want = None if char is None else self.resolve(char)
+        async with asyncio.timeout(self.clock.radio_seconds(timeout)):
+            while True:
+                pkt = await self._startup.get()
+                if want is None or pkt.char == want:
+                    return pkt
+                self.deferred.append(pkt)  # data, not a response: keep it for the stream
 
 
 class BleSource:
@@ -548,6 +555,9 @@ class BleSource:
                 raise
             # Anything that arrived during start but was not a response is data.
             self._startup_mode = False
+            for pkt in io.deferred:
+                self._packets.put_nowait(pkt)
+            io.deferred.clear()
             while not startup.empty():
                 self._packets.put_nowait(startup.get_nowait())
         self._io = io

@@ -144,8 +144,12 @@ class DriverIO(Protocol):
         """Enable notifications/indications on ``char``; packets are queued."""
         ...
 
-    async def next_packet(self, timeout: float = 5.0) -> RawPacket:
+    async def next_packet(self, timeout: float = 5.0, char: str | None = None) -> RawPacket:
         """During :meth:`Driver.start`: the next queued packet (command responses).
+
+        With ``char``, only packets of that characteristic are returned; packets
+        of other characteristics (data of a stream started a moment before) are
+        kept for the stream instead of being consumed.
 
         Raises
         ------

@@ -17,7 +17,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Self
@@ -89,10 +89,12 @@ def faults_from_env(env: Mapping[str, str] | None = None) -> dict[str, Faults]:
     return out
 
 
-def _load_class(spec: str) -> type[VirtualPeripheral]:
+def _load_class(spec: str) -> Callable[..., VirtualPeripheral]:
+    """A twin class; twins take ``(radio, clock, *, body, name, faults, seed)``."""
     module, _, cls = spec.partition(":")
     obj = getattr(importlib.import_module(module), cls)
-    assert isinstance(obj, type) and issubclass(obj, VirtualPeripheral)
+    if not (isinstance(obj, type) and issubclass(obj, VirtualPeripheral)):
+        raise TypeError(f"{spec} is not a VirtualPeripheral")
     return obj
 
 

@@ -1,0 +1,621 @@
+"""A bleak 3.1 backend that drives the virtual radio's central bumble device.
+
+With the backend installed (:func:`install` / :func:`installed`), ordinary,
+unmodified ``BleakScanner`` / ``BleakClient`` code -- and
+bleak-retry-connector's ``establish_connection(BleakClient, device, name)`` --
+scans for and connects to virtual peripherals, which are real bumble GATT
+servers on the same in-process link. It can also be picked explicitly with
+``BleakClient(..., backend=BleakClientBumble)``; both classes accept a
+``radio=`` keyword to choose a radio other than the installed one.
+
+What it does not model: BlueZ's quirks (``InProgress`` errors, service
+caching, AcquireNotify), pairing, radio timing (``LocalLink`` delivers every
+packet at once and without loss). Handles are bumble's characteristic value
+handles.
+
+Behaviour follows bleak's BlueZ backend where the two could differ: a
+client given an address string scans for it first; ``disconnected_callback``
+runs once per link, also after the app's own ``disconnect()``; scanning mode
+is always active (one shared central scan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import uuid as uuid_module
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import bleak
+from bleak.args import SizedBuffer
+from bleak.assigned_numbers import CHARACTERISTIC_PROPERTIES, CharacteristicPropertyName
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.client import BaseBleakClient, NotifyCallback
+from bleak.backends.descriptor import BleakGATTDescriptor
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import (
+    AdvertisementData,
+    AdvertisementDataCallback,
+    BaseBleakScanner,
+)
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
+from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
+from bleak.uuids import normalize_uuid_str
+from bumble import att, core, hci
+from bumble.device import Advertisement, Connection, Peer
+from bumble.gatt_client import CharacteristicProxy
+
+from devices.virtual.radio import VirtualRadio
+
+__all__ = [
+    "BACKEND_ID",
+    "BleakClientBumble",
+    "BleakScannerBumble",
+    "ParsedAdvertisement",
+    "current_radio",
+    "install",
+    "installed",
+    "parse_advertising_data",
+    "uninstall",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: What ``BleakScanner.backend_id`` / ``BleakClient.backend_id`` report.
+BACKEND_ID = "bumble-virtual"
+#: ATT MTU the client asks for after connecting (what BlueZ negotiates with most sensors).
+REQUESTED_MTU = 247
+_DEFAULT_MTU = 23
+_SIG_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+
+
+# --------------------------------------------------------------------------- AD parsing
+@dataclass
+class ParsedAdvertisement:
+    """The fields of advertising data bleak reports."""
+
+    local_name: str | None = None
+    service_uuids: list[str] = field(default_factory=list)
+    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
+    service_data: dict[str, bytes] = field(default_factory=dict)
+    tx_power: int | None = None
+
+
+def _uuid_from_wire(b: bytes) -> str:
+    if len(b) == 2:
+        return f"0000{int.from_bytes(b, 'little'):04x}{_SIG_SUFFIX}"
+    if len(b) == 4:
+        return f"{int.from_bytes(b, 'little'):08x}{_SIG_SUFFIX}"
+    return str(uuid_module.UUID(bytes=bytes(b[::-1])))
+
+
+def parse_advertising_data(data: bytes) -> ParsedAdvertisement:
+    """Parse AD structures (length, type, payload) into bleak's advertisement fields (pure).
+
+    Handles the complete/incomplete 16-, 32- and 128-bit service UUID lists,
+    complete and shortened local names (complete wins), manufacturer data,
+    16/32/128-bit service data and the TX power level. UUIDs come out in
+    bleak's form (lower-case 128-bit) without duplicates. A zero length ends
+    the data; a structure running past the end is ignored, as controllers do.
+    """
+    out = ParsedAdvertisement()
+    shortened: str | None = None
+    i = 0
+    n = len(data)
+    while i < n:
+        length = data[i]
+        if length == 0 or i + 1 + length > n:
+            break
+        kind = data[i + 1]
+        payload = bytes(data[i + 2 : i + 1 + length])
+        i += 1 + length
+        if kind in (0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
+            size = {0x02: 2, 0x03: 2, 0x04: 4, 0x05: 4, 0x06: 16, 0x07: 16}[kind]
+            for k in range(0, len(payload) - size + 1, size):
+                u = _uuid_from_wire(payload[k : k + size])
+                if u not in out.service_uuids:
+                    out.service_uuids.append(u)
+        elif kind == 0x09:
+            out.local_name = payload.decode("utf-8", errors="replace")
+        elif kind == 0x08:
+            shortened = payload.decode("utf-8", errors="replace")
+        elif kind == 0x0A and len(payload) == 1:
+            out.tx_power = struct.unpack("<b", payload)[0]
+        elif kind == 0xFF and len(payload) >= 2:
+            out.manufacturer_data[int.from_bytes(payload[:2], "little")] = payload[2:]
+        elif kind in (0x16, 0x20, 0x21):
+            size = {0x16: 2, 0x20: 4, 0x21: 16}[kind]
+            if len(payload) >= size:
+                out.service_data[_uuid_from_wire(payload[:size])] = payload[size:]
+    if out.local_name is None:
+        out.local_name = shortened
+    return out
+
+
+def _address_of(advertisement: Advertisement) -> str:
+    return advertisement.address.to_string(False).upper()
+
+
+def _uuid128(u: core.UUID) -> str:
+    return str(uuid_module.UUID(bytes=u.to_bytes(force_128=True)[::-1]))
+
+
+# ------------------------------------------------------------------------ the installed radio
+_installed: VirtualRadio | None = None
+_saved: tuple[Any, Any] | None = None
+
+
+def current_radio() -> VirtualRadio:
+    """The installed radio.
+
+    Raises
+    ------
+    BleakError
+        When no radio is installed.
+    """
+    if _installed is None:
+        raise BleakError("no virtual radio installed (devices.virtual.backend.install)")
+    return _installed
+
+
+def _scanner_backend() -> tuple[type[BaseBleakScanner], str]:
+    return (BleakScannerBumble, BACKEND_ID)
+
+
+def _client_backend() -> tuple[type[BaseBleakClient], str]:
+    return (BleakClientBumble, BACKEND_ID)
+
+
+def install(radio: VirtualRadio) -> None:
+    """Make plain ``BleakScanner()`` / ``BleakClient()`` use ``radio``.
+
+    Repoints the backend lookup functions bleak's public classes call when
+    they are constructed; an explicit ``backend=`` still wins. Installing
+    again replaces the radio.
+    """
+    global _installed, _saved
+    if _saved is None:
+        _saved = (bleak.get_platform_scanner_backend_type, bleak.get_platform_client_backend_type)
+    _installed = radio
+    bleak.get_platform_scanner_backend_type = _scanner_backend  # type: ignore[assignment]
+    bleak.get_platform_client_backend_type = _client_backend  # type: ignore[assignment]
+
+
+def uninstall() -> None:
+    """Give bleak its platform backends back."""
+    global _installed, _saved
+    if _saved is not None:
+        scanner, client = _saved
+        bleak.get_platform_scanner_backend_type = scanner
+        bleak.get_platform_client_backend_type = client
+    _saved = None
+    _installed = None
+
+
+@contextlib.contextmanager
+def installed(radio: VirtualRadio) -> Iterator[VirtualRadio]:
+    """``with installed(radio):`` -- :func:`install` for the block, then :func:`uninstall`."""
+    install(radio)
+    try:
+        yield radio
+    finally:
+        uninstall()
+
+
+def _radio_for(explicit: VirtualRadio | None, device: BLEDevice | None = None) -> VirtualRadio:
+    if explicit is not None:
+        return explicit
+    if device is not None and isinstance(device.details, dict):
+        radio = device.details.get("radio")
+        if isinstance(radio, VirtualRadio):
+            return radio
+    return current_radio()
+
+
+def _details(radio: VirtualRadio) -> dict[str, Any]:
+    # No "path": bleak-retry-connector would take the device for a BlueZ one
+    # and ask BlueZ about it (DESIGN.md).
+    return {"source": "virtual-radio", "address_type": "random", "radio": radio}
+
+
+# --------------------------------------------------------------------------------- scanner
+class BleakScannerBumble(BaseBleakScanner):
+    """Scanner on the virtual radio's central.
+
+    Parameters
+    ----------
+    detection_callback, service_uuids
+        As for :class:`bleak.BleakScanner`.
+    scanning_mode : str
+        Accepted for compatibility; the shared central scan is always active.
+    radio : VirtualRadio, optional
+        Radio to scan on (default: the installed one).
+    """
+
+    def __init__(
+        self,
+        detection_callback: AdvertisementDataCallback | None = None,
+        service_uuids: list[str] | None = None,
+        scanning_mode: str = "active",
+        *,
+        radio: VirtualRadio | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(detection_callback, service_uuids)
+        if service_uuids is not None:
+            self._service_uuids = [normalize_uuid_str(u) for u in service_uuids]
+        self._radio = radio
+        self._active_radio: VirtualRadio | None = None
+
+    async def start(self) -> None:
+        radio = _radio_for(self._radio)
+        if radio.closed:
+            raise BleakError("the virtual radio is closed")
+        self.seen_devices = {}
+        if self._active_radio is not None:
+            return
+        self._active_radio = radio
+        await radio.add_scan_listener(self._on_advertisement)
+
+    async def stop(self) -> None:
+        radio, self._active_radio = self._active_radio, None
+        if radio is not None:
+            await radio.remove_scan_listener(self._on_advertisement)
+
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        radio = self._active_radio
+        if radio is None:
+            return
+        parsed = parse_advertising_data(bytes(advertisement.data))
+        if not self.is_allowed_uuid(parsed.service_uuids):
+            return
+        address = _address_of(advertisement)
+        data = AdvertisementData(
+            local_name=parsed.local_name,
+            manufacturer_data=parsed.manufacturer_data,
+            service_data=parsed.service_data,
+            service_uuids=parsed.service_uuids,
+            tx_power=parsed.tx_power,
+            rssi=radio.rssi_of(address, advertisement.rssi),
+            platform_data=(advertisement,),
+        )
+        device = self.create_or_update_device(
+            address, address, parsed.local_name, _details(radio), data
+        )
+        self.call_detection_callbacks(device, data)
+
+
+async def _find_address(radio: VirtualRadio, address: str, timeout: float) -> str | None:
+    """Scan until ``address`` advertises; its advertised name, or None after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    found: asyncio.Future[str] = loop.create_future()
+    wanted = address.upper()
+
+    def listener(advertisement: Advertisement) -> None:
+        if not found.done() and _address_of(advertisement) == wanted:
+            name = parse_advertising_data(bytes(advertisement.data)).local_name
+            found.set_result(name or "")
+
+    await radio.add_scan_listener(listener)
+    try:
+        return await asyncio.wait_for(found, timeout)
+    except TimeoutError:
+        return None
+    finally:
+        await radio.remove_scan_listener(listener)
+
+
+# ---------------------------------------------------------------------------------- client
+def _property_names(properties: int) -> list[CharacteristicPropertyName]:
+    return [name for bit, name in CHARACTERISTIC_PROPERTIES.items() if properties & bit]
+
+
+class BleakClientBumble(BaseBleakClient):
+    """Client on the virtual radio's central.
+
+    Parameters
+    ----------
+    address_or_ble_device : BLEDevice or str
+        A device from a scan on the virtual radio, or an address (then
+        :meth:`connect` scans for it first, as the BlueZ backend does).
+    disconnected_callback : callable, optional
+        Called (synchronously, once per link) when a link that :meth:`connect`
+        brought up goes down -- also after :meth:`disconnect`, as with BlueZ.
+    timeout : float
+        Default connect timeout, seconds.
+    services : set of str, optional
+        Only keep these services in :attr:`services`.
+    radio : VirtualRadio, optional
+        Radio to use (default: the device's, else the installed one).
+    """
+
+    def __init__(
+        self,
+        address_or_ble_device: BLEDevice | str,
+        *,
+        disconnected_callback: Callable[[], None] | None = None,
+        timeout: float = 10.0,
+        services: set[str] | None = None,
+        radio: VirtualRadio | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout
+        )
+        self.address = self.address.upper()
+        device = address_or_ble_device if isinstance(address_or_ble_device, BLEDevice) else None
+        self._device = device
+        self._device_name = device.name if device is not None else None
+        self._radio = radio
+        self._services_filter = services
+        self._connection: Connection | None = None
+        self._peer: Peer | None = None
+        self._lost: asyncio.Future[int] | None = None
+        self._mtu = _DEFAULT_MTU
+        self._subscribers: dict[int, Callable[[bytes], None]] = {}
+        self._established = False  # connect() finished: the app sees the link as up
+        #: HCI reason of the last disconnection (None while connected / never connected).
+        self.disconnect_reason: int | None = None
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        if self._device_name:
+            return self._device_name
+        return self.address.replace(":", "-")
+
+    @property
+    def mtu_size(self) -> int:
+        return self._mtu
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    # ---------------------------------------------------------------- connecting
+    async def connect(self, pair: bool = False, **kwargs: Any) -> None:
+        """Connect, exchange MTU (247), discover all services.
+
+        Raises
+        ------
+        BleakError
+            Already connected, the link failed during setup, the radio is closed.
+        BleakDeviceNotFoundError
+            Given an address that does not advertise within the timeout.
+        TimeoutError
+            The device did not accept the connection within the timeout.
+        """
+        if self.is_connected:
+            raise BleakError("Client is already connected")
+        if pair:
+            log.debug("%s: pairing is not modelled on the virtual radio; connecting", self.address)
+        timeout = float(kwargs.get("timeout", self._timeout))
+        radio = _radio_for(self._radio, self._device)
+        if radio.closed:
+            raise BleakError("the virtual radio is closed")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        if self._device is None:
+            name = await _find_address(radio, self.address, timeout)
+            if name is None:
+                raise BleakDeviceNotFoundError(
+                    self.address, f"Device with address {self.address} was not found."
+                )
+            self._device_name = name or None
+
+        async with radio.connect_lock:
+            await radio.cancel_pending_connect()  # one a cancelled caller left behind
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"connecting to {self.address} timed out")
+            try:
+                connection = await radio.central.connect(
+                    hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS),
+                    transport=core.PhysicalTransport.LE,
+                    timeout=remaining,
+                )
+            except core.TimeoutError as exc:
+                raise TimeoutError(f"connecting to {self.address} timed out") from exc
+            except asyncio.CancelledError:
+                await asyncio.shield(radio.cancel_pending_connect())
+                raise
+            except (core.BaseBumbleError, hci.HCI_Error) as exc:
+                raise BleakError(f"connecting to {self.address} failed: {exc}") from exc
+
+        self._connection = connection
+        self._lost = loop.create_future()
+        self.disconnect_reason = None
+        self._mtu = _DEFAULT_MTU
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        peer = Peer(connection)
+        self._peer = peer
+        try:
+            self._mtu = await self._gatt(peer.request_mtu(REQUESTED_MTU), "MTU exchange")
+            await self._gatt(peer.discover_all(), "service discovery")
+            self.services = self._build_services(peer)
+            self._established = True
+        except BaseException:
+            # A half-set-up link must not stay up (BlueZ disconnects too).
+            with contextlib.suppress(Exception):
+                await self.disconnect()
+            raise
+        log.debug("%s: connected, MTU %d", self.address, self._mtu)
+
+    def _build_services(self, peer: Peer) -> BleakGATTServiceCollection:
+        collection = BleakGATTServiceCollection()
+        wanted = self._services_filter
+        for s in peer.services:
+            s_uuid = _uuid128(s.uuid)
+            if wanted is not None and s_uuid not in wanted:
+                continue
+            service = BleakGATTService(s, s.handle, s_uuid)
+            collection.add_service(service)
+            for c in s.characteristics:
+                characteristic = BleakGATTCharacteristic(
+                    c,
+                    c.handle,
+                    _uuid128(c.uuid),
+                    _property_names(int(c.properties)),
+                    lambda: self._mtu - 3,
+                    service,
+                )
+                collection.add_characteristic(characteristic)
+                for d in c.descriptors:
+                    collection.add_descriptor(
+                        BleakGATTDescriptor(d, d.handle, _uuid128(d.type), characteristic)
+                    )
+        return collection
+
+    def _on_disconnection(self, reason: int) -> None:
+        log.debug("%s: disconnected, reason 0x%02X", self.address, reason)
+        self.disconnect_reason = reason
+        lost = self._lost
+        if lost is not None and not lost.done():
+            lost.set_result(reason)
+        self._connection = None
+        self._peer = None
+        self.services = None
+        self._subscribers.clear()
+        established, self._established = self._established, False
+        # Only a link the app saw come up is reported going down (a connect()
+        # that fails raises instead).
+        if established and self._disconnected_callback is not None:
+            self._disconnected_callback()
+
+    async def disconnect(self) -> None:
+        """Disconnect; returns once the link is down (no-op when not connected)."""
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            await asyncio.wait_for(
+                connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR), 10.0
+            )
+        except (hci.HCI_Error, core.BaseBumbleError, TimeoutError) as exc:
+            # Already gone (the peer dropped it first) or the radio is shutting down.
+            log.debug("%s: disconnect: %s", self.address, exc)
+        if self._connection is connection:
+            self._on_disconnection(hci.HCI_CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        """Accepted and ignored: virtual devices need no pairing."""
+        log.debug("%s: pair() is not modelled on the virtual radio", self.address)
+
+    async def unpair(self) -> None:
+        """Accepted and ignored: virtual devices need no pairing."""
+        log.debug("%s: unpair() is not modelled on the virtual radio", self.address)
+
+    # ---------------------------------------------------------------------- GATT
+    def _require_peer(self) -> Peer:
+        if self._peer is None:
+            raise BleakError("Not connected")
+        return self._peer
+
+    async def _gatt(self, aw: Awaitable[T], what: str) -> T:
+        """Run a GATT operation, turning link loss and bumble errors into BleakError."""
+        lost = self._lost
+        if self._connection is None or lost is None:
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise BleakError("Not connected")
+        task = asyncio.ensure_future(aw)
+        waiters: set[asyncio.Future[Any]] = {task, lost}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise BleakError(
+                f"{what} failed: the device disconnected (reason 0x{lost.result():02X})"
+            )
+        try:
+            return task.result()
+        except att.ATT_Error as exc:
+            raise BleakGATTProtocolError(exc.error_code) from exc
+        except asyncio.CancelledError:
+            # bumble cancels the pending ATT response when the link drops.
+            raise BleakError(f"{what} failed: the device disconnected") from None
+        except (core.TimeoutError, TimeoutError) as exc:
+            raise BleakError(f"{what} timed out") from exc
+        except core.BaseBumbleError as exc:
+            raise BleakError(f"{what} failed: {exc}") from exc
+
+    async def read_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require_peer()
+        if use_cached:
+            cached = peer.gatt_client.cached_values.get(characteristic.handle)
+            if cached is not None:
+                return bytearray(cached[1])
+        value = await self._gatt(peer.read_value(characteristic.handle), "read")
+        return bytearray(value)
+
+    async def read_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False, **kwargs: Any
+    ) -> bytearray:
+        peer = self._require_peer()
+        value = await self._gatt(peer.read_value(descriptor.handle), "descriptor read")
+        return bytearray(value)
+
+    async def write_gatt_char(
+        self, characteristic: BleakGATTCharacteristic, data: SizedBuffer, response: bool
+    ) -> None:
+        peer = self._require_peer()
+        await self._gatt(
+            peer.write_value(characteristic.handle, bytes(data), with_response=response), "write"
+        )
+
+    async def write_gatt_descriptor(
+        self, descriptor: BleakGATTDescriptor, data: SizedBuffer
+    ) -> None:
+        peer = self._require_peer()
+        await self._gatt(
+            peer.write_value(descriptor.handle, bytes(data), with_response=True), "descriptor write"
+        )
+
+    async def start_notify(
+        self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback, **kwargs: Any
+    ) -> None:
+        """Enable notifications (preferred) or indications; ``callback`` gets a bytearray each."""
+        peer = self._require_peer()
+        proxy = characteristic.obj
+        if not isinstance(proxy, CharacteristicProxy):
+            raise BleakError(f"{characteristic} is not a characteristic of this connection")
+        if not {"notify", "indicate"} & set(characteristic.properties):
+            raise BleakError(f"Characteristic {characteristic.uuid} does not notify or indicate")
+        old = self._subscribers.pop(characteristic.handle, None)
+        if old is not None:
+            for table in (
+                peer.gatt_client.notification_subscribers,
+                peer.gatt_client.indication_subscribers,
+            ):
+                table.get(characteristic.handle, set()).discard(old)
+
+        def subscriber(value: bytes) -> None:
+            callback(bytearray(value))
+
+        self._subscribers[characteristic.handle] = subscriber
+        await self._gatt(peer.subscribe(proxy, subscriber, prefer_notify=True), "start_notify")
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        peer = self._require_peer()
+        proxy = characteristic.obj
+        if not isinstance(proxy, CharacteristicProxy):
+            raise BleakError(f"{characteristic} is not a characteristic of this connection")
+        subscriber = self._subscribers.pop(characteristic.handle, None)
+        await self._gatt(peer.gatt_client.unsubscribe(proxy, subscriber, force=True), "stop_notify")
+
+    def __repr__(self) -> str:
+        return f"<BleakClientBumble {self.address} connected={self.is_connected}>"

@@ -1,0 +1,733 @@
+"""Base class of every virtual twin: a real bumble GATT server on the virtual radio.
+
+A twin subclasses :class:`VirtualPeripheral`, declares its GATT layout in
+:meth:`~VirtualPeripheral.build_services` (with the helpers
+:meth:`~VirtualPeripheral.notify_characteristic`,
+:meth:`~VirtualPeripheral.write_characteristic` and
+:meth:`~VirtualPeripheral.read_characteristic`), reacts to writes in
+:meth:`~VirtualPeripheral.on_write`, and streams with
+:meth:`~VirtualPeripheral.start_streaming` a loop that paces itself with
+``await self.clock.sleep_until(t_next)`` and sends with
+:meth:`~VirtualPeripheral.notify`. The base class advertises (connectable,
+re-advertising after every disconnect as firmware does), adds the Battery
+Service, counts connections and notifications, records every write, and
+applies :class:`Faults`.
+
+Example
+-------
+>>> class Counter(VirtualPeripheral):                       # doctest: +SKIP
+...     def build_services(self):
+...         self.data = self.notify_characteristic(DATA_UUID)
+...         ctrl = self.write_characteristic(CTRL_UUID)
+...         return [bumble.gatt.Service(SERVICE_UUID, [self.data, ctrl])]
+...     def on_write(self, char_uuid, value):
+...         if value == b"\\x01":
+...             self.start_streaming(self._stream)
+...     async def _stream(self):
+...         t = self.clock.now()
+...         while True:
+...             t += 0.02
+...             await self.clock.sleep_until(t)
+...             await self.notify(self.data, b"...")
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import struct
+import uuid as uuid_module
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bumble import gatt, hci
+from bumble.core import UUID
+from bumble.device import Connection, Device
+
+from devices.clock import Clock
+from devices.virtual.radio import VirtualRadio, stable_address
+
+__all__ = [
+    "HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR",
+    "HCI_CONNECTION_TIMEOUT_ERROR",
+    "HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR",
+    "HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR",
+    "Faults",
+    "VirtualPeripheral",
+    "build_advertising_data",
+    "uuid128",
+]
+
+log = logging.getLogger(__name__)
+
+#: Link supervision timeout: what a central sees when the sensor walks out of range.
+HCI_CONNECTION_TIMEOUT_ERROR = hci.HCI_CONNECTION_TIMEOUT_ERROR  # 0x08
+#: The peripheral closed the link on purpose.
+HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
+#: The peripheral was switched off.
+HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR = 0x15
+#: A connection that never got going (what a refused connection looks like).
+HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR = 0x3E
+
+_PROPS = gatt.Characteristic.Properties
+_PERMS = gatt.Characteristic.Permissions
+
+# AD types (Core Supplement, Part A, 1).
+_AD_FLAGS = 0x01
+_AD_UUID16_COMPLETE = 0x03
+_AD_UUID32_COMPLETE = 0x05
+_AD_UUID128_COMPLETE = 0x07
+_AD_NAME_COMPLETE = 0x09
+_AD_TX_POWER = 0x0A
+_AD_SERVICE_DATA16 = 0x16
+_AD_SERVICE_DATA32 = 0x20
+_AD_SERVICE_DATA128 = 0x21
+_AD_MANUFACTURER = 0xFF
+#: LE General Discoverable, BR/EDR not supported.
+_FLAGS_LE_ONLY = 0x06
+
+_SIG_SUFFIX = "-0000-1000-8000-00805f9b34fb"
+
+
+def uuid128(u: UUID | str) -> str:
+    """The lower-case 128-bit string form of a bumble UUID (or UUID string)."""
+    if isinstance(u, str):
+        u = UUID(u)
+    return str(uuid_module.UUID(bytes=u.to_bytes(force_128=True)[::-1]))
+
+
+def _uuid_wire(u: str) -> bytes:
+    """Shortest little-endian wire form of a UUID (2, 4 or 16 bytes)."""
+    full = uuid128(u)
+    if full.endswith(_SIG_SUFFIX):
+        v = int(full[:8], 16)
+        return v.to_bytes(2 if v <= 0xFFFF else 4, "little")
+    return uuid_module.UUID(full).bytes[::-1]
+
+
+def build_advertising_data(
+    name: str | None,
+    service_uuids: Iterable[str] = (),
+    *,
+    manufacturer_data: Mapping[int, bytes] | None = None,
+    service_data: Mapping[str, bytes] | None = None,
+    tx_power: int | None = None,
+) -> bytes:
+    """AD structures for an advertisement (pure).
+
+    Service UUIDs are grouped into complete 16-, 32- and 128-bit lists by
+    their shortest form; service data uses the matching AD type.
+
+    Parameters
+    ----------
+    name : str or None
+        Complete local name.
+    service_uuids : iterable of str
+        UUIDs in any form accepted by bumble (``"180D"``, 128-bit strings).
+    manufacturer_data : mapping of int to bytes, optional
+        Company id -> payload.
+    service_data : mapping of str to bytes, optional
+        Service UUID -> payload.
+    tx_power : int, optional
+        TX power level in dBm.
+    """
+    out = bytearray()
+
+    def ad(kind: int, payload: bytes) -> None:
+        if len(payload) > 254:
+            raise ValueError(f"AD structure 0x{kind:02X} too long ({len(payload)} bytes)")
+        out.extend((len(payload) + 1, kind))
+        out.extend(payload)
+
+    ad(_AD_FLAGS, bytes([_FLAGS_LE_ONLY]))
+    by_size: dict[int, bytearray] = {2: bytearray(), 4: bytearray(), 16: bytearray()}
+    for u in service_uuids:
+        wire = _uuid_wire(u)
+        by_size[len(wire)].extend(wire)
+    for size, kind in (
+        (2, _AD_UUID16_COMPLETE),
+        (4, _AD_UUID32_COMPLETE),
+        (16, _AD_UUID128_COMPLETE),
+    ):
+        if by_size[size]:
+            ad(kind, bytes(by_size[size]))
+    if tx_power is not None:
+        ad(_AD_TX_POWER, struct.pack("<b", tx_power))
+    for u, payload in (service_data or {}).items():
+        wire = _uuid_wire(u)
+        kind = {2: _AD_SERVICE_DATA16, 4: _AD_SERVICE_DATA32, 16: _AD_SERVICE_DATA128}[len(wire)]
+        ad(kind, wire + bytes(payload))
+    for company, payload in (manufacturer_data or {}).items():
+        ad(_AD_MANUFACTURER, struct.pack("<H", company) + bytes(payload))
+    if name:
+        ad(_AD_NAME_COMPLETE, name.encode("utf-8"))
+    return bytes(out)
+
+
+@dataclass
+class Faults:
+    """Fault injection for a virtual peripheral (mutable while it runs).
+
+    Attributes
+    ----------
+    drop_after : int, optional
+        Drop the link after this many notifications on one connection.
+    drop_at : float, optional
+        Drop the link at this clock time (once; nothing happens if no central
+        is connected then).
+    drop_reason : int
+        HCI reason the central sees for a fault drop: 0x08 connection timeout
+        (link loss, the default) or 0x13 remote user terminated.
+    max_drops : int, optional
+        Stop dropping after this many fault drops (None: drop every connection).
+    silent_after : int, optional
+        Stop sending after this many notifications on one connection; the
+        link stays up (a hung sensor).
+    malformed_every : int, optional
+        Every Nth notification of a connection is corrupted (truncated to 1 byte).
+    refuse_connections : int
+        Refuse (disconnect at once) the first K connection attempts.
+    powered : bool
+        False: the sensor is off and never advertises.
+    """
+
+    drop_after: int | None = None
+    drop_at: float | None = None
+    drop_reason: int = HCI_CONNECTION_TIMEOUT_ERROR
+    max_drops: int | None = None
+    silent_after: int | None = None
+    malformed_every: int | None = None
+    refuse_connections: int = 0
+    powered: bool = True
+
+
+class VirtualPeripheral(abc.ABC):
+    """A virtual sensor: a bumble GATT server advertising on a :class:`VirtualRadio`.
+
+    Parameters
+    ----------
+    radio : VirtualRadio
+        The radio it lives on (same event loop).
+    clock : Clock
+        Time for streaming loops and ``Faults.drop_at``.
+    name : str
+        Advertised complete local name (and GAP device name); the address is
+        :func:`~devices.virtual.radio.stable_address` of it.
+    faults : Faults, optional
+        Fault injection (default: none).
+    battery : int or None
+        Battery level in percent; None: no Battery Service.
+    adv_interval_ms : int
+        Advertising interval in (real) milliseconds.
+
+    Attributes
+    ----------
+    writes : list of (str, bytes)
+        Every (characteristic UUID in lower-case 128-bit form, value) a
+        central wrote, in order -- lets tests check that drivers write only to
+        characteristics their protocol names.
+    notifications_sent : int
+        Notifications and indications sent, over all connections.
+    connections : int
+        Connections accepted (refused ones are counted in ``refused``).
+    drops : int
+        Links dropped by ``Faults.drop_after`` / ``Faults.drop_at``.
+    refused : int
+        Connection attempts refused by ``Faults.refuse_connections``.
+    rssi : int
+        RSSI a scanner reports for this device (default -50 dBm).
+    tx_power : int or None
+        TX power level to advertise in dBm (default None: not advertised).
+    """
+
+    def __init__(
+        self,
+        radio: VirtualRadio,
+        clock: Clock,
+        *,
+        name: str,
+        faults: Faults | None = None,
+        battery: int | None = 87,
+        adv_interval_ms: int = 20,
+    ) -> None:
+        self.radio = radio
+        self.clock = clock
+        self.name = name
+        self.address = stable_address(name)
+        self.faults = faults if faults is not None else Faults()
+        self.battery = battery
+        self.adv_interval_ms = adv_interval_ms
+        self.rssi = -50
+        self.tx_power: int | None = None
+        self.device: Device = radio.new_device(name, self.address)
+        self.writes: list[tuple[str, bytes]] = []
+        self.notifications_sent = 0
+        self.connections = 0
+        self.drops = 0
+        self.refused = 0
+        self.connection: Connection | None = None
+        self.battery_characteristic: gatt.Characteristic[bytes] | None = None
+        self.services: list[gatt.Service] = []
+        self._conn_sent = 0  # notifications on the current connection
+        self._dropping = False  # a drop is under way: send nothing more
+        self._running = False
+        self._advertising = False
+        self._stream_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()  # spawn(): cancelled by stop()
+        self._hci_tasks: set[asyncio.Task[Any]] = set()  # HCI commands: awaited by stop()
+        self._drop_at_task: asyncio.Task[None] | None = None
+        self._link_lost: asyncio.Future[None] | None = None  # set when the link goes down
+        self._stopped = False
+
+    # ------------------------------------------------------------ to override
+    @abc.abstractmethod
+    def build_services(self) -> list[gatt.Service]:
+        """The GATT services of this device (the Battery Service is added by the base)."""
+
+    def advertised_service_uuids(self) -> list[str]:
+        """Service UUIDs put in the advertisement (default: none)."""
+        return []
+
+    def advertised_manufacturer_data(self) -> dict[int, bytes]:
+        """Manufacturer data put in the advertisement, company id -> payload (default: none)."""
+        return {}
+
+    def advertised_service_data(self) -> dict[str, bytes]:
+        """Service data put in the advertisement, service UUID -> payload (default: none)."""
+        return {}
+
+    def on_write(self, char_uuid: str, value: bytes) -> None:  # noqa: B027 - optional hook
+        """A central wrote ``value`` to ``char_uuid`` (already recorded in :attr:`writes`).
+
+        Runs before the write response is sent, so a central's
+        ``write_gatt_char(..., response=True)`` returns after this hook ran.
+        """
+
+    def on_subscribe(self, char_uuid: str, enabled: bool) -> None:  # noqa: B027 - optional hook
+        """A central enabled or disabled notifications/indications on ``char_uuid``."""
+
+    def on_connect(self) -> None:  # noqa: B027 - optional hook
+        """A central connected (refused attempts do not call this)."""
+
+    def on_disconnect(self) -> None:  # noqa: B027 - optional hook
+        """The link went down (streaming has already been stopped)."""
+
+    # ------------------------------------------------------ service builders
+    def notify_characteristic(
+        self,
+        uuid: str,
+        *,
+        indicate: bool = False,
+        readable: bool = False,
+        value: bytes = b"",
+    ) -> gatt.Characteristic[bytes]:
+        """A characteristic that notifies (or indicates) -- send with :meth:`notify`."""
+        props = _PROPS.INDICATE if indicate else _PROPS.NOTIFY
+        perms = _PERMS(0)
+        if readable:
+            props |= _PROPS.READ
+            perms |= _PERMS.READABLE
+        return gatt.Characteristic(uuid, props, perms, bytes(value))
+
+    def write_characteristic(
+        self,
+        uuid: str,
+        *,
+        with_response: bool = True,
+        without_response: bool = False,
+        notify: bool = False,
+        indicate: bool = False,
+        readable: bool = False,
+    ) -> gatt.Characteristic[bytes]:
+        """A writable characteristic; every write reaches :meth:`on_write`.
+
+        ``notify``/``indicate`` make it a command characteristic that also
+        answers (GDX-RB, Polar PMD control point).
+        """
+        props = _PROPS(0)
+        if with_response:
+            props |= _PROPS.WRITE
+        if without_response:
+            props |= _PROPS.WRITE_WITHOUT_RESPONSE
+        if not props:
+            raise ValueError("a write characteristic needs with_response or without_response")
+        if notify:
+            props |= _PROPS.NOTIFY
+        if indicate:
+            props |= _PROPS.INDICATE
+        perms = _PERMS.WRITEABLE
+        if readable:
+            props |= _PROPS.READ
+            perms |= _PERMS.READABLE
+        # A value object that keeps nothing: the hook sees the bytes, a read
+        # (if readable) returns the last write.
+        last = bytearray()
+
+        def write(_connection: Any, value: bytes) -> None:
+            last[:] = value
+
+        return gatt.Characteristic(
+            uuid, props, perms, gatt.CharacteristicValue(read=lambda _c: bytes(last), write=write)
+        )
+
+    def read_characteristic(
+        self,
+        uuid: str,
+        producer: Callable[[], bytes],
+        *,
+        notify: bool = False,
+    ) -> gatt.Characteristic[bytes]:
+        """A readable characteristic whose value ``producer()`` makes at read time.
+
+        For poll-based sensors (Elvie): each central read calls ``producer``.
+        """
+        props = _PROPS.READ | (_PROPS.NOTIFY if notify else _PROPS(0))
+        return gatt.Characteristic(
+            uuid, props, _PERMS.READABLE, gatt.CharacteristicValue(read=lambda _c: producer())
+        )
+
+    def _battery_service(self) -> gatt.Service:
+        self.battery_characteristic = self.read_characteristic(
+            "2A19", lambda: bytes([max(0, min(100, self.battery or 0))]), notify=True
+        )
+        return gatt.Service(gatt.GATT_BATTERY_SERVICE, [self.battery_characteristic])
+
+    # --------------------------------------------------------------- lifecycle
+    @property
+    def is_connected(self) -> bool:
+        """Whether a central is connected now."""
+        return self.connection is not None
+
+    @property
+    def is_running(self) -> bool:
+        """Between :meth:`start` and :meth:`stop`."""
+        return self._running
+
+    async def start(self) -> None:
+        """Power on, add the services, advertise (unless ``faults.powered`` is False).
+
+        A stopped peripheral cannot be started again; use :meth:`set_powered`
+        to switch a running one off and on.
+        """
+        if self._running:
+            return
+        if self._stopped:
+            raise RuntimeError(f"{self.name}: a stopped virtual peripheral cannot be restarted")
+        await self.device.power_on()
+        self.services = list(self.build_services())
+        if self.battery is not None:
+            self.services.append(self._battery_service())
+        self.device.add_services(self.services)
+        for service in self.services:
+            for characteristic in service.characteristics:
+                characteristic.on(
+                    characteristic.EVENT_WRITE, self._write_listener(uuid128(characteristic.uuid))
+                )
+        self.device.on(Device.EVENT_CONNECTION, self._on_connection)
+        self.device.on("characteristic_subscription", self._on_subscription)
+        self._running = True
+        self.radio.register(self)
+        if self.faults.powered:
+            await self._advertise()
+        if self.faults.drop_at is not None:
+            self._drop_at_task = asyncio.create_task(
+                self._drop_at(self.faults.drop_at), name=f"{self.name} drop_at"
+            )
+
+    async def stop(self) -> None:
+        """Stop streaming and advertising, drop any link, power off (clean teardown)."""
+        if not self._running:
+            return
+        self._running = False
+        self._stopped = True
+        self.stop_streaming()
+        for task in [self._drop_at_task, *self._tasks]:
+            if task is not None and not task.done():
+                task.cancel()
+        for task in [self._drop_at_task, *self._tasks]:
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
+        self._tasks.clear()
+        self._drop_at_task = None
+        # HCI commands in flight are let finish: bumble's host cannot take a
+        # cancelled command (the late Command Complete raises InvalidStateError).
+        if self._hci_tasks:
+            await asyncio.wait(set(self._hci_tasks), timeout=2.0)
+        await self._stop_advertising()
+        connection = self.connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    connection.disconnect(
+                        HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR
+                    ),
+                    1.0,
+                )
+        with contextlib.suppress(Exception):
+            await self.device.power_off()
+        self.radio.unregister(self)
+        self.radio.remove_device(self.device)
+
+    async def set_powered(self, powered: bool) -> None:
+        """Switch the sensor on or off while running (off: drop the link, stop advertising)."""
+        self.faults.powered = powered
+        if not self._running:
+            return
+        if powered:
+            if self.connection is None:
+                await self._advertise()
+            return
+        self.stop_streaming()
+        await self._stop_advertising()
+        if self.connection is not None:
+            await self.disconnect(HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR)
+
+    async def _advertise(self) -> None:
+        if not self._running or not self.faults.powered or self._advertising:
+            return
+        data = build_advertising_data(
+            self.name,
+            self.advertised_service_uuids(),
+            manufacturer_data=self.advertised_manufacturer_data(),
+            service_data=self.advertised_service_data(),
+            tx_power=self.tx_power,
+        )
+        self._advertising = True
+        try:
+            await self.device.start_advertising(
+                auto_restart=False,  # re-advertising is ours (see _on_disconnection)
+                advertising_data=data,
+                advertising_interval_min=self.adv_interval_ms,
+                advertising_interval_max=self.adv_interval_ms,
+            )
+        except Exception:
+            self._advertising = False
+            raise
+
+    async def _stop_advertising(self) -> None:
+        self._advertising = False
+        with contextlib.suppress(Exception):
+            await self.device.stop_advertising()
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task owned by this peripheral (cancelled by :meth:`stop`)."""
+        task = asyncio.create_task(coro, name=name or f"{self.name} task")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _spawn_hci(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=f"{self.name} {name}")
+        self._hci_tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._hci_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: task %s failed", self.name, task.get_name(), exc_info=task.exception())
+
+    # ------------------------------------------------------------- streaming
+    def start_streaming(self, coro_factory: Callable[[], Awaitable[None]]) -> None:
+        """Run ``coro_factory()`` as the one streaming task (replacing any running one).
+
+        The task is cancelled on disconnect and by :meth:`stop`.
+        """
+        self.stop_streaming()
+
+        async def run() -> None:
+            await coro_factory()
+
+        self._stream_task = asyncio.create_task(run(), name=f"{self.name} stream")
+        self._stream_task.add_done_callback(self._task_done)
+
+    def stop_streaming(self) -> None:
+        """Cancel the streaming task, if any."""
+        task, self._stream_task = self._stream_task, None
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    @property
+    def is_streaming(self) -> bool:
+        """Whether a streaming task is running."""
+        return self._stream_task is not None and not self._stream_task.done()
+
+    # ---------------------------------------------------------- notifications
+    def subscribed(self, characteristic: gatt.Characteristic[Any]) -> bool:
+        """Whether the connected central enabled notifications/indications on it."""
+        return self._cccd(characteristic) != 0
+
+    def _cccd(self, characteristic: gatt.Characteristic[Any]) -> int:
+        connection = self.connection
+        if connection is None:
+            return 0
+        value = self.device.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
+        return value[0] & 0x03 if value and len(value) == 2 else 0
+
+    async def notify(self, characteristic: gatt.Characteristic[Any], data: bytes) -> bool:
+        """Send ``data`` to the subscribed central, applying :attr:`faults`.
+
+        Uses a notification if the central enabled those, else an indication
+        (which waits for the central's confirmation).
+
+        Returns
+        -------
+        bool
+            False when nothing was sent: no connection, no subscription, the
+            sensor went silent (``silent_after``) or a drop is under way.
+        """
+        connection = self.connection
+        cccd = self._cccd(characteristic)
+        if connection is None or not cccd or self._dropping or not self._running:
+            return False
+        faults = self.faults
+        if faults.silent_after is not None and self._conn_sent >= faults.silent_after:
+            return False
+        n = self._conn_sent + 1
+        if faults.malformed_every and n % faults.malformed_every == 0:
+            data = bytes(data[:1])
+        if not await self._send(connection, characteristic, bytes(data), cccd):
+            return False
+        self._conn_sent = n
+        self.notifications_sent += 1
+        if faults.drop_after is not None and n >= faults.drop_after and self._may_drop():
+            self._begin_drop(faults.drop_reason)
+        return True
+
+    async def _send(
+        self,
+        connection: Connection,
+        characteristic: gatt.Characteristic[Any],
+        data: bytes,
+        cccd: int,
+    ) -> bool:
+        server = self.device.gatt_server
+        if cccd & 0x01:
+            await server.notify_subscriber(connection, characteristic, data)
+            return True
+        # An indication waits for the central's confirmation, which never comes
+        # if the link goes down meanwhile: race it against the link loss.
+        lost = self._link_lost
+        if lost is None or lost.done():
+            return False
+        task = asyncio.ensure_future(server.indicate_subscriber(connection, characteristic, data))
+        waiters: set[asyncio.Future[Any]] = {task, lost}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            return False
+        return task.exception() is None
+
+    async def set_battery(self, level: int) -> None:
+        """Change the battery level and notify a subscribed central (no faults applied)."""
+        self.battery = level
+        c = self.battery_characteristic
+        if c is not None and self.connection is not None and self.subscribed(c):
+            await self._send(self.connection, c, bytes([max(0, min(100, level))]), self._cccd(c))
+
+    # ------------------------------------------------------------- link events
+    def _on_connection(self, connection: Connection) -> None:
+        if not self._running:
+            return
+        self._advertising = False  # the controller stopped advertising on connect
+        refuse = self.refused < self.faults.refuse_connections
+        if refuse or not self.faults.powered:
+            self.refused += int(refuse)
+            connection.on(connection.EVENT_DISCONNECTION, lambda _r: self._after_link())
+            self._spawn_hci(
+                self._disconnect(connection, HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR),
+                "refuse",
+            )
+            return
+        self.connection = connection
+        self.connections += 1
+        self._conn_sent = 0
+        self._dropping = False
+        self._link_lost = asyncio.get_running_loop().create_future()
+        connection.on(
+            connection.EVENT_DISCONNECTION, lambda r: self._on_disconnection(connection, r)
+        )
+        log.debug("%s: connected (%d)", self.name, self.connections)
+        self.on_connect()
+
+    def _on_disconnection(self, connection: Connection, reason: int) -> None:
+        if self.connection is connection:
+            self.connection = None
+            if self._link_lost is not None and not self._link_lost.done():
+                self._link_lost.set_result(None)
+        self._dropping = False
+        self.stop_streaming()
+        log.debug("%s: disconnected, reason 0x%02X", self.name, reason)
+        self.on_disconnect()
+        self._after_link()
+
+    def _after_link(self) -> None:
+        # Firmware goes back to advertising once the link is gone.
+        if self._running and self.faults.powered:
+            self._spawn_hci(self._advertise(), "re-advertise")
+
+    def _on_subscription(
+        self,
+        connection: Any,
+        characteristic: gatt.Characteristic[Any],
+        notify: bool,
+        indicate: bool,
+    ) -> None:
+        if connection is self.connection:
+            self.on_subscribe(uuid128(characteristic.uuid), bool(notify or indicate))
+
+    def _write_listener(self, char_uuid: str) -> Callable[[Any, bytes], None]:
+        def listener(_connection: Any, value: bytes) -> None:
+            self._on_write(char_uuid, value)
+
+        return listener
+
+    def _on_write(self, char_uuid: str, value: bytes) -> None:
+        self.writes.append((char_uuid, bytes(value)))
+        self.on_write(char_uuid, bytes(value))
+
+    # ------------------------------------------------------------------ drops
+    def _may_drop(self) -> bool:
+        return self.faults.max_drops is None or self.drops < self.faults.max_drops
+
+    def _begin_drop(self, reason: int) -> None:
+        connection = self.connection
+        if connection is None or self._dropping:
+            return
+        self._dropping = True
+        self.drops += 1
+        self._spawn_hci(self._disconnect(connection, reason), "drop")
+
+    async def _drop_at(self, t: float) -> None:
+        await self.clock.sleep_until(t)
+        if self.connection is not None and self._may_drop():
+            self._begin_drop(self.faults.drop_reason)
+
+    async def disconnect(self, reason: int = HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR) -> None:
+        """Drop the current link from the peripheral side with HCI ``reason`` (test helper)."""
+        connection = self.connection
+        if connection is None:
+            return
+        self._dropping = True
+        self.stop_streaming()
+        await self._disconnect(connection, reason)
+
+    async def _disconnect(self, connection: Connection, reason: int) -> None:
+        with contextlib.suppress(hci.HCI_Error):
+            await connection.disconnect(reason)
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connection else ("running" if self._running else "stopped")
+        return f"<{type(self).__name__} {self.name!r} {self.address} {state}>"
