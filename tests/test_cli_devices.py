@@ -1,0 +1,168 @@
+"""The command-line contracts of the foundation, run as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAMILIES = {"kgoal", "gdx-rb", "perifit", "elvie", "magic-motion", "polar-h10", "hrs"}
+
+
+def bf(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "biofeedback", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+    )
+
+
+def test_scan_virtual_lists_every_family_with_driver_and_support() -> None:
+    r = bf("scan", "--json", "--virtual", "--speed", "max")
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)
+    assert {d["driver"] for d in found} >= FAMILIES
+    for d in found:
+        assert set(d) == {"name", "address", "rssi", "driver", "support"}
+        assert d["support"] in {"vendor-documented", "reverse-engineered"}
+    support = {d["driver"]: d["support"] for d in found}
+    assert support["gdx-rb"] == "vendor-documented"
+    assert support["kgoal"] == "reverse-engineered"
+
+
+def test_global_options_before_or_after_the_command() -> None:
+    a = bf("--virtual", "--speed", "max", "scan", "--json")
+    b = bf("scan", "--json", "--virtual", "--speed", "max")
+    assert a.returncode == b.returncode == 0
+    assert {d["address"] for d in json.loads(a.stdout)} == {
+        d["address"] for d in json.loads(b.stdout)
+    }
+    c = bf("scan", "--json", "--speed", "max", env={"BIOFEEDBACK_VIRTUAL": "1"})
+    assert c.returncode == 0 and len(json.loads(c.stdout)) >= len(FAMILIES)
+
+
+def test_pair_then_devices_in_another_process_finds_the_same_device() -> None:
+    r = bf("pair", "Boost", "--virtual", "--speed", "max", "--json")
+    assert r.returncode == 0, r.stderr
+    paired = json.loads(r.stdout)
+    assert paired["driver"] == "kgoal" and paired["virtual"] is True
+    again = bf("scan", "--virtual", "--speed", "max", "--json")
+    boost = [d for d in json.loads(again.stdout) if d["name"] == "Boost"]
+    assert boost[0]["address"] == paired["address"]  # stable address across processes
+    known = json.loads(bf("devices", "--json").stdout)
+    assert [d["address"] for d in known] == [paired["address"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["pair", "Nonesuch"], {}, "no device called 'Nonesuch'"),
+        (
+            ["pair", "Boost"],
+            {"BIOFEEDBACK_VIRTUAL_FAULTS": '{"Boost": {"powered": false}}'},
+            "no device called 'Boost'",
+        ),
+        (["capture", "Nonesuch", "-o", "x.jsonl"], {}, "no device called"),
+    ],
+    ids=["unknown-name", "sensor-off", "capture-unknown"],
+)
+def test_device_errors_are_one_line_exit_3(
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    r = bf(*args, "--virtual", "--speed", "max", env=env)
+    assert r.returncode == 3
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_json_errors_are_also_on_stdout() -> None:
+    r = bf("pair", "Nonesuch", "--virtual", "--speed", "max", "--json")
+    assert r.returncode == 3
+    assert json.loads(r.stdout) == {"error": r.stderr.strip().removeprefix("error: "), "code": 3}
+
+
+def test_connection_refused_gives_exit_3() -> None:
+    env = {"BIOFEEDBACK_VIRTUAL_FAULTS": '{"Boost": {"refuse_connections": 100}}'}
+    r = bf("pair", "Boost", "--virtual", "--speed", "max", env=env)
+    assert r.returncode == 3
+    assert "cannot connect to Boost" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_verbose_shows_the_traceback() -> None:
+    r = bf("pair", "Nonesuch", "--virtual", "--speed", "max", "-v")
+    assert r.returncode == 3 and "Traceback" in r.stderr
+
+
+def test_bad_flag_is_a_usage_error() -> None:
+    r = bf("scan", "--bogus")
+    assert r.returncode == 2
+    assert "No such option" in r.stderr
+    r = bf("demo", "--speed", "fastest")
+    assert r.returncode == 2 and "positive number or 'max'" in r.stderr
+
+
+def test_demo_headless_json() -> None:
+    r = bf("demo", "--headless", "--duration", "30", "--seed", "3", "--speed", "max", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    streams = out["streams"]
+    assert {"kgoal.pressure", "gdx-rb.force", "gdx-rb.rate"} <= set(streams)
+    for s in streams.values():
+        assert set(s) >= {"samples", "rate_hz", "gaps", "reconnects"}
+    assert streams["kgoal.pressure"]["samples"] >= 30 * 50 * 0.95
+    assert streams["kgoal.pressure"]["rate_hz"] == pytest.approx(50, rel=0.02)
+    assert streams["gdx-rb.force"]["rate_hz"] == pytest.approx(10, rel=0.02)
+
+
+def test_demo_is_deterministic_for_a_seed() -> None:
+    a = bf("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json")
+    b = bf("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json")
+    assert json.loads(a.stdout)["streams"].keys() == json.loads(b.stdout)["streams"].keys()
+
+
+def test_decode_contract() -> None:
+    r = bf("decode", "kgoal", "00 01 04 00 00 05 d3", "00:01:04:00:10:05:d4", "0001")
+    assert r.returncode == 1
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[0]["channels"] == {"raw": [1491.0], "calibrated": [0.0]}
+    assert lines[0]["unit"] == {"raw": "count", "calibrated": "count"}
+    assert lines[1]["channels"]["calibrated"] == [16.0]
+    assert "error" in lines[2] and "7 bytes" in lines[2]["error"]
+    assert "Traceback" not in r.stderr
+
+
+def test_capture_then_decode_file(tmp_path: Path) -> None:
+    out = tmp_path / "cap.jsonl"
+    r = bf("capture", "Boost", "-o", str(out), "--duration", "2", "--virtual", "--speed", "max")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(records) >= 90
+    assert set(records[0]) == {"t_host", "char", "hex"}
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    d = bf("decode", "kgoal", "--file", str(out))
+    assert d.returncode == 0
+    decoded = [json.loads(x) for x in d.stdout.splitlines()]
+    assert len(decoded) == len(records)
+    assert decoded[0]["t"] == records[0]["t_host"]
+
+
+def test_drivers_json_lists_every_driver() -> None:
+    r = bf("drivers", "--json")
+    assert r.returncode == 0
+    ids = {d["id"]: d for d in json.loads(r.stdout)}
+    assert set(ids) >= FAMILIES | {"lsl"}
+    assert ids["polar-h10"]["rates"]["ecg"] == 130
+    assert ids["perifit"]["channels"]["pressure"] == ["base", "tip"]
+    assert ids["kgoal"]["support"] == "reverse-engineered"
