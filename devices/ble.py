@@ -582,10 +582,11 @@ class BleSource:
             for char, period in self.driver.info.poll_chars
         ]
         lost_wait = asyncio.ensure_future(self._lost.wait())
+        get: asyncio.Future[RawPacket] | None = None
+        timer: asyncio.Future[None] | None = None
         try:
             while True:
                 get = asyncio.ensure_future(self._packets.get())
-                timer: asyncio.Future[None] | None = None
                 waits: set[asyncio.Future[Any]] = {get, lost_wait}
                 if self.policy.stall_timeout is not None:
                     timer = asyncio.ensure_future(self.clock.sleep(self.policy.stall_timeout))
@@ -599,12 +600,13 @@ class BleSource:
                     while not self._packets.empty():
                         self._handle(self._packets.get_nowait())
                     continue
-                get.cancel()
                 if lost_wait in done:
                     return "link lost"
                 return f"no data for {self.policy.stall_timeout:g} s"
         finally:
-            lost_wait.cancel()
+            for fut in (get, timer, lost_wait):
+                if fut is not None:
+                    fut.cancel()
             for p in pollers:
                 p.cancel()
             for p in pollers:
