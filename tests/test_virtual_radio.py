@@ -57,7 +57,7 @@ PACKET = struct.Struct("<Hh")
 class CounterSensor(VirtualPeripheral):
     """Counts up at ``rate_hz`` while started; value = seq % 1000 - 500."""
 
-    rate_hz = 500.0
+    rate_hz = 1000.0
 
     def __init__(self, *args: Any, rate_hz: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -172,6 +172,7 @@ async def make_sensor(radio: VirtualRadio) -> AsyncIterator[PeripheralFactory]:
         clock: Clock | None = None,
         **kwargs: Any,
     ) -> Any:
+        kwargs.setdefault("adv_interval_ms", 10)  # the floor of bumble's advertising sets
         p = cls(radio, clock or RealClock(), name=name, **kwargs)
         await p.start()
         started.append(p)
@@ -292,7 +293,7 @@ async def test_scan_by_name_and_service_uuid_filters(
     await hr.set_powered(False)  # re-advertise with the TX power
     await hr.set_powered(True)
 
-    found = await BleakScanner.discover(timeout=0.15, return_adv=True)
+    found = await BleakScanner.discover(timeout=0.08, return_adv=True)
     assert set(found) == {counter.address, hr.address}
     device, adv = found[hr.address]
     assert device.name == "HR-Strap 1" and adv.local_name == "HR-Strap 1"
@@ -302,12 +303,12 @@ async def test_scan_by_name_and_service_uuid_filters(
     assert "path" not in device.details  # keeps bleak-retry-connector off BlueZ
     assert found[counter.address][1].rssi == -50
 
-    only_counter = await BleakScanner.discover(timeout=0.15, service_uuids=[SERVICE])
+    only_counter = await BleakScanner.discover(timeout=0.08, service_uuids=[SERVICE])
     assert [d.address for d in only_counter] == [counter.address]
-    only_hr = await BleakScanner.discover(timeout=0.15, service_uuids=["180d"])
+    only_hr = await BleakScanner.discover(timeout=0.08, service_uuids=["180d"])
     assert [d.name for d in only_hr] == ["HR-Strap 1"]
     nobody = await BleakScanner.discover(
-        timeout=0.15, service_uuids=["0000fee0-0000-1000-8000-00805f9b34fb"]
+        timeout=0.08, service_uuids=["0000fee0-0000-1000-8000-00805f9b34fb"]
     )
     assert nobody == []
 
@@ -320,7 +321,7 @@ async def test_scan_by_name_and_service_uuid_filters(
     latency = time.perf_counter() - t0
     assert by_name is not None and by_name.address == counter.address
     assert latency < 0.5
-    assert await BleakScanner.find_device_by_name("Nobody", timeout=0.1) is None
+    assert await BleakScanner.find_device_by_name("Nobody", timeout=0.05) is None
     by_address = await BleakScanner.find_device_by_address(hr.address.lower(), timeout=1.0)
     assert by_address is not None and by_address.name == "HR-Strap 1"
 
@@ -362,7 +363,7 @@ async def test_powered_off_sensor_never_advertises(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Sleepy", faults=Faults(powered=False))
-    assert await BleakScanner.find_device_by_name("Sleepy", timeout=0.2) is None
+    assert await BleakScanner.find_device_by_name("Sleepy", timeout=0.1) is None
     await sensor.set_powered(True)
     assert (await find("Sleepy")).address == sensor.address
 
@@ -403,7 +404,7 @@ async def test_gatt_layout_properties_and_read_by_address(
 
 @pytest.mark.asyncio
 async def test_unknown_address_raises_device_not_found(radio: VirtualRadio) -> None:
-    client = BleakClient("C1:02:03:04:05:06", timeout=0.2)
+    client = BleakClient("C1:02:03:04:05:06", timeout=0.1)
     with pytest.raises(BleakDeviceNotFoundError):
         await client.connect()
 
@@ -590,19 +591,29 @@ async def test_fault_drop_at_clock_time(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     clock = RealClock()
-    sensor = await make_sensor("Counter-1", clock=clock, faults=Faults(drop_at=clock.now() + 0.25))
+    # Set at start: a timer drops the link at that time (or, with no link
+    # then, the first notification after it does).
+    sensor = await make_sensor("Counter-1", clock=clock, faults=Faults(drop_at=clock.now() + 0.1))
     lost = asyncio.Event()
     client = BleakClient(await find("Counter-1"), disconnected_callback=lambda _c: lost.set())
     await client.connect()
     collector = Collector()
     await stream_until_lost(client, collector, lost)
     assert clock.now() >= sensor.faults.drop_at
-    assert len(collector.packets) > 10 and sensor.drops == 1
-    # Once only: a new connection stays up.
+    assert sensor.drops == 1
+    # Once only: a new connection stays up and streams.
+    lost.clear()
     await client.connect()
-    await asyncio.sleep(0.1)
-    assert client.is_connected
-    await client.disconnect()
+    again = Collector()
+    await client.start_notify(DATA, again)
+    await client.write_gatt_char(CTRL, b"\x01", response=True)
+    await again.wait(20)
+    assert client.is_connected and sensor.drops == 1
+    # Set while running: checked at each notification.
+    sensor.faults.drop_at = clock.now() + 0.02
+    await asyncio.wait_for(lost.wait(), 3.0)
+    assert sensor.drops == 2
+    assert backend_of(client).disconnect_reason == HCI_CONNECTION_TIMEOUT_ERROR
 
 
 @pytest.mark.asyncio
@@ -613,7 +624,7 @@ async def test_fault_silent_after(radio: VirtualRadio, make_sensor: PeripheralFa
         await client.start_notify(DATA, collector)
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(12)
-        await asyncio.sleep(0.1)  # ~50 more packets' worth of time
+        await asyncio.sleep(0.05)  # ~50 more packets' worth of time
         assert client.is_connected  # the link stays up, the sensor is just silent
         assert len(collector.packets) == 12
     assert sensor.notifications_sent == 12
@@ -662,7 +673,7 @@ async def test_fault_power_off_while_connected(
     await sensor.set_powered(False)
     await asyncio.wait_for(lost.wait(), 1.0)
     assert backend_of(client).disconnect_reason == 0x15
-    assert await BleakScanner.find_device_by_name("Counter-1", timeout=0.15) is None
+    assert await BleakScanner.find_device_by_name("Counter-1", timeout=0.08) is None
 
 
 # ----------------------------------------------------------------- retry connector, concurrency
@@ -707,14 +718,19 @@ async def test_stream_at_max_speed_sim_clock(
         await client.start_notify(DATA, collector)
         t_sim0 = clock.now()
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(3000, timeout=10.0)  # 60 simulated seconds at 50 Hz
         real = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         simulated = clock.now() - t_sim0
         await client.write_gatt_char(CTRL, b"\x00", response=True)
     assert collector.seqs()[:3000] == list(range(3000))
     assert simulated == pytest.approx(60.0, abs=0.1)
-    assert real < 1.0, f"60 s at 50 Hz took {real:.2f} s real time"
+    # CPU time, so that a loaded machine does not fail it (about 0.3 s on a
+    # 2-core VM); the wall-clock bound only proves time jumped.
+    assert cpu < 1.0, f"60 s at 50 Hz took {cpu:.2f} s of CPU time"
+    assert real < 10.0
     assert sensor.notifications_sent >= 3000
 
 
@@ -744,7 +760,7 @@ async def test_connect_timeout_when_sensor_is_off_then_connects(
     sensor = await make_sensor("Counter-1")
     device = await find("Counter-1")
     await sensor.set_powered(False)
-    client = BleakClient(device, timeout=0.2)
+    client = BleakClient(device, timeout=0.1)
     with pytest.raises(TimeoutError):
         await client.connect()
     assert not client.is_connected

@@ -434,6 +434,10 @@ class BleakClientBumble(BaseBleakClient):
         self.disconnect_reason = None
         self._mtu = _DEFAULT_MTU
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+        if radio.central.lookup_connection(connection.handle) is not connection:
+            # Gone before we listened (a peripheral that refuses at once).
+            self._connection = None
+            raise BleakError(f"connecting to {self.address} failed: disconnected during setup")
         peer = Peer(connection)
         self._peer = peer
         try:

@@ -176,8 +176,10 @@ class Faults:
     drop_after : int, optional
         Drop the link after this many notifications on one connection.
     drop_at : float, optional
-        Drop the link at this clock time (once; nothing happens if no central
-        is connected then).
+        Drop the link at this clock time, once per value. With no link at
+        that moment, the first notification after it drops the next link
+        instead. May be set (again) while the peripheral runs; the check is
+        then made at each notification.
     drop_reason : int
         HCI reason the central sees for a fault drop: 0x08 connection timeout
         (link loss, the default) or 0x13 remote user terminated.
@@ -280,6 +282,7 @@ class VirtualPeripheral(abc.ABC):
         self._hci_tasks: set[asyncio.Task[Any]] = set()  # HCI commands: awaited by stop()
         self._drop_at_task: asyncio.Task[None] | None = None
         self._link_lost: asyncio.Future[None] | None = None  # set when the link goes down
+        self._drop_at_used: float | None = None  # the drop_at value already acted on
         self._stopped = False
 
     # ------------------------------------------------------------ to override
@@ -587,6 +590,11 @@ class VirtualPeripheral(abc.ABC):
         if connection is None or not cccd or self._dropping or not self._running:
             return False
         faults = self.faults
+        if self._drop_at_due():
+            self._drop_at_used = faults.drop_at
+            if self._may_drop():
+                self._begin_drop(faults.drop_reason)
+                return False
         if faults.silent_after is not None and self._conn_sent >= faults.silent_after:
             return False
         n = self._conn_sent + 1
@@ -710,10 +718,16 @@ class VirtualPeripheral(abc.ABC):
         self.drops += 1
         self._spawn_hci(self._disconnect(connection, reason), "drop")
 
+    def _drop_at_due(self) -> bool:
+        t = self.faults.drop_at
+        return t is not None and t != self._drop_at_used and self.clock.now() >= t
+
     async def _drop_at(self, t: float) -> None:
         await self.clock.sleep_until(t)
-        if self.connection is not None and self._may_drop():
-            self._begin_drop(self.faults.drop_reason)
+        if self.connection is not None and self._drop_at_due():
+            self._drop_at_used = self.faults.drop_at
+            if self._may_drop():
+                self._begin_drop(self.faults.drop_reason)
 
     async def disconnect(self, reason: int = HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR) -> None:
         """Drop the current link from the peripheral side with HCI ``reason`` (test helper)."""
