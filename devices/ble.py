@@ -42,6 +42,7 @@ from devices.drivers.base import (
     Driver,
     RawPacket,
     normalize_uuid,
+    resolve_char,
 )
 from devices.errors import (
     BiofeedbackError,
@@ -293,22 +294,12 @@ class _ClientIO:
         self._allowed = {normalize_uuid(u) for u in driver.info.writable_chars}
 
     def resolve(self, char: str) -> str:
-        """Full UUID of ``char`` on this device; a short form may match by substring."""
+        """Full UUID of ``char`` on this device; a short form matches by its first group."""
+        available = [c.uuid for service in self.client.services for c in service.characteristics]
         try:
-            uuid = normalize_uuid(char)
-        except ValueError:
-            uuid = ""
-        services = self.client.services
-        if uuid and services.get_characteristic(uuid) is not None:
-            return uuid
-        short = char.strip().lower().removeprefix("0x")
-        for service in services:
-            for c in service.characteristics:
-                if short and short in c.uuid.lower():
-                    return c.uuid.lower()
-        raise ConnectionFailedError(
-            f"{self.driver.info.title}: characteristic {char} not found on the device"
-        )
+            return resolve_char(char, available)
+        except LookupError as exc:
+            raise ConnectionFailedError(f"{self.driver.info.title}: {exc}") from None
 
     async def write(self, char: str, data: bytes, *, response: bool = False) -> None:
         uuid = self.resolve(char)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,13 +34,17 @@ from devices.timestamps import RateTimestamper, Timestamper
 
 __all__ = [
     "Advertisement",
+    "CharFilter",
     "Decoded",
     "Driver",
     "DriverIO",
     "DriverInfo",
     "Parser",
     "RawPacket",
+    "char_matches",
     "normalize_uuid",
+    "resolve_char",
+    "short_uuid_form",
 ]
 
 _BASE_UUID_SUFFIX = "-0000-1000-8000-00805f9b34fb"
@@ -207,6 +211,86 @@ class DriverInfo:
             if s.name == name:
                 return s
         raise KeyError(f"driver {self.id!r} has no stream {name!r}")
+
+
+_SHORT = re.compile(r"(?:0x)?([0-9a-f]{4}|[0-9a-f]{8})")
+
+
+def short_uuid_form(uuid: str) -> str | None:
+    """The 4- or 8-hex-digit short form in ``uuid`` (``"0xAA41"`` -> ``"aa41"``), or None."""
+    m = _SHORT.fullmatch(uuid.strip().lower())
+    return m.group(1) if m else None
+
+
+def char_matches(wanted: str, uuid: str) -> bool:
+    """Whether characteristic ``uuid`` is the one a driver calls ``wanted``.
+
+    A 128-bit ``wanted`` must match exactly. A 4- or 8-hex-digit short form
+    matches its SIG-base expansion, or any UUID whose first group contains it
+    (``aa41`` matches ``f000aa41-0451-4000-b000-000000000000``). Never raises.
+    """
+    try:
+        u = normalize_uuid(uuid)
+    except ValueError:
+        return False
+    short = short_uuid_form(wanted)
+    if short is not None:
+        return u == normalize_uuid(short) or short in u[:8]
+    try:
+        return normalize_uuid(wanted) == u
+    except ValueError:
+        return False
+
+
+class CharFilter:
+    """:func:`char_matches` for one ``wanted``, cached per characteristic string.
+
+    Parsers call it on every packet; the answer for a given string never
+    changes, so only the first packet of each characteristic pays for it.
+    """
+
+    __slots__ = ("_cache", "wanted")
+
+    def __init__(self, wanted: str) -> None:
+        self.wanted = wanted
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, char: str) -> bool:
+        hit = self._cache.get(char)
+        if hit is None:
+            hit = self._cache[char] = char_matches(self.wanted, char)
+        return hit
+
+
+def resolve_char(wanted: str, available: Iterable[str]) -> str:
+    """The discovered characteristic a driver's ``wanted`` refers to.
+
+    An exact (normalized) match wins; a short form then falls back to the
+    first-group substring rule of :func:`char_matches`.
+
+    Raises
+    ------
+    LookupError
+        When nothing matches, or a short form matches several characteristics.
+    """
+    avail = []
+    for a in available:
+        try:
+            avail.append(normalize_uuid(a))
+        except ValueError:
+            continue
+    try:
+        exact = normalize_uuid(wanted)
+    except ValueError:
+        exact = None
+    if exact is not None and exact in avail:
+        return exact
+    hits = sorted({a for a in avail if char_matches(wanted, a)})
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise LookupError(f"no discovered characteristic matches {wanted!r}")
+    raise LookupError(f"{wanted!r} is ambiguous: it matches {', '.join(hits)}")
 
 
 BATTERY_SERVICE = normalize_uuid("180f")

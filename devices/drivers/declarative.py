@@ -55,14 +55,24 @@ from __future__ import annotations
 import re
 import struct
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from devices.drivers.base import Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
+from devices.drivers.base import (
+    CharFilter,
+    Decoded,
+    Driver,
+    DriverInfo,
+    DriverIO,
+    char_matches,
+    normalize_uuid,
+    resolve_char,
+    short_uuid_form,
+)
 from devices.errors import DriverConfigError, ParseError
 from devices.stream import StreamKind, StreamSpec, SupportLevel
 
@@ -78,84 +88,6 @@ __all__ = [
     "load_toml_driver",
     "resolve_char",
 ]
-
-_SHORT = re.compile(r"(?:0x)?([0-9a-f]{4}|[0-9a-f]{8})")
-
-
-def _short_form(uuid: str) -> str | None:
-    m = _SHORT.fullmatch(uuid.strip().lower())
-    return m.group(1) if m else None
-
-
-def char_matches(wanted: str, uuid: str) -> bool:
-    """Whether characteristic ``uuid`` is the one a driver calls ``wanted``.
-
-    A 128-bit ``wanted`` must match exactly. A 4- or 8-hex-digit short form
-    matches its SIG-base expansion, or any UUID whose first group contains it
-    (``aa41`` matches ``f000aa41-0451-4000-b000-000000000000``). Never raises.
-    """
-    try:
-        u = normalize_uuid(uuid)
-    except ValueError:
-        return False
-    short = _short_form(wanted)
-    if short is not None:
-        return u == normalize_uuid(short) or short in u[:8]
-    try:
-        return normalize_uuid(wanted) == u
-    except ValueError:
-        return False
-
-
-class CharFilter:
-    """:func:`char_matches` for one ``wanted``, cached per characteristic string.
-
-    Parsers call it on every packet; the answer for a given string never
-    changes, so only the first packet of each characteristic pays for it.
-    """
-
-    __slots__ = ("_cache", "wanted")
-
-    def __init__(self, wanted: str) -> None:
-        self.wanted = wanted
-        self._cache: dict[str, bool] = {}
-
-    def __call__(self, char: str) -> bool:
-        hit = self._cache.get(char)
-        if hit is None:
-            hit = self._cache[char] = char_matches(self.wanted, char)
-        return hit
-
-
-def resolve_char(wanted: str, available: Iterable[str]) -> str:
-    """The discovered characteristic a driver's ``wanted`` refers to.
-
-    An exact (normalized) match wins; a short form then falls back to the
-    first-group substring rule of :func:`char_matches`.
-
-    Raises
-    ------
-    LookupError
-        When nothing matches, or a short form matches several characteristics.
-    """
-    avail = []
-    for a in available:
-        try:
-            avail.append(normalize_uuid(a))
-        except ValueError:
-            continue
-    try:
-        exact = normalize_uuid(wanted)
-    except ValueError:
-        exact = None
-    if exact is not None and exact in avail:
-        return exact
-    hits = sorted({a for a in avail if char_matches(wanted, a)})
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        raise LookupError(f"no discovered characteristic matches {wanted!r}")
-    raise LookupError(f"{wanted!r} is ambiguous: it matches {', '.join(hits)}")
 
 
 # struct code -> numpy kind letter + size (one value per channel)
@@ -388,7 +320,7 @@ class _Checker:
     def uuid(self, value: Any, label: str) -> str:
         if not isinstance(value, str):
             raise self.fail(f"{label} must be a UUID string, got {value!r}")
-        if _short_form(value) is not None:
+        if short_uuid_form(value) is not None:
             return value.strip().lower().removeprefix("0x")
         try:
             return normalize_uuid(value)
@@ -434,7 +366,7 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
     service_uuids = []
     for i, s in enumerate(services):
         u = c.uuid(s, f"[match] services[{i}]")
-        if _short_form(u) is not None:
+        if short_uuid_form(u) is not None:
             u = normalize_uuid(u)  # advertisements carry SIG short forms as such
         service_uuids.append(u)
 

@@ -22,8 +22,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from devices.drivers.base import Decoded, Driver, DriverInfo
-from devices.drivers.declarative import CharFilter
+from devices.drivers.base import CharFilter, Decoded, Driver, DriverInfo
 from devices.errors import ParseError
 from devices.stream import StreamKind, StreamSpec, SupportLevel
 

@@ -57,8 +57,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from devices.drivers.base import Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
-from devices.drivers.declarative import CharFilter
+from devices.drivers.base import CharFilter, Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
 from devices.errors import ConnectionFailedError, InputError, ParseError
 from devices.stream import StreamKind, StreamSpec, SupportLevel
 
