@@ -110,17 +110,35 @@ class RateTimestamper:
 class IntervalTimestamper:
     """Times of beats from their intervals (RR streams).
 
-    The last interval in a packet ends at (about) the receive time; earlier
-    beats are placed back by the intervals. Beats never go back in time.
+    Each packet carries the intervals of the beats since the previous one; the
+    intervals chain into a beat clock of their own. A packet arrives after its
+    last beat, so, as in :class:`RateTimestamper`, the offset between the beat
+    clock and the host clock is the lower envelope of ``t_recv - beat_clock``
+    (with a slow leak for clock drift). A jump far above the envelope means
+    beats were lost: the chain re-anchors and the gap is counted.
+
+    Parameters
+    ----------
+    leak : float
+        How fast (s/s) the offset may rise.
+    gap_s : float
+        Offset jump that counts as lost beats.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, leak: float = 0.002, gap_s: float = 2.0) -> None:
+        self.leak = leak
+        self.gap_s = gap_s
         self.gaps = 0
         self.gap_seconds = 0.0
+        self._beat_clock = 0.0
+        self._offset: float | None = None
+        self._last_recv = 0.0
         self._last_t = -np.inf
+        self._pending_reset = False
 
     def reset(self) -> None:
-        pass
+        if self._offset is not None:
+            self._pending_reset = True
 
     def stamp(self, n: int, t_recv: float, device_time: FloatArray | None = None) -> FloatArray:
         if n <= 0:
@@ -128,10 +146,20 @@ class IntervalTimestamper:
         if device_time is None:
             raise ValueError("IntervalTimestamper needs the intervals as device_time")
         intervals = np.asarray(device_time, dtype=np.float64)
-        ends = t_recv - (np.cumsum(intervals[::-1])[::-1] - intervals)
-        if ends[0] - self._last_t > intervals[0] * 2.5 and np.isfinite(self._last_t):
+        beats = self._beat_clock + np.cumsum(intervals)
+        implied = t_recv - float(beats[-1])
+        if self._offset is None:
+            self._offset = implied
+        elif self._pending_reset or implied - self._offset > self.gap_s:
             self.gaps += 1
-            self.gap_seconds += float(ends[0] - self._last_t - intervals[0])
-        t = np.maximum(ends, self._last_t + 1e-6 * np.arange(1, n + 1))
+            self.gap_seconds += max(0.0, implied - self._offset)
+            self._offset = implied
+            self._pending_reset = False
+        else:
+            leaked = self._offset + self.leak * max(0.0, t_recv - self._last_recv)
+            self._offset = min(leaked, implied)
+        self._last_recv = t_recv
+        self._beat_clock = float(beats[-1])
+        t = np.maximum(self._offset + beats, self._last_t + 1e-6 * np.arange(1, n + 1))
         self._last_t = float(t[-1])
         return t
