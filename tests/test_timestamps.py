@@ -96,5 +96,7 @@ def test_interval_timestamper_tracks_the_earliest_receipt() -> None:
         out.append(ts.stamp(j - i, t_recv, rr[i:j]))
         i = j
     err = np.concatenate(out) - beats
-    assert np.abs(err[60:]).max() < 0.1
+    # Receipt lags the last beat by 0..0.9 s; the envelope takes most of that out.
+    assert np.median(np.abs(err[60:])) < 0.08
+    assert np.abs(err[60:]).max() < 0.2
     assert ts.gaps == 0

@@ -15,10 +15,7 @@ from biofeedback.store import Store
 from devices.ble import BleSource, Found, ReconnectPolicy, resolve_device, scan
 from devices.clock import Clock
 from devices.errors import ConnectionFailedError, DeviceNotFoundError, InputError
-from devices.merge import merged
-from devices.stream import Chunk, LinkEvent, LinkKind
-from devices.virtual.intent import Intent, PelvicAction
-from devices.vocab import BreathPhase
+from devices.stream import Chunk
 
 driver_option = click.option(
     "--driver",
@@ -149,24 +146,14 @@ def devices(app: AppContext) -> None:
 DEMO_DEVICES = ("Boost", "GDX-RB")
 
 
-def demo_intent(pacer: Pacer) -> Any:
-    """The virtual person follows the pacer and lets the floor drop on each inhale."""
-
-    def intent(t: float) -> Intent:
-        if t < pacer.t0:
-            return Intent()
-        return Intent(breath=pacer.target(t), pelvic=PelvicAction.DROP, effort=0.8)
-
-    return intent
-
-
 @cli.command()
 @click.option("--headless", is_flag=True, help="Terminal output instead of the window.")
-@click.option("--duration", default=60.0, show_default=True, help="Simulated seconds to stream.")
+@click.option("--duration", default=60.0, show_default=True,
+              help="Simulated seconds of the session (the quick protocol is fitted to it).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the virtual person.")
 @command_options()
 def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
-    """The whole path on the virtual radio: scan, pair, stream a paced session."""
+    """The whole path on the virtual radio: scan, pair, a paced session recorded to the store."""
     if duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     app.virtual = True
@@ -174,20 +161,28 @@ def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
     result = run(_demo(app, duration, seed, quiet=app.json))
     if app.json:
         emit_json(result)
-    else:
-        for name, s in result["streams"].items():
-            click.echo(
-                f"{name:16} {s['samples']:7d} samples  {s['rate_hz'] or 0:6.1f} Hz  "
-                f"gaps {s['gaps']}  reconnects {s['reconnects']}"
-            )
+        return
+    for name, s in result["streams"].items():
+        click.echo(
+            f"{name:16} {s['samples']:7d} samples  {s['rate_hz'] or 0:6.1f} Hz  "
+            f"gaps {s['gaps']}  reconnects {s['reconnects']}"
+        )
+    summ = result["summary"]
+    click.echo(
+        f"session {result['session_id']}: {summ['reps']} reps, mean score "
+        f"{summ['mean_score'] if summ['mean_score'] is not None else '-'}, "
+        f"{'complete' if summ['complete'] else 'incomplete (' + summ['ended_by'] + ')'}"
+    )
 
 
 async def _demo(app: AppContext, duration: float, seed: int, *, quiet: bool) -> dict[str, Any]:
+    # The session itself is the live command's: engine, pipeline, store.
+    from biofeedback.cli.live_cmds import LiveOptions, run_session
+
     clock = app.clock()
-    pacer = Pacer(inhale_s=4.0, hold_s=0.0, exhale_s=6.0, t0=clock.now() + 3.0)
     reg = registry_for()
     say = (lambda _t: None) if quiet else (lambda t: _say(app, t))
-    async with radio(app, clock, seed=seed, intent=demo_intent(pacer)) as world:
+    async with radio(app, clock, seed=seed) as world:
         assert world is not None
         found = await scan(reg, clock, timeout=2.0)
         chosen: list[Found] = []
@@ -204,39 +199,26 @@ async def _demo(app: AppContext, duration: float, seed: int, *, quiet: bool) -> 
                     support=str(f.driver.info.support), virtual=True,
                 )
                 say(f"paired {f.name} [{f.adv.address}] -> {f.driver.id}")
-        sources = [BleSource(f.device, f.driver, clock) for f in chosen if f.driver]
-        stats = await _stream_for(sources, clock, duration, pacer, say)
-    return {"streams": stats}
+        sources: list[BleSource] = []
+        opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
+                           person="demo", status_lines=not quiet)
+        result = await run_session(clock, chosen, opts, world=world, virtual=True,
+                                   sources_out=sources)
+    summary = result.engine.finish()
+    if result.error is not None:
+        raise result.error
+    return {"streams": _stream_stats(sources), "session_id": result.session_id,
+            "summary": summary.to_json()}
 
 
-async def _stream_for(
-    sources: list[BleSource], clock: Clock, duration: float, pacer: Pacer, say: Any
-) -> dict[str, dict[str, Any]]:
-    async with merged(sources) as items:
-        t_end = clock.now() + duration
-        next_report = clock.now() + 5.0
-        it = items.__aiter__()
-        while True:
-            remaining = t_end - clock.now()
-            if remaining <= 0:
-                break
-            try:
-                item = await clock.wait_for(it.__anext__(), remaining)
-            except (TimeoutError, StopAsyncIteration):
-                break
-            if isinstance(item, LinkEvent) and item.kind != LinkKind.CONNECTING:
-                say(f"{item.device}: {item.kind}{' - ' + item.detail if item.detail else ''}")
-            if clock.now() >= next_report:
-                next_report += 5.0
-                phase = pacer.target(clock.now()).phase
-                cue = "breathe in, let go" if phase == BreathPhase.INHALE else "breathe out, soft"
-                total = sum(st.samples for s in sources for st in s.stats.streams.values())
-                say(f"t={clock.now() - (t_end - duration):5.1f}s  {cue:20} samples {total}")
+def _stream_stats(sources: list[BleSource]) -> dict[str, dict[str, Any]]:
+    """Per-stream counters, named ``<driver>.<stream>`` as before sessions existed."""
     out: dict[str, dict[str, Any]] = {}
     for s in sources:
-        for name, st in s.stats.streams.items():
+        for spec in s.driver.info.streams:
+            st = s.stats.streams[s.prefix + spec.name]
             rate = st.measured_rate()
-            out[name] = {
+            out[f"{s.driver.id}.{spec.name}"] = {
                 "samples": st.samples,
                 "rate_hz": round(rate, 2) if rate else None,
                 "gaps": st.gaps,
@@ -245,4 +227,4 @@ async def _stream_for(
     return out
 
 
-__all__ = ["demo", "demo_intent", "devices", "pair", "scan_cmd"]
+__all__ = ["demo", "devices", "pair", "scan_cmd"]

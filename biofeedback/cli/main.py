@@ -39,6 +39,9 @@ COMMAND_MODULES = (
     "biofeedback.cli.device_cmds",
     "biofeedback.cli.decode_cmds",
     "biofeedback.cli.signal_cmds",
+    "biofeedback.cli.calibrate_cmds",
+    "biofeedback.cli.session_cmds",
+    "biofeedback.cli.live_cmds",
 )
 
 

@@ -4,6 +4,7 @@ Pure computation, no I/O. :class:`~biofeedback.signal.pipeline.Pipeline` is the
 facade; the records it reports are in :mod:`biofeedback.signal.types`.
 """
 
+from biofeedback.signal.pipeline import Pipeline
 from biofeedback.signal.types import (
     BREATH_SOURCE_PRIORITY,
     Breath,
@@ -29,6 +30,7 @@ __all__ = [
     "CouplingResult",
     "PelvicEvent",
     "PelvicOutput",
+    "Pipeline",
     "PipelineAPI",
     "PipelineStatus",
     "PipelineUpdate",

@@ -220,12 +220,18 @@ class BlockMean:
         if self._t_rem.size:
             t = np.concatenate([self._t_rem, t])
             x = np.concatenate([self._x_rem, x])
-        m = t.shape[0] // self.factor
-        k = m * self.factor
-        self._t_rem = t[k:].copy()
-        self._x_rem = x[k:].copy()
-        tb = t[:k].reshape(m, self.factor).mean(axis=1)
-        xb = x[:k].reshape(m, self.factor, self.n_channels).mean(axis=1)
+        f = self.factor
+        m = t.shape[0] // f
+        k = m * f
+        if k < t.shape[0]:
+            self._t_rem = t[k:].copy()
+            self._x_rem = x[k:].copy()
+        elif self._t_rem.size:
+            self._t_rem = self._t_rem[:0]
+            self._x_rem = self._x_rem[:0]
+        inv = 1.0 / f
+        tb = t[:k].reshape(m, f).sum(axis=1) * inv
+        xb = x[:k].reshape(m, f, self.n_channels).sum(axis=1) * inv
         return tb, xb
 
 
@@ -397,14 +403,15 @@ class QualityMonitor:
     """Flat, clipped and noisy stretches of a stream, per chunk.
 
     * flat: a value repeated exactly for ``flat_s`` (sensor off, stuck, silent);
-    * clipped: a value repeated for ``clip_s`` at the highest or lowest value
-      the stream ever had (an amplifier or ADC rail);
-    * noisy: white noise (from second differences, given by the caller) is
-      most of the stream's variation over the last ``tau_s``.
+    * clipped: samples repeated at the highest or lowest value the stream ever
+      had (an amplifier or ADC rail) for ``clip_s`` in a chunk;
+    * noisy: white noise (measured by the caller) is most of the stream's
+      variation over the last ``tau_s``.
 
     A flat or clipped stretch keeps the flag for ``hold_s`` after it ends, so a
     live view shows it long enough to read. The result is the state after the
-    chunk, worst first (clipped > flat > noisy > ok).
+    chunk, worst first (clipped > flat > noisy > ok). Cheap: a handful of
+    array operations per chunk.
 
     Parameters
     ----------
@@ -434,52 +441,72 @@ class QualityMonitor:
         self._clip_n = max(2, round(clip_s * fs))
         self._hold_n = max(1, round(hold_s * fs))
         self._noisy_ratio = noisy_ratio
-        self._mean = Ewma(tau_s, fs, n_channels)
-        self._var = Ewma(tau_s, fs, n_channels)
+        self._tau_n = tau_s * fs
         self.reset()
 
     def reset(self) -> None:
-        self._last: FloatArray | None = None
-        self._run = np.zeros(self.n_channels)
-        self._hi = np.full(self.n_channels, -np.inf)
-        self._lo = np.full(self.n_channels, np.inf)
+        self._last: float | None = None
+        self._run = 0  # samples the current value has repeated (any channel)
+        self._hi = -math.inf
+        self._lo = math.inf
         self._since_flat = 1 << 40
         self._since_clip = 1 << 40
-        self._mean.reset()
-        self._var.reset()
+        self._mu: float | None = None
+        self._var = 0.0
         self.quality = self._Q.OK
 
-    def process(self, x: FloatArray, noise_sd: FloatArray | None = None) -> Any:
+    def process(self, x: FloatArray, noise_sd: float | None = None) -> Any:
         """Update with ``x`` (n, n_channels); returns the :class:`Quality` now."""
         n = int(x.shape[0])
         if n == 0:
             return self.quality
-        last = x[0] + 1.0 if self._last is None else self._last
-        prev = np.vstack([last[np.newaxis, :], x[:-1]])
-        same = x == prev
-        idx = np.arange(n)[:, np.newaxis]
-        brk = np.where(same, -1, idx)
-        np.maximum.accumulate(brk, axis=0, out=brk)
-        run = np.where(brk >= 0, idx - brk, idx + 1 + self._run[np.newaxis, :])
-        self._run = run[-1].astype(np.float64)
-        self._last = x[-1].copy()
-        np.maximum(self._hi, x.max(axis=0), out=self._hi)
-        np.minimum(self._lo, x.min(axis=0), out=self._lo)
-        flat_at = np.flatnonzero((run >= self._flat_n).any(axis=1))
-        self._since_flat = n - 1 - int(flat_at[-1]) if flat_at.size else self._since_flat + n
-        span = self._hi > self._lo
-        rail = ((x >= self._hi) | (x <= self._lo)) & span & (run >= self._clip_n)
-        clip_at = np.flatnonzero(rail.any(axis=1))
-        self._since_clip = n - 1 - int(clip_at[-1]) if clip_at.size else self._since_clip + n
-        m = self._mean.process(x)
-        v = self._var.process((x - m) ** 2)
+        # a stuck or silent stream repeats its first channel exactly
+        x0 = x[:, 0]
+        same = np.empty(n, dtype=bool)
+        same[0] = self._last is not None and x0[0] == self._last
+        np.equal(x0[1:], x0[:-1], out=same[1:])
+        self._last = float(x0[-1])
+        prev_run = self._run
+        if same.all():
+            self._run += n
+            longest = self._run
+        else:
+            brk = np.flatnonzero(~same)
+            self._run = n - 1 - int(brk[-1])
+            longest = max(prev_run + int(brk[0]), self._run)
+            if n >= self._flat_n:  # a long chunk may hide a flat stretch inside
+                longest = max(longest, int(np.diff(brk).max(initial=0)) - 1)
+        self._since_flat = 0 if longest >= self._flat_n else self._since_flat + n
+        # the rails: the highest and lowest value of any channel so far (one
+        # converter, one range)
+        hi = float(x.max())
+        lo = float(x.min())
+        clipped = False
+        if hi >= self._hi or lo <= self._lo:
+            self._hi = max(self._hi, hi)
+            self._lo = min(self._lo, lo)
+            if self._hi > self._lo:
+                # repeated samples at a rail
+                rail = (x[1:] >= self._hi) | (x[1:] <= self._lo)
+                rail &= x[1:] == x[:-1]
+                clipped = int(np.count_nonzero(rail)) >= self._clip_n - 1
+        self._since_clip = 0 if clipped else self._since_clip + n
+        # running variance of the first channel, updated per chunk (a display
+        # figure: chunk-size dependence does not matter here)
+        mu = float(x0.sum()) / n
+        dev = x0 - mu
+        w = 1.0 - math.exp(-n / self._tau_n)
+        if self._mu is None:
+            self._mu, self._var = mu, float(dev @ dev) / n
+        else:
+            d = mu - self._mu
+            self._mu += w * d
+            self._var += w * (float(dev @ dev) / n + d * d - self._var)
         if self._since_clip < self._hold_n:
             q = self._Q.CLIPPED
         elif self._since_flat < self._hold_n:
             q = self._Q.FLAT
-        elif noise_sd is not None and noise_sd[-1] > self._noisy_ratio * math.sqrt(
-            max(float(v[-1].mean()), 0.0)
-        ):
+        elif noise_sd is not None and noise_sd > self._noisy_ratio * math.sqrt(max(self._var, 0)):
             q = self._Q.NOISY
         else:
             q = self._Q.OK

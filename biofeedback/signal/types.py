@@ -630,7 +630,7 @@ class PipelineAPI(Protocol):
         ...
 
     def start_reps(self, target: int | None = None) -> None:
-        """Start counting a set: each breath cycle completed from now is a rep."""
+        """Start counting a set: each breath cycle that begins from now is a rep."""
         ...
 
     def stop_reps(self) -> RepSummary:

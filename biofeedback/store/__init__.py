@@ -1,5 +1,26 @@
-"""The local SQLite store: known devices now, sessions as they land."""
+"""The local SQLite store: known devices and recorded sessions."""
 
-from biofeedback.store.db import KnownDevice, Store, StoreError
+from biofeedback.store.db import KnownDevice, Store
+from biofeedback.store.errors import StoreError
+from biofeedback.store.sessions import (
+    Block,
+    SessionEvent,
+    SessionInfo,
+    SessionMeta,
+    SessionWriter,
+    StateRun,
+    StreamStats,
+)
 
-__all__ = ["KnownDevice", "Store", "StoreError"]
+__all__ = [
+    "Block",
+    "KnownDevice",
+    "SessionEvent",
+    "SessionInfo",
+    "SessionMeta",
+    "SessionWriter",
+    "StateRun",
+    "Store",
+    "StoreError",
+    "StreamStats",
+]

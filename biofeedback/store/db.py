@@ -10,8 +10,10 @@ transaction each.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +21,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
+
+from biofeedback.store.errors import StoreError
+from biofeedback.store.sessions import (
+    Block,
+    FloatArray,
+    SessionEvent,
+    SessionInfo,
+    SessionMeta,
+    SessionWriter,
+    StateRun,
+    StreamStats,
+    _dumps,
+    _pain,
+    decode_block,
+    now_iso,
+    reps_and_score,
+    session_status,
+)
 from devices.errors import InputError
+from devices.stream import LinkEvent, StreamKind, StreamSpec
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "KnownDevice", "Store", "StoreError"]
 
@@ -40,13 +62,85 @@ MIGRATIONS: list[str] = [
         last_seen   TEXT NOT NULL
     );
     """,
+    # 2: sessions, their streams, raw sample blocks, pelvic state runs, events, annotations
+    """
+    CREATE TABLE sessions (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at  TEXT NOT NULL,              -- ISO 8601 UTC
+        t0          REAL NOT NULL,              -- run clock at the start
+        t_last      REAL NOT NULL,              -- latest time written (run clock)
+        duration_s  REAL NOT NULL DEFAULT 0,
+        person      TEXT,
+        protocol    TEXT NOT NULL,
+        pacer       TEXT,                       -- JSON
+        profile     TEXT,
+        devices     TEXT NOT NULL DEFAULT '[]', -- JSON list of {name, address, driver}
+        virtual     INTEGER NOT NULL DEFAULT 0,
+        complete    INTEGER NOT NULL DEFAULT 0,
+        finished    INTEGER NOT NULL DEFAULT 0, -- the writer finished (else live or crashed)
+        ended_at    TEXT,
+        summary     TEXT,                       -- JSON
+        pain_before INTEGER CHECK (pain_before BETWEEN 0 AND 10),
+        pain_after  INTEGER CHECK (pain_after BETWEEN 0 AND 10),
+        note_before TEXT,
+        note_after  TEXT,
+        writer_pid  INTEGER,
+        heartbeat   REAL                        -- wall time of the writer's last commit
+    );
+    CREATE TABLE streams (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        channels    TEXT NOT NULL,              -- JSON list of names
+        n_channels  INTEGER NOT NULL,
+        unit        TEXT NOT NULL,
+        rate_hz     REAL,                       -- nominal; NULL for irregular streams
+        UNIQUE (session_id, name)
+    );
+    CREATE TABLE blocks (
+        id          INTEGER PRIMARY KEY,
+        stream_id   INTEGER NOT NULL REFERENCES streams(id) ON DELETE CASCADE,
+        t_first     REAL NOT NULL,
+        t_last      REAL NOT NULL,
+        n           INTEGER NOT NULL,
+        dtype       TEXT NOT NULL CHECK (dtype IN ('f4', 'f8')),
+        t           BLOB NOT NULL,              -- float64 LE, n values
+        v           BLOB NOT NULL,              -- dtype LE, n x n_channels, row-major
+        sizes       BLOB                        -- uint32 LE: sizes of the chunks it holds
+    );
+    CREATE INDEX blocks_by_stream ON blocks (stream_id, t_first);
+    CREATE TABLE states (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        stream      TEXT NOT NULL,
+        t_start     REAL NOT NULL,
+        t_end       REAL NOT NULL,
+        state       INTEGER NOT NULL
+    );
+    CREATE INDEX states_by_session ON states (session_id, stream, t_start);
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        t           REAL NOT NULL,
+        kind        TEXT NOT NULL,              -- link, cue, rep, step, annotation, strain...
+        text        TEXT NOT NULL DEFAULT '',
+        data        TEXT                        -- JSON
+    );
+    CREATE INDEX events_by_session ON events (session_id, t);
+    CREATE TABLE annotations (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        t           REAL NOT NULL,              -- run clock
+        duration_s  REAL,
+        text        TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX annotations_by_session ON annotations (session_id, t);
+    """,
 ]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-class StoreError(InputError):
-    """The store file is corrupt, foreign or from a newer version (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +316,289 @@ class Store:
                 "UPDATE devices SET last_seen = ? WHERE address = ? COLLATE NOCASE",
                 (_now_iso(), address),
             )
+
+    # -- sessions --------------------------------------------------------------
+
+    def begin_session(self, meta: SessionMeta, *, flush_interval: float | None = None
+                      ) -> SessionWriter:
+        """Create a session and return the writer that records it as it streams.
+
+        Parameters
+        ----------
+        meta : SessionMeta
+            What is known at the start.
+        flush_interval : float or None
+            Seconds between the writer's commits (default
+            :data:`~biofeedback.store.sessions.FLUSH_INTERVAL_S`).
+
+        Raises
+        ------
+        InputError
+            When ``pain_before`` is not 0-10 or two streams share a name.
+        """
+        pain = _pain(meta.pain_before, "pain before")
+        names = [s.name for s in meta.streams]
+        if len(set(names)) != len(names):
+            raise InputError(f"stream names must be unique, got {names}")
+        with self.transaction() as c:
+            cur = c.execute(
+                """INSERT INTO sessions (started_at, t0, t_last, person, protocol, pacer,
+                       profile, devices, virtual, pain_before, note_before, writer_pid,
+                       heartbeat)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (now_iso(), float(meta.t0), float(meta.t0), meta.person, meta.protocol,
+                 None if meta.pacer is None else _dumps(meta.pacer), meta.profile,
+                 _dumps(list(meta.devices)), int(meta.virtual), pain, meta.note_before,
+                 os.getpid(), _wall()),
+            )
+            sid = cur.lastrowid
+            assert sid is not None
+            streams: dict[str, tuple[int, int]] = {}
+            for spec in meta.streams:
+                cur = c.execute(
+                    """INSERT INTO streams (session_id, name, kind, channels, n_channels, unit,
+                           rate_hz) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (sid, spec.name, str(spec.kind), _dumps(list(spec.channels)),
+                     len(spec.channels), spec.unit, spec.rate_hz),
+                )
+                assert cur.lastrowid is not None
+                streams[spec.name] = (cur.lastrowid, len(spec.channels))
+        kw = {} if flush_interval is None else {"flush_interval": flush_interval}
+        return SessionWriter(self.path, sid, float(meta.t0), streams, **kw)
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every session, oldest first."""
+        rows = self.conn.execute(_SESSION_SELECT + " ORDER BY s.id").fetchall()
+        specs = self._stream_specs(None)
+        return [_session(r, specs.get(r["id"], ())) for r in rows]
+
+    def session(self, session_id: int) -> SessionInfo:
+        """One session.
+
+        Raises
+        ------
+        InputError
+            ``no session N`` when it does not exist.
+        """
+        row = self.conn.execute(_SESSION_SELECT + " WHERE s.id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise InputError(f"no session {session_id}")
+        return _session(row, self._stream_specs(session_id).get(session_id, ()))
+
+    def _stream_specs(self, session_id: int | None) -> dict[int, tuple[StreamSpec, ...]]:
+        sql = "SELECT * FROM streams"
+        args: tuple[Any, ...] = ()
+        if session_id is not None:
+            sql += " WHERE session_id = ?"
+            args = (session_id,)
+        out: dict[int, list[StreamSpec]] = {}
+        for r in self.conn.execute(sql + " ORDER BY id", args):
+            out.setdefault(r["session_id"], []).append(_spec(r))
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _stream_row(self, session_id: int, stream: str) -> Any:
+        row = self.conn.execute(
+            "SELECT * FROM streams WHERE session_id = ? AND name = ?", (session_id, stream)
+        ).fetchone()
+        if row is None:
+            self.session(session_id)  # "no session N" first
+            raise InputError(f"session {session_id} has no stream {stream!r}")
+        return row
+
+    def stream_stats(self, session_id: int) -> dict[str, StreamStats]:
+        """Samples, blocks and time span of each stream of a session."""
+        self.session(session_id)
+        rows = self.conn.execute(
+            """SELECT st.name, count(b.id) AS blocks, coalesce(sum(b.n), 0) AS samples,
+                      min(b.t_first) AS t_first, max(b.t_last) AS t_last
+               FROM streams st LEFT JOIN blocks b ON b.stream_id = st.id
+               WHERE st.session_id = ? GROUP BY st.id ORDER BY st.id""",
+            (session_id,),
+        ).fetchall()
+        return {
+            r["name"]: StreamStats(int(r["samples"]), int(r["blocks"]), r["t_first"],
+                                   r["t_last"])
+            for r in rows
+        }
+
+    def iter_blocks(self, session_id: int, stream: str) -> Iterator[Block]:
+        """The stored blocks of a stream in time order (one query, read lazily)."""
+        srow = self._stream_row(session_id, stream)
+        nch = int(srow["n_channels"])
+        cur = self.conn.execute(
+            "SELECT t, v, dtype, n, sizes FROM blocks WHERE stream_id = ? ORDER BY t_first, id",
+            (srow["id"],),
+        )
+        for r in cur:
+            t, v = decode_block(r["t"], r["v"], r["dtype"], nch)
+            sizes = (
+                tuple(int(x) for x in np.frombuffer(r["sizes"], dtype="<u4"))
+                if r["sizes"] is not None else (int(r["n"]),)
+            )
+            yield Block(t, v, sizes)
+
+    def read_stream(self, session_id: int, stream: str) -> tuple[FloatArray, FloatArray]:
+        """All samples of a stream: ``(t, values)`` with shapes ``(n,)`` and ``(n, channels)``.
+
+        Times are on the run clock (subtract :attr:`SessionInfo.t0` for seconds
+        from the start).
+        """
+        nch = int(self._stream_row(session_id, stream)["n_channels"])
+        blocks = list(self.iter_blocks(session_id, stream))
+        if not blocks:
+            return np.zeros(0), np.zeros((0, nch))
+        return (np.concatenate([b.t for b in blocks]),
+                np.concatenate([b.values for b in blocks], axis=0))
+
+    def events(self, session_id: int, kind: str | None = None) -> list[SessionEvent]:
+        """Events of a session in time order (``kind`` filters, e.g. ``"rep"``)."""
+        self.session(session_id)
+        sql = "SELECT t, kind, text, data FROM events WHERE session_id = ?"
+        args: tuple[Any, ...] = (session_id,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args += (kind,)
+        rows = self.conn.execute(sql + " ORDER BY t, id", args).fetchall()
+        return [
+            SessionEvent(r["t"], r["kind"], r["text"],
+                         None if r["data"] is None else json.loads(r["data"]))
+            for r in rows
+        ]
+
+    def link_events(self, session_id: int) -> list[LinkEvent]:
+        """The recorded link events, as the source delivered them."""
+        out = []
+        for e in self.events(session_id, "link"):
+            try:
+                out.append(e.to_link_event())
+            except ValueError:  # a kind this version does not know: skip it
+                continue
+        return out
+
+    def states(self, session_id: int, stream: str | None = None) -> list[StateRun]:
+        """Pelvic state runs of a session (of one stream, or all), in time order."""
+        self.session(session_id)
+        sql = "SELECT stream, t_start, t_end, state FROM states WHERE session_id = ?"
+        args: tuple[Any, ...] = (session_id,)
+        if stream is not None:
+            sql += " AND stream = ?"
+            args += (stream,)
+        rows = self.conn.execute(sql + " ORDER BY t_start, id", args).fetchall()
+        return [StateRun(r["stream"], r["t_start"], r["t_end"], r["state"]) for r in rows]
+
+    def annotate(
+        self, session_id: int, at_s: float, text: str, duration_s: float | None = None
+    ) -> None:
+        """Add an annotation afterwards, ``at_s`` seconds from the session start."""
+        info = self.session(session_id)
+        if not text.strip():
+            raise InputError("an annotation needs some text")
+        if duration_s is not None and duration_s < 0:
+            raise InputError(f"duration must not be negative, not {duration_s}")
+        with self.transaction() as c:
+            c.execute(
+                """INSERT INTO annotations (session_id, t, duration_s, text, created_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (session_id, info.t0 + float(at_s), duration_s, text, now_iso()),
+            )
+
+    def annotations(self, session_id: int) -> list[SessionEvent]:
+        """Annotations added afterwards, as events of kind ``annotation``."""
+        self.session(session_id)
+        rows = self.conn.execute(
+            "SELECT t, duration_s, text, created_at FROM annotations WHERE session_id = ? "
+            "ORDER BY t, id",
+            (session_id,),
+        ).fetchall()
+        return [
+            SessionEvent(r["t"], "annotation", r["text"],
+                         {"duration_s": r["duration_s"], "created_at": r["created_at"]})
+            for r in rows
+        ]
+
+    def delete_session(self, session_id: int) -> None:
+        """Delete a session and everything recorded with it, overwriting the freed pages.
+
+        Raises
+        ------
+        InputError
+            ``no session N``.
+        """
+        info = self.session(session_id)
+        if info.status == "recording":
+            raise InputError(f"session {session_id} is still being recorded")
+        # Health data: zero the freed pages, and move them out of the WAL now.
+        self.conn.execute("PRAGMA secure_delete = ON")
+        with self.transaction() as c:
+            c.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the whole store (mode 0600), even while recording."""
+        target = Path(target)
+        fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        os.close(fd)
+        dst = sqlite3.connect(target)
+        try:
+            self.conn.backup(dst)
+        finally:
+            dst.close()
+        os.chmod(target, 0o600)
+
+
+def _wall() -> float:
+    return time.time()
+
+
+_SESSION_SELECT = """
+    SELECT s.*,
+        (SELECT count(*) FROM events e WHERE e.session_id = s.id AND e.kind = 'rep')
+            AS rep_events,
+        (SELECT avg(json_extract(e.data, '$.score')) FROM events e
+            WHERE e.session_id = s.id AND e.kind = 'rep' AND e.data IS NOT NULL)
+            AS rep_score
+    FROM sessions s"""
+
+
+def _spec(row: sqlite3.Row) -> StreamSpec:
+    try:
+        kind = StreamKind(row["kind"])
+    except ValueError:
+        kind = StreamKind.OTHER
+    return StreamSpec(
+        name=row["name"],
+        kind=kind,
+        channels=tuple(json.loads(row["channels"])),
+        unit=row["unit"],
+        rate_hz=row["rate_hz"],
+    )
+
+
+def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...]) -> SessionInfo:
+    summary = None if row["summary"] is None else json.loads(row["summary"])
+    reps, score = reps_and_score(summary, int(row["rep_events"]), row["rep_score"])
+    return SessionInfo(
+        id=int(row["id"]),
+        started_at=row["started_at"],
+        t0=float(row["t0"]),
+        duration_s=float(row["duration_s"]),
+        person=row["person"],
+        protocol=row["protocol"],
+        pacer=None if row["pacer"] is None else json.loads(row["pacer"]),
+        profile=row["profile"],
+        devices=json.loads(row["devices"]),
+        virtual=bool(row["virtual"]),
+        complete=bool(row["complete"]),
+        status=session_status(bool(row["finished"]), row["writer_pid"], row["heartbeat"]),
+        summary=summary,
+        pain_before=row["pain_before"],
+        pain_after=row["pain_after"],
+        note_before=row["note_before"],
+        note_after=row["note_after"],
+        reps=reps,
+        score=score,
+        streams=streams,
+    )
 
 
 def _device(row: sqlite3.Row) -> KnownDevice:
