@@ -61,7 +61,7 @@ def test_corrupt_file_is_reported(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)
     path.write_bytes(bytes(data))
-    with pytest.raises(StoreError, match="corrupt|not a biofeedback"):
+    with pytest.raises(StoreError, match=r"corrupt|not a biofeedback"):
         s = Store(path)
         s.devices()
 
