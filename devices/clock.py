@@ -56,6 +56,10 @@ class Clock(Protocol):
         """Real seconds a radio-level wait of ``seconds`` should take."""
         ...
 
+    async def wait_for(self, aw: Awaitable[T], timeout: float) -> T:
+        """Like :func:`asyncio.wait_for`, with ``timeout`` in this clock's seconds."""
+        ...
+
     def busy(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Mark a radio operation in flight (simulated time flows in real time)."""
         ...

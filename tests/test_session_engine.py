@@ -1,0 +1,378 @@
+"""The session engine on a synthetic source: the body model sampled directly, no radio.
+
+The virtual person follows the engine's own intent (or a twisted copy of it),
+the real :class:`~biofeedback.signal.pipeline.Pipeline` analyses the samples,
+and an in-memory recorder stands in for the store's session writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.session import (
+    CUES,
+    PAIN_STOP,
+    PROTOCOLS,
+    PainRefusedError,
+    SessionEngine,
+    SessionProtocol,
+    Step,
+    StepKind,
+    check_pain,
+    pacer_from_profile,
+)
+from biofeedback.signal.pipeline import Pipeline
+from devices.clock import SimClock
+from devices.errors import GaveUpError, InputError
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
+from devices.virtual.body import BodyModel
+from devices.virtual.intent import Intent, PelvicAction
+from devices.vocab import BreathPhase
+
+STREAMS = (
+    StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", 50.0),
+    StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", 20.0),
+)
+
+#: A short protocol for the tests: 5 s settle, 15 s baseline, 4 reps, 5 s post.
+SHORT = SessionProtocol(
+    "short",
+    (
+        Step(StepKind.SETTLE, 5.0),
+        Step(StepKind.BASELINE, 15.0),
+        Step(StepKind.REPS, reps=4, set_index=1),
+        Step(StepKind.POST, 5.0),
+    ),
+)
+
+
+class Recorder:
+    """Keeps what a session writer would store."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+        self.links: list[LinkEvent] = []
+        self.events: list[tuple[float, str, str, Any]] = []
+        self.state_samples = 0
+        self.finished: dict[str, Any] | None = None
+
+    def chunk(self, chunk: Chunk) -> None:
+        self.chunks.append(chunk)
+
+    def link_event(self, ev: LinkEvent) -> None:
+        self.links.append(ev)
+
+    def event(self, t: float, kind: str, text: str = "", data: Any = None) -> None:
+        self.events.append((t, kind, text, data))
+
+    def states(self, stream: str, t: Any, state: Any) -> None:
+        assert stream == "pressure"
+        assert len(t) == len(state)
+        self.state_samples += len(t)
+
+    def finish(self, **kw: Any) -> None:
+        self.finished = kw
+
+    def kinds(self, kind: str) -> list[tuple[float, str, str, Any]]:
+        return [e for e in self.events if e[1] == kind]
+
+
+async def body_source(
+    clock: SimClock,
+    body: BodyModel,
+    *,
+    until: float = math.inf,
+    extra: Callable[[float], list[LinkEvent]] | None = None,
+    fail_at: float | None = None,
+    belt: bool = True,
+) -> AsyncIterator[Chunk | LinkEvent]:
+    """Pressure (50 Hz) and belt (20 Hz) chunks every 0.1 s of the clock."""
+    t = clock.now()
+    yield LinkEvent(LinkKind.CONNECTED, t, "probe")
+    while t < until:
+        await clock.sleep_until(t + 0.1)
+        if fail_at is not None and t >= fail_at:
+            raise GaveUpError("probe: link lost and reconnects failed")
+        tp = t + np.arange(1, 6) / 50.0
+        yield Chunk("pressure", tp, body.pelvic_pressure(tp), "cmH2O", ("base", "tip"))
+        if belt:
+            tb = t + np.arange(1, 3) / 20.0
+            yield Chunk("force", tb, body.belt_force(tb)[:, None], "N", ("force",))
+        t += 0.1
+        for ev in extra(t) if extra is not None else []:
+            yield ev
+
+
+def make(
+    protocol: SessionProtocol | str = SHORT, seed: int = 3, streams: Any = STREAMS, **kw: Any
+) -> tuple[SimClock, SessionEngine, BodyModel, Recorder]:
+    clock = SimClock(speed=None)
+    rec = Recorder()
+    engine = SessionEngine(clock, Pipeline(streams), protocol, writer=rec, **kw)
+    body = BodyModel(seed, intent=engine.intent, t0=clock.now())
+    return clock, engine, body, rec
+
+
+# --------------------------------------------------------------------------- protocols
+
+
+def test_protocol_lengths_and_fit() -> None:
+    p = Pacer()
+    assert PROTOCOLS["quick"].length(p) == pytest.approx(20 + 30 + 5 * 10 + 4 + 30)
+    assert PROTOCOLS["standard"].reps == 10
+    assert PROTOCOLS["long"].reps == 20
+    assert [s.kind for s in PROTOCOLS["long"].steps].count(StepKind.REST) == 1
+
+    steps, fits = PROTOCOLS["quick"].fit(60.0, p)
+    assert fits
+    kinds = [s.kind for s in steps]
+    assert kinds == [StepKind.SETTLE, StepKind.BASELINE, StepKind.REPS, StepKind.POST]
+    assert sum(s.length(p) for s in steps) == pytest.approx(60.0, abs=0.01)
+    assert 1 <= steps[2].reps <= 5
+
+    # Long fitted into 90 s: one set only, and no rest step left dangling.
+    steps, fits = PROTOCOLS["long"].fit(90.0, p)
+    assert fits and [s.kind for s in steps].count(StepKind.REST) == 0
+    # Fits already: unchanged.
+    assert PROTOCOLS["quick"].fit(1000.0, p) == (PROTOCOLS["quick"].steps, True)
+    # Not even one rep fits: cut instead.
+    assert PROTOCOLS["quick"].fit(8.0, p)[1] is False
+
+
+def test_pacer_from_profile_and_pain_checks() -> None:
+    pacer = pacer_from_profile({"suggested_pacer": {"inhale_s": 5, "exhale_s": 7}})
+    assert pacer is not None and (pacer.inhale_s, pacer.hold_s, pacer.exhale_s) == (5, 0, 7)
+    assert pacer_from_profile({"suggested_pacer": {"inhale_s": -1, "exhale_s": 7}}) is None
+    assert pacer_from_profile({}) is None
+    assert check_pain(None) is None
+    assert check_pain(3) == 3
+    for bad in (-1, 11, 2.5):
+        with pytest.raises(InputError):
+            check_pain(bad)
+
+
+def test_pain_before_refuses() -> None:
+    with pytest.raises(PainRefusedError, match="Stop and rest"):
+        make(pain_before=PAIN_STOP)
+    with pytest.raises(InputError):
+        make(pain_before=12)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@pytest.mark.asyncio
+async def test_compliant_session_steps_cues_reps_summary() -> None:
+    clock, engine, body, rec = make(pain_before=1, note_before="tight today")
+    t0 = clock.now()
+
+    # Before it starts the person rests and breathes freely.
+    assert engine.intent(t0) == Intent()
+    summary = await engine.run(body_source(clock, body))
+    final = engine.finish(pain_after=1, note_after="easier")
+
+    assert summary.complete and summary.ended_by == "protocol end"
+    steps = [s["kind"] for s in summary.steps]
+    assert steps == ["settle", "baseline", "reps", "post"]
+    assert summary.duration_s == pytest.approx(SHORT.length(Pacer()), abs=0.2)
+    # Reps: every paced cycle counted and scored; the compliant person drops.
+    assert summary.reps == 4 and summary.reps_target == 4 and summary.rep_clock == "breath"
+    assert summary.mean_score is not None and summary.mean_score > 50
+    assert summary.drop_depth is not None and summary.drop_depth > 0
+    assert summary.drop_unit == "cmH2O"
+    assert summary.drop_on_inhale_pct is not None and summary.drop_on_inhale_pct > 40
+    assert summary.strain_count == 0
+    assert summary.breath_rate_bpm == pytest.approx(summary.target_rate_bpm, rel=0.15)
+    assert summary.link_gaps == 0
+
+    texts = [c.text for c in engine.cues]
+    assert texts[0] == CUES["safety"]
+    assert texts.count(CUES["inhale"]) == 4 and texts.count(CUES["exhale"]) == 4
+    assert CUES["closing"] in texts and CUES["well_done"] in texts
+    assert CUES["strain"] not in texts
+    assert texts[-1] == CUES["done"]
+    # Cues come at the pacer's phase changes, in time order.
+    inhale_t = [c.t - engine.segments[2].t_start for c in engine.cues
+                if c.text == CUES["inhale"]]
+    assert inhale_t == pytest.approx([0.0, 10.0, 20.0, 30.0])
+    assert all(a.t <= b.t for a, b in zip(engine.cues, engine.cues[1:], strict=False))
+
+    # Recorded: chunks, link events, step/cue/rep events, states, the summary.
+    assert len(rec.chunks) > 1000 and rec.links[0].kind is LinkKind.CONNECTED
+    assert [e[2] for e in rec.kinds("step")] == ["settle", "baseline", "reps", "post"]
+    assert len(rec.kinds("rep")) == 4 and rec.kinds("plan")
+    assert rec.state_samples > 0
+    assert rec.finished is not None and rec.finished["complete"] is True
+    assert rec.finished["pain_after"] == 1 and rec.finished["note_after"] == "easier"
+    js = rec.finished["summary"]
+    assert js["reps"] == 4 and js["pain_before"] == 1 and js["note_before"] == "tight today"
+    assert final.advice == []
+
+
+@pytest.mark.asyncio
+async def test_probe_alone_reps_follow_the_pacer() -> None:
+    clock, engine, body, _ = make(streams=STREAMS[:1])
+    summary = await engine.run(body_source(clock, body, belt=False))
+    # No breath sensor: the pipeline's breath would be the probe's own ripple,
+    # which the drop swamps; the paced cycles are scored instead.
+    assert summary.rep_clock == "pacer" and summary.breath_rate_bpm is None
+    assert summary.reps == 4 and summary.mean_score is not None and summary.mean_score > 50
+    starts = [r.t_start - engine.segments[2].t_start for r in engine.reps]
+    assert starts == pytest.approx([0.5, 10.5, 20.5, 30.5])  # PACED_LAG_S after each cue
+    assert CUES["well_done"] in [c.text for c in engine.cues]
+
+
+@pytest.mark.asyncio
+async def test_intent_follows_the_plan() -> None:
+    clock, engine, body, _ = make()
+    task = asyncio.create_task(engine.run(body_source(clock, body)))
+    await clock.sleep(1.0)
+    t0 = engine.t0
+    assert t0 is not None
+    st = engine.status()
+    assert st["step"] == "settle" and st["left_s"] == pytest.approx(4.0) and st["phase"] is None
+    assert engine.intent(t0 + 2.0).pelvic is PelvicAction.REST  # settle
+    assert engine.intent(t0 + 12.0).breath is None  # baseline: free breathing
+    reps_start = t0 + 20.0
+    inh = engine.intent(reps_start + 1.0)  # planned ahead: reps, inhale
+    assert inh.pelvic is PelvicAction.DROP and inh.breath is not None
+    assert inh.breath.phase == BreathPhase.INHALE
+    assert engine.intent(reps_start + 6.0).breath.phase == BreathPhase.EXHALE  # type: ignore[union-attr]
+    closing = engine.intent(reps_start + 41.0)  # after 4 cycles: the closing inhale
+    assert closing.pelvic is PelvicAction.REST and closing.breath is not None
+    assert engine.intent(reps_start + 50.0) == Intent()  # post
+    engine.stop()
+    await task
+
+
+@pytest.mark.asyncio
+async def test_strain_is_cued_and_never_praised() -> None:
+    clock, engine, body, _ = make(seed=5)
+
+    def pusher(t: float) -> Intent:
+        it = engine.intent(t)
+        if it.pelvic is PelvicAction.DROP and it.breath is not None:
+            if it.breath.phase == BreathPhase.INHALE:
+                return Intent(breath=None, pelvic=PelvicAction.STRAIN, effort=0.8)
+            return Intent(breath=it.breath)
+        return it
+
+    body.intent = pusher
+    summary = await engine.run(body_source(clock, body))
+    texts = [c.text for c in engine.cues]
+    assert summary.strain_count > 0
+    assert CUES["strain"] in texts
+    assert CUES["well_done"] not in texts
+    assert summary.mean_score is None or summary.mean_score < 50
+
+
+@pytest.mark.asyncio
+async def test_stop_keeps_the_recording_and_marks_incomplete() -> None:
+    clock, engine, body, rec = make()
+
+    async def stopper() -> None:
+        await clock.sleep(27.0)  # inside the reps
+        engine.stop()
+
+    stop_task = asyncio.create_task(stopper())
+    summary = await engine.run(body_source(clock, body))
+    await stop_task
+    assert not summary.complete and summary.ended_by == "stopped"
+    assert summary.duration_s == pytest.approx(27.0, abs=0.2)
+    assert [s["kind"] for s in summary.steps] == ["settle", "baseline", "reps"]
+    assert rec.chunks and rec.kinds("end")[-1][3] == {"complete": False}
+    engine.finish()
+    assert rec.finished is not None and rec.finished["complete"] is False
+
+
+@pytest.mark.asyncio
+async def test_pause_and_resume_during_reps() -> None:
+    clock, engine, body, _ = make()
+
+    async def control() -> None:
+        await clock.sleep(36.0)  # 16 s into the reps: after the first rep
+        engine.pause()
+        assert engine.paused
+        t = clock.now()
+        assert engine.intent(t + 1.0) == Intent()  # rest while paused
+        await clock.sleep(10.0)
+        engine.resume()
+
+    ctl = asyncio.create_task(control())
+    summary = await engine.run(body_source(clock, body))
+    await ctl
+    kinds = [s["kind"] for s in summary.steps]
+    assert kinds == ["settle", "baseline", "reps", "pause", "reps", "post"]
+    assert summary.complete
+    assert summary.reps == 4  # the reps left were done after the pause
+    # One rep before the pause, the three left after it with a fresh pacer (the
+    # interrupted cycle, 6 s, is breathed again).
+    assert [(s["target"], s["summary"]["reps"]) for s in summary.sets] == [(4, 1), (3, 3)]
+    assert summary.duration_s == pytest.approx(SHORT.length(Pacer()) + 10.0 + 6.0, abs=0.2)
+
+
+@pytest.mark.asyncio
+async def test_pain_during_and_after() -> None:
+    clock, engine, body, rec = make()
+
+    async def hurt() -> None:
+        await clock.sleep(25.0)
+        assert engine.report_pain(2) is False
+        await clock.sleep(2.0)
+        assert engine.report_pain(6, "sharp") is True
+
+    h = asyncio.create_task(hurt())
+    summary = await engine.run(body_source(clock, body))
+    await h
+    assert summary.ended_by == "pain" and not summary.complete
+    assert summary.pain_during == 6
+    assert any("Stop and rest" in a for a in summary.advice)
+    final = engine.finish(pain_after=7)
+    assert len(final.advice) == 2 and final.pain_after == 7
+    assert [e[3]["when"] for e in rec.kinds("pain")] == ["during", "during", "after"]
+
+
+@pytest.mark.asyncio
+async def test_fitted_duration_and_link_gaps() -> None:
+    def flaky(t: float) -> list[LinkEvent]:
+        if abs(t - 10.0) < 0.05:
+            return [LinkEvent(LinkKind.LOST, t, "probe", "link lost")]
+        if abs(t - 12.0) < 0.05:
+            return [LinkEvent(LinkKind.CONNECTED, t, "probe", "reconnected", 2.0)]
+        return []
+
+    clock, engine, body, rec = make("quick", duration=60.0)
+    summary = await engine.run(body_source(clock, body, extra=flaky))
+    assert summary.fitted and summary.complete
+    assert summary.duration_s == pytest.approx(60.0, abs=0.2)
+    assert summary.reps == summary.reps_target >= 1
+    assert summary.link_gaps == 1 and summary.gap_s == pytest.approx(2.0)
+    assert [e.kind for e in rec.links].count(LinkKind.LOST) == 1
+
+
+@pytest.mark.asyncio
+async def test_source_failure_and_end() -> None:
+    clock, engine, body, _ = make()
+    summary = await engine.run(body_source(clock, body, fail_at=8.0))
+    assert summary.ended_by == "link" and not summary.complete
+    assert isinstance(engine.error, GaveUpError)
+
+    clock, engine, body, _ = make()
+    summary = await engine.run(body_source(clock, body, until=clock.now() + 12.0))
+    assert summary.ended_by == "source ended" and not summary.complete
+    assert summary.duration_s == pytest.approx(12.0, abs=0.3)
+
+
+@pytest.mark.asyncio
+async def test_cut_at_duration_when_nothing_fits() -> None:
+    clock, engine, body, _ = make("quick", duration=8.0)
+    summary = await engine.run(body_source(clock, body))
+    assert summary.ended_by == "duration" and not summary.complete
+    assert summary.duration_s == pytest.approx(8.0, abs=0.01)
