@@ -158,7 +158,21 @@ def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
         raise click.BadParameter("must be positive", param_hint="--duration")
     app.virtual = True
     app.seed = seed
-    result = run(_demo(app, duration, seed, quiet=app.json))
+    from biofeedback.cli.live_cmds import use_window
+
+    if use_window(headless, app.json):
+        from biofeedback.ui.app import run_window
+
+        async def in_window(window: Any) -> dict[str, Any]:
+            return await _demo(app, duration, seed, quiet=False, window=window)
+
+        shown = run_window(in_window, linger=True, clock=app.clock(), virtual=True)
+        if shown is None:
+            click.echo("Window closed: the demo session was stopped.", err=True)
+            return
+        result = shown
+    else:
+        result = run(_demo(app, duration, seed, quiet=app.json))
     if app.json:
         emit_json(result)
         return
@@ -175,7 +189,9 @@ def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
     )
 
 
-async def _demo(app: AppContext, duration: float, seed: int, *, quiet: bool) -> dict[str, Any]:
+async def _demo(
+    app: AppContext, duration: float, seed: int, *, quiet: bool, window: Any = None
+) -> dict[str, Any]:
     # The session itself is the live command's: engine, pipeline, store.
     from biofeedback.cli.live_cmds import LiveOptions, run_session
 
@@ -201,7 +217,7 @@ async def _demo(app: AppContext, duration: float, seed: int, *, quiet: bool) -> 
                 say(f"paired {f.name} [{f.adv.address}] -> {f.driver.id}")
         sources: list[BleSource] = []
         opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
-                           person="demo", status_lines=not quiet)
+                           person="demo", status_lines=not quiet, window=window)
         result = await run_session(clock, chosen, opts, world=world, virtual=True,
                                    sources_out=sources)
     summary = result.engine.finish()

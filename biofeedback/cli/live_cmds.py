@@ -210,6 +210,7 @@ class LiveOptions:
     keyboard: bool = False
     effort: float = 0.8
     compliance: float = 1.0
+    window: Any = None  # a SessionWindow to show the session in (None: terminal view)
 
 
 @dataclass
@@ -366,7 +367,9 @@ async def run_session(
         engine.writer = writer
         outlets = None
         undo: list[Callable[[], None]] = []
-        view = TerminalView(model) if opts.status_lines else None
+        view = TerminalView(model) if opts.status_lines and opts.window is None else None
+        if opts.window is not None:
+            undo.append(_attach_window(opts.window, engine, model))
         try:
             feed: AsyncIterator[Chunk | LinkEvent] = items
             if opts.lsl:
@@ -394,6 +397,48 @@ async def run_session(
             if engine.writer is writer and not engine.finished:
                 writer.close()
     return SessionRun(writer.session_id, engine, summary, engine.error)
+
+
+def _attach_window(window: Any, engine: SessionEngine, model: LiveModel) -> Callable[[], None]:
+    """Show the session in the window; its buttons drive the engine. Returns the undo."""
+    window.set_model(model)
+    model.set_running("running")
+
+    def pause() -> None:
+        engine.pause()
+        model.set_running("paused")
+
+    def resume() -> None:
+        engine.resume()
+        model.set_running("running")
+
+    def stop() -> None:
+        engine.stop("stopped by the user")  # asks nothing; the recording is kept
+
+    links = [(window.pause_requested, pause), (window.start_requested, resume),
+             (window.stop_requested, stop)]
+    for sig, slot in links:
+        sig.connect(slot)
+
+    def undo() -> None:
+        model.set_running("stopped")
+        for sig, slot in links:
+            with contextlib.suppress(RuntimeError, TypeError):
+                sig.disconnect(slot)
+
+    return undo
+
+
+def use_window(headless: bool, json_mode: bool) -> bool:
+    """The window unless --headless, --json or no display (then the terminal view)."""
+    if headless or json_mode:
+        return False
+    from biofeedback.ui.app import has_display
+
+    if not has_display():
+        _say("No display: showing the session in the terminal.")
+        return False
+    return True
 
 
 def _profile_for(person: str | None, pelvic: Found) -> Any:
@@ -575,16 +620,29 @@ def live(
     # Flags win; without them the calibration profile's pacer, else 4 s / 6 s.
     given = (inhale, hold, exhale) != (None, None, None)
     pacer = _pacer(inhale, hold, exhale) if given else None
-    if not headless:
-        _say("The live window is not available yet: running in the terminal (--headless).")
-    interactive = sys.stdin.isatty() and not app.json
+    windowed = use_window(headless, app.json)
+    interactive = sys.stdin.isatty() and not app.json and not windowed
     opts = LiveOptions(
         protocol=protocol, pacer=pacer, duration=duration, person=person,
         pain_before=pain_before, note_before=note, lsl=lsl,
         status_lines=not app.json, keyboard=interactive,
     )
     app.seed = seed
-    result = run(_live(app, opts, device, breath, driver_files))
+    if windowed:
+        from biofeedback.ui.app import run_window
+
+        async def in_window(window: Any) -> SessionRun:
+            opts.window = window
+            return await _live(app, opts, device, breath, driver_files)
+
+        windowed_result = run_window(in_window, linger=True, clock=app.clock(),
+                                     virtual=app.virtual)
+        if windowed_result is None:
+            _say("Window closed: the session was stopped and what was recorded is kept.")
+            return
+        result = windowed_result
+    else:
+        result = run(_live(app, opts, device, breath, driver_files))
     summary = _finish(result, ask=interactive)
     failed = result.error if isinstance(result.error, DeviceError) else None
     if not app.json:
@@ -704,9 +762,19 @@ def replay(app: AppContext, session_id: int, headless: bool) -> None:
     --speed X (or max) plays it faster. Prints the replayed summary; nothing
     is recorded.
     """
-    if not headless:
-        _say("The live window is not available yet: running in the terminal (--headless).")
-    sid, summary, recorded = run(_replay(app, session_id, quiet=app.json))
+    if use_window(headless, app.json):
+        from biofeedback.ui.app import run_window
+
+        async def in_window(window: Any) -> tuple[int, SessionSummary, dict[str, Any] | None]:
+            return await _replay(app, session_id, quiet=False, window=window)
+
+        shown = run_window(in_window, linger=True,
+                           clock=clock_for_speed(app.speed, virtual=True))
+        if shown is None:
+            return
+        sid, summary, recorded = shown
+    else:
+        sid, summary, recorded = run(_replay(app, session_id, quiet=app.json))
     if app.json:
         emit_json({"session_id": sid, "summary": summary.to_json(), "recorded": recorded})
     else:
@@ -715,7 +783,7 @@ def replay(app: AppContext, session_id: int, headless: bool) -> None:
 
 
 async def _replay(
-    app: AppContext, session_id: int, *, quiet: bool
+    app: AppContext, session_id: int, *, quiet: bool, window: Any = None
 ) -> tuple[int, SessionSummary, dict[str, Any] | None]:
     from biofeedback.replay import ReplaySource
     from biofeedback.signal.pipeline import Pipeline
@@ -731,7 +799,8 @@ async def _replay(
         specs = list(source.streams)
         model = _live_model(specs, clock, {})
         engine = SessionEngine(clock, Pipeline(specs), protocol, pacer=pacer, model=model)
-        view = None if quiet else TerminalView(model)
+        view = None if quiet or window is not None else TerminalView(model)
+        detach = _attach_window(window, engine, model) if window is not None else None
         async with source:
             start = clock.now()
             t_first = start + (first or 0.0)
@@ -745,6 +814,8 @@ async def _replay(
                 summary = await engine.run(feed, start_at=t_first)
             finally:
                 undo()
+                if detach is not None:
+                    detach()
                 if view is not None:
                     await view.stop()
     # What the recording says about how it ended stays true of the replay.
