@@ -1,0 +1,374 @@
+"""``calibrate`` (guided steps with countdowns) and ``profiles`` (the saved calibrations)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.runtime import radio, registry_for, run
+from biofeedback.paths import data_dir, store_path
+from biofeedback.protocols.calibration import CalibrationRunner, ScheduledStep, pick_channel
+from calibration import (
+    DEFAULT_PERSON,
+    Conversion,
+    Profile,
+    SensorId,
+    check_person,
+    conversion_for,
+    default_profiles,
+    list_profiles,
+    save_profile,
+)
+from devices.ble import BleSource, Found, resolve_device
+from devices.clock import Clock
+from devices.errors import InputError
+from devices.merge import merged
+from devices.registry import Registry
+from devices.stream import StreamKind
+
+if TYPE_CHECKING:
+    from devices.virtual.world import VirtualWorld
+
+__all__ = ["calibrate_cmd", "profiles_cmd", "profiles_dir"]
+
+#: Devices used on the virtual radio when none are named.
+VIRTUAL_PRESSURE = "Boost"
+VIRTUAL_BREATH = "GDX-RB"
+
+#: What the virtual twins' counts conversion stands in for.
+TWIN_SOURCE = "the virtual twin's documented conversion (stands in for a factory calibration)"
+
+
+def profiles_dir() -> Path:
+    """Where profiles live: ``data_dir()/profiles``."""
+    return data_dir() / "profiles"
+
+
+class _Prompter:
+    """Where the steps are shown: stderr (a line per step, a countdown on a TTY) and,
+    when set, the window's calibration screen (``view``, a ``CalibrationView``)."""
+
+    def __init__(self, total: int, quiet: bool = False) -> None:
+        self.total = total
+        self.quiet = quiet
+        self.view: Any = None
+        self.tty = sys.stderr.isatty()
+        self._number = 0
+        self._seconds = 0.0
+        self._shown = ""
+
+    def on_step(self, s: ScheduledStep) -> None:
+        self._number = s.number
+        self._seconds = s.step.seconds
+        if self.view is not None:
+            self.view.next_step()
+
+    def show_step(self, prompt: str, seconds_left: float) -> None:
+        if self.view is not None:
+            name = "done" if prompt == "done" else f"step {self._number} of {self.total}"
+            self.view.show_step(prompt, seconds_left, name=name, total_s=self._seconds or None)
+        if self.quiet:
+            return
+        left = max(0, math.ceil(seconds_left - 1e-6))
+        if prompt == "done":
+            if self.tty:
+                click.echo("", err=True)
+            click.echo("calibration steps done", err=True)
+            return
+        head = f"[{self._number:2d}/{self.total}] {prompt}"
+        if self.tty:
+            click.echo(f"\r{head} ... {left:3d} s ", err=True, nl=False)
+        elif prompt != self._shown:
+            click.echo(f"{head} ({left} s)", err=True)
+        self._shown = prompt
+
+
+def _pressure_driver(reg: Registry, driver_id: str) -> bool:
+    try:
+        drv = reg.get(driver_id)
+    except (KeyError, InputError):
+        return False
+    return any(s.kind is StreamKind.PRESSURE for s in drv.info.streams)
+
+
+def _default_device(app: AppContext, reg: Registry) -> str:
+    """The pressure sensor to use when ``--device`` is not given."""
+    if app.virtual:
+        return VIRTUAL_PRESSURE
+    from biofeedback.store import Store
+
+    with Store(store_path()) as store:
+        known = store.devices()
+    for d in known:
+        if not d.virtual and _pressure_driver(reg, d.driver):
+            return d.address
+    raise InputError(
+        "no pelvic pressure sensor given: pass --device NAME|ADDRESS (see 'biofeedback scan'), "
+        "or pair one first"
+    )
+
+
+def _conversion(
+    world: VirtualWorld | None, found: Found, unit: str, channel: str
+) -> Conversion | None:
+    """To cmH2O: a physical unit's factor, or the virtual twin's counts conversion."""
+    conv = conversion_for(unit)
+    if conv is not None:
+        return conv
+    if world is not None:
+        twin = world.peripherals.get(found.name)
+        # A two-channel twin converts per channel (``base_conversion``).
+        cc = getattr(twin, f"{channel}_conversion", None) or getattr(twin, "conversion", None)
+        gain, offset = getattr(cc, "gain", None), getattr(cc, "offset", None)
+        if gain is not None and offset is not None:
+            return conversion_for(unit, factory=(float(gain), float(offset)), source=TWIN_SOURCE)
+    return None
+
+
+def _sensor_id(found: Found, stream: str, channel: str, unit: str, virtual: bool) -> SensorId:
+    assert found.driver is not None
+    return SensorId(
+        driver=found.driver.id,
+        address=found.adv.address,
+        name=found.name,
+        stream=stream,
+        channel=channel,
+        unit=unit,
+        virtual=virtual,
+    )
+
+
+async def _calibrate(
+    app: AppContext,
+    plan: str,
+    person: str,
+    device: str | None,
+    breath: str | None,
+    seed: int | None,
+    prompter: _Prompter,
+) -> Profile:
+    clock: Clock = app.clock()
+    reg = registry_for()
+    runner = CalibrationRunner(clock, plan, show_step=prompter.show_step, on_step=prompter.on_step)
+    prompter.total = len(runner.plan.steps)
+    if breath is None and app.virtual:
+        breath = VIRTUAL_BREATH
+    if breath is not None and breath.strip().lower() in {"", "none", "no"}:
+        breath = None
+    async with radio(app, clock, seed=seed, intent=runner.intent) as world:
+        target = device or _default_device(app, reg)
+        found = await resolve_device(target, reg, clock)
+        if found.driver is None:
+            raise InputError(f"{found.name or found.adv.address} has no driver")
+        pspec = next((s for s in found.driver.info.streams if s.kind is StreamKind.PRESSURE), None)
+        if pspec is None:
+            raise InputError(
+                f"{found.name} ({found.driver.id}) is not a pelvic pressure sensor: pass the "
+                "probe with --device and a belt or chest strap with --breath"
+            )
+        sources = [BleSource(found.device, found.driver, clock)]
+        bfound: Found | None = None
+        if breath is not None:
+            bfound = await resolve_device(breath, reg, clock)
+            if bfound.driver is None:
+                raise InputError(f"{bfound.name or bfound.adv.address} has no driver")
+            sources.append(BleSource(bfound.device, bfound.driver, clock))
+        streams = [s for src in sources for s in src.streams]
+        if not prompter.quiet:
+            click.echo(
+                f"{runner.plan.name} calibration for {person}: {runner.plan.total_s / 60:.1f} min "
+                f"with {found.name}"
+                + (f" and {bfound.name}" if bfound else "")
+                + ". Stop if anything hurts.",
+                err=True,
+            )
+        async with merged(sources) as items:
+            rec = await runner.record(items, streams)
+        channel = pspec.channels[pick_channel(pspec.channels)] if pspec.channels else ""
+        conversion = _conversion(world, found, pspec.unit, channel)
+    result = runner.compute(rec, conversion=conversion, driver=found.driver.id)
+    assert rec.pressure is not None
+    sensor = _sensor_id(found, rec.pressure.name, channel, pspec.unit, app.virtual)
+    bsensor = None
+    if bfound is not None and bfound.driver is not None and rec.breath_source is not None:
+        bsrc = rec.breath_source
+        bsensor = _sensor_id(bfound, bsrc.name, "", bsrc.unit, app.virtual)
+    profile = runner.profile(result, person=person, sensor=sensor, breath_sensor=bsensor)
+    return save_profile(profiles_dir(), profile)
+
+
+def _print_profile(p: Profile) -> None:
+    f = p.figures_common or p.figures
+    unit = f.get("unit", "")
+    th = f.get("thresholds", {})
+    lines = [
+        f"saved {p.kind} calibration {p.id}",
+        f"  rest          {th.get('rest_level')} {unit} (sd {f['rest']['sd']})",
+        f"  contraction   MVC {f['mvc']} {unit} above rest (best of {len(f['mvc_attempts'])})",
+        f"  drop          {f['drop_depth']} {unit} below rest "
+        f"({f['drop_snr']} x the resting variability)",
+        f"  zones         drop below -{th.get('drop_margin')}, contraction above "
+        f"+{th.get('contraction_margin')} {unit}",
+    ]
+    if p.figures_normalised:
+        n = p.figures_normalised
+        lines.append(f"  normalised    drop {n['drop_depth']} %MVC")
+    rate = p.breathing.get("rate_bpm")
+    sp = p.suggested_pacer
+    lines.append(
+        f"  breathing     {rate if rate is not None else '?'} /min natural; pacer "
+        f"in {sp.get('inhale_s')} s / out {sp.get('exhale_s')} s ({sp.get('rate_bpm')} /min)"
+    )
+    for w in p.warnings:
+        lines.append(f"  note: {w}")
+    click.echo("\n".join(lines))
+
+
+@cli.command("calibrate")
+@click.option(
+    "--quick", "plan", flag_value="quick", default=True, help="Quick calibration (~2.5 min)."
+)
+@click.option(
+    "--assessment",
+    "plan",
+    flag_value="assessment",
+    help="Glazer-style assessment adapted to pressure (~7 min).",
+)
+@click.option("--person", default=DEFAULT_PERSON, show_default=True, help="Whose calibration.")
+@click.option(
+    "--device",
+    default=None,
+    metavar="NAME|ADDRESS",
+    help="The pelvic pressure sensor (default: the paired one; virtual: Boost).",
+)
+@click.option(
+    "--breath",
+    default=None,
+    metavar="NAME|ADDRESS",
+    help="A breath sensor (belt or chest strap; virtual default: GDX-RB; 'none' for none).",
+)
+@click.option(
+    "--headless", is_flag=True, help="Steps in the terminal only (no window's calibration screen)."
+)
+@click.option("--seed", type=int, default=None, help="Virtual only: seed of the virtual person.")
+@command_options()
+def calibrate_cmd(
+    app: AppContext,
+    plan: str,
+    person: str,
+    device: str | None,
+    breath: str | None,
+    headless: bool,
+    seed: int | None,
+) -> None:
+    """Guided calibration: timed steps with prompts; saves the person's profile.
+
+    Steps run by themselves (no keypress): rest, squeeze, slow inhales letting
+    the floor drop, free breathing. The steps and countdowns are shown in the
+    window's calibration screen and on stderr (only on stderr with
+    --headless or without a display). A calibration that cannot be trusted is
+    refused (exit 1) with the step to repeat and why. Stop if anything hurts.
+    """
+    person = check_person(person)
+    prompter = _Prompter(0)
+    fast = app.virtual and app.speed != 1.0
+    if headless or fast or not _has_display():
+        if not headless:
+            why = "no display" if not fast else "the window runs in real time (--speed 1)"
+            click.echo(f"Showing the steps in the terminal: {why}.", err=True)
+        profile = run(_calibrate(app, plan, person, device, breath, seed, prompter))
+    else:
+        profile = _in_window(app, plan, person, device, breath, seed, prompter)
+    if app.json:
+        doc = profile.to_json()
+        doc["path"] = str(profile.path) if profile.path else None
+        emit_json(doc)
+    else:
+        _print_profile(profile)
+
+
+def _has_display() -> bool:
+    from biofeedback.ui.app import has_display
+
+    return has_display()
+
+
+def _in_window(
+    app: AppContext,
+    plan: str,
+    person: str,
+    device: str | None,
+    breath: str | None,
+    seed: int | None,
+    prompter: _Prompter,
+) -> Profile:
+    """The same steps on the window's calibration screen (and in the terminal)."""
+    from biofeedback.ui.app import run_window
+
+    async def main(window: Any) -> Profile:
+        view = window.calibration
+        window.show_screen("calibration")
+        prompter.view = view
+        try:
+            profile = await _calibrate(app, plan, person, device, breath, seed, prompter)
+        except InputError as exc:
+            view.show_message(str(exc))
+            raise
+        finally:
+            prompter.view = None
+        view.show_message(f"Saved {profile.kind} calibration {profile.id}.")
+        return profile
+
+    result = run_window(main, virtual=app.virtual)
+    if result is None:
+        raise InputError("calibration stopped: the window was closed before it ended")
+    return result
+
+
+def _row(p: Profile, default: bool) -> dict[str, Any]:
+    f = p.figures_common or p.figures
+    return {
+        "id": p.id,
+        "person": p.person,
+        "created_at": p.to_json()["created_at"],
+        "kind": p.kind,
+        "sensor": {"driver": p.sensor.driver, "address": p.sensor.address, "name": p.sensor.name},
+        "unit": f.get("unit"),
+        "rest": (f.get("rest") or {}).get("mean"),
+        "mvc": f.get("mvc"),
+        "drop_depth": f.get("drop_depth"),
+        "thresholds": dict(p.thresholds),
+        "default": default,
+        "path": str(p.path) if p.path else None,
+    }
+
+
+@cli.command("profiles")
+@click.option("--person", default=None, help="Only this person's profiles.")
+@command_options()
+def profiles_cmd(app: AppContext, person: str | None) -> None:
+    """Saved calibration profiles, oldest first; the newest per person and sensor is the default."""
+    if person is not None:
+        person = check_person(person)
+    profs = list_profiles(profiles_dir(), person)
+    defaults = {id(p) for p in default_profiles(profs).values()}
+    rows = [_row(p, id(p) in defaults) for p in profs]
+    if app.json:
+        emit_json(rows)
+        return
+    if not rows:
+        who = f" for {person}" if person else ""
+        click.echo(f"No calibration profiles{who} yet: run 'biofeedback calibrate'.")
+        return
+    for r in rows:
+        mark = "*" if r["default"] else " "
+        click.echo(
+            f"{mark} {r['id']:48} {r['kind']:10} {r['sensor']['name'] or r['sensor']['driver']:16}"
+            f" rest {r['rest']} mvc {r['mvc']} drop {r['drop_depth']} {r['unit']}"
+        )
+    click.echo("(* = default: the newest per person and sensor)")

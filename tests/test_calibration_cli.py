@@ -1,0 +1,184 @@
+"""``calibrate`` and ``profiles`` end to end on the virtual radio (subprocesses, --speed max).
+
+The virtual person follows the runner's prompts through the body model's
+intent; the probe and the belt are the byte-exact virtual kGoal and GDX-RB
+over the virtual BLE stack. ``BIOFEEDBACK_HOME`` is isolated per test
+(tests/conftest.py), so profiles land in a fresh directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from biofeedback.cli.main import main
+from biofeedback.protocols.calibration import thresholds_from_profile
+from calibration import load_profile
+
+
+def bf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it (a subprocess)."""
+    return subprocess.run(
+        [sys.executable, "-m", "biofeedback", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """The command in this process (``main``, exit codes and all): no interpreter start-up."""
+
+    def invoke(*args: str) -> Run:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        out = capsys.readouterr()
+        code = done.value.code
+        return Run(int(code) if isinstance(code, int) else 1, out.out, out.err)
+
+    return invoke
+
+
+def calibrate(cli: Callable[..., Run], *args: str) -> dict[str, Any]:
+    r = cli("calibrate", "--virtual", "--speed", "max", "--json", *args)
+    assert r.returncode == 0, r.stderr
+    doc: dict[str, Any] = json.loads(r.stdout)  # stdout holds the profile only
+    assert "breathe in slowly and let the floor drop" in r.stderr  # prompts on stderr
+    return doc
+
+
+def listing(cli: Callable[..., Run], *args: str) -> list[dict[str, Any]]:
+    r = cli("profiles", "--json", *args)
+    assert r.returncode == 0, r.stderr
+    rows: list[dict[str, Any]] = json.loads(r.stdout)
+    return rows
+
+
+@pytest.mark.slow
+def test_quick_calibration_saved_listed_reloaded_replaced(
+    _isolated_home: Path, cli: Callable[..., Run]
+) -> None:
+    first = calibrate(cli, "--quick", "--person", "Ann", "--seed", "3")
+    assert first["kind"] == "quick" and first["person"] == "Ann"
+    assert first["sensor"]["driver"] == "kgoal" and first["sensor"]["channel"] == "raw"
+    assert first["breath_sensor"]["driver"] == "gdx-rb"
+    assert "virtual twin" in first["units"]["conversion"]["source"]
+    fig = first["figures_common"]
+    assert fig["unit"] == "cmH2O"
+    assert 27.0 < fig["rest"]["mean"] < 33.0  # the model rests at 30 cmH2O
+    assert 31.5 < fig["mvc"] < 38.5  # MVC 35
+    assert 3.2 < fig["drop_depth_corrected"] < 4.8  # drop 4
+    assert first["thresholds"]["unit"] == "count"
+    path = Path(first["path"])
+    assert path.is_file() and path.is_relative_to(_isolated_home / "data" / "profiles")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+    rows = listing(cli)
+    assert [r["id"] for r in rows] == [first["id"]] and rows[0]["default"] is True
+    reloaded = load_profile(path)
+    assert reloaded.to_json()["thresholds"] == first["thresholds"]
+    th = thresholds_from_profile(reloaded)
+    assert th.unit == "count" and th.rest_level == pytest.approx(first["thresholds"]["rest_level"])
+
+    # a second calibration of the same person and sensor becomes the default
+    second = calibrate(cli, "--person", "ann", "--seed", "4", "--breath", "none")
+    assert second["breath_sensor"] is None
+    rows = listing(cli, "--person", "ANN")
+    assert [r["id"] for r in rows] == [first["id"], second["id"]]
+    assert [r["default"] for r in rows] == [False, True]
+    assert listing(cli, "--person", "Bo") == []
+    text = cli("profiles")
+    assert text.returncode == 0 and "* ann/" in text.stdout
+
+
+@pytest.mark.slow
+def test_assessment_saved_listed_reloaded(cli: Callable[..., Run]) -> None:
+    doc = calibrate(cli, "--assessment", "--person", "Cy", "--seed", "5")
+    assert doc["kind"] == "assessment"
+    a = doc["figures_common"]["assessment"]
+    assert a["phasic"]["n"] == 5 and a["tonic"]["n"] == 5 and a["drops"]["n"] == 5
+    assert a["endurance"]["slope_per_s"] < 0
+    assert 27.0 < a["pre_baseline"]["mean"] < 33.0
+    rows = listing(cli, "--person", "Cy")
+    assert len(rows) == 1 and rows[0]["kind"] == "assessment" and rows[0]["default"]
+    assert load_profile(Path(doc["path"])).figures == doc["figures"]
+
+
+@pytest.mark.slow
+def test_refused_calibration_exits_1_with_the_step(_isolated_home: Path) -> None:
+    # The probe goes silent after 2 s on every connection: most of the rest step is missing.
+    faults = json.dumps({"Boost": {"silent_after": 100}})
+    r = bf(
+        "calibrate",
+        "--virtual",
+        "--speed",
+        "max",
+        "--json",
+        "--breath",
+        "none",
+        env={"BIOFEEDBACK_VIRTUAL_FAULTS": faults},
+    )
+    assert r.returncode == 1
+    err = json.loads(r.stdout)
+    assert err["code"] == 1
+    assert err["error"].startswith("calibration refused: repeat the rest step: ")
+    assert "error: calibration refused" in r.stderr and "Traceback" not in r.stderr
+    assert json.loads(bf("profiles", "--json").stdout) == []  # nothing saved
+
+
+@pytest.mark.slow
+def test_a_breath_sensor_is_not_a_probe(cli: Callable[..., Run]) -> None:
+    r = cli("calibrate", "--virtual", "--speed", "max", "--device", "GDX-RB")
+    assert r.returncode == 1
+    assert "is not a pelvic pressure sensor" in r.stderr
+    r = cli("calibrate", "--virtual", "--speed", "max", "--person", "")
+    assert r.returncode == 1 and "person must be" in r.stderr
+    empty = cli("profiles")
+    assert empty.returncode == 0 and "No calibration profiles yet" in empty.stdout
+
+
+def test_steps_reach_the_window_calibration_screen(qtbot: Any) -> None:
+    # The prompter forwards each step to the window's CalibrationView (what the
+    # command does without --headless), besides the terminal.
+    from biofeedback.cli.calibrate_cmds import _Prompter
+    from biofeedback.protocols.calibration import CalibrationRunner
+    from biofeedback.ui.window import CalibrationView
+    from devices.clock import SimClock
+
+    view = CalibrationView()
+    qtbot.addWidget(view)
+    runner = CalibrationRunner(SimClock(), "quick")
+    sched = runner.start(0.0)
+    prompter = _Prompter(len(sched), quiet=True)
+    prompter.view = view
+    prompter.on_step(sched[1])
+    prompter.show_step(sched[1].step.text, 30.0)
+    prompter.show_step(sched[1].step.text, 12.0)
+    assert view.name_label.text() == f"step 2 of {len(sched)}"
+    assert view.prompt_label.text() == "rest: breathe normally and let everything go"
+    assert view.countdown_label.text() == "12"
+    assert view.progress.value() == 600  # 18 of 30 s done
+    prompter.on_step(sched[2])
+    prompter.show_step(sched[2].step.text, 5.0)
+    assert view.prompt_label.text() == "squeeze as hard as you comfortably can (1)"
+    assert view.progress.value() == 0
