@@ -160,7 +160,7 @@ def test_a_breath_sensor_is_not_a_probe(cli: Callable[..., Run]) -> None:
 def test_steps_reach_the_window_calibration_screen(qtbot: Any) -> None:
     # The prompter forwards each step to the window's CalibrationView (what the
     # command does without --headless), besides the terminal.
-    from biofeedback.cli.calibrate_cmds import _Prompter
+    from biofeedback.cli.calibrate_cmds import StepPrompter
     from biofeedback.protocols.calibration import CalibrationRunner
     from biofeedback.ui.window import CalibrationView
     from devices.clock import SimClock
@@ -169,7 +169,7 @@ def test_steps_reach_the_window_calibration_screen(qtbot: Any) -> None:
     qtbot.addWidget(view)
     runner = CalibrationRunner(SimClock(), "quick")
     sched = runner.start(0.0)
-    prompter = _Prompter(len(sched), quiet=True)
+    prompter = StepPrompter(len(sched), quiet=True)
     prompter.view = view
     prompter.on_step(sched[1])
     prompter.show_step(sched[1].step.text, 30.0)

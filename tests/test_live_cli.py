@@ -222,8 +222,10 @@ def test_demo_runs_a_recorded_session(tmp_path: Path) -> None:
     proc = _run(["demo", "--headless", "--speed", "max", "--duration", "30", "--json"])
     assert proc.returncode == 0, proc.stderr
     out = _json(proc)
-    # The existing keys stay; the session's are added.
-    assert set(out) == {"streams", "session_id", "summary"}
+    # The existing keys stay; the session's and the calibration's are added.
+    assert set(out) == {"streams", "session_id", "summary", "calibration"}
+    th = out["calibration"]["thresholds"]
+    assert th["unit"] == "count" and th["drop_margin"] > 0
     assert set(out["streams"]) == {"kgoal.pressure", "gdx-rb.force", "gdx-rb.rate"}
     for st in out["streams"].values():
         assert set(st) == {"samples", "rate_hz", "gaps", "reconnects"} and st["samples"] > 0
@@ -231,5 +233,7 @@ def test_demo_runs_a_recorded_session(tmp_path: Path) -> None:
     assert s["complete"] and s["reps"] >= 1 and s["mean_score"] > 0
     assert s["rep_clock"] == "breath"  # the belt gives the breath
     with Store(store_path()) as store:
-        assert store.session(out["session_id"]).person == "demo"
+        info = store.session(out["session_id"])
+        assert info.person == "demo"
+        assert info.profile == out["calibration"]["profile"]  # the session used it
         assert {d.name.split()[0] for d in store.devices()} == {"Boost", "GDX-RB"}

@@ -49,7 +49,7 @@ def profiles_dir() -> Path:
     return data_dir() / "profiles"
 
 
-class _Prompter:
+class StepPrompter:
     """Where the steps are shown: stderr (a line per step, a countdown on a TTY) and,
     when set, the window's calibration screen (``view``, a ``CalibrationView``)."""
 
@@ -143,14 +143,14 @@ def _sensor_id(found: Found, stream: str, channel: str, unit: str, virtual: bool
     )
 
 
-async def _calibrate(
+async def run_calibration(
     app: AppContext,
     plan: str,
     person: str,
     device: str | None,
     breath: str | None,
     seed: int | None,
-    prompter: _Prompter,
+    prompter: StepPrompter,
 ) -> Profile:
     clock: Clock = app.clock()
     reg = registry_for()
@@ -275,13 +275,13 @@ def calibrate_cmd(
     refused (exit 1) with the step to repeat and why. Stop if anything hurts.
     """
     person = check_person(person)
-    prompter = _Prompter(0)
+    prompter = StepPrompter(0)
     fast = app.virtual and app.speed != 1.0
     if headless or fast or not _has_display():
         if not headless:
             why = "no display" if not fast else "the window runs in real time (--speed 1)"
             click.echo(f"Showing the steps in the terminal: {why}.", err=True)
-        profile = run(_calibrate(app, plan, person, device, breath, seed, prompter))
+        profile = run(run_calibration(app, plan, person, device, breath, seed, prompter))
     else:
         profile = _in_window(app, plan, person, device, breath, seed, prompter)
     if app.json:
@@ -305,7 +305,7 @@ def _in_window(
     device: str | None,
     breath: str | None,
     seed: int | None,
-    prompter: _Prompter,
+    prompter: StepPrompter,
 ) -> Profile:
     """The same steps on the window's calibration screen (and in the terminal)."""
     from biofeedback.ui.app import run_window
@@ -315,7 +315,7 @@ def _in_window(
         window.show_screen("calibration")
         prompter.view = view
         try:
-            profile = await _calibrate(app, plan, person, device, breath, seed, prompter)
+            profile = await run_calibration(app, plan, person, device, breath, seed, prompter)
         except InputError as exc:
             view.show_message(str(exc))
             raise

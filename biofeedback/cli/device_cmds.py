@@ -151,8 +151,12 @@ DEMO_DEVICES = ("Boost", "GDX-RB")
 @click.option("--duration", default=60.0, show_default=True,
               help="Simulated seconds of the session (the quick protocol is fitted to it).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the virtual person.")
+@click.option("--skip-calibration", is_flag=True,
+              help="Go straight to the session (the pipeline then adapts on its own).")
 @command_options()
-def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
+def demo(
+    app: AppContext, headless: bool, duration: float, seed: int, skip_calibration: bool
+) -> None:
     """The whole path on the virtual radio: scan, pair, a paced session recorded to the store."""
     if duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
@@ -164,7 +168,8 @@ def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
         from biofeedback.ui.app import run_window
 
         async def in_window(window: Any) -> dict[str, Any]:
-            return await _demo(app, duration, seed, quiet=False, window=window)
+            return await _demo(app, duration, seed, quiet=False, window=window,
+                               calibrate=not skip_calibration)
 
         shown = run_window(in_window, linger=True, clock=app.clock(), virtual=True)
         if shown is None:
@@ -172,7 +177,7 @@ def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
             return
         result = shown
     else:
-        result = run(_demo(app, duration, seed, quiet=app.json))
+        result = run(_demo(app, duration, seed, quiet=app.json, calibrate=not skip_calibration))
     if app.json:
         emit_json(result)
         return
@@ -190,10 +195,20 @@ def demo(app: AppContext, headless: bool, duration: float, seed: int) -> None:
 
 
 async def _demo(
-    app: AppContext, duration: float, seed: int, *, quiet: bool, window: Any = None
+    app: AppContext,
+    duration: float,
+    seed: int,
+    *,
+    quiet: bool,
+    window: Any = None,
+    calibrate: bool = True,
 ) -> dict[str, Any]:
     # The session itself is the live command's: engine, pipeline, store.
     from biofeedback.cli.live_cmds import LiveOptions, run_session
+
+    profile = None
+    if calibrate:
+        profile = await _demo_calibration(app, seed, quiet=quiet, window=window)
 
     clock = app.clock()
     reg = registry_for()
@@ -223,8 +238,28 @@ async def _demo(
     summary = result.engine.finish()
     if result.error is not None:
         raise result.error
-    return {"streams": _stream_stats(sources), "session_id": result.session_id,
-            "summary": summary.to_json()}
+    out: dict[str, Any] = {"streams": _stream_stats(sources), "session_id": result.session_id,
+                           "summary": summary.to_json()}
+    if profile is not None:
+        out["calibration"] = {"profile": profile.id, "thresholds": profile.thresholds}
+    return out
+
+
+async def _demo_calibration(app: AppContext, seed: int, *, quiet: bool, window: Any) -> Any:
+    """The quick calibration of the virtual person, saved as person "demo"'s profile."""
+    from biofeedback.cli.calibrate_cmds import StepPrompter, run_calibration
+
+    prompter = StepPrompter(0, quiet=quiet)
+    if window is not None:
+        prompter.view = window.calibration
+        window.show_screen("calibration")
+    try:
+        return await run_calibration(app, "quick", "demo", DEMO_DEVICES[0], DEMO_DEVICES[1], seed,
+                                prompter)
+    finally:
+        prompter.view = None
+        if window is not None:
+            window.show_screen("session")
 
 
 def _stream_stats(sources: list[BleSource]) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,388 @@
+"""``sessions``, ``show``, ``delete``, ``export``, ``data``: recordings and where they live."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.export import FORMATS, default_path, export_session
+from biofeedback.export.common import Progress, check_target
+from biofeedback.paths import config_dir, data_dir, log_file, store_path
+from biofeedback.store import SessionInfo, Store, StoreError
+from devices.errors import InputError
+
+__all__ = ["data", "delete", "export", "sessions", "show"]
+
+#: Where the calibration stores its JSON profiles.
+PROFILES_DIRNAME = "profiles"
+
+
+def _say(text: str) -> None:
+    """Progress and prompts for people: stderr, so --json stdout stays clean."""
+    click.echo(text, err=True)
+
+
+@contextmanager
+def _open_store(path: Path | None = None) -> Iterator[Store]:
+    """The store; damage found while reading is a one-line store error, not a crash."""
+    path = path or store_path()
+    with Store(path) as store:
+        try:
+            yield store
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is damaged: {exc}") from exc
+
+
+def _profiles_dir() -> Path:
+    return data_dir() / PROFILES_DIRNAME
+
+
+def _local(info: SessionInfo) -> str:
+    return info.start.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def _device_names(info: SessionInfo) -> str:
+    return ", ".join(str(d.get("name", "?")) for d in info.devices) or "-"
+
+
+def _status(info: SessionInfo) -> str:
+    if info.status == "finished":
+        return "complete" if info.complete else "stopped early"
+    return info.status
+
+
+def _confirm(question: str, yes: bool, refused: str) -> None:
+    """Ask on stderr unless ``--yes``; a no (or no terminal to ask on) is exit 1."""
+    if yes:
+        return
+    try:
+        ok = click.confirm(question, default=False, err=True)
+    except click.Abort:
+        ok = False
+    if not ok:
+        raise InputError(refused)
+
+
+class _RichProgress:
+    """A rich progress bar on stderr (nothing when stderr is not a terminal)."""
+
+    def __init__(self, progress: Any) -> None:
+        self._p = progress
+        self._task: Any = None
+
+    def start(self, total: int, description: str) -> None:
+        if self._task is not None:
+            self._p.update(self._task, visible=False)
+        self._task = self._p.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self._task is not None:
+            self._p.advance(self._task, steps)
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    ) as p:
+        yield _RichProgress(p)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@cli.command("sessions")
+@command_options()
+def sessions(app: AppContext) -> None:
+    """Recorded sessions, oldest first."""
+    with _open_store() as store:
+        infos = store.sessions()
+    if app.json:
+        emit_json([i.to_json() for i in infos])
+        return
+    if not infos:
+        click.echo("No sessions yet: record one with 'biofeedback live' (or try 'demo').")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "started", "duration", "person", "devices", "reps", "score", "status")
+    for col in (1, 7):  # start time and status read badly wrapped
+        table.columns[col].no_wrap = True
+    for i in infos:
+        table.add_row(
+            str(i.id), _local(i), _duration(i.duration_s), i.person or "-", _device_names(i),
+            str(i.reps), "-" if i.score is None else f"{i.score:.0f}", _status(i),
+        )
+    Console().print(table)
+
+
+def _show_json(store: Store, info: SessionInfo) -> dict[str, Any]:
+    d = info.to_detail_json()
+    stats = store.stream_stats(info.id)
+    for s in d["streams"]:
+        st = stats.get(s["name"])
+        rate = st.rate_hz() if st else None
+        s["samples"] = st.samples if st else 0
+        s["measured_rate_hz"] = None if rate is None else round(rate, 3)
+    events = store.events(info.id)
+    d["event_counts"] = dict(Counter(e.kind for e in events))
+    d["annotations"] = [a.to_json(info.t0) for a in store.annotations(info.id)]
+    return d
+
+
+@cli.command()
+@click.argument("session_id", metavar="ID", type=int)
+@command_options()
+def show(app: AppContext, session_id: int) -> None:
+    """One session: when, who, devices, streams, events, summary."""
+    with _open_store() as store:
+        info = store.session(session_id)
+        d = _show_json(store, info)
+    if app.json:
+        emit_json(d)
+        return
+    out = click.echo
+    out(f"Session {info.id}: {_status(info)}")
+    out(f"  started    {_local(info)} (local)   {info.started_at}")
+    out(f"  duration   {_duration(info.duration_s)}")
+    out(f"  person     {info.person or '-'}")
+    pacer = ""
+    if info.pacer:
+        parts = [f"{k.removesuffix('_s')} {v:g} s" for k, v in info.pacer.items()
+                 if k.endswith("_s") and isinstance(v, int | float)]
+        pacer = f"  (pacer: {', '.join(parts)})" if parts else ""
+    out(f"  protocol   {info.protocol}{pacer}")
+    if info.profile:
+        out(f"  profile    {info.profile}")
+    for dev in info.devices:
+        out(f"  device     {dev.get('name', '?')} [{dev.get('address', '?')}] "
+            f"{dev.get('driver', '')}{' (virtual)' if info.virtual else ''}")
+    score = "" if info.score is None else f", score {info.score:.0f}"
+    out(f"  reps       {info.reps}{score}")
+    if info.pain_before is not None or info.pain_after is not None:
+        def p(x: int | None) -> str:
+            return "-" if x is None else str(x)
+
+        out(f"  pain       {p(info.pain_before)} before, {p(info.pain_after)} after (0-10)")
+    for label, note in (("note", info.note_before), ("note after", info.note_after)):
+        if note:
+            out(f"  {label:10} {note}")
+    out("  streams")
+    for s in d["streams"]:
+        rate = f"{s['rate_hz']:g} Hz" if s["rate_hz"] else "irregular"
+        out(f"    {s['name']:22} {s['kind']:12} {','.join(s['channels']):12} {s['unit']:6} "
+            f"{rate:>10}  {s['samples']} samples")
+    if d["event_counts"]:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(d["event_counts"].items()))
+        out(f"  events     {counts}")
+    if info.summary:
+        out("  summary    " + json.dumps(info.summary, separators=(", ", ": ")))
+
+
+@cli.command()
+@click.argument("session_id", metavar="ID", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@command_options()
+def delete(app: AppContext, session_id: int, yes: bool) -> None:
+    """Delete a session and all its recorded data (asks first)."""
+    with _open_store() as store:
+        info = store.session(session_id)
+        _confirm(
+            f"Delete session {info.id} ({_local(info)}, {_duration(info.duration_s)}, "
+            f"{info.person or 'no person'})? This cannot be undone.",
+            yes,
+            f"session {session_id} was not deleted",
+        )
+        store.delete_session(session_id)
+    if app.json:
+        emit_json({"deleted": session_id})
+    else:
+        click.echo(f"Deleted session {session_id}.")
+
+
+@cli.command()
+@click.argument("session_id", metavar="ID", type=int)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="csv: a folder (one file per stream, events.csv); edf: EDF+ file; "
+                   "json: summary file.")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+              help="File (edf, json) or folder (csv); default: named after the session, "
+                   "in the current directory.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file or folder.")
+@command_options()
+def export(app: AppContext, session_id: int, fmt: str, output: Path | None, force: bool) -> None:
+    """Export a session as CSV, EDF+ or JSON."""
+    with _open_store() as store, _progress() as progress:
+        path = export_session(store, session_id, fmt, output, force=force, progress=progress)
+    if app.json:
+        emit_json({"id": session_id, "format": fmt, "path": str(path)})
+    else:
+        click.echo(str(path))
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in [path, Path(f"{path}-wal")] if p.exists())
+
+
+def _profiles() -> list[Path]:
+    d = _profiles_dir()
+    return sorted(p for p in d.rglob("*") if p.is_file()) if d.is_dir() else []
+
+
+@cli.group(invoke_without_command=True)
+@command_options()
+@click.pass_context
+def data(ctx: click.Context, app: AppContext) -> None:
+    """Where everything lives; export all of it, or wipe it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    sp = store_path()
+    n_sessions = n_devices = 0
+    if sp.exists():
+        with _open_store(sp) as store:
+            n_sessions = len(store.sessions())
+            n_devices = len(store.devices())
+    profiles = _profiles()
+    size = _size(sp) if sp.exists() else 0
+    info: dict[str, Any] = {
+        "data_dir": str(data_dir()),
+        "store": {"path": str(sp), "bytes": size,
+                  "sessions": n_sessions, "devices": n_devices},
+        "profiles": {"path": str(_profiles_dir()), "count": len(profiles)},
+        "config_dir": str(config_dir()),
+        "drivers_dir": str(config_dir() / "drivers"),
+        "log_file": str(log_file()),
+    }
+    if app.json:
+        emit_json(info)
+        return
+    click.echo(f"data       {info['data_dir']}")
+    click.echo(f"store      {sp}  ({size / 1e6:.1f} MB: {n_sessions} sessions, "
+               f"{n_devices} known devices)")
+    click.echo(f"profiles   {_profiles_dir()}  ({len(profiles)} files)")
+    click.echo(f"drivers    {info['drivers_dir']}  (your TOML drivers)")
+    click.echo(f"log        {info['log_file']}  (written with -v)")
+    click.echo("Everything stays on this machine unless you export it or turn on LSL.")
+
+
+def _copy_private(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o600)
+
+
+@data.command("export-all")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
+              help="Folder to write (created; must be empty).")
+@click.option("--edf", "with_edf", is_flag=True, help="Also write each session as EDF+.")
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@command_options()
+def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> None:
+    """Every session (CSV folder + JSON, optionally EDF+), profile and device, plus a
+    copy of the store."""
+    check_target(output, force=force, directory=True)
+    output.mkdir(parents=True, exist_ok=True, mode=0o700)
+    exported: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    n_devices = n_profiles = 0
+    sp = store_path()
+    if sp.exists():
+        with _open_store(sp) as store, _progress() as progress:
+            devices = [d.to_json() for d in store.devices()]
+            with (output / "devices.json").open("w", encoding="utf-8") as f:
+                json.dump(devices, f, indent=2)
+            os.chmod(output / "devices.json", 0o600)
+            n_devices = len(devices)
+            sess_dir = output / "sessions"
+            sess_dir.mkdir(exist_ok=True, mode=0o700)
+            for info in store.sessions():
+                export_session(store, info.id, "csv", default_path(info, "csv", sess_dir),
+                               force=force, progress=progress)
+                export_session(store, info.id, "json", default_path(info, "json", sess_dir),
+                               force=force, progress=progress)
+                if with_edf:
+                    try:
+                        export_session(store, info.id, "edf",
+                                       default_path(info, "edf", sess_dir), force=force,
+                                       progress=progress)
+                    except InputError as exc:  # e.g. a session with no samples
+                        skipped.append({"id": info.id, "format": "edf", "reason": str(exc)})
+                exported.append(info.id)
+            # The whole store too: lossless, and what a later version can read back.
+            store.backup(output / "biofeedback.sqlite")
+    profiles_src = _profiles_dir()
+    for p in _profiles():
+        _copy_private(p, output / PROFILES_DIRNAME / p.relative_to(profiles_src))
+        n_profiles += 1
+    if app.json:
+        emit_json({"path": str(output), "sessions": exported, "profiles": n_profiles,
+                   "devices": n_devices, "skipped": skipped})
+        return
+    click.echo(f"Exported {len(exported)} sessions, {n_profiles} profile files and "
+               f"{n_devices} devices to {output}")
+    for s in skipped:
+        _say(f"session {s['id']}: no {s['format']} ({s['reason']})")
+
+
+@data.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@command_options()
+def wipe(app: AppContext, yes: bool) -> None:
+    """Delete every session, known device, profile and the log (asks first)."""
+    sp = store_path()
+    if sp.exists():
+        with _open_store(sp) as store:
+            live = [i for i in store.sessions() if i.status == "recording"]
+        if live:
+            raise InputError(f"session {live[0].id} is being recorded right now; stop it first")
+    targets = [p for p in (sp, Path(f"{sp}-wal"), Path(f"{sp}-shm"), _profiles_dir(),
+                           log_file()) if p.exists()]
+    if not targets:
+        if app.json:
+            emit_json({"removed": []})
+        else:
+            click.echo("Nothing to wipe.")
+        return
+    _confirm(
+        f"Delete all sessions, known devices and profiles in {data_dir()} (and the log)? "
+        "This cannot be undone.",
+        yes,
+        "nothing was wiped",
+    )
+    for p in targets:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    if app.json:
+        emit_json({"removed": [str(p) for p in targets]})
+    else:
+        for p in targets:
+            click.echo(f"removed {p}")
