@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 from bleak import BleakClient, BleakScanner
@@ -54,7 +53,7 @@ from devices.errors import (
     WriteNotAllowedError,
 )
 from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamSpec
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamSpec, TaskSource
 from devices.timestamps import Timestamper
 
 __all__ = [
@@ -69,7 +68,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_END = object()
 
 
 @dataclass(frozen=True)
@@ -336,7 +334,7 @@ class _ClientIO:
                 self.deferred.append(pkt)  # data, not a response: keep it for the stream
 
 
-class BleSource:
+class BleSource(TaskSource):
     """One BLE sensor as a :class:`~devices.stream.Source`.
 
     Parameters
@@ -376,12 +374,10 @@ class BleSource:
                 self.prefix + s.name: StreamStats(rate_hz=s.rate_hz) for s in driver.info.streams
             }
         )
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
         self._parser = driver.make_parser()
         self._stampers: dict[str, Timestamper] = driver.make_timestampers()
         self._specs = {s.name: s for s in driver.info.streams}
-        self._error: BaseException | None = None
         self._log_budget = 20
 
     @property
@@ -395,42 +391,10 @@ class BleSource:
             for s in self.driver.info.streams
         )
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"BleSource {self.name}")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Stop streaming and disconnect cleanly."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Chunk | LinkEvent]:
-        while True:
-            item = await self._out.get()
-            if item is _END:
-                if self._error is not None:
-                    raise self._error
-                return
-            yield item
-
     # -- the connection task ---------------------------------------------------
 
     def _event(self, kind: LinkKind, detail: str = "", value: float | None = None) -> None:
-        self._out.put_nowait(LinkEvent(kind, self.clock.now(), self.name, detail, value))
+        self._put(LinkEvent(kind, self.clock.now(), self.name, detail, value))
 
     async def _run(self) -> None:
         failures = 0
@@ -492,7 +456,7 @@ class BleSource:
             log.exception("%s: connection task failed", self.name)
             self._error = exc
         finally:
-            self._out.put_nowait(_END)
+            self._end()
 
     async def _await_advertising(self) -> None:
         """Wait until the device advertises again; refresh its BLEDevice from the scan."""
@@ -660,7 +624,7 @@ class BleSource:
         values = np.asarray(d.values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, None]
-        self._out.put_nowait(Chunk(name, t, values, spec.unit, spec.channels))
+        self._put(Chunk(name, t, values, spec.unit, spec.channels))
 
     async def _shutdown(self, client: BleakClient, io: _ClientIO, *, clean: bool) -> None:
         """Stop commands, unsubscribe, disconnect; never raises."""

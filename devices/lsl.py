@@ -33,10 +33,8 @@ import logging
 import math
 import socket
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,7 +47,15 @@ from devices.errors import (
     GaveUpError,
     InputError,
 )
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec, SupportLevel
+from devices.stream import (
+    Chunk,
+    LinkEvent,
+    LinkKind,
+    StreamKind,
+    StreamSpec,
+    SupportLevel,
+    TaskSource,
+)
 
 __all__ = [
     "LSL_INFO",
@@ -63,7 +69,6 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
-_END = object()
 
 #: LSL stream types (lower case, without spaces, dashes, underscores) -> role.
 _KIND_BY_TYPE: dict[str, StreamKind] = {
@@ -205,7 +210,7 @@ def resolve_lsl_streams(
     ]
 
 
-class LslSource:
+class LslSource(TaskSource):
     """One LSL stream as a :class:`~devices.stream.Source`.
 
     Parameters
@@ -270,14 +275,12 @@ class LslSource:
         self.backoff = backoff
         self.max_consecutive_failures = max_consecutive_failures
         self.connect_attempts = connect_attempts
+        super().__init__()
         #: The stream in use (after the first connection).
         self.info: LslStreamInfo | None = None
         self.samples = 0
         self.reconnects = 0
         self._spec = self._make_spec(None, (), "a.u.")
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
         self._inlet: Any = None
         self._tc = 0.0
         self._last_t = -math.inf
@@ -294,38 +297,10 @@ class LslSource:
         """The stream delivered; channels, unit and rate are known once connected."""
         return (self._spec,)
 
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"LslSource {self.name}")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Stop pulling and close the inlet."""
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await super().close()
         await self._close_inlet()
-
-    def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Chunk | LinkEvent]:
-        while True:
-            item = await self._out.get()
-            if item is _END:
-                if self._error is not None:
-                    raise self._error
-                return
-            yield item
 
     # ------------------------------------------------------------- internals
     def _make_spec(self, rate: float | None, channels: tuple[str, ...], unit: str) -> StreamSpec:
@@ -336,7 +311,7 @@ class LslSource:
         return StreamSpec(self.prefix + stream, kind, channels, unit, rate)
 
     def _event(self, kind: LinkKind, detail: str = "", value: float | None = None) -> None:
-        self._out.put_nowait(LinkEvent(kind, self.clock.now(), self.name, detail, value))
+        self._put(LinkEvent(kind, self.clock.now(), self.name, detail, value))
 
     async def _real_sleep(self, seconds: float) -> None:
         await asyncio.sleep(self.clock.radio_seconds(seconds))
@@ -391,7 +366,7 @@ class LslSource:
             log.exception("LSL source %s failed", self.name)
             self._error = exc
         finally:
-            self._out.put_nowait(_END)
+            self._end()
 
     def _delay(self, attempt: int) -> float:
         return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]
@@ -495,7 +470,7 @@ class LslSource:
         self._last_t = float(t[-1])
         self.samples += n
         spec = self._spec
-        self._out.put_nowait(Chunk(spec.name, t, values, spec.unit, spec.channels))
+        self._put(Chunk(spec.name, t, values, spec.unit, spec.channels))
 
 
 def _close(inlet: Any) -> None:

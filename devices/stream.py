@@ -14,6 +14,8 @@ Times are seconds on the run's :class:`~devices.clock.Clock`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,7 +25,16 @@ from typing import Any, Protocol, Self, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Chunk", "LinkEvent", "LinkKind", "Source", "StreamKind", "StreamSpec", "SupportLevel"]
+__all__ = [
+    "Chunk",
+    "LinkEvent",
+    "LinkKind",
+    "Source",
+    "StreamKind",
+    "StreamSpec",
+    "SupportLevel",
+    "TaskSource",
+]
 
 
 class SupportLevel(enum.StrEnum):
@@ -195,3 +206,66 @@ class Source(Protocol):
     ) -> None: ...
 
     def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]: ...
+
+
+class TaskSource:
+    """Base of sources that run one background task feeding a queue.
+
+    Subclasses implement :meth:`_run` (put :class:`Chunk` and
+    :class:`LinkEvent` items with :meth:`_put`, set :attr:`_error` to end the
+    iteration with that error) and :attr:`name`. Entering starts the task;
+    leaving (or :meth:`close`) cancels it, which must stop the device cleanly.
+    """
+
+    _END: object = object()
+
+    def __init__(self) -> None:
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _put(self, item: Chunk | LinkEvent) -> None:
+        self._out.put_nowait(item)
+
+    def _end(self) -> None:
+        """Mark the end of the items (call once, from the task's ``finally``)."""
+        self._out.put_nowait(self._END)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__} {self.name}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the task (and with it the device) and wait for it."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Chunk | LinkEvent]:
+        while True:
+            item = await self._out.get()
+            if item is self._END:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
