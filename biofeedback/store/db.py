@@ -4,7 +4,12 @@ The schema version lives in ``PRAGMA user_version`` and an application id in
 ``PRAGMA application_id``, so a foreign SQLite file (or anything that is not
 SQLite) is refused with a clear error and left untouched. Migrations are an
 ordered list of SQL scripts; opening a file applies the missing ones in one
-transaction each.
+transaction each (append only: migration 1 is known devices, 2 sessions).
+
+Sessions are written as they stream by a
+:class:`~biofeedback.store.sessions.SessionWriter` (its own thread and
+connection, a commit at least every 0.25 s) and read back here: metadata,
+raw sample blocks per stream, pelvic state runs, events and annotations.
 """
 
 from __future__ import annotations

@@ -1,0 +1,453 @@
+"""EDF+ export (continuous, EDF+C) with edfio: what clinicians' viewers open.
+
+EDF wants every signal sampled regularly with a whole number of samples per
+data record, and no holes. So:
+
+* each stream is resampled (linear interpolation on its own timestamps) onto a
+  regular grid at its nominal rate -- or its measured rate for irregular
+  streams, 4 Hz for beat-to-beat intervals --, with a record duration chosen
+  so that every rate gives whole samples per record (rates no record length
+  up to 10 s fits are rounded *up*, so no stream loses resolution);
+* link gaps (no sample for longer than the gap threshold, also before a
+  stream's first and after its last sample) hold the last value and are
+  annotated ``link gap start: <stream>`` / ``link gap end: <stream>``;
+* the physical range of each signal is taken from its data with a 2 % margin
+  and rounded outward to what the 8-character header fields can hold, so
+  nothing clips (int24 sources included); EDF's 16-bit samples then resolve
+  a range/65535 step;
+* events, cues, reps, steps, link events, annotations and pelvic state runs
+  become EDF+ annotations (seconds from the file's start; the session's ISO
+  8601 UTC start time is in a ``session start`` annotation).
+
+The header start time is the session start in local time (EDF convention),
+rounded down to the second; the sub-second remainder shifts the grid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeedback.export.common import (
+    NullProgress,
+    Progress,
+    SessionBundle,
+    ascii_text,
+    check_target,
+    load_bundle,
+)
+from biofeedback.store import Store
+from devices.errors import InputError
+from devices.stream import StreamKind, StreamSpec
+
+__all__ = [
+    "EdfPlan",
+    "edf_bound",
+    "export_edf",
+    "plan_rates",
+    "resample_to_grid",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Rate irregular beat-to-beat streams (RR) are resampled at (HRV practice).
+RR_RATE_HZ = 4.0
+#: Record durations tried, shortest first (seconds).
+_RECORD_DURATIONS = (1, 2, 4, 5, 8, 10)
+#: Margin added to each side of the data range, as a fraction of the span.
+_RANGE_MARGIN = 0.02
+#: What an 8-character header field holds.
+_EDF_MAX = 99_999_999.0
+_EDF_MIN = -9_999_999.0
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def plan_rates(rates: list[float]) -> tuple[int, list[int]]:
+    """Record duration and samples per record for each rate.
+
+    Returns the shortest record duration (seconds, from 1, 2, 4, 5, 8, 10)
+    in which every rate gives a whole number of samples; when none does, 1 s
+    with each rate rounded *up* to a whole number (never lose resolution).
+
+    Parameters
+    ----------
+    rates : list of float
+        Positive sample rates, Hz.
+
+    Returns
+    -------
+    duration : int
+        Record duration, seconds.
+    samples : list of int
+        Samples per record for each rate (the output rate is ``samples / duration``).
+    """
+    for r in rates:
+        if not (math.isfinite(r) and r > 0):
+            raise ValueError(f"rates must be positive, got {r!r}")
+    for d in _RECORD_DURATIONS:
+        spr = [r * d for r in rates]
+        if all(abs(x - round(x)) < 1e-6 for x in spr):
+            return d, [round(x) for x in spr]
+    return 1, [math.ceil(r - 1e-9) for r in rates]
+
+
+def edf_bound(x: float, *, up: bool) -> float:
+    """The nearest number at or beyond ``x`` that an 8-character EDF field holds.
+
+    ``up=True`` rounds toward +inf (for a maximum), else toward -inf.
+
+    Raises
+    ------
+    InputError
+        When ``abs(x)`` does not fit in 8 characters.
+    """
+    if not (math.isfinite(x) and _EDF_MIN <= x <= _EDF_MAX):
+        raise InputError(f"value {x!r} is out of what an EDF header field holds "
+                         f"({_EDF_MIN:.0f} to {_EDF_MAX:.0f}); export as CSV instead")
+    rnd = math.ceil if up else math.floor
+    for decimals in range(7, -1, -1):
+        q = 10**decimals
+        y = rnd(Fraction(x) * q) / q  # exact rational rounding
+        text = f"{float(y):.{decimals}f}"
+        if decimals:
+            text = text.rstrip("0").rstrip(".")
+        if text in ("-0", ""):
+            text = "0"
+        val = float(text)
+        # Tiny non-zero numbers would print as 1e-05: readers want plain decimals.
+        if val != 0.0 and abs(val) < 1e-4:
+            continue
+        if len(text) <= 8 and (val >= x if up else val <= x):
+            return val
+    raise InputError(f"value {x!r} does not fit an EDF header field")  # pragma: no cover
+
+
+def physical_range(values: FloatArray) -> tuple[float, float]:
+    """``(min, max)`` for a signal: the data's range with a margin, header-safe."""
+    lo = float(np.min(values))
+    hi = float(np.max(values))
+    span = hi - lo
+    if span <= 0.0:
+        span = max(abs(lo) * 1e-3, 1.0)
+    lo_b = edf_bound(lo - _RANGE_MARGIN * span, up=False)
+    hi_b = edf_bound(hi + _RANGE_MARGIN * span, up=True)
+    if hi_b <= lo_b:  # pragma: no cover - guarded by the span above
+        hi_b = edf_bound(lo_b + 1.0, up=True)
+    return lo_b, hi_b
+
+
+def resample_to_grid(
+    t: FloatArray,
+    values: FloatArray,
+    origin: float,
+    rate: float,
+    n: int,
+    gap_s: float,
+    expected: tuple[float, float] | None = None,
+) -> tuple[FloatArray, list[tuple[float, float]]]:
+    """Resample samples onto ``origin + k / rate``, ``k = 0..n-1``.
+
+    Linear interpolation between neighbouring samples closer than ``gap_s``;
+    elsewhere (gaps, before the first and after the last sample) the last
+    known value is held (the first value before the first sample). Non-finite
+    samples are dropped first.
+
+    Parameters
+    ----------
+    t, values : ndarray
+        Sample times ``(m,)`` and values ``(m, channels)``.
+    origin, rate, n : float, float, int
+        The grid.
+    gap_s : float
+        Longest stretch without samples that is not a gap.
+    expected : (float, float) or None
+        When data was expected (the session's span); a stream that starts
+        later or ends earlier than this by more than ``gap_s`` has a gap
+        there. None: the grid's span.
+
+    Returns
+    -------
+    grid_values : ndarray, shape (n, channels)
+    gaps : list of (start, end)
+        Times (same clock as ``t``) with no data for longer than ``gap_s``.
+    """
+    nch = values.shape[1]
+    grid = origin + np.arange(n, dtype=np.float64) / rate
+    out = np.zeros((n, nch))
+    ok = np.isfinite(t) & np.all(np.isfinite(values), axis=1)
+    t, values = t[ok], values[ok]
+    if t.size == 0:
+        return out, ([expected or (float(grid[0]), float(grid[-1]))] if n else [])
+    order = np.argsort(t, kind="stable")
+    t, values = t[order], values[order]
+    if expected is None:
+        expected = (origin, float(grid[-1]) if n else origin)
+    gaps: list[tuple[float, float]] = []
+    if t[0] - expected[0] > gap_s:
+        gaps.append((expected[0], float(t[0])))
+    dts = np.diff(t)
+    for i in np.flatnonzero(dts > gap_s):
+        gaps.append((float(t[i]), float(t[i + 1])))
+    if expected[1] - t[-1] > gap_s:
+        gaps.append((float(t[-1]), expected[1]))
+    idx = np.searchsorted(t, grid, side="right") - 1  # last sample at or before each point
+    held = values[np.clip(idx, 0, t.size - 1)]
+    for c in range(nch):
+        out[:, c] = np.interp(grid, t, values[:, c])
+    # Hold instead of interpolating across gaps and outside the recorded span.
+    nxt = np.clip(idx + 1, 0, t.size - 1)
+    across_gap = (idx >= 0) & (idx < t.size - 1) & ((t[nxt] - t[np.clip(idx, 0, None)]) > gap_s)
+    hold = across_gap | (idx < 0) | (idx >= t.size - 1)
+    out[hold] = held[hold]
+    return out, gaps
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class _StreamPlan:
+    spec: StreamSpec
+    rate: float  # output rate, Hz
+    spr: int  # samples per record
+    gap_s: float
+
+
+@dataclass(frozen=True)
+class EdfPlan:
+    """Record layout of an export."""
+
+    record_s: int
+    n_records: int
+    origin: float  # run-clock time of the file's time 0
+    start: dt.datetime  # local wall time of the file's time 0 (whole seconds)
+    streams: tuple[_StreamPlan, ...]
+    data_span: tuple[float, float]  # run clock: session start (or first sample) .. last sample
+
+
+def _output_rate(spec: StreamSpec, measured: float | None) -> float:
+    if spec.kind == StreamKind.RR:
+        return RR_RATE_HZ
+    if spec.rate_hz is not None and spec.rate_hz > 0:
+        return float(spec.rate_hz)
+    if measured is not None and measured > 0:
+        # Irregular streams (heart rate...): their measured rate, at least 1 Hz.
+        return max(1.0, math.ceil(measured * 4) / 4)
+    return 1.0
+
+
+def _plan(bundle: SessionBundle) -> EdfPlan:
+    info = bundle.info
+    specs = [s for s in info.streams if bundle.stats.get(s.name, None) and
+             bundle.stats[s.name].samples > 0]
+    if not specs:
+        raise InputError(f"session {info.id} has no samples to export")
+    rates = [_output_rate(s, bundle.stats[s.name].rate_hz()) for s in specs]
+    record_s, sprs = plan_rates(rates)
+    t_first = min(bundle.stats[s.name].t_first or info.t0 for s in specs)
+    t_last = max(bundle.stats[s.name].t_last or info.t0 for s in specs)
+    first = min(t_first, info.t0)
+    wall_first = info.start + dt.timedelta(seconds=first - info.t0)
+    frac = wall_first.microsecond / 1e6
+    origin = first - frac
+    start = (wall_first - dt.timedelta(microseconds=wall_first.microsecond)).astimezone()
+    n_records = max(1, math.ceil((t_last - origin) / record_s + 1e-9))
+    plans = []
+    for spec, spr in zip(specs, sprs, strict=True):
+        rate = spr / record_s
+        st = bundle.stats[spec.name]
+        typical = 1.0 / rate
+        if st.samples > 1 and st.t_first is not None and st.t_last is not None:
+            typical = max(typical, (st.t_last - st.t_first) / (st.samples - 1))
+        plans.append(_StreamPlan(spec, rate, spr, max(0.5, 4.0 / rate, 4.0 * typical)))
+    return EdfPlan(record_s, n_records, origin, start, tuple(plans), (first, t_last))
+
+
+def _unique_labels(pairs: list[tuple[StreamSpec, str]]) -> list[str]:
+    """EDF labels: at most 16 characters, unique, as short as they can be.
+
+    A stream ``Boost/kgoal.pressure`` with channel ``raw`` is tried as
+    ``pressure raw``, then ``Boost pressure raw``, then ``kgoal.pressure
+    raw``...; a single channel named like its stream is just the stream. Cut
+    to 16 characters (numbered if that makes two equal). The full name is in
+    the transducer field.
+    """
+
+    def label(spec: StreamSpec, ch: str, level: int) -> str:
+        device, _, tail = spec.name.rpartition("/")
+        short = tail.rpartition(".")[2]
+        single = len(spec.channels) == 1 and ch in (short, tail)
+        name = [short, f"{device} {short}", tail, f"{device} {tail}"][level].strip()
+        return ascii_text(name if single else f"{name} {ch}")[:16].strip()
+
+    for level in range(4):
+        labels = [label(spec, ch, level) for spec, ch in pairs]
+        if len(set(labels)) == len(labels):
+            return labels
+    out: list[str] = []
+    for spec, ch in pairs:
+        base = label(spec, ch, 1)
+        lab, k = base, 2
+        while lab in out:
+            suffix = f"~{k}"
+            lab, k = base[: 16 - len(suffix)] + suffix, k + 1
+        out.append(lab)
+    return out
+
+
+def _unit(unit: str) -> str:
+    u = ascii_text(unit).strip()
+    return u[:8]
+
+
+def _annotation_text(text: str) -> str:
+    # EDF+ TALs reserve 0x00, 0x14, 0x15; keep texts on one line.
+    clean = "".join(" " if ord(c) < 32 else c for c in text)
+    return " ".join(clean.split())[:200]
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_edf(
+    store: Store,
+    session_id: int,
+    path: Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write a session as an EDF+C file; returns the path.
+
+    Raises
+    ------
+    InputError
+        When the session does not exist, has no samples, or ``path`` exists
+        (without ``force``).
+    """
+    import edfio
+
+    progress = progress or NullProgress()
+    path = Path(path)
+    check_target(path, force=force)
+    bundle = load_bundle(store, session_id)
+    info = bundle.info
+    plan = _plan(bundle)
+    n_total = plan.n_records * plan.record_s
+
+    progress.start(max(1, bundle.total_blocks) + len(plan.streams) + 1,
+                   f"EDF+ export of session {session_id}")
+    signals = []
+    pairs: list[tuple[StreamSpec, str]] = []
+    data_cols: list[tuple[FloatArray, float]] = []
+    annotations: list[tuple[float, float | None, str]] = []
+    for sp in plan.streams:
+        ts, vs = [], []
+        for block in store.iter_blocks(session_id, sp.spec.name):
+            ts.append(block.t)
+            vs.append(block.values)
+            progress.advance()
+        t = np.concatenate(ts)
+        v = np.concatenate(vs, axis=0)
+        n = sp.spr * plan.n_records
+        grid_v, gaps = resample_to_grid(t, v, plan.origin, sp.rate, n, sp.gap_s,
+                                        plan.data_span)
+        for a, b in gaps:
+            annotations.append((a - plan.origin, b - a, f"link gap start: {sp.spec.name}"))
+            annotations.append((b - plan.origin, None, f"link gap end: {sp.spec.name}"))
+        for c, ch in enumerate(sp.spec.channels):
+            pairs.append((sp.spec, ch))
+            data_cols.append((grid_v[:, c], sp.rate))
+        progress.advance()
+
+    labels = _unique_labels(pairs)
+    for (spec, ch), label, (col, rate) in zip(pairs, labels, data_cols, strict=True):
+        signals.append(
+            edfio.EdfSignal(
+                col,
+                sampling_frequency=rate,
+                label=label,
+                transducer_type=ascii_text(f"{spec.kind} {spec.name}:{ch}")[:80],
+                physical_dimension=_unit(spec.unit),
+                physical_range=physical_range(col),
+            )
+        )
+
+    t0_s = info.t0 - plan.origin
+    annotations.append((t0_s, None, f"session start {info.started_at} (UTC)"))
+    if plan.data_span[1] < plan.origin + n_total - 1e-6:
+        # The last data record is padded (held values) after this.
+        annotations.append((plan.data_span[1] - plan.origin, None, "recording end"))
+    for e in bundle.events:
+        if e.kind == "link":
+            d = e.data or {}
+            detail = f" ({d['detail']})" if d.get("detail") else ""
+            text = f"link {e.text}: {d.get('device', '')}{detail}"
+        elif e.kind == "annotation" and e.data and e.data.get("duration_s") is not None:
+            annotations.append((e.t - plan.origin, float(e.data["duration_s"]),
+                                f"annotation: {e.text}"))
+            continue
+        else:
+            text = f"{e.kind}: {e.text}" if e.text else e.kind
+        annotations.append((e.t - plan.origin, None, text))
+    several = len({r.stream for r in bundle.states}) > 1
+    for r in bundle.states:
+        if r.name == "unknown":
+            continue
+        where = f" ({r.stream})" if several else ""
+        annotations.append((r.t_start - plan.origin, max(0.0, r.duration),
+                            f"pelvic {r.name}{where}"))
+
+    end = float(n_total)
+    edf_annotations = [
+        edfio.EdfAnnotation(
+            round(min(max(0.0, onset), end), 4),
+            None if dur is None else round(max(0.0, dur), 4),
+            _annotation_text(text),
+        )
+        for onset, dur, text in annotations
+    ]
+    devices = "+".join(ascii_text(str(d.get("name", "?"))).replace(" ", "_")
+                       for d in info.devices) or "X"
+    person = ascii_text(info.person or "").replace(" ", "_") or "X"
+    edf = edfio.Edf(
+        signals,
+        patient=edfio.Patient(name=person[:40]),
+        recording=edfio.Recording(
+            startdate=plan.start.date(),
+            equipment_code=devices[:30],
+            additional=(ascii_text(f"biofeedback-{info.protocol}-session-{info.id}")
+                        .replace(" ", "_")[:30],),
+        ),
+        starttime=plan.start.time().replace(tzinfo=None),
+        data_record_duration=plan.record_s,
+        annotations=edf_annotations,
+    )
+    tmp = path.with_name(path.name + ".part")
+    fd = _create_private(tmp)
+    try:
+        with open(fd, "wb") as f:
+            edf.write(f)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    progress.advance()
+    return path
+
+
+def _create_private(path: Path) -> int:
+    import os
+
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
