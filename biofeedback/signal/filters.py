@@ -29,11 +29,91 @@ __all__ = [
     "SosFilter",
     "bandpass_sos",
     "highpass_sos",
+    "lfilter_zi",
     "lowpass_sos",
+    "median",
+    "percentile",
     "phase_delay_s",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+_F64 = np.dtype(np.float64)
+_add_reduce = np.add.reduce
+_max_reduce = np.maximum.reduce
+_min_reduce = np.minimum.reduce
+
+
+def _lfilter_public(
+    b: FloatArray, a: FloatArray, x: FloatArray, axis: int, zi: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    y, zf = sps.lfilter(b, a, x, axis=axis, zi=zi)
+    return np.asarray(y), np.asarray(zf)
+
+
+def _pick_lfilter() -> Any:
+    """scipy's compiled IIR recursion, called directly when it matches ``lfilter``.
+
+    ``scipy.signal.lfilter`` spends ~3 us per call validating and converting
+    before it calls the same compiled routine; at one call per section per
+    chunk that is most of a small chunk's filtering cost. The private routine
+    is checked against the public function once, here; on any mismatch (a
+    scipy that moved or changed it) the public function is used.
+    """
+    try:
+        from scipy.signal._sigtools import _linear_filter as lf
+
+        b = np.array([0.2, 0.3, 0.1])
+        a = np.array([1.0, -0.5, 0.25])
+        x = np.linspace(-1.0, 2.0, 7)
+        zi = np.array([0.3, -0.1])
+        y, zf = lf(b, a, x, -1, zi)
+        y_ref, zf_ref = _lfilter_public(b, a, x, -1, zi)
+        x2 = np.column_stack([x, x[::-1]])
+        zi2 = np.array([[0.3, 0.1], [-0.1, 0.2]])
+        y2, zf2 = lf(b, a, x2, 0, zi2)
+        y2_ref, zf2_ref = _lfilter_public(b, a, x2, 0, zi2)
+        if (
+            np.array_equal(y, y_ref)
+            and np.array_equal(zf, zf_ref)
+            and np.array_equal(y2, y2_ref)
+            and np.array_equal(zf2, zf2_ref)
+        ):
+            return lf
+    except Exception:  # any failure: the public function
+        pass
+    return _lfilter_public
+
+
+#: ``(b, a, x, axis, zi) -> (y, zf)``: the DF2T recursion of ``lfilter``
+#: (float64 arrays, ``a[0] == 1``, ``zi`` shaped like ``x`` with
+#: ``len(b) - 1`` along ``axis``).
+lfilter_zi = _pick_lfilter()
+
+
+def median(x: FloatArray) -> float:
+    """``np.median`` of a 1-D float array without NaN, bit for bit, at a fraction of the cost."""
+    n = int(x.shape[0])
+    h = n // 2
+    if n % 2:
+        return float(np.partition(x, h)[h])
+    part = np.partition(x, (h - 1, h))
+    return float((part[h - 1] + part[h]) / 2)
+
+
+def percentile(x: FloatArray, q: float) -> float:
+    """``np.percentile(x, q)`` (linear method) of a 1-D float array without NaN, bit for bit."""
+    n = int(x.shape[0])
+    vi = (n - 1) * (q / 100)
+    if vi >= n - 1:
+        return float(x.max())
+    lo = math.floor(vi)
+    part = np.partition(x, (lo, lo + 1))
+    a, b = float(part[lo]), float(part[lo + 1])
+    g = vi - lo
+    diff = b - a
+    # numpy's _lerp: from the nearer end
+    return b - diff * (1 - g) if g >= 0.5 else a + diff * g
 
 
 def lowpass_sos(cutoff_hz: float, fs: float, order: int = 2) -> FloatArray:
@@ -109,11 +189,12 @@ class SosFilter:
         self.sos = np.ascontiguousarray(sos, dtype=np.float64)
         self.n_channels = n_channels
         # sosfilt_zi: state for a unit step in steady state, shape (n_sections, 2)
-        self._zi_unit = sps.sosfilt_zi(self.sos)[:, :, np.newaxis]
+        self._zi_unit = sps.sosfilt_zi(self.sos)
         self._n_sections = int(self.sos.shape[0])
         self._b = [self.sos[k, :3].copy() for k in range(self._n_sections)]
         self._a = [self.sos[k, 3:].copy() for k in range(self._n_sections)]
-        self._zi: FloatArray | None = None
+        # per section: the state, shaped (2,) for 1-D input or (2, n_channels)
+        self._zi: list[FloatArray] | None = None
 
     def reset(self) -> None:
         """Forget the state (after a gap): the next sample seeds it again."""
@@ -125,23 +206,31 @@ class SosFilter:
 
     def process(self, x: FloatArray) -> FloatArray:
         """Filter ``x`` of shape (n,) or (n, n_channels); same shape out."""
-        x = np.asarray(x, dtype=np.float64)
-        one_d = x.ndim == 1
-        x2 = x[:, np.newaxis] if one_d else x
-        if x2.shape[0] == 0:
+        if type(x) is not np.ndarray or x.dtype != _F64:
+            x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] == 0:
             return np.empty_like(x)
-        if x2.shape[1] != self.n_channels:
-            raise ValueError(f"expected {self.n_channels} channels, got {x2.shape[1]}")
-        if self._zi is None:
-            self._zi = self._zi_unit * x2[0][np.newaxis, np.newaxis, :]
+        one_d = x.ndim == 1
+        ch = 1 if one_d else x.shape[1]
+        if ch != self.n_channels:
+            raise ValueError(f"expected {self.n_channels} channels, got {ch}")
+        zs = self._zi
+        if zs is None:
+            x0 = x[0]
+            zs = self._zi = [self._zi_unit[k, :, np.newaxis] * x0 for k in range(self._n_sections)]
+            if one_d:
+                zs[:] = [z.reshape(2) for z in zs]
         # Same recursion as sosfilt (direct form II transposed per section, the
-        # same zi layout), one lfilter call per section: sosfilt's fixed cost per
-        # call (~25 us) is five times lfilter's and dominates small chunks.
-        zi = self._zi
-        y: FloatArray = x2
+        # same zi layout), one compiled lfilter call per section: sosfilt's fixed
+        # cost per call is several times that and dominates small chunks.
+        axis = -1 if one_d else 0
+        y: FloatArray = x
         for k in range(self._n_sections):
-            y, zi[k] = sps.lfilter(self._b[k], self._a[k], y, axis=0, zi=zi[k])
-        return y[:, 0] if one_d else y
+            z = zs[k]
+            if z.ndim != x.ndim:  # the caller switched between 1-D and 2-D input
+                z = z.reshape(2) if one_d else z.reshape(2, 1)
+            y, zs[k] = lfilter_zi(self._b[k], self._a[k], y, axis, z)
+        return y
 
 
 class Ewma:
@@ -171,17 +260,20 @@ class Ewma:
 
     def process(self, x: FloatArray) -> FloatArray:
         """Smooth ``x`` of shape (n,) or (n, n_channels)."""
-        x = np.asarray(x, dtype=np.float64)
-        one_d = x.ndim == 1
-        x2 = x[:, np.newaxis] if one_d else x
-        if x2.shape[0] == 0:
+        if type(x) is not np.ndarray or x.dtype != _F64:
+            x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] == 0:
             return np.empty_like(x)
-        if self._zi is None:
+        zi = self._zi
+        if zi is None:
             # steady state at the first sample: y[-1] = x[0]
-            self._zi = (self._a[1] * -1.0 * x2[0])[np.newaxis, :].astype(np.float64)
-        y, self._zi = sps.lfilter(self._b, self._a, x2, axis=0, zi=self._zi)
-        y = np.asarray(y)
-        return y[:, 0] if one_d else y
+            zi = (self._a[1] * -1.0 * x[0]).reshape(1, -1)
+        if x.ndim == 1:
+            y, zf = lfilter_zi(self._b, self._a, x, -1, zi.reshape(1))
+        else:
+            y, zf = lfilter_zi(self._b, self._a, x, 0, zi.reshape(1, -1))
+        self._zi = zf
+        return y
 
 
 class BlockMean:
@@ -214,24 +306,30 @@ class BlockMean:
 
     def process(self, t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Blocks completed by ``(t, x)``: times (m,) and values (m, n_channels)."""
-        x = np.asarray(x, dtype=np.float64).reshape(len(t), self.n_channels)
-        if self.factor == 1:
-            return np.asarray(t, dtype=np.float64), x
-        if self._t_rem.size:
-            t = np.concatenate([self._t_rem, t])
-            x = np.concatenate([self._x_rem, x])
+        if type(t) is not np.ndarray or t.dtype != _F64:
+            t = np.asarray(t, dtype=np.float64)
+        if type(x) is not np.ndarray or x.dtype != _F64:
+            x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            x = x.reshape(t.shape[0], self.n_channels)
         f = self.factor
-        m = t.shape[0] // f
+        if f == 1:
+            return t, x
+        if self._t_rem.size:
+            t = np.concatenate((self._t_rem, t))
+            x = np.concatenate((self._x_rem, x))
+        n = t.shape[0]
+        m = n // f
         k = m * f
-        if k < t.shape[0]:
+        if k < n:
             self._t_rem = t[k:].copy()
             self._x_rem = x[k:].copy()
         elif self._t_rem.size:
             self._t_rem = self._t_rem[:0]
             self._x_rem = self._x_rem[:0]
         inv = 1.0 / f
-        tb = t[:k].reshape(m, f).sum(axis=1) * inv
-        xb = x[:k].reshape(m, f, self.n_channels).sum(axis=1) * inv
+        tb = _add_reduce(t[:k].reshape(m, f), 1) * inv
+        xb = _add_reduce(x[:k].reshape(m, f, self.n_channels), 1) * inv
         return tb, xb
 
 
@@ -392,6 +490,41 @@ class RingBuffer:
         base = self.first
         return self._x[max(g0 - base, 0) : max(g1 - base, 0)]
 
+    def storage(self) -> tuple[FloatArray, FloatArray]:
+        """The backing arrays ``(t, x)``: global sample ``g`` sits at ``g - first``.
+
+        For hot loops that slice many times per chunk; the arrays stay the same
+        objects for the buffer's life, their contents move on :meth:`append`.
+        """
+        return self._t, self._x
+
+    def append2(self, t: FloatArray, a: FloatArray, b: FloatArray) -> None:
+        """Append two columns given separately (a buffer with ``n_channels=2``)."""
+        n = int(t.shape[0])
+        if n == 0:
+            return
+        cap = self.capacity
+        if n >= cap:
+            self._t[:cap] = t[n - cap :]
+            self._x[:cap, 0] = a[n - cap :]
+            self._x[:cap, 1] = b[n - cap :]
+            self._len = cap
+            self.total += n
+            return
+        ln = self._len
+        if ln + n > 2 * cap:
+            keep = cap - n
+            s = ln - keep
+            self._t[:keep] = self._t[s:ln]
+            self._x[:keep] = self._x[s:ln]
+            ln = keep
+        e = ln + n
+        self._t[ln:e] = t
+        self._x[ln:e, 0] = a
+        self._x[ln:e, 1] = b
+        self._len = e
+        self.total += n
+
     def since(self, t0: float) -> tuple[FloatArray, FloatArray]:
         """Times and values of the kept samples at or after ``t0``."""
         tt = self._t[: self._len]
@@ -442,6 +575,7 @@ class QualityMonitor:
         self._hold_n = max(1, round(hold_s * fs))
         self._noisy_ratio = noisy_ratio
         self._tau_n = tau_s * fs
+        self._w: dict[int, float] = {}  # chunk length -> weight of its variance update
         self.reset()
 
     def reset(self) -> None:
@@ -462,25 +596,32 @@ class QualityMonitor:
             return self.quality
         # a stuck or silent stream repeats its first channel exactly
         x0 = x[:, 0]
-        same = np.empty(n, dtype=bool)
-        same[0] = self._last is not None and x0[0] == self._last
-        np.equal(x0[1:], x0[:-1], out=same[1:])
+        first_same = self._last is not None and x0[0] == self._last
+        same_in = x0[1:] == x0[:-1]
         self._last = float(x0[-1])
         prev_run = self._run
-        if same.all():
-            self._run += n
-            longest = self._run
+        if not first_same and not same_in.any():
+            # the usual case, a live signal: no repeat at all
+            self._run = 0
+            longest = prev_run
         else:
-            brk = np.flatnonzero(~same)
-            self._run = n - 1 - int(brk[-1])
-            longest = max(prev_run + int(brk[0]), self._run)
-            if n >= self._flat_n:  # a long chunk may hide a flat stretch inside
-                longest = max(longest, int(np.diff(brk).max(initial=0)) - 1)
+            same = np.empty(n, dtype=bool)
+            same[0] = first_same
+            same[1:] = same_in
+            if same.all():
+                self._run += n
+                longest = self._run
+            else:
+                brk = np.flatnonzero(~same)
+                self._run = n - 1 - int(brk[-1])
+                longest = max(prev_run + int(brk[0]), self._run)
+                if n >= self._flat_n:  # a long chunk may hide a flat stretch inside
+                    longest = max(longest, int(np.diff(brk).max(initial=0)) - 1)
         self._since_flat = 0 if longest >= self._flat_n else self._since_flat + n
         # the rails: the highest and lowest value of any channel so far (one
         # converter, one range)
-        hi = float(x.max())
-        lo = float(x.min())
+        hi = float(_max_reduce(x, None))
+        lo = float(_min_reduce(x, None))
         clipped = False
         if hi >= self._hi or lo <= self._lo:
             self._hi = max(self._hi, hi)
@@ -493,9 +634,13 @@ class QualityMonitor:
         self._since_clip = 0 if clipped else self._since_clip + n
         # running variance of the first channel, updated per chunk (a display
         # figure: chunk-size dependence does not matter here)
-        mu = float(x0.sum()) / n
+        mu = float(_add_reduce(x0)) / n
         dev = x0 - mu
-        w = 1.0 - math.exp(-n / self._tau_n)
+        w = self._w.get(n)
+        if w is None:
+            w = 1.0 - math.exp(-n / self._tau_n)
+            if len(self._w) < 256:
+                self._w[n] = w
         if self._mu is None:
             self._mu, self._var = mu, float(dev @ dev) / n
         else:

@@ -225,8 +225,9 @@ class BreathOutput:
     kind : StreamKind
         The source's kind (belt, ACC, pressure ripple, RR).
     t : ndarray, shape (n,)
-        Times of the output samples (the source's own times; for RR, a regular
-        grid the intervals were resampled onto).
+        Times of the output samples: the source's times, block-averaged to a
+        working rate of 25-50 Hz (a 50 Hz belt gives 25 Hz, 200 Hz ACC 25 Hz);
+        for RR, a 4 Hz grid the intervals were resampled onto.
     signal : ndarray, shape (n,)
         The cleaned breath signal, polarity-corrected (inhale = up), source
         units (for ACC: the projection on the breathing axis).
@@ -304,7 +305,8 @@ class PelvicOutput:
     t : ndarray, shape (n,)
         Sample times.
     level : ndarray, shape (n,)
-        Smoothed pressure (mean of the channels), stream units.
+        Smoothed pressure of the base channel (the only one on a one-channel
+        probe), stream units.
     relative : ndarray, shape (n,)
         ``level`` minus the resting tone (negative = below rest); NaN while no
         resting tone is known yet.
@@ -314,7 +316,7 @@ class PelvicOutput:
         0..1 per sample: how far past its threshold the signal is, scaled by
         quality.
     rest_level : float or None
-        The resting tone now, stream units.
+        The resting tone now (base channel), stream units.
     margins : tuple of float
         ``(drop, contraction, strain)`` margins in use now, stream units.
     noise : float

@@ -1,0 +1,182 @@
+"""Benchmark: one hour of a session through the whole signal pipeline.
+
+One hour of pelvic pressure (50 Hz, base + tip), belt force (50 Hz) and Polar
+chest acceleration (200 Hz, 3 axes) from the seeded body model, fed to
+:class:`biofeedback.signal.pipeline.Pipeline` in time order, in 1 s chunks and
+in notification-sized chunks (0.1 s for pressure and belt, 36-sample Polar
+ACC frames). Prints the total time (wall and CPU: the machine may be shared),
+the per-chunk latency (p50 / p99 / max), and NeuroKit2's ``rsp_process`` on
+the same one-hour belt signal beside our breath detector on it, with the
+ratio. The pipeline takes its breath from the belt (it outranks the ACC), so
+ACC chunks are matched and skipped. Prints numbers; asserts nothing (``DESIGN.md``: budgets are
+benchmarks, not timed tests).
+
+Run: ``python benchmarks/bench_pipeline.py [--minutes 60] [--seed 1]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+import warnings
+
+import numpy as np
+
+from biofeedback.signal.breath import BreathTracker
+from biofeedback.signal.pipeline import Pipeline
+from devices.stream import Chunk, StreamKind, StreamSpec
+from devices.virtual.body import BodyModel
+from devices.virtual.intent import Intent, PelvicAction
+
+SPECS = (
+    StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", 50.0),
+    StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", 50.0),
+    StreamSpec("acc", StreamKind.ACC, ("x", "y", "z"), "mG", 200.0),
+)
+
+
+def _intent(t: float) -> Intent:
+    # 2-minute cycle: rest, a drop set, a few contractions, rest
+    x = t % 120.0
+    if x < 30:
+        return Intent()
+    if x < 80:
+        return Intent(pelvic=PelvicAction.DROP)
+    if x < 100:
+        on = (x - 80) % 10 < 5
+        return Intent(pelvic=PelvicAction.CONTRACT if on else PelvicAction.REST, effort=0.5)
+    return Intent()
+
+
+def make_signals(seconds: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``name -> (t, values)`` for the three streams (not timed)."""
+    body = BodyModel(seed=seed, intent=_intent)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s.name: [] for s in SPECS}
+    step = 10
+    for s0 in range(0, seconds, step):
+        tp = s0 + np.arange(step * 50) / 50.0
+        ta = s0 + np.arange(step * 200) / 200.0
+        parts["pressure"].append((tp, body.pelvic_pressure(tp)))
+        parts["force"].append((tp, body.belt_force(tp)[:, np.newaxis]))
+        parts["acc"].append((ta, body.chest_acc(ta)))
+    return {
+        k: (np.concatenate([p[0] for p in v]), np.concatenate([p[1] for p in v]))
+        for k, v in parts.items()
+    }
+
+
+def make_chunks(
+    signals: dict[str, tuple[np.ndarray, np.ndarray]], sizes: dict[str, int]
+) -> list[Chunk]:
+    """Chunks of every stream, in the order they would arrive (by last sample time)."""
+    items: list[tuple[float, int, Chunk]] = []
+    for k, (name, (t, v)) in enumerate(signals.items()):
+        n = sizes[name]
+        for i in range(0, t.shape[0], n):
+            c = Chunk(name, t[i : i + n], v[i : i + n], "u")
+            items.append((float(c.t[-1]), k, c))
+    items.sort(key=lambda x: (x[0], x[1]))
+    return [c for _, _, c in items]
+
+
+def run_pipeline(chunks: list[Chunk]) -> tuple[float, float, np.ndarray, np.ndarray, int, int]:
+    """Wall and CPU seconds, per-chunk wall and CPU latencies (s), breaths, reps.
+
+    CPU time (this thread's) is reported beside wall time because the machine
+    may be shared: preemption shows in the wall-clock tail, not in CPU time.
+    """
+    pipe = Pipeline(SPECS)
+    pipe.start_reps()
+    lat = np.empty(len(chunks))
+    cpu = np.empty(len(chunks))
+    breaths = 0
+    gc.collect()
+    gc.disable()
+    try:
+        t_start = time.perf_counter()
+        c_start = time.thread_time()
+        for i, c in enumerate(chunks):
+            t0 = time.perf_counter()
+            c0 = time.thread_time_ns()
+            u = pipe.process(c)
+            cpu[i] = (time.thread_time_ns() - c0) * 1e-9
+            lat[i] = time.perf_counter() - t0
+            if u.breath is not None:
+                breaths += len(u.breath.breaths)
+        total = time.perf_counter() - t_start
+        total_cpu = time.thread_time() - c_start
+    finally:
+        gc.enable()
+    return total, total_cpu, lat, cpu, breaths, len(pipe.reps)
+
+
+def run_belt(t: np.ndarray, v: np.ndarray, chunk: int) -> float:
+    """CPU seconds our streaming breath detector takes over the belt in chunks of ``chunk``."""
+    tr = BreathTracker(StreamKind.BREATH_FORCE, 50.0)
+    t0 = time.thread_time()
+    for i in range(0, t.shape[0], chunk):
+        tr.process(t[i : i + chunk], v[i : i + chunk])
+    return time.thread_time() - t0
+
+
+def run_neurokit(belt: np.ndarray, fs: float) -> float | None:
+    """Seconds NeuroKit2's ``rsp_process`` takes on the belt (None if not installed)."""
+    try:
+        import neurokit2 as nk
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.thread_time()
+        nk.rsp_process(belt, sampling_rate=int(fs))
+        return time.thread_time() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs (the machine is shared)")
+    args = ap.parse_args()
+    seconds = int(args.minutes * 60)
+    t0 = time.perf_counter()
+    signals = make_signals(seconds, args.seed)
+    print(
+        f"generated {seconds} s of pressure (50 Hz x2), belt (50 Hz), ACC (200 Hz x3) "
+        f"in {time.perf_counter() - t0:.1f} s (not timed below); best of {args.repeat} runs"
+    )
+    hours = seconds / 3600.0
+    for label, sizes in (
+        ("1 s chunks", {"pressure": 50, "force": 50, "acc": 200}),
+        ("notification chunks (0.1 s; ACC 36 samples)", {"pressure": 5, "force": 5, "acc": 36}),
+    ):
+        chunks = make_chunks(signals, sizes)
+        runs = [run_pipeline(chunks) for _ in range(args.repeat)]
+        total, total_cpu, lat, cpu, breaths, reps = min(runs, key=lambda r: r[1])
+        us, cus = lat * 1e6, cpu * 1e6
+        print(
+            f"pipeline, {label}: {len(chunks)} chunks; per hour of session "
+            f"{total / hours:.3f} s wall, {total_cpu / hours:.3f} s CPU; per chunk wall "
+            f"p50 {np.percentile(us, 50):.0f} / p99 {np.percentile(us, 99):.0f} / "
+            f"max {us.max():.0f} us, CPU p50 {np.percentile(cus, 50):.0f} / "
+            f"p99 {np.percentile(cus, 99):.0f} / max {cus.max():.0f} us; "
+            f"{breaths} breaths, {reps} reps"
+        )
+    tb, vb = signals["force"]
+    nk_runs = [run_neurokit(vb[:, 0], 50.0) for _ in range(args.repeat)]
+    if nk_runs[0] is None:
+        print("neurokit2 not installed: no comparison")
+        return
+    nk_s = min(r for r in nk_runs if r is not None)
+    print(f"NeuroKit2 rsp_process (offline, zero-phase) on the {seconds} s belt: {nk_s:.3f} s CPU")
+    for what, n in (("1 s chunks", 50), ("60 s chunks", 3000), ("one call", tb.shape[0])):
+        ours = min(run_belt(tb, vb, n) for _ in range(args.repeat))
+        print(
+            f"  our causal breath detector, same belt, {what}: {ours:.3f} s CPU -> "
+            f"{nk_s / ours:.1f}x faster"
+        )
+
+
+if __name__ == "__main__":
+    main()

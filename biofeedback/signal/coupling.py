@@ -1,0 +1,289 @@
+"""Breath–pelvic coupling per breath cycle, and reps.
+
+Done right, the floor *drops on the inhale* (below resting tone), *keeps the
+release on the exhale*, and never strains. Each completed breath cycle
+(inhale onset → exhale onset → next inhale onset) is scored 0–100 from the
+pelvic level relative to rest during its inhale and exhale:
+
+* up to 50 points for the drop during the inhale (its deepest tenth, full at
+  1.5 drop margins);
+* up to 35 for keeping the release through the exhale (mean exhale level a
+  drop margin below rest);
+* up to 15 for staying down through the whole inhale (mean inhale level a
+  drop margin below rest);
+* strain scores 0; a contraction caps the score. Every point comes from the
+  floor being *below* rest and shrinks as the pressure rises: a pressure rise
+  is never rewarded (raising any sample never raises the score).
+
+A *rep* is one guided breath cycle: while a set is being counted
+(:class:`RepCounter`), every scored cycle is a rep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from biofeedback.signal.filters import FloatArray, RingBuffer
+from biofeedback.signal.types import (
+    BreathEvent,
+    CouplingResult,
+    Int8Array,
+    PelvicOutput,
+    RepResult,
+    RepSummary,
+)
+from devices.vocab import BreathPhase, PelvicState
+
+__all__ = ["CouplingScorer", "RepCounter", "score_cycle", "summarise_reps"]
+
+#: Reasons, as shown to the user.
+DROP_TOO_SMALL = "drop too small"
+NO_DROP = "no drop on inhale"
+RELEASE_LOST = "release not kept on exhale"
+WRONG_PHASE = "dropped on exhale, not inhale"
+CONTRACTED_INHALE = "contracted on inhale"
+CONTRACTED_EXHALE = "contracted on exhale"
+STRAIN = "strain"
+PRESSURE_ROSE = "pressure rose above rest"
+
+
+def score_cycle(
+    t: FloatArray,
+    rel: FloatArray,
+    state: Int8Array,
+    inhale_onset: float,
+    exhale_onset: float,
+    end: float,
+    *,
+    rest_level: float,
+    drop_margin: float,
+    contraction_margin: float,
+) -> CouplingResult | None:
+    """Score one breath cycle from the pelvic level relative to rest.
+
+    Parameters
+    ----------
+    t, rel, state : ndarray
+        Pelvic sample times, level minus rest (stream units) and
+        :class:`PelvicState` codes, covering the cycle.
+    inhale_onset, exhale_onset, end : float
+        The cycle's onsets (``end`` is the next inhale onset).
+    rest_level, drop_margin, contraction_margin : float
+        The tracker's figures at the time.
+
+    Returns
+    -------
+    CouplingResult or None
+        None when the pelvic signal does not cover both halves of the cycle
+        (a gap, or the tracker still settling).
+    """
+    if not inhale_onset < exhale_onset < end:
+        return None
+    i0, i1, i2 = np.searchsorted(t, [inhale_onset, exhale_onset, end])
+    ri, re = rel[i0:i1], rel[i1:i2]
+    if ri.size < 2 or re.size < 2 or np.isnan(ri).any() or np.isnan(re).any():
+        return None
+    si, se = state[i0:i1], state[i1:i2]
+    md = max(drop_margin, 1e-12)
+    mc = max(contraction_margin, 1e-12)
+    inhale_level = float(ri.mean())
+    exhale_level = float(re.mean())
+    drop = max(0.0, -float(np.percentile(ri, 10)))
+    drop_ratio = drop / md
+    release_kept = 0.0
+    if inhale_level < 0:
+        release_kept = float(np.clip(-exhale_level / -inhale_level, 0.0, 1.0)) + 0.0
+    n_all = si.size + se.size
+    strain = int(np.count_nonzero(si == PelvicState.STRAIN)) + int(
+        np.count_nonzero(se == PelvicState.STRAIN)
+    )
+    con_i = np.count_nonzero(si == PelvicState.CONTRACTION) > 0.05 * si.size
+    con_e = np.count_nonzero(se == PelvicState.CONTRACTION) > 0.05 * se.size
+    strained = strain > 0.03 * n_all
+    reasons: list[str] = []
+    # Points only from being below rest, each a non-increasing function of the
+    # pressure: raising any sample can never raise the score.
+    drop_pts = 50.0 * float(np.clip((drop_ratio - 0.25) / 1.25, 0.0, 1.0))
+    release_pts = 35.0 * float(np.clip(-exhale_level / md, 0.0, 1.0))
+    timing_pts = 15.0 * float(np.clip(-inhale_level / md, 0.0, 1.0))
+    if drop_ratio < 0.25:
+        reasons.append(NO_DROP)
+    elif drop_ratio < 1.0:
+        reasons.append(DROP_TOO_SMALL)
+    if drop_ratio >= 0.5 and release_kept < 0.5:
+        reasons.append(RELEASE_LOST)
+    if exhale_level < -md and inhale_level > exhale_level + 0.5 * md:
+        reasons.append(WRONG_PHASE)
+    score = drop_pts + release_pts + timing_pts
+    if con_i:
+        reasons.append(CONTRACTED_INHALE)
+        score = min(score, 20.0)
+    if con_e:
+        reasons.append(CONTRACTED_EXHALE)
+        score = min(score, 30.0)
+    if not (con_i or con_e or strained) and float(max(ri.max(), re.max())) > mc:
+        reasons.append(PRESSURE_ROSE)
+        score = min(score, 40.0)
+    if strained:
+        reasons.append(STRAIN)
+        score = 0.0
+    return CouplingResult(
+        inhale_onset=inhale_onset,
+        exhale_onset=exhale_onset,
+        end=end,
+        rest_level=rest_level,
+        inhale_level=inhale_level,
+        exhale_level=exhale_level,
+        drop=drop,
+        drop_ratio=drop_ratio,
+        release_kept=release_kept,
+        strain=strained,
+        contracted=bool(con_i or con_e),
+        score=round(float(np.clip(score, 0.0, 100.0)), 1),
+        reasons=tuple(reasons),
+    )
+
+
+class CouplingScorer:
+    """Pairs breath cycles with the pelvic signal as both arrive.
+
+    Breath events and pelvic chunks come from different streams at different
+    times; a completed cycle waits until the pelvic signal covers its end.
+
+    Parameters
+    ----------
+    history_s : float
+        Pelvic signal kept (longer than any breath cycle).
+    fs_hint : float
+        Pelvic rate, to size the history.
+    """
+
+    def __init__(self, history_s: float = 90.0, fs_hint: float = 50.0) -> None:
+        self._hist = RingBuffer(max(64, round(history_s * fs_hint)), 2)
+        self._pending: deque[tuple[float, float, float]] = deque(maxlen=32)
+        self._last_inhale: float | None = None
+        self._last_exhale: float | None = None
+        self._t_pelvic = -math.inf
+        self._figures: tuple[float, float, float] | None = None  # rest, md, mc
+
+    def reset_breath(self) -> None:
+        """The breath source restarted: forget the half-open cycle."""
+        self._last_inhale = self._last_exhale = None
+
+    def add_pelvic(self, out: PelvicOutput) -> None:
+        """Append a pelvic chunk (relative level and state)."""
+        if not out.t.size:
+            return
+        self._hist.append(out.t, np.column_stack([out.relative, out.state.astype(np.float64)]))
+        self._t_pelvic = float(out.t[-1])
+        if out.rest_level is not None:
+            self._figures = (out.rest_level, out.margins[0], out.margins[1])
+
+    def add_breath(self, events: Sequence[BreathEvent]) -> None:
+        """Register onsets; an inhale onset closes the previous cycle."""
+        for ev in events:
+            if ev.phase is BreathPhase.INHALE:
+                if (
+                    self._last_inhale is not None
+                    and self._last_exhale is not None
+                    and self._last_inhale < self._last_exhale < ev.t
+                ):
+                    self._pending.append((self._last_inhale, self._last_exhale, ev.t))
+                self._last_inhale = ev.t
+                self._last_exhale = None
+            elif ev.phase is BreathPhase.EXHALE:
+                self._last_exhale = ev.t
+
+    def ready(self) -> list[CouplingResult]:
+        """Score the cycles the pelvic signal now covers."""
+        out: list[CouplingResult] = []
+        while self._pending and self._pending[0][2] <= self._t_pelvic:
+            t_in, t_ex, t_end = self._pending.popleft()
+            if self._figures is None:
+                continue
+            t, x = self._hist.since(t_in)
+            res = score_cycle(
+                t,
+                x[:, 0],
+                x[:, 1].astype(np.int8),
+                t_in,
+                t_ex,
+                t_end,
+                rest_level=self._figures[0],
+                drop_margin=self._figures[1],
+                contraction_margin=self._figures[2],
+            )
+            if res is not None:
+                out.append(res)
+        return out
+
+
+class RepCounter:
+    """Counts reps (scored breath cycles) while a set is active."""
+
+    #: A cycle may begin this much before the set started and still count
+    #: (the user starts a little early; onsets are back-dated).
+    GRACE_S = 1.0
+
+    def __init__(self) -> None:
+        self.active = False
+        self.target: int | None = None
+        self.t_start = -math.inf
+        self.reps: list[RepResult] = []
+
+    def start(self, target: int | None = None, t_start: float = -math.inf) -> None:
+        """Start a set (forgets the previous one).
+
+        Parameters
+        ----------
+        target : int or None
+            Stop counting after this many reps.
+        t_start : float
+            When the set starts: cycles that began earlier are not reps.
+        """
+        if target is not None and target < 1:
+            raise ValueError(f"target must be >= 1, {target!r} is invalid")
+        self.active = True
+        self.target = target
+        self.t_start = t_start
+        self.reps = []
+
+    def add(self, c: CouplingResult) -> RepResult | None:
+        """Count a cycle as the next rep (None when no set is active)."""
+        if not self.active or c.inhale_onset < self.t_start - self.GRACE_S:
+            return None
+        rep = RepResult(len(self.reps) + 1, c, c.score, c.good, c.reasons)
+        self.reps.append(rep)
+        if self.target is not None and len(self.reps) >= self.target:
+            self.active = False
+        return rep
+
+    def stop(self) -> RepSummary:
+        """End the set; its summary."""
+        self.active = False
+        return summarise_reps(self.reps)
+
+
+def summarise_reps(reps: Sequence[RepResult]) -> RepSummary:
+    """Summary figures of a set."""
+    if not reps:
+        return RepSummary(0, 0, 0, 0, None, None, None, None, None, {})
+    scores = np.array([r.score for r in reps])
+    cs = [r.coupling for r in reps]
+    reasons = Counter(reason for r in reps for reason in r.reasons)
+    return RepSummary(
+        reps=len(reps),
+        good=sum(1 for r in reps if r.good),
+        strain=sum(1 for c in cs if c.strain),
+        contracted=sum(1 for c in cs if c.contracted),
+        mean_score=round(float(scores.mean()), 1),
+        best_score=float(scores.max()),
+        mean_drop=float(np.mean([c.drop for c in cs])),
+        mean_release_kept=float(np.mean([c.release_kept for c in cs])),
+        mean_cycle_s=float(np.mean([c.end - c.inhale_onset for c in cs])),
+        reasons=dict(reasons),
+    )

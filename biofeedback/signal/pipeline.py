@@ -1,0 +1,308 @@
+"""The pipeline facade: chunks in, breath, pelvic state, coupling and reps out.
+
+::
+
+    pipe = Pipeline(source.streams, thresholds=None)
+    async for item in source:
+        if isinstance(item, Chunk):
+            update = pipe.process(item)
+        else:
+            pipe.on_link_event(item)
+
+The breath source is picked by stream kind, best first: a respiration belt,
+a chest accelerometer, the pressure probe's own breathing ripple, then RR
+intervals (respiratory sinus arrhythmia). If the source's device gives up, the
+next one takes over. The pelvic state comes from the first pressure stream.
+
+Pure computation: no I/O, no clock of its own (times come with the chunks),
+never blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from biofeedback.signal.breath import BreathTracker
+from biofeedback.signal.coupling import CouplingScorer, RepCounter
+from biofeedback.signal.pelvic import PelvicTracker
+from biofeedback.signal.types import (
+    BREATH_SOURCE_PRIORITY,
+    BreathOutput,
+    CouplingResult,
+    PelvicOutput,
+    PipelineStatus,
+    PipelineUpdate,
+    RepResult,
+    RepSummary,
+    Thresholds,
+)
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
+from devices.vocab import BreathPhase, PelvicState
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Stream:
+    spec: StreamSpec
+    ids: set[str]  # chunk stream ids seen for this spec
+
+
+class Pipeline:
+    """Streaming breath and pelvic analysis over the streams of a session.
+
+    Parameters
+    ----------
+    streams : sequence of StreamSpec
+        Every stream that may arrive (from one or several sources).
+    thresholds : Thresholds or None
+        Calibrated pelvic thresholds (pressure units); None stays adaptive.
+
+    Raises
+    ------
+    ValueError
+        When ``thresholds`` are in another unit than the pressure stream.
+    """
+
+    def __init__(self, streams: Sequence[StreamSpec], thresholds: Thresholds | None = None) -> None:
+        self._streams = tuple(streams)
+        self._by_name = {s.name: _Stream(s, set()) for s in self._streams}
+        self._id_to_name: dict[str, str] = {}
+        self._pelvic_spec = next(
+            (s for s in self._streams if s.kind is StreamKind.PRESSURE and s.rate_hz), None
+        )
+        self.pelvic: PelvicTracker | None = None
+        if self._pelvic_spec is not None:
+            spec = self._pelvic_spec
+            tip = spec.channels.index("tip") if "tip" in spec.channels else None
+            self.pelvic = PelvicTracker(
+                float(spec.rate_hz or 0.0),
+                max(1, len(spec.channels)),
+                thresholds=thresholds,
+                stream=spec.name,
+                unit=spec.unit,
+                tip=tip,
+            )
+        self._candidates = [
+            s
+            for kind in BREATH_SOURCE_PRIORITY
+            for s in self._streams
+            if s.kind is kind and (kind is StreamKind.RR or s.rate_hz)
+        ]
+        self._given_up: set[str] = set()
+        self.breath: BreathTracker | None = None
+        self._breath_spec: StreamSpec | None = None
+        self._pick_breath()
+        fs = float(self._pelvic_spec.rate_hz or 50.0) if self._pelvic_spec else 50.0
+        self._scorer = CouplingScorer(fs_hint=min(fs, 50.0))
+        self._reps = RepCounter()
+        self._t = -math.inf
+        self._phase = BreathPhase.UNKNOWN
+        self._pstate = PelvicState.UNKNOWN
+        self._pconf = 0.0
+        self._pquality = None if self.pelvic is None else self.pelvic.quality
+
+    # ------------------------------------------------------------------ setup
+
+    def _pick_breath(self) -> None:
+        for spec in self._candidates:
+            if spec.name in self._given_up:
+                continue
+            if spec is self._breath_spec:
+                return
+            self._breath_spec = spec
+            self.breath = BreathTracker(
+                spec.kind, spec.rate_hz, stream=spec.name, n_channels=max(1, len(spec.channels))
+            )
+            log.debug("breath source: %s (%s)", spec.name, spec.kind)
+            return
+        self._breath_spec = None
+        self.breath = None
+
+    @property
+    def streams(self) -> Sequence[StreamSpec]:
+        """The stream specs given at construction."""
+        return self._streams
+
+    @property
+    def breath_source(self) -> str | None:
+        """Name of the stream the breath comes from."""
+        return None if self._breath_spec is None else self._breath_spec.name
+
+    def set_thresholds(self, thresholds: Thresholds | None) -> None:
+        """Switch to calibrated thresholds (None: back to adaptive)."""
+        if self.pelvic is not None:
+            self.pelvic.set_thresholds(thresholds)
+
+    # ------------------------------------------------------------------ reps
+
+    def start_reps(self, target: int | None = None) -> None:
+        """Start counting a set: each breath cycle that begins from now is a rep.
+
+        "Now" is the newest sample time seen; ``target`` stops the count.
+        """
+        self._reps.start(target, self._t)
+
+    def stop_reps(self) -> RepSummary:
+        """Stop counting; the set's summary."""
+        return self._reps.stop()
+
+    @property
+    def reps(self) -> Sequence[RepResult]:
+        """Reps of the current (or last) set."""
+        return tuple(self._reps.reps)
+
+    # ------------------------------------------------------------------ data
+
+    def _resolve(self, stream_id: str) -> str | None:
+        name = self._id_to_name.get(stream_id)
+        if name is not None:
+            return name
+        if stream_id in self._by_name:
+            name = stream_id
+        else:
+            tail = stream_id.rsplit("/", 1)[-1]
+            name = tail if tail in self._by_name else None
+        if name is not None:
+            self._id_to_name[stream_id] = name
+            self._by_name[name].ids.add(stream_id)
+        return name
+
+    def _holding(self, now: float) -> bool:
+        """The breath detector has seen no onset for longer than a breath allows."""
+        b = self.breath
+        if b is None:
+            return False
+        last = b.detector.last_event_t
+        if not math.isfinite(last):
+            return False
+        per = b.detector.period_s
+        per = per if math.isfinite(per) else 6.0
+        return now - last > max(4.0, 0.6 * per)
+
+    def process(self, chunk: Chunk) -> PipelineUpdate:
+        """Feed one chunk (causal; chunks of each stream in time order)."""
+        name = self._resolve(chunk.stream)
+        breath_out: BreathOutput | None = None
+        pelvic_out: PelvicOutput | None = None
+        coupling: list[CouplingResult] = []
+        reps: list[RepResult] = []
+        if name is not None and len(chunk):
+            t_end = float(chunk.t[-1])
+            if self._pelvic_spec is not None and name == self._pelvic_spec.name:
+                assert self.pelvic is not None
+                pelvic_out = self.pelvic.process(
+                    chunk.t, chunk.values, breath_hold=self._holding(t_end)
+                )
+                self._scorer.add_pelvic(pelvic_out)
+                if pelvic_out.t.size:
+                    self._pstate = PelvicState(int(pelvic_out.state[-1]))
+                    self._pconf = float(pelvic_out.confidence[-1])
+                self._pquality = pelvic_out.quality
+            if self._breath_spec is not None and name == self._breath_spec.name:
+                assert self.breath is not None
+                breath_out = self.breath.process(chunk.t, chunk.values)
+                self._scorer.add_breath(breath_out.events)
+                if breath_out.phase.size:
+                    self._phase = BreathPhase(int(breath_out.phase[-1]))
+            for c in self._scorer.ready():
+                coupling.append(c)
+                rep = self._reps.add(c)
+                if rep is not None:
+                    reps.append(rep)
+            self._t = max(self._t, t_end)
+        return PipelineUpdate(
+            stream=chunk.stream,
+            breath=breath_out,
+            pelvic=pelvic_out,
+            coupling=tuple(coupling),
+            reps=tuple(reps),
+            status=self.status,
+        )
+
+    def on_link_event(self, ev: LinkEvent) -> None:
+        """A link was lost or came back: filters restart after the gap.
+
+        ``given_up`` on the breath source's device hands the breath over to
+        the next available source.
+        """
+        if ev.kind not in (LinkKind.LOST, LinkKind.CONNECTED, LinkKind.GIVEN_UP):
+            return
+        affected = self._streams_of(ev.device)
+        if ev.kind is LinkKind.GIVEN_UP:
+            self._given_up |= affected
+            if self._breath_spec is not None and self._breath_spec.name in affected:
+                self._pick_breath()
+                self._scorer.reset_breath()
+            return
+        if ev.kind is LinkKind.LOST:
+            if (
+                self.pelvic is not None
+                and self._pelvic_spec is not None
+                and self._pelvic_spec.name in affected
+            ):
+                self.pelvic.reset()
+            if (
+                self.breath is not None
+                and self._breath_spec is not None
+                and self._breath_spec.name in affected
+            ):
+                self.breath.reset()
+                self._scorer.reset_breath()
+        elif ev.kind is LinkKind.CONNECTED:
+            # a device that comes back is usable again
+            self._given_up -= affected
+            if self._breath_spec is None or self._candidate_rank(affected) < self._candidate_rank(
+                {self._breath_spec.name}
+            ):
+                self._breath_spec = None
+                self._pick_breath()
+                self._scorer.reset_breath()
+
+    def _candidate_rank(self, names: set[str]) -> int:
+        for i, spec in enumerate(self._candidates):
+            if spec.name in names:
+                return i
+        return len(self._candidates)
+
+    def _streams_of(self, device: str) -> set[str]:
+        """Spec names of the streams that belong to ``device``."""
+        prefixed = {
+            name
+            for name, st in self._by_name.items()
+            for sid in st.ids
+            if "/" in sid and sid.rsplit("/", 1)[0] == device
+        }
+        if prefixed:
+            return prefixed
+        if any("/" in sid for st in self._by_name.values() for sid in st.ids):
+            return set()  # several devices, none of them this one
+        return set(self._by_name)  # one source: its streams are the device's
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def status(self) -> PipelineStatus:
+        """The latest figures."""
+        b = self.breath
+        p = self.pelvic
+        return PipelineStatus(
+            t=self._t,
+            breath_source=self.breath_source,
+            breath_phase=self._phase,
+            rate_bpm=None if b is None else b.rate_bpm,
+            depth=None if b is None else b.depth,
+            regularity=None if b is None else b.detector.regularity,
+            breath_delay_s=None if b is None else b.delay_s,
+            pelvic_state=self._pstate,
+            pelvic_confidence=self._pconf,
+            pelvic_quality=self._pquality,
+            rest_level=None if p is None else p.rest_level,
+            reps=len(self._reps.reps),
+            reps_active=self._reps.active,
+        )

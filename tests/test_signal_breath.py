@@ -1,0 +1,363 @@
+"""Breath detection: accuracy on the body model, causality, chunking invariance, real traces."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal as sps
+
+from biofeedback.signal.breath import BreathDetector, BreathTracker, noise_sd
+from biofeedback.signal.types import BreathEvent, BreathOutput, Quality
+from devices.stream import StreamKind
+from devices.virtual.body import BodyModel, BodyParams, Pacer
+from devices.virtual.intent import Intent
+from devices.vocab import BreathPhase
+
+# --------------------------------------------------------------------------- helpers
+
+
+def record(body: BodyModel, dur: int, kinds: tuple[str, ...] = ("belt",)) -> dict[str, np.ndarray]:
+    """Sample the body model second by second (it keeps a bounded history)."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("tb", "belt", "ta", "acc", "tp", "p")}
+    out.update(beats=[], rr=[], inh=[], exh=[])
+    for s in range(dur):
+        tb = s + np.arange(50) / 50.0
+        if "belt" in kinds:
+            out["tb"].append(tb)
+            out["belt"].append(body.belt_force(tb))
+        if "acc" in kinds:
+            ta = s + np.arange(200) / 200.0
+            out["ta"].append(ta)
+            out["acc"].append(body.chest_acc(ta))
+        if "pressure" in kinds:
+            out["tp"].append(tb)
+            out["p"].append(body.pelvic_pressure(tb))
+        if "rr" in kinds:
+            bt, rr = body.rr_intervals(s, s + 1)
+            out["beats"].append(bt)
+            out["rr"].append(rr)
+        i, e = body.breath_onsets(s, s + 1)
+        out["inh"].append(i)
+        out["exh"].append(e)
+    return {k: np.concatenate(v) if v else np.empty(0) for k, v in out.items()}
+
+
+def run(
+    kind: StreamKind,
+    t: np.ndarray,
+    v: np.ndarray,
+    rate: float | None,
+    chunk_s: float = 1.0,
+    **kw: object,
+) -> tuple[BreathTracker, list[BreathOutput]]:
+    tr = BreathTracker(kind, rate, n_channels=v.shape[1], **kw)  # type: ignore[arg-type]
+    outs = []
+    if rate is None:  # RR: beats in one-second chunks
+        for s in range(math.ceil(t[-1]) + 1):
+            m = (t >= s) & (t < s + chunk_s)
+            outs.append(tr.process(t[m], v[m]))
+    else:
+        n = max(1, round(rate * chunk_s))
+        outs = [tr.process(t[i : i + n], v[i : i + n]) for i in range(0, len(t), n)]
+    return tr, outs
+
+
+def f1(det: np.ndarray, ref: np.ndarray, t0: float, t1: float, tol: float = 0.5) -> float:
+    """F1 of detected onsets against true ones, each matched at most once within ``tol``."""
+    det = det[(det >= t0) & (det <= t1)]
+    ref = ref[(ref >= t0) & (ref <= t1)]
+    used = np.zeros(det.size, bool)
+    tp = 0
+    for r in ref:
+        if det.size == 0:
+            break
+        d = np.abs(det - r)
+        d[used] = np.inf
+        j = int(d.argmin())
+        if d[j] <= tol:
+            used[j] = True
+            tp += 1
+    if tp == 0:
+        return 0.0
+    p, rc = tp / det.size, tp / ref.size
+    return 2 * p * rc / (p + rc)
+
+
+def onsets(outs: list[BreathOutput], phase: BreathPhase) -> np.ndarray:
+    return np.array([e.t for o in outs for e in o.events if e.phase is phase])
+
+
+def scores(outs: list[BreathOutput], rec: dict[str, np.ndarray], dur: int) -> tuple[float, float]:
+    t0, t1 = 15.0, dur - 5.0  # learning at the start; onsets confirmed after the end
+    return (
+        f1(onsets(outs, BreathPhase.INHALE), rec["inh"], t0, t1),
+        f1(onsets(outs, BreathPhase.EXHALE), rec["exh"], t0, t1),
+    )
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+@pytest.mark.parametrize("noise", [0.5, 3.0])
+@pytest.mark.parametrize("rate", [6, 10, 15, 20, 30])
+def test_belt_onsets_f1_on_the_body_model(rate: int, noise: float) -> None:
+    """Belt: F1 >= 0.95 within +-0.5 s, 6-30 breaths/min, clean and noisy, two people."""
+    dur = max(120, int(16 * 60 / rate))
+    for seed in (1, 2):
+        params = BodyParams(natural_rate_bpm=rate, breath_irregularity=0.15)
+        rec = record(BodyModel(seed, params=params, noise=noise), dur)
+        tr, outs = run(StreamKind.BREATH_FORCE, rec["tb"], rec["belt"][:, None], 50.0)
+        fi, fe = scores(outs, rec, dur)
+        assert fi >= 0.95 and fe >= 0.95, (seed, fi, fe)
+        assert tr.detector.polarity == 1
+        assert tr.rate_bpm is not None and abs(tr.rate_bpm - rate) < 0.35 * rate
+
+
+def test_belt_follows_a_pacer_with_a_hold() -> None:
+    pacer = Pacer(inhale_s=4.0, hold_s=2.0, exhale_s=6.0)
+    body = BodyModel(3, intent=lambda t: Intent(breath=pacer(t)), noise=1.0)
+    rec = record(body, 150)
+    _, outs = run(StreamKind.BREATH_FORCE, rec["tb"], rec["belt"][:, None], 50.0)
+    fi, fe = scores(outs, rec, 150)
+    assert fi >= 0.95 and fe >= 0.95
+    rates = [o.rate_bpm for o in outs[-30:] if o.rate_bpm is not None]
+    assert abs(np.median(rates) - 5.0) < 0.5  # a 12 s cycle
+
+
+@pytest.mark.parametrize("rate", [6, 15, 30])
+def test_chest_acceleration_finds_the_breathing_axis(rate: int) -> None:
+    """ACC (Polar 200 Hz, 3 axes): the projection's polarity is found; F1 >= 0.9."""
+    dur = max(120, int(16 * 60 / rate))
+    rec = record(BodyModel(1, params=BodyParams(natural_rate_bpm=rate), noise=1.0), dur, ("acc",))
+    _, outs = run(StreamKind.ACC, rec["ta"], rec["acc"], 200.0)
+    fi, fe = scores(outs, rec, dur)
+    assert fi >= 0.9 and fe >= 0.9, (fi, fe)
+
+
+def test_pressure_ripple_and_rr_are_fallbacks_that_still_find_breaths() -> None:
+    dur = 150
+    rec = record(
+        BodyModel(3, params=BodyParams(natural_rate_bpm=15), noise=0.5), dur, ("pressure", "rr")
+    )
+    _, outs = run(StreamKind.PRESSURE, rec["tp"], rec["p"], 50.0)
+    fi, fe = scores(outs, rec, dur)
+    assert fi >= 0.7 and fe >= 0.8, (fi, fe)
+    tr, outs = run(StreamKind.RR, rec["beats"], rec["rr"][:, None], None)
+    assert tr.detector.polarity == -1  # physiology: inhale shortens the RR interval
+    # RSA lags the breath: exhale onsets (fastest heart) are the reliable ones
+    _, fe = scores(outs, rec, dur)
+    assert fe >= 0.6
+    assert tr.rate_bpm is not None and 10 < tr.rate_bpm < 20
+
+
+def test_inverted_belt_polarity_is_detected_and_can_be_forced() -> None:
+    rec = record(BodyModel(2, params=BodyParams(natural_rate_bpm=12), noise=1.0), 150)
+    inv = -rec["belt"][:, None]
+    tr, outs = run(StreamKind.BREATH_FORCE, rec["tb"], inv, 50.0)
+    assert tr.detector.polarity == -1
+    # once decided, onsets are right (the signal shown is turned inhale-up)
+    late = [o for o in outs if o.t.size and o.t[0] > 60]
+    fi = f1(onsets(late, BreathPhase.INHALE), rec["inh"], 60, 145)
+    assert fi >= 0.95
+    assert (
+        np.corrcoef(late[-1].signal, rec["belt"][-25 * 2 :: 2][: late[-1].signal.size])[0, 1] > 0.9
+    )
+    _tr2, outs2 = run(StreamKind.BREATH_FORCE, rec["tb"], inv, 50.0, polarity=-1)
+    fi, fe = scores(outs2, rec, 150)
+    assert fi >= 0.95 and fe >= 0.95
+
+
+def test_events_are_back_dated_and_the_delay_is_reported() -> None:
+    rec = record(BodyModel(4, params=BodyParams(natural_rate_bpm=12), noise=1.0), 90)
+    tr, outs = run(StreamKind.BREATH_FORCE, rec["tb"], rec["belt"][:, None], 50.0)
+    evs = [e for o in outs for e in o.events]
+    assert all(e.t_detected >= e.t for e in evs)
+    assert all(e.t_detected <= o.t[-1] + 1e-9 for o in outs for e in o.events)
+    delays = np.array([e.delay for e in evs])
+    assert 0.2 < tr.delay_s < 2.0
+    assert abs(tr.delay_s - delays[-10:].mean()) < 1e-9
+    # breaths pair an inhale onset with the exhale onset after it
+    br = [b for o in outs for b in o.breaths]
+    assert len(br) >= 15
+    assert all(0.5 < b.inhale_s < 5.0 and b.amplitude > 0 for b in br)
+    assert 0.5 < np.median([b.depth for b in br]) < 1.5
+
+
+def test_phase_per_sample_follows_the_breath() -> None:
+    body = BodyModel(5, params=BodyParams(natural_rate_bpm=10), noise=1.0)
+    rec = record(body, 120)
+    _tr, outs = run(StreamKind.BREATH_FORCE, rec["tb"], rec["belt"][:, None], 50.0)
+    t = np.concatenate([o.t for o in outs])
+    ph = np.concatenate([o.phase for o in outs])
+    assert set(np.unique(ph[t > 15])) <= {1, 2, 3}
+    # compare with the truth, allowing the slope trigger's lag
+    lag = 0.4
+    m = (t > 15) & (t < 100)
+    truth, _ = body_labels(body, t[m] - lag)
+    est = ph[m]
+    moving = truth != BreathPhase.PAUSE
+    assert np.mean(est[moving] == truth[moving]) > 0.8
+
+
+def body_labels(body: BodyModel, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # the body keeps 120 s of history; query in range
+    return body.labels(np.clip(t, body.oldest, body.horizon - 0.02))
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+@settings(max_examples=12, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=30))
+def test_output_does_not_depend_on_chunking(cuts: list[int]) -> None:
+    t, v = short_signal()
+    pts = sorted({0, len(t), *cuts})
+    whole = BreathTracker(StreamKind.BREATH_FORCE, 50.0).process(t, v)
+    tr = BreathTracker(StreamKind.BREATH_FORCE, 50.0)
+    parts = [tr.process(t[a:b], v[a:b]) for a, b in itertools.pairwise(pts)]
+    assert [e for p in parts for e in p.events] == list(whole.events)
+    assert [b for p in parts for b in p.breaths] == list(whole.breaths)
+    np.testing.assert_array_equal(np.concatenate([p.phase for p in parts]), whole.phase)
+    assert len(whole.breaths) >= 8
+
+
+@functools.cache
+def short_signal() -> tuple[np.ndarray, np.ndarray]:
+    rec = record(BodyModel(7, params=BodyParams(natural_rate_bpm=14), noise=2.0), 60)
+    return rec["tb"], rec["belt"][:, None]
+
+
+@settings(max_examples=6, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=12000), max_size=12))
+def test_acc_output_does_not_depend_on_chunking(cuts: list[int]) -> None:
+    t, v = acc_signal()
+    whole = BreathTracker(StreamKind.ACC, 200.0, n_channels=3).process(t, v)
+    tr = BreathTracker(StreamKind.ACC, 200.0, n_channels=3)
+    pts = sorted({0, len(t), *cuts})
+    parts = [tr.process(t[a:b], v[a:b]) for a, b in itertools.pairwise(pts)]
+    assert [e for p in parts for e in p.events] == list(whole.events)
+    assert len(whole.events) >= 10
+
+
+@functools.cache
+def acc_signal() -> tuple[np.ndarray, np.ndarray]:
+    rec = record(BodyModel(8, params=BodyParams(natural_rate_bpm=16), noise=1.0), 60, ("acc",))
+    return rec["ta"], rec["acc"]
+
+
+def test_detector_is_causal() -> None:
+    """Events confirmed before time T do not change when the signal after T changes."""
+    t, v = short_signal()
+    cut = len(t) // 2
+    rng = np.random.default_rng(0)
+    a = BreathTracker(StreamKind.BREATH_FORCE, 50.0).process(t, v)
+    w = v.copy()
+    w[cut:] = rng.standard_normal((len(t) - cut, 1)) * 5.0
+    b = BreathTracker(StreamKind.BREATH_FORCE, 50.0).process(t, w)
+    tc = t[cut - 1]
+    before = [e for e in a.events if e.t_detected <= tc]
+    assert before == [e for e in b.events if e.t_detected <= tc]
+    np.testing.assert_array_equal(a.phase[: cut // 2], b.phase[: cut // 2])
+
+
+def test_nan_flat_and_clipped_stretches_are_survived() -> None:
+    t, v = short_signal()
+    w = v.copy()
+    w[500:520] = np.nan  # a few lost samples
+    w[1500:2000] = w[1500]  # 10 s stuck
+    hi = np.percentile(w[np.isfinite(w)], 80)
+    w = np.minimum(w, hi)  # the amplifier's rail cuts the top of every breath
+    tr = BreathTracker(StreamKind.BREATH_FORCE, 50.0)
+    outs = [tr.process(t[i : i + 25], w[i : i + 25]) for i in range(0, len(t), 25)]
+    assert all(np.isfinite(o.signal).all() for o in outs)
+    qual = [o.quality for o in outs]
+    assert Quality.FLAT in qual[65:80] and Quality.CLIPPED in qual[90:]
+    during_flat = [e for o in outs for e in o.events if 31.0 < e.t < 39.5]
+    assert during_flat == []
+    assert sum(len(o.breaths) for o in outs[85:]) >= 3  # breathing again after it
+
+
+def test_noise_estimate_ignores_slow_breathing() -> None:
+    t = np.arange(2500) / 25.0
+    rng = np.random.default_rng(1)
+    clean = 3.0 * np.sin(2 * np.pi * 0.2 * t)
+    assert noise_sd(clean) < 0.01
+    assert abs(noise_sd(clean + 0.2 * rng.standard_normal(t.size)) - 0.2) < 0.03
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive rate"):
+        BreathTracker(StreamKind.BREATH_FORCE, None)
+    with pytest.raises(ValueError, match="3 axes"):
+        BreathTracker(StreamKind.ACC, 100.0, n_channels=1)
+    with pytest.raises(ValueError, match="no breath front end"):
+        BreathTracker(StreamKind.ECG, 130.0)
+    with pytest.raises(ValueError, match="polarity"):
+        BreathDetector(25.0, polarity=2)
+
+
+# --------------------------------------------------------------------------- real recordings
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with path.open() as fh:
+        rows = list(csv.reader(fh))
+    data = np.array(rows[1:], dtype=float)
+    return data[:, 0], data[:, rows[0].index("resp")]
+
+
+def _offline_breath_count(x: np.ndarray, fs: float) -> int:
+    """A zero-phase, whole-recording reference count (what one sees in a plot)."""
+    ok = np.isfinite(x)
+    x = np.interp(np.arange(x.size), np.flatnonzero(ok), x[ok])  # a few gaps in MIMIC
+    sos = sps.butter(2, [0.08, 0.8], btype="band", fs=fs, output="sos")
+    y = sps.sosfiltfilt(sos, x)
+    peaks, _ = sps.find_peaks(y, distance=int(1.5 * fs), prominence=0.3 * float(np.std(y)))
+    return int(peaks.size)
+
+
+@pytest.mark.parametrize(
+    ("name", "fs", "lo", "hi", "count_tol"),
+    [
+        ("mimic_03700181_125hz.csv", 125.0, 12, 25, 0.1),  # clean ICU impedance
+        ("systole_belt_50hz.csv", 50.0, 12, 28, 0.25),  # belt with rail clipping
+        ("pyphysio_resp_64hz.csv", 64.0, 6, 15, 0.3),  # slow, irregular
+    ],
+)
+def test_real_recordings_are_plausible(
+    respiration_dir: Path, name: str, fs: float, lo: float, hi: float, count_tol: float
+) -> None:
+    t, x = _read(respiration_dir / name)
+    tr = BreathTracker(StreamKind.BREATH_FORCE, fs)
+    n = int(fs)
+    outs = [tr.process(t[i : i + n], x[i : i + n, None]) for i in range(0, len(t), n)]
+    inh = onsets(outs, BreathPhase.INHALE)
+    rate = 60.0 / np.median(np.diff(inh))
+    assert lo <= rate <= hi, rate
+    assert tr.detector.polarity == 1
+    # about one event per visible breath
+    ref = _offline_breath_count(x, fs)
+    assert abs(inh.size - ref) <= count_tol * ref, (inh.size, ref)
+    # alternating inhale / exhale onsets, in time order
+    evs = [e for o in outs for e in o.events]
+    assert all(a.t < b.t for a, b in itertools.pairwise(evs))
+    flips = sum(a.phase == b.phase for a, b in itertools.pairwise(evs))
+    assert flips <= 0.02 * len(evs)
+
+
+def test_real_recording_is_chunking_invariant(respiration_dir: Path) -> None:
+    t, x = _read(respiration_dir / "pyphysio_resp_64hz.csv")
+    whole = BreathTracker(StreamKind.BREATH_FORCE, 64.0).process(t, x[:, None])
+    tr = BreathTracker(StreamKind.BREATH_FORCE, 64.0)
+    evs: list[BreathEvent] = []
+    for i in range(0, len(t), 23):  # 0.36 s notifications
+        evs += tr.process(t[i : i + 23], x[i : i + 23, None]).events
+    assert evs == list(whole.events)

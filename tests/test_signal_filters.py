@@ -1,0 +1,174 @@
+"""Streaming filters: same output as scipy, same output however the signal is chunked."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal as sps
+
+from biofeedback.signal.filters import (
+    BlockMean,
+    Ewma,
+    GridResampler,
+    QualityMonitor,
+    RingBuffer,
+    SosFilter,
+    bandpass_sos,
+    highpass_sos,
+    lowpass_sos,
+    phase_delay_s,
+)
+from biofeedback.signal.types import Quality
+
+
+def _split(n: int, cuts: list[int]) -> list[tuple[int, int]]:
+    """Chunk boundaries from arbitrary cut points (duplicates and empties allowed)."""
+    pts = sorted({0, n, *[c % (n + 1) for c in cuts]})
+    return list(itertools.pairwise(pts))
+
+
+chunkings = st.lists(st.integers(min_value=0, max_value=10_000), max_size=25)
+
+
+def _signal(n: int, channels: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 25.0
+    base = 3.0 + np.sin(2 * np.pi * 0.25 * t)
+    return base[:, None] + 0.1 * rng.standard_normal((n, channels))
+
+
+def test_sos_filter_matches_scipy_sosfilt_seeded_on_first_sample() -> None:
+    sos = bandpass_sos(0.05, 1.0, 25.0)
+    x = _signal(600, 3)
+    y = SosFilter(sos, 3).process(x)
+    zi = sps.sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]
+    ref, _ = sps.sosfilt(sos, x, axis=0, zi=zi)
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12)
+
+
+def test_sos_filter_starts_without_transient() -> None:
+    # seeded in steady state on the first sample: a constant passes unchanged
+    y = SosFilter(lowpass_sos(1.0, 50.0), 1).process(np.full(200, 7.5))
+    np.testing.assert_allclose(y, 7.5, atol=1e-9)
+    # and a high-pass of a constant is zero from the first sample
+    y = SosFilter(highpass_sos(0.1, 50.0), 1).process(np.full(200, 7.5))
+    np.testing.assert_allclose(y, 0.0, atol=1e-9)
+
+
+@settings(max_examples=40)
+@given(cuts=chunkings)
+def test_sos_filter_is_chunking_invariant(cuts: list[int]) -> None:
+    x = _signal(700, 2, seed=3)
+    sos = bandpass_sos(0.05, 1.2, 25.0)
+    whole = SosFilter(sos, 2).process(x)
+    f = SosFilter(sos, 2)
+    parts = [f.process(x[a:b]) for a, b in _split(len(x), cuts)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@settings(max_examples=30)
+@given(cuts=chunkings)
+def test_ewma_and_block_mean_are_chunking_invariant(cuts: list[int]) -> None:
+    x = _signal(503, 3, seed=5)
+    t = np.arange(503) / 200.0
+    whole_e = Ewma(2.0, 200.0, 3).process(x)
+    tb_w, xb_w = BlockMean(8, 3).process(t, x)
+    e, bm = Ewma(2.0, 200.0, 3), BlockMean(8, 3)
+    pe, pt, px = [], [], []
+    for a, b in _split(len(x), cuts):
+        pe.append(e.process(x[a:b]))
+        tb, xb = bm.process(t[a:b], x[a:b])
+        pt.append(tb)
+        px.append(xb)
+    np.testing.assert_allclose(np.concatenate(pe), whole_e, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate(pt), tb_w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate(px), xb_w, rtol=0, atol=1e-12)
+    assert xb_w.shape == (503 // 8, 3)
+
+
+@settings(max_examples=30)
+@given(cuts=chunkings)
+def test_grid_resampler_is_chunking_invariant(cuts: list[int]) -> None:
+    rng = np.random.default_rng(1)
+    rr = 0.9 + 0.05 * rng.standard_normal(300)
+    t = np.cumsum(rr)
+    t[150:] += 5.0  # a gap: the grid restarts after it
+    g_t, g_v, _ = GridResampler(4.0).process(t, rr)
+    r = GridResampler(4.0)
+    parts = [r.process(t[a:b], rr[a:b]) for a, b in _split(len(t), cuts)]
+    np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), g_t, atol=1e-9)
+    np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), g_v, atol=1e-12)
+
+
+def test_grid_resampler_interpolates_and_restarts_after_gaps() -> None:
+    r = GridResampler(2.0, max_gap_s=3.0)
+    tg, vg, restarted = r.process(np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, 2.0]))
+    assert restarted
+    np.testing.assert_allclose(tg, [0.0, 0.5, 1.0, 1.5, 2.0])
+    np.testing.assert_allclose(vg, tg)
+    tg, vg, restarted = r.process(np.array([10.0, 10.5]), np.array([5.0, 6.0]))
+    assert restarted and r.restarts == 1
+    np.testing.assert_allclose(tg, [10.0, 10.5])
+
+
+def test_ring_buffer_keeps_the_newest_samples_by_global_index() -> None:
+    rb = RingBuffer(10, 2)
+    t = np.arange(37.0)
+    x = np.column_stack([t, -t])
+    for a in range(0, 37, 3):
+        rb.append(t[a : a + 3], x[a : a + 3])
+    # at least the last `capacity` samples are kept (up to twice as many)
+    assert rb.total == 37 and 17 <= rb.first <= 27
+    np.testing.assert_array_equal(rb.t(30, 33), [30.0, 31.0, 32.0])
+    np.testing.assert_array_equal(rb.x(35, 37)[:, 1], [-35.0, -36.0])
+    tt, _xx = rb.since(34.5)
+    np.testing.assert_array_equal(tt, [35.0, 36.0])
+    rb.append(np.arange(50.0, 80.0), np.zeros((30, 2)))  # longer than the capacity
+    assert rb.total == 67 and rb.t(57, 67)[0] == 70.0
+
+
+def test_filter_design_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="strictly positive"):
+        lowpass_sos(1.0, 0.0)
+    with pytest.raises(ValueError, match="must lie in"):
+        lowpass_sos(30.0, 50.0)
+    with pytest.raises(ValueError, match="low_hz < high_hz"):
+        bandpass_sos(2.0, 1.0, 50.0)
+    with pytest.raises(ValueError, match="channels"):
+        SosFilter(lowpass_sos(1.0, 50.0), 2).process(np.zeros((5, 3)))
+
+
+def test_phase_delay_of_a_low_pass_is_positive_and_a_high_pass_leads() -> None:
+    lp = lowpass_sos(1.2, 25.0)
+    d = phase_delay_s(lp, 0.2, 25.0)
+    assert 0.1 < d < 0.3  # about sqrt(2) / (2 pi fc) for a 2nd-order Butterworth
+    assert phase_delay_s(highpass_sos(0.05, 25.0), 0.2, 25.0) < 0
+
+
+def test_quality_monitor_flags_flat_clipped_and_noisy() -> None:
+    fs = 25.0
+    t = np.arange(int(60 * fs)) / fs
+    breath = np.sin(2 * np.pi * 0.25 * t)[:, None]
+    q = QualityMonitor(fs, 1)
+    assert q.process(breath[:250], noise_sd=0.01) is Quality.OK
+    # stuck sensor: the same value for longer than 2 s
+    assert q.process(np.full((75, 1), 0.3), noise_sd=0.0) is Quality.FLAT
+    # recovers a while after the stretch ends
+    for a in range(0, 250, 25):
+        out = q.process(breath[a : a + 25], noise_sd=0.01)
+    assert out is Quality.OK
+    # clipped at the rail: the top of each breath flattened at the maximum
+    clipped = np.clip(2.0 * breath, -3.0, 1.2)
+    q2 = QualityMonitor(fs, 1)
+    outs = [q2.process(clipped[a : a + 25], noise_sd=0.01) for a in range(0, 500, 25)]
+    assert Quality.CLIPPED in outs
+    # noise much larger than the signal's variation
+    q3 = QualityMonitor(fs, 1)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        out = q3.process(rng.standard_normal((25, 1)), noise_sd=1.0)
+    assert out is Quality.NOISY

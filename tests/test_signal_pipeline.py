@@ -1,0 +1,198 @@
+"""The pipeline facade: source choice, streams by id, link events, coupling and reps end to end."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import pytest
+
+from biofeedback.signal import Pipeline, PipelineAPI, PipelineUpdate, Thresholds
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
+from devices.virtual.body import BodyModel, Pacer
+from devices.virtual.intent import Intent, PelvicAction
+from devices.vocab import BreathPhase, PelvicState
+
+PACER = Pacer(inhale_s=4.5, exhale_s=5.5)
+PRESSURE = StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", 50.0)
+PRESSURE1 = StreamSpec("pressure", StreamKind.PRESSURE, ("pressure",), "cmH2O", 50.0)
+BELT = StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", 50.0)
+ACC = StreamSpec("acc", StreamKind.ACC, ("x", "y", "z"), "mG", 200.0)
+RR = StreamSpec("rr", StreamKind.RR, ("rr",), "s", None)
+
+
+def session(t: float) -> Intent:
+    b = PACER(t)
+    if t < 20:
+        return Intent()
+    if t < 80:  # a set of reverse Kegels, done right
+        return Intent(breath=b, pelvic=PelvicAction.DROP)
+    if t < 100:
+        return Intent()
+    if t < 130:  # the mistake: bearing down
+        on = (t - 100) % 15 < 7
+        return Intent(pelvic=PelvicAction.STRAIN if on else PelvicAction.REST, effort=0.5)
+    return Intent()
+
+
+@functools.cache
+def recording(seed: int = 1, dur: int = 140) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    body = BodyModel(seed, intent=session, noise=1.0)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+        k: [] for k in ("pressure", "force", "acc", "rr", "label")
+    }
+    for s in range(dur):
+        tp = s + np.arange(50) / 50.0
+        ta = s + np.arange(200) / 200.0
+        parts["pressure"].append((tp, body.pelvic_pressure(tp)))
+        parts["force"].append((tp, body.belt_force(tp)[:, None]))
+        parts["acc"].append((ta, body.chest_acc(ta)))
+        bt, rr = body.rr_intervals(s, s + 1)
+        parts["rr"].append((bt, rr[:, None]))
+        parts["label"].append((tp, body.labels(tp)[1][:, None].astype(float)))
+    return {
+        k: (np.concatenate([a for a, _ in v]), np.concatenate([b for _, b in v]))
+        for k, v in parts.items()
+    }
+
+
+def chunks(
+    rec: dict[str, tuple[np.ndarray, np.ndarray]],
+    names: tuple[str, ...],
+    chunk_s: float = 1.0,
+    prefix: dict[str, str] | None = None,
+    channels: int = 2,
+) -> list[Chunk]:
+    """Chunks of the chosen streams in arrival order."""
+    items = []
+    for name in names:
+        t, v = rec[name]
+        if name == "pressure":
+            v = v[:, :channels]
+        sid = f"{prefix[name]}/{name}" if prefix else name
+        edges = np.arange(0.0, t[-1] + chunk_s, chunk_s)
+        idx = np.searchsorted(t, edges)
+        for a, b in itertools.pairwise(idx):
+            if b > a:
+                items.append((t[b - 1], Chunk(sid, t[a:b], v[a:b], "u")))
+    items.sort(key=lambda x: x[0])
+    return [c for _, c in items]
+
+
+def feed(pipe: Pipeline, cs: list[Chunk], reps_at: float | None = None) -> list[PipelineUpdate]:
+    out = []
+    started = False
+    for c in cs:
+        if reps_at is not None and not started and c.t[0] >= reps_at:
+            pipe.start_reps(target=5)
+            started = True
+        out.append(pipe.process(c))
+    return out
+
+
+def test_a_session_end_to_end_counts_and_scores_reps() -> None:
+    rec = recording()
+    pipe = Pipeline([PRESSURE, BELT, ACC])
+    assert pipe.breath_source == "force"  # belt outranks the accelerometer
+    ups = feed(pipe, chunks(rec, ("pressure", "force", "acc")), reps_at=30.0)
+    reps = [r for u in ups for r in u.reps]
+    assert [r.index for r in reps] == [1, 2, 3, 4, 5]
+    assert all(r.good for r in reps) and np.mean([r.score for r in reps]) >= 85
+    assert all(30 <= r.t_start < 85 for r in reps)
+    summary = pipe.stop_reps()
+    assert summary.reps == 5 and summary.good == 5
+    # the strain set: every cycle in it scores zero with the reason
+    strained = [c for u in ups for c in u.coupling if 100 < c.inhale_onset < 128 and c.strain]
+    assert strained and all(c.score == 0 and "strain" in c.reasons for c in strained)
+    # pelvic state against the truth
+    st = np.concatenate([u.pelvic.state for u in ups if u.pelvic is not None])
+    lab = rec["label"][1][:, 0].astype(int)
+    lag = round(pipe.pelvic.delay_s * 50) if pipe.pelvic else 0
+    m = rec["label"][0][: st.size - lag] > 10
+    assert np.mean(st[lag:][m] == lab[: st.size - lag][m]) >= 0.9
+    assert not np.any((lab == PelvicState.STRAIN) & (st == PelvicState.DROP))
+    s = pipe.status
+    assert s.breath_source == "force" and s.rate_bpm is not None and 4 < s.rate_bpm < 20
+    assert s.pelvic_quality is not None and s.rest_level is not None
+    assert set(s.to_json()) >= {"breath_phase", "pelvic_state", "rate_bpm", "reps"}
+
+
+def test_one_channel_probe_tells_strain_from_the_breath_hold() -> None:
+    rec = recording()
+    pipe = Pipeline([PRESSURE1, BELT])
+    ups = feed(pipe, chunks(rec, ("pressure", "force"), channels=1))
+    st = np.concatenate([u.pelvic.state for u in ups if u.pelvic is not None])
+    lab = rec["label"][1][:, 0].astype(int)
+    strain = lab == PelvicState.STRAIN
+    assert not np.any(strain & (st == PelvicState.DROP))
+    assert np.mean(st[strain] == PelvicState.STRAIN) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("specs", "source"),
+    [
+        ([PRESSURE, BELT, ACC, RR], "force"),
+        ([RR, ACC, PRESSURE], "acc"),
+        ([RR, PRESSURE], "pressure"),
+        ([RR], "rr"),
+        ([PRESSURE1], "pressure"),
+    ],
+)
+def test_breath_source_priority(specs: list[StreamSpec], source: str) -> None:
+    assert Pipeline(specs).breath_source == source
+
+
+def test_the_pressure_ripple_alone_gives_breath_and_pelvic_from_one_stream() -> None:
+    rec = recording()
+    pipe = Pipeline([PRESSURE])
+    ups = feed(pipe, chunks(rec, ("pressure",)))
+    both = [u for u in ups if u.breath is not None and u.pelvic is not None]
+    assert len(both) == len(ups)
+    assert sum(len(u.breath.breaths) for u in both if u.breath) >= 8
+
+
+def test_streams_are_matched_by_device_prefix_and_link_events_switch_sources() -> None:
+    rec = recording()
+    prefix = {"pressure": "kgoal", "force": "belt", "acc": "polar", "rr": "polar"}
+    pipe = Pipeline([PRESSURE, BELT, ACC, RR])
+    cs = chunks(rec, ("pressure", "force", "acc", "rr"), prefix=prefix)
+    first, rest = cs[:40], cs[40:]
+    ups = feed(pipe, first)
+    assert any(u.breath is not None for u in ups if u.stream == "belt/force")
+    assert pipe.process(Chunk("other/thing", np.zeros(1), np.zeros((1, 1)), "u")).pelvic is None
+    # the belt gives up: the chest accelerometer takes over
+    pipe.on_link_event(LinkEvent(LinkKind.GIVEN_UP, 12.0, "belt"))
+    assert pipe.breath_source == "acc"
+    ups = feed(pipe, [c for c in rest if not c.stream.startswith("belt/")])
+    assert sum(len(u.breath.breaths) for u in ups if u.breath is not None) >= 5
+    # it comes back: the belt outranks the accelerometer again
+    pipe.on_link_event(LinkEvent(LinkKind.CONNECTED, 100.0, "belt", value=88.0))
+    assert pipe.breath_source == "force"
+    # a lost probe link restarts its filters but keeps the resting tone
+    rest_before = pipe.status.rest_level
+    pipe.on_link_event(LinkEvent(LinkKind.LOST, 100.0, "kgoal"))
+    u = pipe.process(
+        cs[-1]
+        if cs[-1].stream == "kgoal/pressure"
+        else next(c for c in reversed(cs) if c.stream == "kgoal/pressure")
+    )
+    assert u.pelvic is not None and u.pelvic.state[-1] != PelvicState.UNKNOWN
+    assert pipe.status.rest_level == pytest.approx(rest_before, abs=2.0)
+
+
+def test_thresholds_reach_the_pelvic_tracker_and_units_are_checked() -> None:
+    th = Thresholds(drop_margin=1.5, contraction_margin=3.0, unit="cmH2O")
+    pipe = Pipeline([PRESSURE, BELT], thresholds=th)
+    assert pipe.pelvic is not None and pipe.pelvic.margins()[:2] == (1.5, 3.0)
+    pipe.set_thresholds(None)
+    assert pipe.pelvic.thresholds is None
+    with pytest.raises(ValueError, match="cmH2O"):
+        Pipeline([StreamSpec("p", StreamKind.PRESSURE, ("p",), "count", 20.0)], thresholds=th)
+
+
+def test_without_streams_the_pipeline_reports_nothing() -> None:
+    pipe: PipelineAPI = Pipeline([])  # the facade implements the published signature
+    u = pipe.process(Chunk("x", np.arange(3.0), np.zeros((3, 1)), "u"))
+    assert u.breath is None and u.pelvic is None and u.coupling == ()
+    assert pipe.status.breath_phase is BreathPhase.UNKNOWN and pipe.stop_reps().reps == 0
