@@ -6,12 +6,16 @@ chest acceleration (200 Hz, 3 axes) from the seeded body model, fed to
 in notification-sized chunks (0.1 s for pressure and belt, 36-sample Polar
 ACC frames). Prints the total time (wall and CPU: the machine may be shared),
 the per-chunk latency (p50 / p99 / max), and NeuroKit2's ``rsp_process`` on
-the same one-hour belt signal beside our breath detector on it, with the
-ratio. The pipeline takes its breath from the belt (it outranks the ACC), so
-ACC chunks are matched and skipped. Prints numbers; asserts nothing (``DESIGN.md``: budgets are
-benchmarks, not timed tests).
+the same one-hour belt signal beside our breath tracker on it, with the
+ratio, for one call and for streaming chunks (said which on each line).
 
-Run: ``python benchmarks/bench_pipeline.py [--minutes 60] [--seed 1]``
+The pipeline takes its breath from the belt (it outranks the ACC), so ACC
+chunks are matched and skipped; a last line runs a Polar-only session
+(pressure + ACC, the accelerometer as the breath source) for that path.
+Prints numbers; asserts nothing (``DESIGN.md``: budgets are benchmarks, not
+timed tests).
+
+Run: ``python benchmarks/bench_pipeline.py [--minutes 60] [--seed 1] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ SPECS = (
     StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", 50.0),
     StreamSpec("acc", StreamKind.ACC, ("x", "y", "z"), "mG", 200.0),
 )
+
+#: Chunk sizes (samples) per stream.
+ONE_SECOND = {"pressure": 50, "force": 50, "acc": 200}
+NOTIFICATION = {"pressure": 5, "force": 5, "acc": 36}
 
 
 def _intent(t: float) -> Intent:
@@ -80,13 +88,15 @@ def make_chunks(
     return [c for _, _, c in items]
 
 
-def run_pipeline(chunks: list[Chunk]) -> tuple[float, float, np.ndarray, np.ndarray, int, int]:
+def run_pipeline(
+    chunks: list[Chunk], specs: tuple[StreamSpec, ...] = SPECS
+) -> tuple[float, float, np.ndarray, np.ndarray, int, int]:
     """Wall and CPU seconds, per-chunk wall and CPU latencies (s), breaths, reps.
 
     CPU time (this thread's) is reported beside wall time because the machine
     may be shared: preemption shows in the wall-clock tail, not in CPU time.
     """
-    pipe = Pipeline(SPECS)
+    pipe = Pipeline(specs)
     pipe.start_reps()
     lat = np.empty(len(chunks))
     cpu = np.empty(len(chunks))
@@ -112,7 +122,7 @@ def run_pipeline(chunks: list[Chunk]) -> tuple[float, float, np.ndarray, np.ndar
 
 
 def run_belt(t: np.ndarray, v: np.ndarray, chunk: int) -> float:
-    """CPU seconds our streaming breath detector takes over the belt in chunks of ``chunk``."""
+    """CPU seconds our streaming breath tracker takes over the belt in chunks of ``chunk``."""
     tr = BreathTracker(StreamKind.BREATH_FORCE, 50.0)
     t0 = time.thread_time()
     for i in range(0, t.shape[0], chunk):
@@ -121,7 +131,7 @@ def run_belt(t: np.ndarray, v: np.ndarray, chunk: int) -> float:
 
 
 def run_neurokit(belt: np.ndarray, fs: float) -> float | None:
-    """Seconds NeuroKit2's ``rsp_process`` takes on the belt (None if not installed)."""
+    """CPU seconds NeuroKit2's ``rsp_process`` takes on the belt (None if not installed)."""
     try:
         import neurokit2 as nk
     except ImportError:
@@ -131,6 +141,22 @@ def run_neurokit(belt: np.ndarray, fs: float) -> float | None:
         t0 = time.thread_time()
         nk.rsp_process(belt, sampling_rate=int(fs))
         return time.thread_time() - t0
+
+
+def _pipeline_line(
+    label: str, chunks: list[Chunk], hours: float, repeat: int, **kw: object
+) -> None:
+    runs = [run_pipeline(chunks, **kw) for _ in range(repeat)]  # type: ignore[arg-type]
+    total, total_cpu, lat, cpu, breaths, reps = min(runs, key=lambda r: r[1])
+    us, cus = lat * 1e6, cpu * 1e6
+    print(
+        f"pipeline, {label}: {len(chunks)} chunks; per hour of session "
+        f"{total / hours:.3f} s wall, {total_cpu / hours:.3f} s CPU; per chunk wall "
+        f"p50 {np.percentile(us, 50):.0f} / p99 {np.percentile(us, 99):.0f} / "
+        f"max {us.max():.0f} us, CPU p50 {np.percentile(cus, 50):.0f} / "
+        f"p99 {np.percentile(cus, 99):.0f} / max {cus.max():.0f} us; "
+        f"{breaths} breaths, {reps} reps"
+    )
 
 
 def main() -> None:
@@ -148,34 +174,41 @@ def main() -> None:
     )
     hours = seconds / 3600.0
     for label, sizes in (
-        ("1 s chunks", {"pressure": 50, "force": 50, "acc": 200}),
-        ("notification chunks (0.1 s; ACC 36 samples)", {"pressure": 5, "force": 5, "acc": 36}),
+        ("1 s chunks", ONE_SECOND),
+        ("notification chunks (0.1 s; ACC 36 samples)", NOTIFICATION),
     ):
-        chunks = make_chunks(signals, sizes)
-        runs = [run_pipeline(chunks) for _ in range(args.repeat)]
-        total, total_cpu, lat, cpu, breaths, reps = min(runs, key=lambda r: r[1])
-        us, cus = lat * 1e6, cpu * 1e6
-        print(
-            f"pipeline, {label}: {len(chunks)} chunks; per hour of session "
-            f"{total / hours:.3f} s wall, {total_cpu / hours:.3f} s CPU; per chunk wall "
-            f"p50 {np.percentile(us, 50):.0f} / p99 {np.percentile(us, 99):.0f} / "
-            f"max {us.max():.0f} us, CPU p50 {np.percentile(cus, 50):.0f} / "
-            f"p99 {np.percentile(cus, 99):.0f} / max {cus.max():.0f} us; "
-            f"{breaths} breaths, {reps} reps"
-        )
+        _pipeline_line(label, make_chunks(signals, sizes), hours, args.repeat)
+
     tb, vb = signals["force"]
     nk_runs = [run_neurokit(vb[:, 0], 50.0) for _ in range(args.repeat)]
     if nk_runs[0] is None:
         print("neurokit2 not installed: no comparison")
-        return
-    nk_s = min(r for r in nk_runs if r is not None)
-    print(f"NeuroKit2 rsp_process (offline, zero-phase) on the {seconds} s belt: {nk_s:.3f} s CPU")
-    for what, n in (("1 s chunks", 50), ("60 s chunks", 3000), ("one call", tb.shape[0])):
-        ours = min(run_belt(tb, vb, n) for _ in range(args.repeat))
+    else:
+        nk_s = min(r for r in nk_runs if r is not None)
         print(
-            f"  our causal breath detector, same belt, {what}: {ours:.3f} s CPU -> "
-            f"{nk_s / ours:.1f}x faster"
+            f"NeuroKit2 rsp_process on the same {seconds} s belt (50 Hz), one offline call "
+            f"(zero-phase: it needs the whole recording): {nk_s:.3f} s CPU"
         )
+        for what, n in (
+            ("streaming, 1 s chunks (3600 calls per hour)", 50),
+            ("streaming, 60 s chunks", 3000),
+            ("one call on the whole hour", tb.shape[0]),
+        ):
+            ours = min(run_belt(tb, vb, n) for _ in range(args.repeat))
+            print(
+                f"  our causal breath tracker, same belt, {what}: {ours:.3f} s CPU; "
+                f"NeuroKit2 / ours = {nk_s / ours:.1f}x"
+            )
+
+    # the accelerometer as the breath source (a Polar-only session)
+    polar = {k: v for k, v in signals.items() if k != "force"}
+    _pipeline_line(
+        "pressure + ACC as breath source, 1 s chunks",
+        make_chunks(polar, ONE_SECOND),
+        hours,
+        args.repeat,
+        specs=(SPECS[0], SPECS[2]),
+    )
 
 
 if __name__ == "__main__":

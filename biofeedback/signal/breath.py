@@ -37,11 +37,13 @@ from biofeedback.signal.filters import (
     Ewma,
     FloatArray,
     GridResampler,
+    Interp,
     QualityMonitor,
     RingBuffer,
     SosFilter,
     bandpass_sos,
     lowpass_sos,
+    median,
     phase_delay_s,
 )
 from biofeedback.signal.types import Breath, BreathEvent, BreathOutput, Int8Array
@@ -64,6 +66,17 @@ _EXH = np.int8(BreathPhase.EXHALE)
 _PAU = np.int8(BreathPhase.PAUSE)
 _UNK = np.int8(BreathPhase.UNKNOWN)
 
+# figures recomputed when read (BreathDetector._stale bits)
+_STALE_DELAY = 1
+_STALE_REGULARITY = 2
+_STALE_INH_PERIOD = 4
+
+_add_reduce = np.add.reduce
+_multiply = np.multiply
+_max_acc = np.maximum.accumulate
+_min_acc = np.minimum.accumulate
+_count_nonzero = np.count_nonzero
+
 #: What a front end gives: times, cleaned signal, and the raw signal at the
 #: working rate (its second differences measure the noise).
 FrontOut = tuple[FloatArray, FloatArray, FloatArray]
@@ -84,8 +97,11 @@ def _decimation(fs: float) -> int:
 
 def _ffill_nan(x: FloatArray, last: FloatArray) -> FloatArray:
     """Replace NaN by the last finite value per column (``last`` carried in, updated)."""
+    if not math.isnan(_add_reduce(x, None)):  # a NaN anywhere makes the sum NaN
+        last[:] = x[-1]
+        return x
     bad = np.isnan(x)
-    if not bad.any():
+    if not bad.any():  # the sum overflowed (inf - inf): no NaN after all
         last[:] = x[-1]
         return x
     x = x.copy()
@@ -100,6 +116,15 @@ def _ffill_nan(x: FloatArray, last: FloatArray) -> FloatArray:
         if ok.any():
             last[j] = col[ok][-1]
     return x
+
+
+def _div(num: float, den: float) -> float:
+    """``num / den`` with numpy's float rules for a zero divisor (inf or NaN, no exception)."""
+    if den:
+        return num / den
+    if num != num or num == 0:
+        return math.nan
+    return math.copysign(math.inf, num) * math.copysign(1.0, den)
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -118,9 +143,10 @@ def noise_sd(raw: FloatArray) -> float:
     """
     if raw.shape[0] < 3:
         return 0.0
-    d2 = raw[2:] - 2.0 * raw[1:-1] + raw[:-2]
+    d2 = raw[2:] - 2.0 * raw[1:-1]
+    d2 += raw[:-2]
     # median |N(0, 6 s^2)| = 0.6745 * sqrt(6) * s
-    return float(np.median(np.abs(d2))) / (0.6745 * math.sqrt(6.0))
+    return median(np.abs(d2, out=d2), overwrite=True) / (0.6745 * math.sqrt(6.0))
 
 
 # --------------------------------------------------------------------------- front ends
@@ -159,16 +185,18 @@ class FrontEnd:
         return math.sqrt(min(1.0, 2.0 * 1.11 * self._lp_hz / self.fs))
 
     _delay_table: tuple[FloatArray, FloatArray] | None = None
+    _delay_interp: Interp | None = None
 
     def delay(self, f_hz: float) -> float:
         """Phase delay of the cleaning at breath frequency ``f_hz``, seconds."""
-        if self._delay_table is None:
+        interp = self._delay_interp
+        if interp is None:
             hi = min(1.0, 0.45 * self.fs)
             fs_ = np.geomspace(0.03, hi, 48)
             d = np.array([phase_delay_s(self.sos, float(f), self.fs) for f in fs_])
             self._delay_table = (fs_, d)
-        f, d = self._delay_table
-        return float(np.interp(f_hz, f, d))
+            interp = self._delay_interp = Interp(fs_, d)  # np.interp's result, per event
+        return interp(f_hz)
 
     _lp_hz: float = 1.2
 
@@ -205,11 +233,14 @@ class BeltFrontEnd(FrontEnd):
         self._filt.reset()
 
     def process(self, t: FloatArray, values: FloatArray) -> FrontOut:
-        x = _ffill_nan(values[:, self.channel : self.channel + 1], self._last)
-        tb, xb = self._dec.process(t, x)
-        if tb.size == 0:
+        x = values[:, self.channel]
+        if math.isnan(_add_reduce(x)):  # a NaN somewhere (or inf - inf): fill it in
+            x = _ffill_nan(values[:, self.channel : self.channel + 1], self._last)[:, 0]
+        else:
+            self._last[0] = x[-1]
+        tb, xb1 = self._dec.process1(t, x)
+        if tb.shape[0] == 0:
             return tb, np.empty(0), np.empty(0)
-        xb1 = xb[:, 0]
         return tb, self._filt.process(xb1), xb1
 
 
@@ -407,7 +438,7 @@ def front_end_for(kind: StreamKind, rate_hz: float | None, n_channels: int = 1) 
 # --------------------------------------------------------------------------- detector
 
 
-@dataclass
+@dataclass(slots=True)
 class _Extremum:
     kind: int  # +1 peak, -1 trough (in the raw orientation)
     idx: int  # global index of the extreme sample
@@ -465,12 +496,21 @@ class BreathDetector:
         self._delay_fn = delay
         self.frac = frac
         self._boot_n = max(8, round(boot_s * fs))
-        self._ring = RingBuffer(max(round(history_s * fs), self._boot_n * 2))
-        self._raw = RingBuffer(max(round(history_s * fs), self._boot_n * 2))
+        # the cleaned signal, and the raw one beside it (its noise is measured at events)
+        self._ring = RingBuffer(max(round(history_s * fs), self._boot_n * 2), aux=True)
         self._noise_gain = noise_gain
         self._noise_n = max(16, round(10.0 * fs))  # raw samples the noise is measured on
         self._slope_k = max(1, round(0.25 * fs))
         self._arange = np.arange(self._ring.capacity + 1)
+        # hot loops slice the rings' storage directly (global index g at g - _off)
+        self._T, self._Y = self._ring.storage()
+        self._R = self._ring.aux_storage()
+        self._off = 0
+        self._half = self._ring.capacity // 2
+        self._win = max(32, round(4.0 * fs))  # samples the zigzag looks ahead per step
+        self._knee_w = max(1, round(0.2 * fs))
+        self._pre_n = max(16, round(2.0 * fs))  # stretches short enough for the cheap look
+        self._t_sorted = False  # the chunk being searched has its times in order (checked)
         self._reset_state()
 
     # ------------------------------------------------------------------ state
@@ -503,10 +543,14 @@ class BreathDetector:
         self._period = math.nan
         self._inh_period = math.nan
         self._regularity: float | None = None
+        self._stale = 0  # _STALE_* bits: figures to recompute when read
         self._ring_start = self._ring.total
         self._label_from = 0
         self._t_first = -math.inf
-        self._stretches: list[tuple[int, float, int, FloatArray | None]] = []
+        # per stretch between events: (length, slope threshold, orientation,
+        # running extreme while seeking the bottom, pause band) -- as they
+        # were when the stretch began, so labels do not depend on chunking
+        self._stretches: list[tuple[int, float, int, FloatArray | None, float]] = []
 
     def reset(self) -> None:
         """A gap in the signal: start over, keeping what was learned about the person."""
@@ -519,7 +563,6 @@ class BreathDetector:
             self._cycles,
         )
         self._ring.clear()
-        self._raw.clear()
         self._reset_state()
         self._amps, self._inh_amps, self._periods = amps, inh, periods
         self.polarity, self._ev_hist, self._cycles = pol, ev, cyc
@@ -541,18 +584,37 @@ class BreathDetector:
         """Typical peak-to-trough amplitude of the cleaned signal."""
         return self._amp_typ
 
+    # Figures only read at a chunk's end are brought up to date when read (the
+    # same arithmetic on the same recent values as at the latest event): a long
+    # chunk's events then do not each pay for them.
+
     @property
     def delay_s(self) -> float:
         """Typical detection delay (mean over the recent events)."""
+        if self._stale & _STALE_DELAY:
+            self._stale &= ~_STALE_DELAY
+            delays = self._delays
+            self._delay_mean = sum(delays) / len(delays)
         return self._delay_mean
 
     @property
     def regularity(self) -> float | None:
         """1 - coefficient of variation of the recent breath periods (0..1)."""
+        if self._stale & _STALE_REGULARITY:
+            self._stale &= ~_STALE_REGULARITY
+            periods = self._periods
+            n = len(periods)
+            mean = sum(periods) / n
+            var = sum([(p - mean) ** 2 for p in periods]) / n
+            cv = math.sqrt(var) / mean if mean > 0 else 1.0
+            self._regularity = min(1.0, max(0.0, 1.0 - cv))
         return self._regularity
 
     def rate_bpm(self, now: float) -> float | None:
         """Breath rate now; falls during a breath hold rather than freezing."""
+        if self._stale & _STALE_INH_PERIOD:
+            self._stale &= ~_STALE_INH_PERIOD
+            self._inh_period = _median([b - a for a, b in itertools.pairwise(self._inhale_onsets)])
         per = self._inh_period
         if not math.isfinite(per) or per <= 0:
             return None
@@ -609,39 +671,76 @@ class BreathDetector:
             Phase per sample.
         """
         n = int(t.shape[0])
-        half = self._ring.capacity // 2
+        half = self._half
         if n > half:
             # the history must hold a whole chunk: feed a long one in pieces
-            # (the output does not depend on how the signal is chunked)
+            # (the output does not depend on how the signal is chunked); once
+            # started, the rest in one go (labels in one pass, same pieces)
             ev_all: list[BreathEvent] = []
             br_all: list[Breath] = []
             ph_all: list[Int8Array] = []
-            for i in range(0, n, half):
-                ev, br, ph = self.process(t[i : i + half], y[i : i + half], raw[i : i + half])
+            i = 0
+            while i < n:
+                if self._started and n - i > half:
+                    ev, br, ph = self._process_long(t[i:], y[i:], raw[i:])
+                    i = n
+                else:
+                    ev, br, ph = self.process(t[i : i + half], y[i : i + half], raw[i : i + half])
+                    i += half
                 ev_all += ev
                 br_all += br
                 ph_all.append(ph)
             return ev_all, br_all, np.concatenate(ph_all)
-        if n and not math.isfinite(self._t_first):
-            self._t_first = float(t[0])
-        g0 = self._ring.total
-        self._ring.append(t, y)
-        self._raw.append(t, raw)
-        g1 = g0 + n
         events: list[BreathEvent] = []
         breaths: list[Breath] = []
-        phase = np.full(n, _UNK, dtype=np.int8)
         if n == 0:
-            return events, breaths, phase
+            return events, breaths, np.empty(0, dtype=np.int8)
+        if not math.isfinite(self._t_first):
+            self._t_first = float(t[0])
+        ring = self._ring
+        g0 = ring.total
+        ring.append(t, y, raw)
+        self._off = ring.total - ring._len  # global index of storage slot 0
+        g1 = g0 + n
         if not self._started:
             while not self._started and self._boot_at < g1:
                 self._try_boot(self._boot_at)
             if not self._started:
-                return events, breaths, phase
+                return events, breaths, np.full(n, _UNK, dtype=np.int8)
             start = self._ring_start
         else:
             start = g0
+        phase = np.empty(n, dtype=np.int8)  # _label writes every sample
         self._run(start, g1, g0, phase, events, breaths)
+        return events, breaths, phase
+
+    def _process_long(
+        self, t: FloatArray, y: FloatArray, raw: FloatArray
+    ) -> tuple[list[BreathEvent], list[Breath], Int8Array]:
+        """A chunk longer than half the history, once started: the search runs
+        piece by piece through the history, the labels in one pass over the chunk."""
+        n = int(t.shape[0])
+        half = self._half
+        ring = self._ring
+        g0 = ring.total
+        first = ring.total - ring._len
+        # the samples just before the chunk: the slope reference of its first ones
+        before = self._Y[max(g0 - self._slope_k, first) - first : g0 - first].copy()
+        events: list[BreathEvent] = []
+        breaths: list[Breath] = []
+        self._stretches = []
+        self._st_ext = False
+        # times in order (the contract): a window's last time is its latest
+        self._t_sorted = bool((t[1:] >= t[:-1]).all())
+        for i in range(0, n, half):
+            tp = t[i : i + half]
+            gp = ring.total
+            ring.append(tp, y[i : i + half], raw[i : i + half])
+            self._off = ring.total - ring._len
+            self._zigzag(gp, gp + tp.shape[0], events, breaths)
+        self._t_sorted = False
+        phase = np.empty(n, dtype=np.int8)
+        self._label(g0, g0 + n, g0, phase, y, before)
         return events, breaths, phase
 
     def _try_boot(self, at: int) -> None:
@@ -663,7 +762,8 @@ class BreathDetector:
 
     def _noise_at(self, i: int) -> float:
         """Noise SD of the cleaned signal, measured on the raw samples up to ``i``."""
-        raw = self._raw.x(max(self._raw.first, i + 1 - self._noise_n), i + 1)
+        off = self._off
+        raw = self._R[max(i + 1 - self._noise_n - off, 0) : max(i + 1 - off, 0)]
         return noise_sd(raw) * self._noise_gain
 
     def _set_h(self) -> None:
@@ -683,81 +783,158 @@ class BreathDetector:
     ) -> None:
         """Zigzag over global samples ``g_start..g_end-1``; phases for ``g_out..``."""
         self._stretches = []
+        self._st_ext = False  # some stretch seeks the bottom (pause labels)
         self._zigzag(g_start, g_end, events, breaths)
         self._label(g_start, g_end, g_out, phase)
 
     def _zigzag(
         self, g_start: int, g_end: int, events: list[BreathEvent], breaths: list[Breath]
     ) -> None:
-        """The extremum search with adaptive hysteresis; notes each stretch's labelling."""
-        ring = self._ring
+        """The extremum search with adaptive hysteresis; notes each stretch's labelling.
+
+        The search looks at most ``_win`` samples ahead per step: the first
+        confirmation and the running extremes over a prefix are those over the
+        whole stretch, so a long chunk gives the same result at a fraction of
+        the array work.
+        """
+        Y, T, off = self._Y, self._T, self._off
+        e_all = g_end - off
+        t_end = T.item(e_all - 1)
+        win, pre_n = self._win, self._pre_n
+        stretches = self._stretches
+        # stretch parameters change only at events
+        theta = self._theta()
+        band = 0.2 * self._amp_typ
+        sign = -1 if self.polarity < 0 else 1
         p = g_start
         while p < g_end:
-            seg = ring.x(p, g_end)
+            a_loc = p - off if p > off else 0
+            e_loc = a_loc + win if a_loc + win < e_all else e_all
+            seg = Y[a_loc:e_loc]
+            nseg = e_loc - a_loc
             h: float | FloatArray = self._h
             per = self._period if self._period > 0 else 6.0
-            if math.isfinite(self._last_event_t):
-                tseg = ring.t(p, g_end)
-                if tseg[-1] - self._last_event_t > 1.5 * per:
-                    # no event for long: let the hysteresis sink toward its floor
-                    over = np.maximum(tseg - (self._last_event_t + 1.5 * per), 0.0)
+            last = self._last_event_t
+            if math.isfinite(last) and t_end - last > 1.5 * per:
+                # no event for long: let the hysteresis sink toward its floor
+                tw = T[a_loc:e_loc]
+                t_max = tw.item(-1) if self._t_sorted else tw.item(int(tw.argmax()))
+                if t_max - (last + 1.5 * per) <= 0.0:
+                    # (not yet in this window: exp(-0.0) is 1, the same h for every sample)
+                    hf = max(0.08 * self._amp_typ, 4.0 * self._sigma, 1e-12)  # _h_floor()
+                    hh = self._h
+                    h = hh if hh >= hf else (hf if hf == hf and hh == hh else math.nan)
+                else:
+                    over = np.maximum(tw - (last + 1.5 * per), 0.0)
                     h = np.maximum(self._h * np.exp(over * (-1.0 / per)), self._h_floor())
             mode = self._mode
-            c_hi = c_lo = -1
-            rmax = rmin = None
-            if mode >= 0:
-                rmax = np.maximum.accumulate(seg)
+            if mode != 0 and h is self._h and nseg <= pre_n:
+                # Cheap look first (a short stretch: a long one nearly always
+                # holds an event): with a fixed hysteresis, no sample can confirm
+                # while the whole stretch stays within h of the running extreme
+                # (argmax/argmin pick the same first extremes the running
+                # accumulation would; the comparisons bound it exactly).
+                if mode > 0:
+                    i_x = int(seg.argmax())
+                    v_x = seg.item(i_x)
+                    top = v_x if v_x > self._max_v else self._max_v
+                    quiet = seg.item(int(seg.argmin())) >= top - h
+                else:
+                    i_x = int(seg.argmin())
+                    v_x = seg.item(i_x)
+                    bot = v_x if v_x < self._min_v else self._min_v
+                    quiet = seg.item(int(seg.argmax())) <= bot + h
+                if quiet:
+                    run_ext = None
+                    if mode == -sign:  # seeking the bottom of the breath: the pause needs it
+                        if mode > 0:
+                            run_ext = _max_acc(seg)
+                            np.maximum(run_ext, self._max_v, out=run_ext)
+                        else:
+                            run_ext = _min_acc(seg)
+                            np.minimum(run_ext, self._min_v, out=run_ext)
+                        self._st_ext = True
+                    stretches.append((nseg, theta, sign, run_ext, band))
+                    if mode > 0:
+                        if v_x > self._max_v:
+                            self._max_v, self._max_i = v_x, p + i_x
+                    elif v_x < self._min_v:
+                        self._min_v, self._min_i = v_x, p + i_x
+                    p += nseg
+                    continue
+            if mode > 0:
+                rmax = _max_acc(seg)
+                if not self._max_v <= seg.item(0):  # (else the carried max changes nothing)
+                    np.maximum(rmax, self._max_v, out=rmax)
+                cond = seg < rmax - h
+                c = int(cond.argmax())
+                if not cond[c]:
+                    c = -1
+                rmin = None
+                hi_first = True
+            elif mode < 0:
+                rmin = _min_acc(seg)
+                if not self._min_v >= seg.item(0):  # (else the carried min changes nothing)
+                    np.minimum(rmin, self._min_v, out=rmin)
+                cond = seg > rmin + h
+                c = int(cond.argmax())
+                if not cond[c]:
+                    c = -1
+                rmax = None
+                hi_first = False
+            else:
+                rmax = _max_acc(seg)
                 np.maximum(rmax, self._max_v, out=rmax)
                 cond = seg < rmax - h
                 c_hi = int(cond.argmax())
                 if not cond[c_hi]:
                     c_hi = -1
-            if mode <= 0:
-                rmin = np.minimum.accumulate(seg)
+                rmin = _min_acc(seg)
                 np.minimum(rmin, self._min_v, out=rmin)
                 cond = seg > rmin + h
                 c_lo = int(cond.argmax())
                 if not cond[c_lo]:
                     c_lo = -1
-            if mode == 0:
                 # first extreme: whichever confirms first
-                if c_hi >= 0 and (c_lo < 0 or c_hi <= c_lo):
-                    c_lo = -1
-                else:
-                    c_hi = -1
-            c = c_hi if c_hi >= 0 else c_lo
-            end = c + 1 if c >= 0 else seg.shape[0]
+                hi_first = c_hi >= 0 and (c_lo < 0 or c_hi <= c_lo)
+                c = c_hi if hi_first else c_lo
+            end = c + 1 if c >= 0 else nseg
             # phase labels for this stretch use the state before the event: note
             # the stretch's parameters; the labels are computed once, after the loop
             run_ext = None
-            if mode == -self.sign:  # seeking the bottom of the breath
-                run_ext = rmin if self.sign > 0 else rmax
-            self._stretches.append(
-                (end, self._theta(), self.sign, None if run_ext is None else run_ext[:end])
-            )
+            if mode == -sign:  # seeking the bottom of the breath
+                run_ext = (rmin if sign > 0 else rmax)[:end]  # type: ignore[index]
+                self._st_ext = True
+            stretches.append((end, theta, sign, run_ext, band))
             if c < 0:
                 # no confirmation: carry the running extremes
-                if rmax is not None and rmax[-1] > self._max_v:
+                if rmax is not None and rmax.item(nseg - 1) > self._max_v:
                     j = int(seg.argmax())
-                    self._max_v, self._max_i = float(seg[j]), p + j
-                if rmin is not None and rmin[-1] < self._min_v:
+                    self._max_v, self._max_i = seg.item(j), p + j
+                if rmin is not None and rmin.item(nseg - 1) < self._min_v:
                     j = int(seg.argmin())
-                    self._min_v, self._min_i = float(seg[j]), p + j
-                return
-            if c_hi >= 0:
+                    self._min_v, self._min_i = seg.item(j), p + j
+                p += nseg
+                continue
+            if hi_first:
                 j = int(seg[: c + 1].argmax())
-                if seg[j] > self._max_v:
-                    self._max_v, self._max_i = float(seg[j]), p + j
+                v = seg.item(j)
+                if v > self._max_v:
+                    self._max_v, self._max_i = v, p + j
                 self._confirm(+1, self._max_i, self._max_v, p + c, events, breaths)
                 self._mode = -1
-                self._min_v, self._min_i = float(seg[c]), p + c
+                self._min_v, self._min_i = seg.item(c), p + c
             else:
                 j = int(seg[: c + 1].argmin())
-                if seg[j] < self._min_v:
-                    self._min_v, self._min_i = float(seg[j]), p + j
+                v = seg.item(j)
+                if v < self._min_v:
+                    self._min_v, self._min_i = v, p + j
                 self._confirm(-1, self._min_i, self._min_v, p + c, events, breaths)
                 self._mode = +1
-                self._max_v, self._max_i = float(seg[c]), p + c
+                self._max_v, self._max_i = seg.item(c), p + c
+            theta = self._theta()
+            band = 0.2 * self._amp_typ
+            sign = -1 if self.polarity < 0 else 1
             p = p + c + 1
 
     def _theta(self) -> float:
@@ -767,7 +944,15 @@ class BreathDetector:
         per = self._period if self._period > 0 else 6.0
         return 0.25 * math.pi * self._amp_typ / per * (self._slope_k / self.fs)
 
-    def _label(self, a: int, b: int, g_out: int, phase: Int8Array) -> None:
+    def _label(
+        self,
+        a: int,
+        b: int,
+        g_out: int,
+        phase: Int8Array,
+        seg: FloatArray | None = None,
+        before: FloatArray | None = None,
+    ) -> None:
         """Phase per sample over global ``a..b-1`` (written from ``g_out`` on).
 
         A slope trigger with hysteresis: inhale once the (inhale-up) signal
@@ -775,76 +960,114 @@ class BreathDetector:
         exhale once it falls that fast, unchanged in between; a pause while,
         after an exhale, it sits still near the bottom. Each stretch between
         events has its own threshold and orientation (noted by the zigzag).
+
+        The signal comes from the history, or (a chunk longer than the history)
+        as ``seg`` with ``before``, the kept samples just before ``a``.
         """
         st = self._stretches
         if not st or not math.isfinite(st[0][1]):
+            phase.fill(_UNK)
             return
         n = b - a
-        seg = self._ring.x(a, b)
         k = self._slope_k
-        prev = self._ring.x(a - k, b - k)
-        if prev.shape[0] < n:  # the stream's first samples: no slope yet
-            prev = np.concatenate([np.full(n - prev.shape[0], seg[0]), prev])
+        if seg is None:
+            Y, off = self._Y, self._off
+            seg = Y[a - off : b - off]
+            pa = a - k - off
+            if pa >= 0:
+                prev = Y[pa : pa + n]
+            else:  # the stream's first samples: no slope yet
+                prev = Y[0 : max(b - k - off, 0)]
+                if prev.shape[0] < n:
+                    prev = np.concatenate([np.full(n - prev.shape[0], seg[0]), prev])
+        else:
+            assert before is not None
+            prev = np.concatenate((before, seg[: n - k]))
+            if prev.shape[0] < n:  # the stream's first samples: no slope yet
+                prev = np.concatenate([np.full(n - prev.shape[0], seg[0]), prev])
         d = seg - prev
         if len(st) == 1:
             theta: float | FloatArray = st[0][1]
             if st[0][2] < 0:
                 d = -d
         else:
-            lens = [x[0] for x in st]
-            theta = np.repeat([x[1] for x in st], lens)
-            d *= np.repeat([float(x[2]) for x in st], lens)
+            th_all: float | None = st[0][1]
+            sg_all = st[0][2]
+            for x in st:
+                if x[1] != th_all:
+                    th_all = None
+                if x[2] != sg_all:
+                    sg_all = 0
+            if th_all is not None:
+                theta = th_all
+            else:
+                theta = np.empty(n)
+                i = 0
+                for x in st:
+                    theta[i : i + x[0]] = x[1]
+                    i += x[0]
+            if sg_all < 0:
+                d = -d
+            elif sg_all == 0:  # the polarity flipped inside the chunk
+                sg = np.empty(n)
+                i = 0
+                for x in st:
+                    sg[i : i + x[0]] = float(x[2])
+                    i += x[0]
+                d *= sg
         # codes: 1 inhale, 2 exhale, 0 hold the previous (the carried one first)
-        code = np.empty(n + 1, dtype=np.int8)
-        code[0] = self._phase
-        code[1:] = (d > theta).view(np.int8)
-        code[1:] += (d < -theta).view(np.int8) * np.int8(2)
-        idx = np.where(code != 0, self._arange[: n + 1], 0)
-        np.maximum.accumulate(idx, out=idx)
-        ff = code[idx[1:]]
+        up = d > theta
+        down = d < -theta
+        n_up = _count_nonzero(up)
+        n_down = _count_nonzero(down)
+        if n_up + n_down == 0:  # nothing triggered: the carried phase throughout
+            ff = np.full(n, self._phase, dtype=np.int8)
+        else:
+            code = np.empty(n + 1, dtype=np.int8)
+            code[0] = self._phase
+            c1 = code[1:]
+            c1[:] = up
+            if n_down:
+                c1[down] = 2
+            if n_up + n_down == n:
+                ff = c1  # every sample triggered: nothing to carry
+            else:
+                ar = self._arange if n < self._arange.shape[0] else np.arange(n + 1)
+                idx = _multiply(ar[: n + 1], code != 0)
+                _max_acc(idx, out=idx)
+                ff = code[idx[1:]]
         self._phase = ff[-1]
-        if any(x[3] is not None for x in st):
-            # near the bottom, barely moving, after an exhale: the pause
-            ext = np.concatenate([x[3] if x[3] is not None else np.full(x[0], np.nan) for x in st])
-            near = np.abs(seg - ext) < 0.2 * self._amp_typ  # False where NaN
-            pause = (ff == _EXH) & near & (np.abs(d) < 0.5 * theta)
-            ff[pause] = _PAU
+        if self._st_ext:
+            # near the bottom, barely moving, after an exhale: the pause (the
+            # cheap tests first: most exhale samples are still moving)
+            exh = ff == _EXH
+            if _count_nonzero(exh):
+                exh &= np.abs(d) < 0.5 * theta
+                if _count_nonzero(exh):
+                    band: float | FloatArray = st[0][4]
+                    ext: FloatArray | None = st[0][3]
+                    if len(st) == 1:
+                        if ext is None:  # (a lone stretch seeking the bottom has one)
+                            ext = np.full(n, np.nan)
+                    else:
+                        ext = np.empty(n)
+                        i = 0
+                        for x in st:
+                            ext[i : i + x[0]] = np.nan if x[3] is None else x[3]
+                            i += x[0]
+                        if any(x[4] != band for x in st):
+                            band = np.empty(n)
+                            i = 0
+                            for x in st:
+                                band[i : i + x[0]] = x[4]
+                                i += x[0]
+                    exh &= np.abs(seg - ext) < band  # False where NaN
+                    ff[exh] = _PAU
         lo = max(g_out, self._label_from, a)
+        if lo > g_out:  # before the first label: unknown
+            phase[: min(lo, b) - g_out] = _UNK
         if lo < b:
             phase[lo - g_out : b - g_out] = ff[lo - a :]
-
-    def _knee(self, kind: int, i_ext: int, v_ext: float, i_conf: int) -> float:
-        """Time the signal left the extreme's plateau (sub-sample)."""
-        ring = self._ring
-        y = ring.x(i_ext, i_conf + 1)
-        tt = ring.t(i_ext, i_conf + 1)
-        if y.shape[0] < 2:
-            return float(tt[0]) if tt.shape[0] else float(ring.t(i_conf, i_conf + 1)[0])
-        # The onset is where the signal *leaves* the extreme: the end of a
-        # plateau (a pause or a hold), or the vertex of a smooth extremum.
-        # Take the last sample within a noise band of the extreme (the
-        # departure) and step back by what a parabola through it would need
-        # to reach its vertex: 2 * distance / slope. A sharp knee has a steep
-        # departure, so the step is small; a smooth top a long one.
-        # noise band: above the noise, but never a large part of the breath (a
-        # noise estimate inflated by, say, the heartbeat must not smear the knee)
-        delta = min(max(5.0 * self._sigma, 0.03 * self._amp_typ), 0.12 * self._amp_typ)
-        dist = (v_ext - y) * kind  # >= 0: how far from the extreme
-        within = np.flatnonzero(dist <= delta)
-        if within.size == 0:  # the extreme itself is older than the history
-            return float(tt[0])
-        j = int(within[-1])
-        if j >= y.shape[0] - 1:
-            return float(tt[j])
-        w = max(1, round(0.2 * self.fs))
-        a, b = max(0, j - w), min(y.shape[0] - 1, j + w)
-        slope = (dist[b] - dist[a]) / (tt[b] - tt[a])
-        if slope <= 0:
-            return float(tt[j])
-        back = 2.0 * max(float(dist[j]), 0.0) / slope
-        # never further back than the middle of the band (a smooth extremum's vertex)
-        back = min(back, 0.5 * float(tt[j] - tt[int(within[0])]))
-        return float(max(tt[0], tt[j] - back))
 
     def _confirm(
         self,
@@ -855,67 +1078,116 @@ class BreathDetector:
         events: list[BreathEvent],
         breaths: list[Breath],
     ) -> None:
-        ring = self._ring
+        """Report the extreme at ``i_ext`` (confirmed at ``i_conf``) and update the figures.
+
+        Runs once per breath onset; written flat (locals, no helper calls) as
+        its Python overhead is most of a long chunk's cost.
+        """
         if self._n_events % 4 == 0 or self._sigma == 0.0:
             self._sigma = self._noise_at(i_conf)  # slow to change: every fourth event
         self._n_events += 1
-        t_conf = float(ring.t(i_conf, i_conf + 1)[0])
-        per = self.period_s
+        off = self._off
+        T = self._T
+        t_conf = T.item(i_conf - off)
+        per = self._period
         f = 1.0 / per if math.isfinite(per) and per > 0 else 0.25
         comp = self._delay_fn(f) if self._delay_fn is not None else 0.0
-        t_ev = self._knee(kind, i_ext, v_ext, i_conf) - comp
-        prev = self._events[-1] if self._events else None
+        amp_typ = self._amp_typ
+        sigma = self._sigma
+
+        # --- the knee: when the signal left the extreme's plateau (sub-sample).
+        # The onset is where the signal *leaves* the extreme: the end of a
+        # plateau (a pause or a hold), or the vertex of a smooth extremum.
+        # Take the last sample within a noise band of the extreme (the
+        # departure) and step back by what a parabola through it would need
+        # to reach its vertex: 2 * distance / slope. A sharp knee has a steep
+        # departure, so the step is small; a smooth top a long one.
+        lo, hi = max(i_ext - off, 0), max(i_conf + 1 - off, 0)
+        tt = T[lo:hi]
+        m = tt.shape[0]
+        if m < 2:
+            knee = tt.item(0) if m else t_conf
+        else:
+            # noise band: above the noise, but never a large part of the breath (a
+            # noise estimate inflated by, say, the heartbeat must not smear the knee)
+            delta = min(max(5.0 * sigma, 0.03 * amp_typ), 0.12 * amp_typ)
+            dist = v_ext - self._Y[lo:hi]  # >= 0: how far from the extreme
+            if kind < 0:
+                dist *= kind
+            within = dist <= delta
+            j = m - 1 - int(within[::-1].argmax())  # the last sample in the band
+            if not within[j]:  # the extreme itself is older than the history
+                knee = tt.item(0)
+            elif j >= m - 1:
+                knee = tt.item(j)
+            else:
+                w = self._knee_w
+                ia = j - w if j > w else 0
+                ib = j + w if j + w < m - 1 else m - 1
+                slope = _div(dist.item(ib) - dist.item(ia), tt.item(ib) - tt.item(ia))
+                tj = tt.item(j)
+                if slope <= 0:
+                    knee = tj
+                else:
+                    back = 2.0 * max(dist.item(j), 0.0) / slope
+                    # never further back than the middle of the band (a smooth
+                    # extremum's vertex)
+                    back = min(back, 0.5 * (tj - tt.item(int(within.argmax()))))
+                    knee = max(tt.item(0), tj - back)
+        t_ev = knee - comp
+
+        evs = self._events
+        prev = evs[-1] if evs else None
         t_ev = max(t_ev, self._t_first)  # nothing happened before the stream began
         if prev is not None:
             t_ev = max(t_ev, prev.t + 1e-3)  # keep onsets in order
-            amp = abs(v_ext - prev.value)
-            self._amps.append(amp)
-            self._amp_typ = _median(self._amps)
-        self._set_h()
-        if len(self._events) >= 2 and self._events[-2].kind == kind:
-            self._periods.append(t_ev - self._events[-2].t)
-            self._period = _median(self._periods)
-            if len(self._periods) >= 3:
-                n = len(self._periods)
-                mean = sum(self._periods) / n
-                var = sum((p - mean) ** 2 for p in self._periods) / n
-                cv = math.sqrt(var) / mean if mean > 0 else 1.0
-                self._regularity = min(1.0, max(0.0, 1.0 - cv))
+            amps = self._amps
+            amps.append(abs(v_ext - prev.value))
+            amp_typ = self._amp_typ = _median(amps)
+        self._h = max(self.frac * amp_typ, 4.0 * sigma, 1e-12)
+        if len(evs) >= 2 and evs[-2].kind == kind:
+            a = evs[-2]
+            periods = self._periods
+            periods.append(t_ev - a.t)
+            self._period = _median(periods)
+            if len(periods) >= 3:
+                self._stale |= _STALE_REGULARITY
             if self._fixed is None:
-                self._polarity_evidence(kind, i_ext)
-        inhale_kind = -1 if self.polarity >= 0 else 1
-        ph = BreathPhase.INHALE if kind == inhale_kind else BreathPhase.EXHALE
-        ext = _Extremum(kind, i_ext, v_ext, t_ev, t_conf, ph)
-        self._events.append(ext)
+                self._add_evidence(a, prev, kind, i_ext)  # type: ignore[arg-type]
+        polarity = self.polarity
+        ph = BreathPhase.INHALE if kind == (-1 if polarity >= 0 else 1) else BreathPhase.EXHALE
+        evs.append(_Extremum(kind, i_ext, v_ext, t_ev, t_conf, ph))
         self._last_event_t = t_conf
         self._delays.append(t_conf - t_ev)
-        self._delay_mean = sum(self._delays) / len(self._delays)
-        events.append(BreathEvent(ph, t_ev, t_conf, v_ext * self.sign))
+        self._stale |= _STALE_DELAY
+        events.append(BreathEvent(ph, t_ev, t_conf, v_ext * (-1 if polarity < 0 else 1)))
         if ph is BreathPhase.INHALE:
-            self._inhale_onsets.append(t_ev)
-            if len(self._inhale_onsets) >= 2:
-                ons = list(self._inhale_onsets)
-                self._inh_period = _median([b - a for a, b in itertools.pairwise(ons)])
+            ons = self._inhale_onsets
+            ons.append(t_ev)
+            if len(ons) >= 2:
+                self._stale |= _STALE_INH_PERIOD
         elif prev is not None and prev.phase is BreathPhase.INHALE:
             amp = abs(v_ext - prev.value)
-            self._inh_amps.append(amp)
-            depth = amp / _median(self._inh_amps)
-            breaths.append(Breath(prev.t, t_ev, amp, depth, t_conf))
+            inh = self._inh_amps
+            inh.append(amp)
+            breaths.append(Breath(prev.t, t_ev, amp, amp / _median(inh), t_conf))
 
-    def _polarity_evidence(self, kind: int, i_ext: int) -> None:
-        """Evidence from the cycle that ``kind`` just closed (raw orientation)."""
-        a, mid = self._events[-2], self._events[-1]
-        ring = self._ring
-        y = ring.x(a.idx, i_ext + 1)
-        if y.shape[0] < 4:
+    def _add_evidence(self, a: _Extremum, mid: _Extremum, kind: int, i_ext: int) -> None:
+        """Polarity evidence from the cycle ``a`` -> ``mid`` -> ``i_ext`` (raw orientation)."""
+        off = self._off
+        if a.idx < off:  # the cycle began before the history kept (a very long hold)
             return
-        t0, t1 = float(ring.t(a.idx, a.idx + 1)[0]), float(ring.t(i_ext, i_ext + 1)[0])
-        tm = float(ring.t(mid.idx, mid.idx + 1)[0])
+        T = self._T
+        t0 = T.item(a.idx - off)
+        tm = T.item(mid.idx - off)
+        t1 = T.item(i_ext - off)
         if kind < 0:  # trough -> peak -> trough
             rise, fall = tm - t0, t1 - tm
         else:  # peak -> trough -> peak
             fall, rise = tm - t0, t1 - tm
-        if rise <= 0 or fall <= 0:
+        y = self._Y[a.idx - off : i_ext + 1 - off]
+        n_y = y.shape[0]
+        if n_y < 4 or rise <= 0 or fall <= 0:
             return
         # the cycle's extremes are the three confirmed ones
         hi = max(a.value, mid.value, self._max_v if kind > 0 else a.value)
@@ -923,26 +1195,26 @@ class BreathDetector:
         amp = hi - lo
         if amp <= 0:
             return
-        n_y = y.shape[0]
-        bottom = np.count_nonzero(y < lo + 0.2 * amp) / n_y
-        top = np.count_nonzero(y > hi - 0.2 * amp) / n_y
+        bottom = _count_nonzero(y < lo + 0.2 * amp) / n_y
+        top = _count_nonzero(y > hi - 0.2 * amp) / n_y
         # inhale is shorter than exhale, and the end-expiratory pause sits at the bottom
         e = math.log(fall / rise) + math.log((bottom + 0.05) / (top + 0.05))
         e = max(-1.0, min(1.0, e))
-        self._ev_hist.append(e)
-        self._evidence = _median(self._ev_hist)
+        hist = self._ev_hist
+        hist.append(e)
+        ev = self._evidence = _median(hist)
         self._cycles += 1
         if self._fixed is not None:
             return
-        n = len(self._ev_hist)
+        n = len(hist)
         if self.polarity == 0:
             # undecided: a few consistent cycles decide
-            if (n >= 2 and abs(self._evidence) > 0.4) or (n >= 3 and abs(self._evidence) > 0.15):
-                self.polarity = 1 if self._evidence > 0 else -1
+            if (n >= 2 and abs(ev) > 0.4) or (n >= 3 and abs(ev) > 0.15):
+                self.polarity = 1 if ev > 0 else -1
             return
         # decided (or a prior): flipping needs a clear majority of contrary cycles
         need_n, need_e = (5, 0.3) if self._prior == 0 else (6, 0.4)
-        if n >= need_n and self._evidence * self.polarity < -need_e:
+        if n >= need_n and ev * self.polarity < -need_e:
             self.polarity = -self.polarity
 
 
@@ -1017,15 +1289,20 @@ class BreathTracker:
 
     def process(self, t: FloatArray, values: FloatArray) -> BreathOutput:
         """Process one chunk of the source stream."""
-        values = np.asarray(values, dtype=np.float64)
+        if type(values) is not np.ndarray or values.dtype != np.float64:
+            values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, np.newaxis]
-        tt, y, raw = self.front.process(np.asarray(t, dtype=np.float64), values)
+        if type(t) is not np.ndarray or t.dtype != np.float64:
+            t = np.asarray(t, dtype=np.float64)
+        tt, y, raw = self.front.process(t, values)
         det = self.detector
-        if tt.size:
+        if tt.shape[0]:
             events, breaths, phase = det.process(tt, y, raw)
-            self._t_last = float(tt[-1])
-            sig = (y - det.midline) * det.sign
+            self._t_last = tt.item(-1)
+            sig = y - det.midline
+            if det.polarity < 0:  # (times +1 would change nothing)
+                sig *= -1
             quality = self._quality.process(raw[:, np.newaxis], det.noise_raw)
         else:
             events, breaths, phase = [], [], np.empty(0, dtype=np.int8)
@@ -1033,18 +1310,22 @@ class BreathTracker:
             quality = self._quality.quality
         if breaths:
             self._depth = breaths[-1].depth
+        delay = det.delay_s
+        if not math.isfinite(delay):
+            delay = self.front.delay(0.25)
+        # (positional: BreathOutput's field order; a keyword call costs more per chunk)
         return BreathOutput(
-            stream=self.stream,
-            kind=self.kind,
-            t=tt,
-            signal=sig,
-            phase=phase,
-            events=tuple(events),
-            breaths=tuple(breaths),
-            rate_bpm=self.rate_bpm,
-            depth=self._depth,
-            regularity=det.regularity,
-            polarity=det.polarity,
-            delay_s=self.delay_s,
-            quality=quality,
+            self.stream,
+            self.kind,
+            tt,  # t
+            sig,  # signal
+            phase,
+            tuple(events),
+            tuple(breaths),
+            det.rate_bpm(self._t_last),  # rate_bpm
+            self._depth,  # depth
+            det.regularity,
+            det.polarity,
+            delay,  # delay_s
+            quality,
         )

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from biofeedback.signal.filters import FloatArray, RingBuffer
+from biofeedback.signal.filters import FloatArray, RingBuffer, percentile
 from biofeedback.signal.types import (
     BreathEvent,
     CouplingResult,
@@ -49,6 +49,20 @@ CONTRACTED_INHALE = "contracted on inhale"
 CONTRACTED_EXHALE = "contracted on exhale"
 STRAIN = "strain"
 PRESSURE_ROSE = "pressure rose above rest"
+
+
+_add_reduce = np.add.reduce
+_STRAIN = int(PelvicState.STRAIN)
+_CONTRACTION = int(PelvicState.CONTRACTION)
+_N_STATES = max(PelvicState) + 1
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    """``float(np.clip(x, lo, hi))`` for a Python float, without numpy's per-call cost."""
+    if x != x:  # NaN passes, as in numpy
+        return x
+    x = x if x > lo else lo
+    return x if x < hi else hi
 
 
 def score_cycle(
@@ -83,33 +97,40 @@ def score_cycle(
     """
     if not inhale_onset < exhale_onset < end:
         return None
-    i0, i1, i2 = np.searchsorted(t, [inhale_onset, exhale_onset, end])
+    i0, i1, i2 = np.searchsorted(t, (inhale_onset, exhale_onset, end)).tolist()
     ri, re = rel[i0:i1], rel[i1:i2]
-    if ri.size < 2 or re.size < 2 or np.isnan(ri).any() or np.isnan(re).any():
+    n_i, n_e = ri.shape[0], re.shape[0]
+    if n_i < 2 or n_e < 2:
+        return None
+    # sums double as the NaN check: a NaN anywhere makes its sum NaN (so does
+    # inf - inf, which is not a gap: look closer then)
+    sum_i, sum_e = float(_add_reduce(ri)), float(_add_reduce(re))
+    if (math.isnan(sum_i) or math.isnan(sum_e)) and (np.isnan(ri).any() or np.isnan(re).any()):
         return None
     si, se = state[i0:i1], state[i1:i2]
     md = max(drop_margin, 1e-12)
     mc = max(contraction_margin, 1e-12)
-    inhale_level = float(ri.mean())
-    exhale_level = float(re.mean())
-    drop = max(0.0, -float(np.percentile(ri, 10)))
+    inhale_level = sum_i / n_i  # (what ndarray.mean computes)
+    exhale_level = sum_e / n_e
+    drop = max(0.0, -percentile(ri, 10))
     drop_ratio = drop / md
     release_kept = 0.0
     if inhale_level < 0:
-        release_kept = float(np.clip(-exhale_level / -inhale_level, 0.0, 1.0)) + 0.0
-    n_all = si.size + se.size
-    strain = int(np.count_nonzero(si == PelvicState.STRAIN)) + int(
-        np.count_nonzero(se == PelvicState.STRAIN)
-    )
-    con_i = np.count_nonzero(si == PelvicState.CONTRACTION) > 0.05 * si.size
-    con_e = np.count_nonzero(se == PelvicState.CONTRACTION) > 0.05 * se.size
+        release_kept = _clip(-exhale_level / -inhale_level, 0.0, 1.0) + 0.0
+    n_all = n_i + n_e
+    # samples per state code in each half (one pass each; codes are 0..4)
+    ci = np.bincount(si, minlength=_N_STATES).tolist()
+    ce = np.bincount(se, minlength=_N_STATES).tolist()
+    strain = ci[_STRAIN] + ce[_STRAIN]
+    con_i = ci[_CONTRACTION] > 0.05 * n_i
+    con_e = ce[_CONTRACTION] > 0.05 * n_e
     strained = strain > 0.03 * n_all
     reasons: list[str] = []
     # Points only from being below rest, each a non-increasing function of the
     # pressure: raising any sample can never raise the score.
-    drop_pts = 50.0 * float(np.clip((drop_ratio - 0.25) / 1.25, 0.0, 1.0))
-    release_pts = 35.0 * float(np.clip(-exhale_level / md, 0.0, 1.0))
-    timing_pts = 15.0 * float(np.clip(-inhale_level / md, 0.0, 1.0))
+    drop_pts = 50.0 * _clip((drop_ratio - 0.25) / 1.25, 0.0, 1.0)
+    release_pts = 35.0 * _clip(-exhale_level / md, 0.0, 1.0)
+    timing_pts = 15.0 * _clip(-inhale_level / md, 0.0, 1.0)
     if drop_ratio < 0.25:
         reasons.append(NO_DROP)
     elif drop_ratio < 1.0:
@@ -125,7 +146,7 @@ def score_cycle(
     if con_e:
         reasons.append(CONTRACTED_EXHALE)
         score = min(score, 30.0)
-    if not (con_i or con_e or strained) and float(max(ri.max(), re.max())) > mc:
+    if not (con_i or con_e or strained) and max(float(ri.max()), float(re.max())) > mc:
         reasons.append(PRESSURE_ROSE)
         score = min(score, 40.0)
     if strained:
@@ -143,7 +164,7 @@ def score_cycle(
         release_kept=release_kept,
         strain=strained,
         contracted=bool(con_i or con_e),
-        score=round(float(np.clip(score, 0.0, 100.0)), 1),
+        score=round(_clip(score, 0.0, 100.0), 1),
         reasons=tuple(reasons),
     )
 
@@ -176,16 +197,17 @@ class CouplingScorer:
 
     def add_pelvic(self, out: PelvicOutput) -> None:
         """Append a pelvic chunk (relative level and state)."""
-        if not out.t.size:
+        n = out.t.shape[0]
+        if not n:
             return
-        self._hist.append(out.t, np.column_stack([out.relative, out.state.astype(np.float64)]))
-        self._t_pelvic = float(out.t[-1])
+        self._hist.append2(out.t, out.relative, out.state)
+        self._t_pelvic = float(out.t[n - 1])
         if out.rest_level is not None:
             self._figures = (out.rest_level, out.margins[0], out.margins[1])
 
     def add_breath(self, events: Sequence[BreathEvent]) -> None:
         """Register onsets; an inhale onset closes the previous cycle."""
-        for ev in events:
+        for ev in events:  # a few per minute
             if ev.phase is BreathPhase.INHALE:
                 if (
                     self._last_inhale is not None
@@ -197,6 +219,11 @@ class CouplingScorer:
                 self._last_exhale = None
             elif ev.phase is BreathPhase.EXHALE:
                 self._last_exhale = ev.t
+
+    @property
+    def pending(self) -> bool:
+        """Some completed cycle waits for the pelvic signal to cover it."""
+        return bool(self._pending)
 
     def ready(self) -> list[CouplingResult]:
         """Score the cycles the pelvic signal now covers."""

@@ -13,6 +13,7 @@ future.
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "BlockMean",
     "Ewma",
     "GridResampler",
+    "Interp",
     "QualityMonitor",
     "RingBuffer",
     "SosFilter",
@@ -40,8 +42,7 @@ FloatArray = npt.NDArray[np.float64]
 
 _F64 = np.dtype(np.float64)
 _add_reduce = np.add.reduce
-_max_reduce = np.maximum.reduce
-_min_reduce = np.minimum.reduce
+_count_nonzero = np.count_nonzero
 
 
 def _lfilter_public(
@@ -91,29 +92,80 @@ def _pick_lfilter() -> Any:
 lfilter_zi = _pick_lfilter()
 
 
-def median(x: FloatArray) -> float:
-    """``np.median`` of a 1-D float array without NaN, bit for bit, at a fraction of the cost."""
+def median(x: FloatArray, overwrite: bool = False) -> float:
+    """``np.median`` of a non-empty 1-D float array, bit for bit, at a fraction of the cost.
+
+    ``overwrite=True`` partitions ``x`` in place (a scratch array of the caller's).
+    """
     n = int(x.shape[0])
     h = n // 2
+    kth = (h, n - 1) if n % 2 else (h - 1, h, n - 1)
+    if overwrite:
+        x.partition(kth)
+        part = x
+    else:
+        part = np.partition(x, kth)
+    if math.isnan(part.item(n - 1)):  # NaN sorts last
+        return math.nan
     if n % 2:
-        return float(np.partition(x, h)[h])
-    part = np.partition(x, (h - 1, h))
-    return float((part[h - 1] + part[h]) / 2)
+        return part.item(h)
+    return (part.item(h - 1) + part.item(h)) / 2
 
 
 def percentile(x: FloatArray, q: float) -> float:
-    """``np.percentile(x, q)`` (linear method) of a 1-D float array without NaN, bit for bit."""
+    """``np.percentile(x, q)`` (linear method) of a non-empty 1-D float array, bit for bit."""
     n = int(x.shape[0])
     vi = (n - 1) * (q / 100)
     if vi >= n - 1:
         return float(x.max())
     lo = math.floor(vi)
-    part = np.partition(x, (lo, lo + 1))
+    part = np.partition(x, (lo, lo + 1, n - 1))
+    if math.isnan(part[n - 1]):
+        return math.nan
     a, b = float(part[lo]), float(part[lo + 1])
     g = vi - lo
     diff = b - a
     # numpy's _lerp: from the nearer end
     return b - diff * (1 - g) if g >= 0.5 else a + diff * g
+
+
+class Interp:
+    """``float(np.interp(x, xp, fp))`` for a scalar ``x``, bit for bit, in plain Python.
+
+    For a small table looked up once per event: numpy's per-call cost is
+    several times the lookup. Same bracket search, same slope expression
+    (``(fp[j+1] - fp[j]) / (xp[j+1] - xp[j])``), same edge rules.
+
+    Parameters
+    ----------
+    xp, fp : ndarray, shape (n,)
+        The table, ``xp`` increasing.
+    """
+
+    def __init__(self, xp: FloatArray, fp: FloatArray) -> None:
+        self._x: list[float] = np.asarray(xp, dtype=np.float64).tolist()
+        self._y: list[float] = np.asarray(fp, dtype=np.float64).tolist()
+        x, y = self._x, self._y
+        self._slope = [(y[j + 1] - y[j]) / (x[j + 1] - x[j]) for j in range(len(x) - 1)]
+
+    def __call__(self, v: float) -> float:
+        if v != v:  # NaN
+            return v
+        x, y = self._x, self._y
+        j = bisect.bisect_right(x, v) - 1
+        if j < 0:
+            return y[0]
+        if j >= len(x) - 1:
+            return y[-1]
+        if x[j] == v:
+            return y[j]
+        s = self._slope[j]
+        r = s * (v - x[j]) + y[j]
+        if r != r:  # NaN one way: numpy tries from the other end
+            r = s * (v - x[j + 1]) + y[j + 1]
+            if r != r and y[j] == y[j + 1]:
+                r = y[j]
+        return r
 
 
 def lowpass_sos(cutoff_hz: float, fs: float, order: int = 2) -> FloatArray:
@@ -297,12 +349,14 @@ class BlockMean:
             raise ValueError(f"factor must be >= 1, {factor!r} is invalid")
         self.factor = factor
         self.n_channels = n_channels
-        self._t_rem = np.empty(0)
-        self._x_rem = np.empty((0, n_channels))
+        # the remainder (fewer than ``factor`` samples) waits at the front of
+        # these work buffers; a chunk is written behind it, so no concatenation
+        self._tbuf = np.empty(0)
+        self._xbuf = np.empty((0, n_channels))
+        self._r = 0
 
     def reset(self) -> None:
-        self._t_rem = np.empty(0)
-        self._x_rem = np.empty((0, self.n_channels))
+        self._r = 0
 
     def process(self, t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Blocks completed by ``(t, x)``: times (m,) and values (m, n_channels)."""
@@ -315,20 +369,78 @@ class BlockMean:
         f = self.factor
         if f == 1:
             return t, x
-        if self._t_rem.size:
-            t = np.concatenate((self._t_rem, t))
-            x = np.concatenate((self._x_rem, x))
-        n = t.shape[0]
+        r = self._r
+        n = r + t.shape[0]
         m = n // f
         k = m * f
-        if k < n:
-            self._t_rem = t[k:].copy()
-            self._x_rem = x[k:].copy()
-        elif self._t_rem.size:
-            self._t_rem = self._t_rem[:0]
-            self._x_rem = self._x_rem[:0]
         inv = 1.0 / f
+        if r == 0 and k == n:  # whole blocks, nothing waiting: straight from the input
+            return self._means(t, x, m, k, inv)
+        if self._tbuf.shape[0] < n:
+            size = max(n, 2 * self._tbuf.shape[0], 64)
+            tbuf, xbuf = np.empty(size), np.empty((size, self.n_channels))
+            tbuf[:r] = self._tbuf[:r]
+            xbuf[:r] = self._xbuf[:r]
+            self._tbuf, self._xbuf = tbuf, xbuf
+        tbuf, xbuf = self._tbuf, self._xbuf
+        tbuf[r:n] = t
+        xbuf[r:n] = x
+        tb, xb = self._means(tbuf, xbuf, m, k, inv)
+        self._r = n - k
+        if k and k < n:
+            tbuf[: n - k] = tbuf[k:n]
+            xbuf[: n - k] = xbuf[k:n]
+        return tb, xb
+
+    def process1(self, t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """:meth:`process` for one channel given as a 1-D array; block values 1-D too.
+
+        Same sums as :meth:`process` (one state: the two may be mixed).
+        """
+        if self.n_channels != 1:
+            raise ValueError(f"process1 needs one channel, this has {self.n_channels}")
+        f = self.factor
+        if f == 1:
+            return t, x
+        r = self._r
+        n = r + t.shape[0]
+        m = n // f
+        k = m * f
+        inv = 1.0 / f
+        if r == 0 and k == n:
+            return self._means(t, x, m, k, inv)
+        if self._tbuf.shape[0] < n:
+            size = max(n, 2 * self._tbuf.shape[0], 64)
+            tbuf, xbuf = np.empty(size), np.empty((size, 1))
+            tbuf[:r] = self._tbuf[:r]
+            xbuf[:r] = self._xbuf[:r]
+            self._tbuf, self._xbuf = tbuf, xbuf
+        tbuf, xbuf = self._tbuf, self._xbuf[:, 0]
+        tbuf[r:n] = t
+        xbuf[r:n] = x
+        tb, xb = self._means(tbuf, xbuf, m, k, inv)
+        self._r = n - k
+        if k and k < n:
+            tbuf[: n - k] = tbuf[k:n]
+            xbuf[: n - k] = xbuf[k:n]
+        return tb, xb
+
+    def _means(
+        self, t: FloatArray, x: FloatArray, m: int, k: int, inv: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """Means of the ``m`` whole blocks in the first ``k`` samples."""
+        f = self.factor
+        if f == 2 and m >= 64:
+            # a reduction over pairs walks its two-sample rows one by one; the
+            # strided sum is the same arithmetic (``a + (0.0 + b)``: numpy's
+            # reduction starts its partial sum from +0.0, which decides the
+            # sign of a zero) at a fraction of the cost on long chunks
+            tb = (t[0:k:2] + (t[1:k:2] + 0.0)) * inv
+            xb = (x[0:k:2] + (x[1:k:2] + 0.0)) * inv
+            return tb, xb
         tb = _add_reduce(t[:k].reshape(m, f), 1) * inv
+        if x.ndim == 1:
+            return tb, _add_reduce(x[:k].reshape(m, f), 1) * inv
         xb = _add_reduce(x[:k].reshape(m, f, self.n_channels), 1) * inv
         return tb, xb
 
@@ -439,13 +551,15 @@ class RingBuffer:
         0 for a 1-D stream, else the number of columns.
     """
 
-    def __init__(self, capacity: int, n_channels: int = 0) -> None:
+    def __init__(self, capacity: int, n_channels: int = 0, *, aux: bool = False) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, {capacity!r} is invalid")
         self.capacity = capacity
         shape: tuple[int, ...] = (2 * capacity,) if n_channels == 0 else (2 * capacity, n_channels)
         self._t = np.empty(2 * capacity)
         self._x = np.empty(shape)
+        # an optional second 1-D series on the same samples (one append moves both)
+        self._aux = np.empty(2 * capacity) if aux else None
         self._len = 0
         self.total = 0  # samples ever appended
 
@@ -458,26 +572,36 @@ class RingBuffer:
         """Forget the samples (the global index keeps counting)."""
         self._len = 0
 
-    def append(self, t: FloatArray, x: FloatArray) -> None:
+    def append(self, t: FloatArray, x: FloatArray, aux: FloatArray | None = None) -> None:
+        """Append samples (``aux``: the second series, for a buffer made with ``aux=True``)."""
         n = int(t.shape[0])
         if n == 0:
             return
         cap = self.capacity
+        xa = self._aux
         if n >= cap:
             self._t[:cap] = t[n - cap :]
             self._x[:cap] = x[n - cap :]
+            if xa is not None and aux is not None:
+                xa[:cap] = aux[n - cap :]
             self._len = cap
             self.total += n
             return
-        if self._len + n > 2 * cap:
+        ln = self._len
+        if ln + n > 2 * cap:
             keep = cap - n
-            s = self._len - keep
-            self._t[:keep] = self._t[s : self._len]
-            self._x[:keep] = self._x[s : self._len]
-            self._len = keep
-        self._t[self._len : self._len + n] = t
-        self._x[self._len : self._len + n] = x
-        self._len += n
+            s = ln - keep
+            self._t[:keep] = self._t[s:ln]
+            self._x[:keep] = self._x[s:ln]
+            if xa is not None:
+                xa[:keep] = xa[s:ln]
+            ln = keep
+        e = ln + n
+        self._t[ln:e] = t
+        self._x[ln:e] = x
+        if xa is not None and aux is not None:
+            xa[ln:e] = aux
+        self._len = e
         self.total += n
 
     def t(self, g0: int, g1: int) -> FloatArray:
@@ -498,7 +622,13 @@ class RingBuffer:
         """
         return self._t, self._x
 
-    def append2(self, t: FloatArray, a: FloatArray, b: FloatArray) -> None:
+    def aux_storage(self) -> FloatArray:
+        """The backing array of the second series (a buffer made with ``aux=True``)."""
+        if self._aux is None:
+            raise ValueError("this buffer keeps no second series (aux=False)")
+        return self._aux
+
+    def append2(self, t: FloatArray, a: npt.NDArray[Any], b: npt.NDArray[Any]) -> None:
         """Append two columns given separately (a buffer with ``n_channels=2``)."""
         n = int(t.shape[0])
         if n == 0:
@@ -596,11 +726,12 @@ class QualityMonitor:
             return self.quality
         # a stuck or silent stream repeats its first channel exactly
         x0 = x[:, 0]
-        first_same = self._last is not None and x0[0] == self._last
+        last = self._last
+        first_same = last is not None and x0.item(0) == last
         same_in = x0[1:] == x0[:-1]
-        self._last = float(x0[-1])
+        self._last = x0.item(n - 1)
         prev_run = self._run
-        if not first_same and not same_in.any():
+        if not first_same and not _count_nonzero(same_in):
             # the usual case, a live signal: no repeat at all
             self._run = 0
             longest = prev_run
@@ -620,18 +751,23 @@ class QualityMonitor:
         self._since_flat = 0 if longest >= self._flat_n else self._since_flat + n
         # the rails: the highest and lowest value of any channel so far (one
         # converter, one range)
-        hi = float(_max_reduce(x, None))
-        lo = float(_min_reduce(x, None))
-        clipped = False
+        # (argmax/argmin and a lookup: a third of a full reduction's fixed cost;
+        # a NaN wins both, as it does max and min)
+        xf = x.ravel()
+        hi = xf.item(int(xf.argmax()))
+        lo = xf.item(int(xf.argmin()))
         if hi >= self._hi or lo <= self._lo:
             self._hi = max(self._hi, hi)
             self._lo = min(self._lo, lo)
+            clipped = False
             if self._hi > self._lo:
                 # repeated samples at a rail
                 rail = (x[1:] >= self._hi) | (x[1:] <= self._lo)
                 rail &= x[1:] == x[:-1]
                 clipped = int(np.count_nonzero(rail)) >= self._clip_n - 1
-        self._since_clip = 0 if clipped else self._since_clip + n
+            self._since_clip = 0 if clipped else self._since_clip + n
+        else:
+            self._since_clip += n
         # running variance of the first channel, updated per chunk (a display
         # figure: chunk-size dependence does not matter here)
         mu = float(_add_reduce(x0)) / n
@@ -647,13 +783,15 @@ class QualityMonitor:
             d = mu - self._mu
             self._mu += w * d
             self._var += w * (float(dev @ dev) / n + d * d - self._var)
-        if self._since_clip < self._hold_n:
-            q = self._Q.CLIPPED
-        elif self._since_flat < self._hold_n:
-            q = self._Q.FLAT
+        hold = self._hold_n
+        Q = self._Q
+        if self._since_clip < hold:
+            q = Q.CLIPPED
+        elif self._since_flat < hold:
+            q = Q.FLAT
         elif noise_sd is not None and noise_sd > self._noisy_ratio * math.sqrt(max(self._var, 0)):
-            q = self._Q.NOISY
+            q = Q.NOISY
         else:
-            q = self._Q.OK
+            q = Q.OK
         self.quality = q
         return q

@@ -39,6 +39,7 @@ from biofeedback.signal.filters import (
     RingBuffer,
     SosFilter,
     lowpass_sos,
+    median,
     phase_delay_s,
 )
 from biofeedback.signal.types import (
@@ -57,6 +58,11 @@ _DROP = np.int8(PelvicState.DROP)
 _REST = np.int8(PelvicState.REST)
 _CON = np.int8(PelvicState.CONTRACTION)
 _STR = np.int8(PelvicState.STRAIN)
+
+_add_reduce = np.add.reduce
+_subtract = np.subtract
+_max_acc = np.maximum.accumulate
+_count_nonzero = np.count_nonzero
 
 _NOISE_SCALE = 1.0 / (math.sqrt(6.0) * math.sqrt(2.0 / math.pi))
 
@@ -134,9 +140,15 @@ class PelvicTracker:
         # settling ends on a block boundary, so it ends at the same sample however chunked
         self._settle_n = self._block_n * max(2, math.ceil(settle_s * self.fs / self._block_n))
         self._alpha = min(1.0, self._block_n / (rest_tau_s * self.fs))
+        # the current rest-update block: base, tip, ripple (rows)
+        self._bbuf = np.zeros((3, self._block_n))
         self._last_in = np.zeros(n_channels)
         self._last_quality = Quality.OK
         self.thresholds: Thresholds | None = None
+        self._m_key: tuple[float, float, float | None, int] | None = None
+        self._m_val = (0.0, 0.0, 0.0)
+        self._cols = [self._base, self._tip] if self.two else [0]
+        self._cols_identity = self._cols == list(range(n_channels))
         self._reset_state()
         self.set_thresholds(thresholds)
 
@@ -151,6 +163,7 @@ class PelvicTracker:
         self._ripple_var = 0.0
         self._sigma = 0.0
         self._cand = _UNK  # last candidate zone (hysteresis)
+        self._cand_block = _UNK  # the candidate zone when the current block began
         self._run_start_t = 0.0
         self._run_len = 0
         self._run_val = _UNK
@@ -169,7 +182,7 @@ class PelvicTracker:
         self._b_min = math.inf
         self._b_max = -math.inf
         self._b_rsq = 0.0
-        self._b_n = 0
+        self._b_n = 0  # samples of the current block in _bbuf
         self._b_rest = True
 
     def reset(self) -> None:
@@ -227,6 +240,13 @@ class PelvicTracker:
 
     def margins(self) -> tuple[float, float, float]:
         """``(drop, contraction, strain)`` margins in use, stream units."""
+        key = (self._sigma, self._ripple_var, self._rest, id(self.thresholds))
+        if key != self._m_key:
+            self._m_key = key
+            self._m_val = self._margins()
+        return self._m_val
+
+    def _margins(self) -> tuple[float, float, float]:
         # adaptive: beyond the noise (4 sd after smoothing) and the breath ripple
         ripple_pp = 2.0 * math.sqrt(2.0 * max(self._ripple_var, 0.0))
         floor = 1e-6 * max(abs(self._rest or 0.0), 1.0)
@@ -256,16 +276,18 @@ class PelvicTracker:
         breath_hold : bool
             The breath detector sees a hold now (one-channel strain evidence).
         """
-        values = np.asarray(values, dtype=np.float64)
+        if type(values) is not np.ndarray or values.dtype != np.float64:
+            values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, np.newaxis]
+        if type(t) is not np.ndarray or t.dtype != np.float64:
+            t = np.asarray(t, dtype=np.float64)
         x = self._ffill(values)
-        tt, xb = self._dec.process(np.asarray(t, dtype=np.float64), x)
+        tt, xb = self._dec.process(t, x)
         m = int(tt.shape[0])
         if m == 0:
             return self._output(tt, np.empty(0), np.empty(0), np.empty(0, np.int8), np.empty(0), [])
-        cols = [self._base, self._tip] if self.two else [0]
-        lp = self._lp.process(xb[:, cols])
+        lp = self._lp.process(xb if self._cols_identity else xb[:, self._cols])
         base = lp[:, 0]
         tip = lp[:, 1] if self.two else base
         ripple = base - self._slow.process(base)
@@ -273,42 +295,53 @@ class PelvicTracker:
         quality = self._quality.process(xb, self._sigma / self._lp_noise)
 
         state = np.empty(m, dtype=np.int8)
-        rel = np.full(m, np.nan)
-        conf = np.zeros(m)
+        rel = np.empty(m)  # (a settling stretch fills in NaN)
+        conf = np.empty(m)
         events: list[PelvicEvent] = []
         g0 = self._n
         # segments end at the rest-update block boundaries (global indices)
         first_end = self._block_n - 1 - (g0 % self._block_n)
-        ends = list(range(first_end, m, self._block_n))
-        if not ends or ends[-1] != m - 1:
-            ends.append(m - 1)
-        a = 0
-        for e in ends:
-            b = e + 1
-            self._segment(
-                tt[a:b],
-                base[a:b],
-                tip[a:b],
-                ripple[a:b],
-                g0 + a,
-                breath_hold,
-                state[a:b],
-                rel[a:b],
-                conf[a:b],
-                events,
-            )
-            a = b
+        if first_end >= m - 1:  # the chunk ends inside (or at the end of) one block
+            ends = [m - 1]
+        else:
+            ends = list(range(first_end, m, self._block_n))
+            if ends[-1] != m - 1:
+                ends.append(m - 1)
+        if len(ends) == 1:  # the usual case: the chunk lies within one block
+            self._segment(tt, base, tip, ripple, g0, breath_hold, state, rel, conf, events)
+        else:
+            a = 0
+            for e in ends:
+                b = e + 1
+                self._segment(
+                    tt[a:b],
+                    base[a:b],
+                    tip[a:b],
+                    ripple[a:b],
+                    g0 + a,
+                    breath_hold,
+                    state[a:b],
+                    rel[a:b],
+                    conf[a:b],
+                    events,
+                )
+                a = b
         self._n += m
         q = self._probe_check(tt, rel, quality)
         if q is not quality:
             quality = q
-        conf *= _QUALITY_WEIGHT[quality]
+        w = _QUALITY_WEIGHT[quality]
+        if w != 1.0:  # (times 1.0 changes nothing)
+            conf *= w
         self._last_quality = quality
         return self._output(tt, base, rel, state, conf, events, quality)
 
     def _ffill(self, x: FloatArray) -> FloatArray:
+        if not math.isnan(_add_reduce(x, None)):  # a NaN anywhere makes the sum NaN
+            self._last_in = x[-1].copy()
+            return x
         bad = np.isnan(x)
-        if not bad.any():
+        if not bad.any():  # the sum overflowed (inf - inf): no NaN after all
             self._last_in = x[-1].copy()
             return x
         x = x.copy()
@@ -327,9 +360,12 @@ class PelvicTracker:
         r = self._raw.x(max(self._raw.first, self._raw.total - self._noise_n), self._raw.total)
         if r.shape[0] < 3:
             return 0.0
-        d2 = r[2:] - 2.0 * r[1:-1] + r[:-2]
+        d2 = r[2:] - 2.0 * r[1:-1]
+        d2 += r[:-2]
         # median |N(0, 6 s^2)| = 0.6745 * sqrt(6) * s
-        return float(np.median(np.abs(d2))) / (0.6745 * math.sqrt(6.0)) * self._lp_noise
+        return (
+            median(np.abs(d2, out=d2), overwrite=True) / (0.6745 * math.sqrt(6.0)) * self._lp_noise
+        )
 
     def _segment(
         self,
@@ -349,16 +385,21 @@ class PelvicTracker:
         g_end = g_a + n  # global index after the stretch
         if self._settling or self._rest is None:
             state[:] = _UNK
+            rel_out.fill(np.nan)
+            conf_out.fill(0.0)
             self._settle_buf.append(np.column_stack([base, tip, ripple]))
             if g_end >= self._settle_n:
                 self._finish_settle(self._noise_now())
             return
+        if g_a % self._block_n == 0:
+            self._cand_block = self._cand
         rest = self._rest
         md, mc, ms = self.margins()
-        rel = base - rest
-        rel_out[:] = rel
-        lo = float(rel.min())
-        hi = float(rel.max())
+        rel = _subtract(base, rest, out=rel_out)
+        # (argmin/argmax and a lookup: cheaper than min/max on short stretches;
+        # a NaN wins both, as it does min and max)
+        lo = float(rel[rel.argmin()])
+        hi = float(rel[rel.argmax()])
         st = self._state
         if st == self._cand == self._run_val and (
             (st == _REST and lo > -md and hi <= mc) or (st == _DROP and hi <= -0.5 * md)
@@ -367,62 +408,148 @@ class PelvicTracker:
             state[:] = st
             self._run_len += n
             rep_const: Int8Array | None = None
+            rise_const = False
+        elif (
+            st >= _CON
+            and st == self._cand == self._run_val
+            and lo >= 0.5 * mc
+            and self._rise_holds(st, rel, tip, hold, mc, ms)
+        ):
+            # a held contraction or strain: what _states would find, without it
+            state[:] = st
+            self._run_len += n
+            rep_const = None
+            rise_const = True
         else:
             rep_const = self._states(t, rel, tip, hold, md, mc, ms, state, events)
+            rise_const = False
         rep = state
         # episodes: an action that ends by coming most of the way back to rest
         # opens a short window in which a steady level re-anchors the rest
         # (tone drifts during a set; without this a shifted tone would read as
         # a never-ending contraction or drop)
         if self._episode == 0 and rep_const is not None:
-            if (rep == _DROP).any():
+            if _count_nonzero(rep == _DROP):
                 self._episode = -1
-            elif ((rep == _CON) | (rep == _STR)).any():
+            elif _count_nonzero(rep >= _CON):  # contraction or strain
                 self._episode = 1
         elif self._episode == 0 and st == _DROP:
             self._episode = -1
-        if self._episode != 0:
+        elif self._episode == 0 and rise_const:
+            self._episode = 1
+        ep = self._episode
+        if ep != 0:
             # the way back: within 30 % of the excursion (drift may have moved rest)
-            away = self._episode * rel
-            reach = np.maximum.accumulate(away)
-            np.maximum(reach, self._excursion, out=reach)
-            self._excursion = float(reach[-1])
-            # (only once the excursion went past its margin: not the samples before it)
-            back = (away < 0.3 * reach) & (reach > (md if self._episode < 0 else mc))
-            if back.any():
-                if self._post == 0:
-                    self._post_quiet = 0
-                    self._post_sum = self._post_tip = 0.0
-                self._post = 10
-                self._episode = 0
+            a_lo, a_hi = (lo, hi) if ep > 0 else (-hi, -lo)  # extremes of `away` below
+            exc = self._excursion
+            top = a_hi if (a_hi >= exc or a_hi != a_hi) else exc  # np.maximum's pick
+            if a_lo >= 0.3 * top:
+                # every sample still at least 30 % of the way out (the running
+                # excursion never exceeds `top`): no way back in this stretch
+                self._excursion = top
+            else:
+                away = rel if ep > 0 else -rel
+                reach = _max_acc(away)
+                np.maximum(reach, exc, out=reach)
+                self._excursion = float(reach[-1])
+                # (only once the excursion went past its margin: not the samples before it)
+                back = (away < 0.3 * reach) & (reach > (md if ep < 0 else mc))
+                if _count_nonzero(back):
+                    if self._post == 0:
+                        self._post_quiet = 0
+                        self._post_sum = self._post_tip = 0.0
+                    self._post = 10
+                    self._episode = 0
         if self._state == _REST and self._post == 0:
             self._excursion = 0.0
         # confidence: 0.5 at the entry threshold, 1 at twice the margin; at rest,
-        # 1 on the resting line and 0.5 at the drop threshold
-        a = np.abs(rel)
-        if rep_const is None:
-            c = 1.0 - (0.5 / md) * a if st == _REST else 0.5 + (a - md) * (0.5 / md)
+        # 1 on the resting line and 0.5 at the drop threshold. Where the stretch's
+        # extremes show it needs no clipping to 0..1 (each formula is monotone in
+        # |rel|), it is computed in place; else clipped (c is never -0.0, so the
+        # sign of a zero cannot differ from np.clip's).
+        if rep_const is None and lo == lo:
+            if rise_const:  # rel >= mc / 2 > 0 throughout
+                k = 2.0 * mc
+                if 0.5 + (lo - mc) / k >= 0.0 and 0.5 + (hi - mc) / k <= 1.0:
+                    np.subtract(rel, mc, out=conf_out)
+                    conf_out /= k
+                    conf_out += 0.5
+                    c = None
+                else:
+                    c = 0.5 + (np.abs(rel) - mc) / k
+            elif st == _REST:
+                k = 0.5 / md
+                if 1.0 - k * max(-lo, hi) >= 0.0:
+                    np.abs(rel, out=conf_out)
+                    conf_out *= k
+                    np.subtract(1.0, conf_out, out=conf_out)
+                    c = None
+                else:
+                    c = 1.0 - k * np.abs(rel)
+            else:  # DROP: rel <= -md / 2 < 0 throughout
+                k = 0.5 / md
+                if 0.5 + (-hi - md) * k >= 0.0 and 0.5 + (-lo - md) * k <= 1.0:
+                    np.negative(rel, out=conf_out)
+                    conf_out -= md
+                    conf_out *= k
+                    conf_out += 0.5
+                    c = None
+                else:
+                    c = 0.5 + (np.abs(rel) - md) * k
         else:
-            mtab = np.array([1.0, md, md, mc, mc])
-            mm = mtab[rep]
-            c = np.where(rep == _REST, 1.0 - 0.5 * a / mm, 0.5 + (a - mm) / (2.0 * mm))
-            c[rep == _UNK] = 0.0
-        np.clip(c, 0.0, 1.0, out=conf_out)
-        # block accumulators for the rest tracker
-        self._b_sum += float(base.sum())
+            a = np.abs(rel)
+            if rise_const:
+                c = 0.5 + (a - mc) / (2.0 * mc)  # (as _states' table gives it)
+            elif rep_const is None:
+                c = 1.0 - (0.5 / md) * a if st == _REST else 0.5 + (a - md) * (0.5 / md)
+            else:
+                mtab = np.array([1.0, md, md, mc, mc])
+                mm = mtab[rep]
+                c = np.where(rep == _REST, 1.0 - 0.5 * a / mm, 0.5 + (a - mm) / (2.0 * mm))
+                c[rep == _UNK] = 0.0
+        if c is not None:
+            np.maximum(c, 0.0, out=conf_out)
+            np.minimum(conf_out, 1.0, out=conf_out)
+        # the block's samples for the rest tracker: summed once the block is
+        # complete, so the sums (and the resting tone) do not depend on where
+        # chunks happen to split a block
+        bb, pos = self._bbuf, self._b_n
+        bb[0, pos : pos + n] = base
         if self.two:
-            self._b_tip += float(tip.sum())
+            bb[1, pos : pos + n] = tip
+        bb[2, pos : pos + n] = ripple
         self._b_min = min(self._b_min, lo + rest)
         self._b_max = max(self._b_max, hi + rest)
-        self._b_rsq += float(np.dot(ripple, ripple))
-        self._b_n += n
+        self._b_n = pos + n
         if self._b_rest:
-            self._b_rest = bool(st == _REST) if rep_const is None else bool((rep == _REST).all())
+            self._b_rest = (
+                bool(st == _REST) if rep_const is None else _count_nonzero(rep == _REST) == n
+            )
         if g_end % self._block_n == 0:
             # the noise changes slowly: measure it every fifth block
             if (g_end // self._block_n) % 5 == 0 or self._sigma == 0.0:
                 self._sigma = self._noise_now()
             self._block_end(self._sigma, md)
+
+    def _rise_holds(
+        self, st: np.int8, rel: FloatArray, tip: FloatArray, hold: bool, mc: float, ms: float
+    ) -> bool:
+        """No sample of a stretch at least half a contraction margin up changes the rise class.
+
+        Every such sample is a rise (past ``mc``) or in the hysteresis band
+        (holds the class); a rise keeps the class ``st`` unless the tip/base
+        split (two channels) or the breath hold (one channel) says the other
+        one. Mirrors the classification in :meth:`_states`.
+        """
+        rise = rel > mc
+        if self.two:
+            dt = (tip - self._rest_tip) - rel
+            # a contraction holds without a strain sample, a strain without a squeeze one
+            bad = rise & (dt > 0.1 * rel) & (rel > ms) if st == _CON else rise & (dt < -0.1 * rel)
+            return not _count_nonzero(bad)
+        if st == _CON:
+            return not hold or not _count_nonzero(rise & (rel > ms))
+        return not _count_nonzero(rise & ~(rel > ms) if hold else rise)
 
     def _states(
         self,
@@ -453,7 +580,8 @@ class PelvicTracker:
                 # in between: hold the previous rise class (or call it a contraction)
                 between = rise & ~strain & ~squeeze
                 if between.any():
-                    z[between] = _STR if self._cand == _STR else _CON
+                    # (the class as the block began: the same however chunks split it)
+                    z[between] = _STR if self._cand_block == _STR else _CON
             else:
                 # one channel: a rise during a breath hold is bearing down
                 z[rise] = _CON
@@ -516,6 +644,13 @@ class PelvicTracker:
 
     def _block_end(self, sigma: float, md: float) -> None:
         n = self._b_n
+        if n > 0:
+            bb = self._bbuf
+            self._b_sum = 0.0 + float(_add_reduce(bb[0, :n]))
+            if self.two:
+                self._b_tip = 0.0 + float(_add_reduce(bb[1, :n]))
+            r = bb[2, :n]
+            self._b_rsq = 0.0 + float(np.dot(r, r))
         if n > 0 and self._rest is not None:
             self._sigma = sigma
             steady = (self._b_max - self._b_min) < max(md, 4.0 * sigma)
@@ -559,7 +694,7 @@ class PelvicTracker:
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
         """Far below rest for a second: the probe slipped, not a drop."""
-        if self._rest is None or not t.size or np.isnan(rel[-1]):
+        if self._rest is None or not t.shape[0] or math.isnan(rel.item(-1)):
             return quality
         md = self.margins()[0]
         th = self.thresholds
@@ -583,18 +718,19 @@ class PelvicTracker:
         events: list[PelvicEvent],
         quality: Quality | None = None,
     ) -> PelvicOutput:
+        # (positional: PelvicOutput's field order; a keyword call costs more per chunk)
         return PelvicOutput(
-            stream=self.stream,
-            t=t,
-            level=level,
-            relative=rel,
-            state=state,
-            confidence=conf,
-            rest_level=self._rest,
-            margins=self.margins(),
-            noise=self._sigma,
-            quality=self._quality.quality if quality is None else quality,
-            events=tuple(events),
-            calibrated=self.thresholds is not None,
-            delay_s=self.delay_s,
+            self.stream,
+            t,
+            level,
+            rel,  # relative
+            state,
+            conf,  # confidence
+            self._rest,  # rest_level
+            self.margins(),
+            self._sigma,  # noise
+            self._quality.quality if quality is None else quality,
+            tuple(events),
+            self.thresholds is not None,  # calibrated
+            self.delay_s,
         )

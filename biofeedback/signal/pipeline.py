@@ -46,6 +46,10 @@ __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
+# code -> member, a list lookup instead of an enum call per chunk
+_PELVIC_STATES = [PelvicState(i) for i in range(max(PelvicState) + 1)]
+_BREATH_PHASES = [BreathPhase(i) for i in range(max(BreathPhase) + 1)]
+
 
 @dataclass
 class _Stream:
@@ -94,9 +98,11 @@ class Pipeline:
             for s in self._streams
             if s.kind is kind and (kind is StreamKind.RR or s.rate_hz)
         ]
+        self._pelvic_name = None if self._pelvic_spec is None else self._pelvic_spec.name
         self._given_up: set[str] = set()
         self.breath: BreathTracker | None = None
         self._breath_spec: StreamSpec | None = None
+        self._breath_name: str | None = None
         self._pick_breath()
         fs = float(self._pelvic_spec.rate_hz or 50.0) if self._pelvic_spec else 50.0
         self._scorer = CouplingScorer(fs_hint=min(fs, 50.0))
@@ -116,12 +122,14 @@ class Pipeline:
             if spec is self._breath_spec:
                 return
             self._breath_spec = spec
+            self._breath_name = spec.name
             self.breath = BreathTracker(
                 spec.kind, spec.rate_hz, stream=spec.name, n_channels=max(1, len(spec.channels))
             )
             log.debug("breath source: %s (%s)", spec.name, spec.kind)
             return
         self._breath_spec = None
+        self._breath_name = None
         self.breath = None
 
     @property
@@ -187,43 +195,46 @@ class Pipeline:
 
     def process(self, chunk: Chunk) -> PipelineUpdate:
         """Feed one chunk (causal; chunks of each stream in time order)."""
-        name = self._resolve(chunk.stream)
+        sid = chunk.stream
+        name = self._id_to_name.get(sid)
+        if name is None:
+            name = self._resolve(sid)
         breath_out: BreathOutput | None = None
         pelvic_out: PelvicOutput | None = None
-        coupling: list[CouplingResult] = []
-        reps: list[RepResult] = []
-        if name is not None and len(chunk):
-            t_end = float(chunk.t[-1])
-            if self._pelvic_spec is not None and name == self._pelvic_spec.name:
+        coupling: tuple[CouplingResult, ...] = ()
+        reps: tuple[RepResult, ...] = ()
+        t = chunk.t
+        n = t.shape[0]
+        if name is not None and n:
+            t_end = float(t[n - 1])
+            if name == self._pelvic_name:
                 assert self.pelvic is not None
-                pelvic_out = self.pelvic.process(
-                    chunk.t, chunk.values, breath_hold=self._holding(t_end)
-                )
+                pelvic_out = self.pelvic.process(t, chunk.values, breath_hold=self._holding(t_end))
                 self._scorer.add_pelvic(pelvic_out)
-                if pelvic_out.t.size:
-                    self._pstate = PelvicState(int(pelvic_out.state[-1]))
+                if pelvic_out.t.shape[0]:
+                    self._pstate = _PELVIC_STATES[int(pelvic_out.state[-1])]
                     self._pconf = float(pelvic_out.confidence[-1])
                 self._pquality = pelvic_out.quality
-            if self._breath_spec is not None and name == self._breath_spec.name:
+            if name == self._breath_name:
                 assert self.breath is not None
-                breath_out = self.breath.process(chunk.t, chunk.values)
-                self._scorer.add_breath(breath_out.events)
-                if breath_out.phase.size:
-                    self._phase = BreathPhase(int(breath_out.phase[-1]))
-            for c in self._scorer.ready():
-                coupling.append(c)
-                rep = self._reps.add(c)
-                if rep is not None:
-                    reps.append(rep)
-            self._t = max(self._t, t_end)
-        return PipelineUpdate(
-            stream=chunk.stream,
-            breath=breath_out,
-            pelvic=pelvic_out,
-            coupling=tuple(coupling),
-            reps=tuple(reps),
-            status=self.status,
-        )
+                breath_out = self.breath.process(t, chunk.values)
+                if breath_out.events:
+                    self._scorer.add_breath(breath_out.events)
+                if breath_out.phase.shape[0]:
+                    self._phase = _BREATH_PHASES[int(breath_out.phase[-1])]
+            if self._scorer.pending:
+                cs: list[CouplingResult] = []
+                rs: list[RepResult] = []
+                for c in self._scorer.ready():
+                    cs.append(c)
+                    rep = self._reps.add(c)
+                    if rep is not None:
+                        rs.append(rep)
+                coupling, reps = tuple(cs), tuple(rs)
+            if t_end > self._t:
+                self._t = t_end
+        # (positional: the field order of PipelineUpdate)
+        return PipelineUpdate(sid, breath_out, pelvic_out, coupling, reps, self.status)
 
     def on_link_event(self, ev: LinkEvent) -> None:
         """A link was lost or came back: filters restart after the gap.
@@ -261,6 +272,7 @@ class Pipeline:
                 {self._breath_spec.name}
             ):
                 self._breath_spec = None
+                self._breath_name = None
                 self._pick_breath()
                 self._scorer.reset_breath()
 
@@ -291,18 +303,19 @@ class Pipeline:
         """The latest figures."""
         b = self.breath
         p = self.pelvic
+        # (positional, in PipelineStatus' field order: built for every chunk)
         return PipelineStatus(
-            t=self._t,
-            breath_source=self.breath_source,
-            breath_phase=self._phase,
-            rate_bpm=None if b is None else b.rate_bpm,
-            depth=None if b is None else b.depth,
-            regularity=None if b is None else b.detector.regularity,
-            breath_delay_s=None if b is None else b.delay_s,
-            pelvic_state=self._pstate,
-            pelvic_confidence=self._pconf,
-            pelvic_quality=self._pquality,
-            rest_level=None if p is None else p.rest_level,
-            reps=len(self._reps.reps),
-            reps_active=self._reps.active,
+            self._t,  # t
+            self._breath_name,  # breath_source
+            self._phase,  # breath_phase
+            None if b is None else b.rate_bpm,
+            None if b is None else b.depth,
+            None if b is None else b.detector.regularity,
+            None if b is None else b.delay_s,  # breath_delay_s
+            self._pstate,  # pelvic_state
+            self._pconf,  # pelvic_confidence
+            self._pquality,  # pelvic_quality
+            None if p is None else p.rest_level,
+            len(self._reps.reps),  # reps
+            self._reps.active,  # reps_active
         )
