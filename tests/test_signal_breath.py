@@ -361,3 +361,24 @@ def test_real_recording_is_chunking_invariant(respiration_dir: Path) -> None:
     for i in range(0, len(t), 23):  # 0.36 s notifications
         evs += tr.process(t[i : i + 23], x[i : i + 23, None]).events
     assert evs == list(whole.events)
+
+
+@pytest.mark.parametrize("chunk", [7, 50])
+def test_ripple_phase_does_not_depend_on_chunking(chunk: int) -> None:
+    # the pressure ripple (polarity found on the way, pauses near the bottom): a
+    # pause label once depended on the typical amplitude at the end of the chunk
+    t, v = ripple_signal()
+    whole = BreathTracker(StreamKind.PRESSURE, 50.0, n_channels=2).process(t, v)
+    tr = BreathTracker(StreamKind.PRESSURE, 50.0, n_channels=2)
+    parts = [tr.process(t[i : i + chunk], v[i : i + chunk]) for i in range(0, len(t), chunk)]
+    assert [e for p in parts for e in p.events] == list(whole.events)
+    np.testing.assert_array_equal(np.concatenate([p.phase for p in parts]), whole.phase)
+    assert BreathPhase.PAUSE in whole.phase
+
+
+@functools.cache
+def ripple_signal() -> tuple[np.ndarray, np.ndarray]:
+    rec = record(
+        BodyModel(5, params=BodyParams(natural_rate_bpm=12), noise=1.0), 300, ("pressure",)
+    )
+    return rec["tp"], rec["p"]

@@ -14,12 +14,16 @@ from biofeedback.signal.filters import (
     BlockMean,
     Ewma,
     GridResampler,
+    Interp,
     QualityMonitor,
     RingBuffer,
     SosFilter,
     bandpass_sos,
     highpass_sos,
+    lfilter_zi,
     lowpass_sos,
+    median,
+    percentile,
     phase_delay_s,
 )
 from biofeedback.signal.types import Quality
@@ -172,3 +176,76 @@ def test_quality_monitor_flags_flat_clipped_and_noisy() -> None:
     for _ in range(20):
         out = q3.process(rng.standard_normal((25, 1)), noise_sd=1.0)
     assert out is Quality.NOISY
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def test_median_and_percentile_match_numpy_bit_for_bit() -> None:
+    rng = np.random.default_rng(4)
+    for n in [*range(1, 40), 249, 250, 1001]:
+        x = rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6)
+        x[rng.random(n) < 0.2] = 0.0  # ties
+        assert median(x) == float(np.median(x))
+        assert median(x.copy(), overwrite=True) == float(np.median(x))
+        for q in (0, 5, 10, 50, 90, 95, 100):
+            assert percentile(x, q) == float(np.percentile(x, q)), (n, q)
+    with_nan = np.array([1.0, np.nan, 2.0])
+    assert np.isnan(median(with_nan)) and np.isnan(percentile(with_nan, 10))
+
+
+def test_interp_matches_numpy_bit_for_bit() -> None:
+    xp = np.geomspace(0.03, 1.0, 48)
+    fp = np.cos(7.0 * xp) / (1.0 + xp)
+    f = Interp(xp, fp)
+    rng = np.random.default_rng(5)
+    for x in [*rng.uniform(0.0, 1.2, 2000).tolist(), *xp.tolist(), 0.0, 2.0, np.inf]:
+        assert f(x) == float(np.interp(x, xp, fp))
+    assert np.isnan(f(np.nan))
+
+
+def test_lfilter_zi_is_scipys_recursion() -> None:
+    b, a = np.array([0.2, 0.3, 0.1]), np.array([1.0, -0.5, 0.25])
+    x = _signal(300, 2, seed=6)
+    zi = np.array([[0.3, 0.1], [-0.1, 0.2]])
+    y, zf = lfilter_zi(b, a, x, 0, zi)
+    y_ref, zf_ref = sps.lfilter(b, a, x, axis=0, zi=zi)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(zf, zf_ref)
+
+
+@settings(max_examples=30)
+@given(cuts=chunkings)
+def test_block_mean_one_channel_path_is_the_same_decimation(cuts: list[int]) -> None:
+    # process1 (1-D, the belt's path) and process (2-D) give the same block means,
+    # bit for bit, however chunked (and the long-chunk pair sum equals the reduction)
+    x = _signal(1503, 1, seed=7)
+    t = np.arange(1503) / 50.0
+    tb_w, xb_w = BlockMean(2, 1).process(t, x)
+    bm = BlockMean(2, 1)
+    parts = [bm.process1(t[a:b], x[a:b, 0]) for a, b in _split(len(x), cuts)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), tb_w)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), xb_w[:, 0])
+    zeros = np.array([[-0.0], [-0.0]] * 100)  # a zero's sign as numpy's reduction gives it
+    _, zb = BlockMean(2, 1).process(np.arange(200.0), zeros)
+    assert not np.signbit(zb).any()
+
+
+def test_ring_buffer_second_series_and_two_columns() -> None:
+    rb = RingBuffer(10, aux=True)
+    t = np.arange(37.0)
+    for a in range(0, 37, 4):
+        rb.append(t[a : a + 4], t[a : a + 4] * 2.0, -t[a : a + 4])
+    ts, xs = rb.storage()
+    first = rb.first
+    np.testing.assert_array_equal(ts[35 - first : 37 - first], [35.0, 36.0])
+    np.testing.assert_array_equal(xs[35 - first : 37 - first], [70.0, 72.0])
+    np.testing.assert_array_equal(rb.aux_storage()[35 - first : 37 - first], [-35.0, -36.0])
+    with pytest.raises(ValueError, match="second series"):
+        RingBuffer(4).aux_storage()
+    r2 = RingBuffer(8, 2)
+    for a in range(0, 37, 3):
+        r2.append2(t[a : a + 3], t[a : a + 3], np.ones(len(t[a : a + 3]), dtype=np.int8))
+    tt, xx = r2.since(34.5)
+    np.testing.assert_array_equal(tt, [35.0, 36.0])
+    np.testing.assert_array_equal(xx, [[35.0, 1.0], [36.0, 1.0]])

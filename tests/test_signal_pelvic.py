@@ -7,7 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from biofeedback.signal.pelvic import PelvicTracker
@@ -221,3 +221,25 @@ def test_pelvic_output_does_not_depend_on_chunking(cuts: list[int]) -> None:
     assert [e for o in parts for e in o.events] == list(whole.events)
     assert parts[-1].rest_level == whole.rest_level
     assert PelvicState.DROP in whole.state
+
+
+@settings(max_examples=12, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=2500), max_size=25))
+# chunks splitting blocks once moved the resting tone in its last bits and a
+# tip/base tie between strain and contraction followed the chunk start
+@example(cuts=[6, 55, 83, 200, 223, 439, 749, 985, 1056, 1202, 1353, 1385, 1824, 1912, 2116])
+def test_strain_and_rest_do_not_depend_on_chunking(cuts: list[int]) -> None:
+    """Two channels through the strain set: the rise class, the resting tone and the
+    margins are the same however the chunks split the rest-update blocks."""
+    rec = recording(2, 1.0)
+    t, p = rec["t"][7500:10000], rec["p"][7500:10000]  # rest, then the strain set
+    whole = PelvicTracker(FS, 2).process(t, p)
+    tr = PelvicTracker(FS, 2)
+    pts = sorted({0, len(t), *cuts})
+    parts = [tr.process(t[a:b], p[a:b]) for a, b in itertools.pairwise(pts)]
+    np.testing.assert_array_equal(np.concatenate([o.state for o in parts]), whole.state)
+    np.testing.assert_array_equal(np.concatenate([o.relative for o in parts]), whole.relative)
+    assert [e for o in parts for e in o.events] == list(whole.events)
+    assert parts[-1].rest_level == whole.rest_level
+    assert parts[-1].margins == whole.margins
+    assert PelvicState.STRAIN in whole.state

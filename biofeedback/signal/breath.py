@@ -544,6 +544,8 @@ class BreathDetector:
         self._inh_period = math.nan
         self._regularity: float | None = None
         self._stale = 0  # _STALE_* bits: figures to recompute when read
+        # (theta, pause band, sign) for the stretches, as of the last event; None: work out
+        self._params: tuple[float, float, int] | None = None
         self._ring_start = self._ring.total
         self._label_from = 0
         self._t_first = -math.inf
@@ -754,6 +756,7 @@ class BreathDetector:
             self._sigma = sigma
             if not math.isfinite(self._amp_typ):
                 self._amp_typ = rng
+            self._params = None
             self._set_h()
             self._ring_start = lo
             self._label_from = at + 1
@@ -802,10 +805,11 @@ class BreathDetector:
         t_end = T.item(e_all - 1)
         win, pre_n = self._win, self._pre_n
         stretches = self._stretches
-        # stretch parameters change only at events
-        theta = self._theta()
-        band = 0.2 * self._amp_typ
-        sign = -1 if self.polarity < 0 else 1
+        # stretch parameters change only at events (kept from the last search)
+        params = self._params
+        if params is None:
+            params = (self._theta(), 0.2 * self._amp_typ, -1 if self.polarity < 0 else 1)
+        theta, band, sign = params
         p = g_start
         while p < g_end:
             a_loc = p - off if p > off else 0
@@ -936,6 +940,7 @@ class BreathDetector:
             band = 0.2 * self._amp_typ
             sign = -1 if self.polarity < 0 else 1
             p = p + c + 1
+        self._params = (theta, band, sign)
 
     def _theta(self) -> float:
         """Slope threshold of the phase trigger: a quarter of a typical breath's steepest."""

@@ -146,26 +146,30 @@ def score_cycle(
     if con_e:
         reasons.append(CONTRACTED_EXHALE)
         score = min(score, 30.0)
-    if not (con_i or con_e or strained) and max(float(ri.max()), float(re.max())) > mc:
+    if (
+        not (con_i or con_e or strained)
+        and max(ri.item(int(ri.argmax())), re.item(int(re.argmax()))) > mc  # (no NaN here)
+    ):
         reasons.append(PRESSURE_ROSE)
         score = min(score, 40.0)
     if strained:
         reasons.append(STRAIN)
         score = 0.0
+    # (positional, in CouplingResult's field order)
     return CouplingResult(
-        inhale_onset=inhale_onset,
-        exhale_onset=exhale_onset,
-        end=end,
-        rest_level=rest_level,
-        inhale_level=inhale_level,
-        exhale_level=exhale_level,
-        drop=drop,
-        drop_ratio=drop_ratio,
-        release_kept=release_kept,
-        strain=strained,
-        contracted=bool(con_i or con_e),
-        score=round(_clip(score, 0.0, 100.0), 1),
-        reasons=tuple(reasons),
+        inhale_onset,
+        exhale_onset,
+        end,
+        rest_level,
+        inhale_level,
+        exhale_level,
+        drop,
+        drop_ratio,
+        release_kept,
+        strained,  # strain
+        bool(con_i or con_e),  # contracted
+        round(_clip(score, 0.0, 100.0), 1),  # score
+        tuple(reasons),
     )
 
 
@@ -185,6 +189,9 @@ class CouplingScorer:
 
     def __init__(self, history_s: float = 90.0, fs_hint: float = 50.0) -> None:
         self._hist = RingBuffer(max(64, round(history_s * fs_hint)), 2)
+        # pelvic chunks not yet in the history: moved in when a cycle is scored
+        # (or once a few have gathered), a few larger appends instead of one per chunk
+        self._queued: list[PelvicOutput] = []
         self._pending: deque[tuple[float, float, float]] = deque(maxlen=32)
         self._last_inhale: float | None = None
         self._last_exhale: float | None = None
@@ -200,10 +207,27 @@ class CouplingScorer:
         n = out.t.shape[0]
         if not n:
             return
-        self._hist.append2(out.t, out.relative, out.state)
-        self._t_pelvic = float(out.t[n - 1])
+        q = self._queued
+        q.append(out)
+        if len(q) >= 32:
+            self._flush()
+        self._t_pelvic = out.t.item(n - 1)
         if out.rest_level is not None:
             self._figures = (out.rest_level, out.margins[0], out.margins[1])
+
+    def _flush(self) -> None:
+        """Move the queued pelvic chunks into the history."""
+        q = self._queued
+        if len(q) == 1:
+            o = q[0]
+            self._hist.append2(o.t, o.relative, o.state)
+        elif q:
+            self._hist.append2(
+                np.concatenate([o.t for o in q]),
+                np.concatenate([o.relative for o in q]),
+                np.concatenate([o.state for o in q]),
+            )
+        q.clear()
 
     def add_breath(self, events: Sequence[BreathEvent]) -> None:
         """Register onsets; an inhale onset closes the previous cycle."""
@@ -228,6 +252,8 @@ class CouplingScorer:
     def ready(self) -> list[CouplingResult]:
         """Score the cycles the pelvic signal now covers."""
         out: list[CouplingResult] = []
+        if self._pending and self._pending[0][2] <= self._t_pelvic:
+            self._flush()
         while self._pending and self._pending[0][2] <= self._t_pelvic:
             t_in, t_ex, t_end = self._pending.popleft()
             if self._figures is None:

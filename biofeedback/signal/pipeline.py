@@ -116,6 +116,20 @@ class Pipeline:
     # ------------------------------------------------------------------ setup
 
     def _pick_breath(self) -> None:
+        self._choose_breath()
+        self._note_breath_figures()
+
+    def _note_breath_figures(self) -> None:
+        """Keep the breath figures the status shows (they change only when the
+        breath tracker processes a chunk or is replaced or reset)."""
+        b = self.breath
+        self._bfig: tuple[float | None, float | None, float | None, float | None] = (
+            (None, None, None, None)
+            if b is None
+            else (b.rate_bpm, b.depth, b.detector.regularity, b.delay_s)
+        )
+
+    def _choose_breath(self) -> None:
         for spec in self._candidates:
             if spec.name in self._given_up:
                 continue
@@ -218,6 +232,12 @@ class Pipeline:
             if name == self._breath_name:
                 assert self.breath is not None
                 breath_out = self.breath.process(t, chunk.values)
+                self._bfig = (
+                    breath_out.rate_bpm,
+                    breath_out.depth,
+                    breath_out.regularity,
+                    breath_out.delay_s,
+                )
                 if breath_out.events:
                     self._scorer.add_breath(breath_out.events)
                 if breath_out.phase.shape[0]:
@@ -244,6 +264,10 @@ class Pipeline:
         """
         if ev.kind not in (LinkKind.LOST, LinkKind.CONNECTED, LinkKind.GIVEN_UP):
             return
+        self._link_event(ev)
+        self._note_breath_figures()  # a reset or a new source changes them
+
+    def _link_event(self, ev: LinkEvent) -> None:
         affected = self._streams_of(ev.device)
         if ev.kind is LinkKind.GIVEN_UP:
             self._given_up |= affected
@@ -301,17 +325,17 @@ class Pipeline:
     @property
     def status(self) -> PipelineStatus:
         """The latest figures."""
-        b = self.breath
         p = self.pelvic
+        rate, depth, regularity, delay = self._bfig
         # (positional, in PipelineStatus' field order: built for every chunk)
         return PipelineStatus(
             self._t,  # t
             self._breath_name,  # breath_source
             self._phase,  # breath_phase
-            None if b is None else b.rate_bpm,
-            None if b is None else b.depth,
-            None if b is None else b.detector.regularity,
-            None if b is None else b.delay_s,  # breath_delay_s
+            rate,  # rate_bpm
+            depth,
+            regularity,
+            delay,  # breath_delay_s
             self._pstate,  # pelvic_state
             self._pconf,  # pelvic_confidence
             self._pquality,  # pelvic_quality
