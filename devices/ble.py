@@ -400,63 +400,52 @@ class BleSource(TaskSource):
         failures = 0
         connected_once = False
         lost_at: float | None = None
-        try:
-            self._event(LinkKind.CONNECTING)
-            while True:
-                try:
-                    if connected_once:
-                        await self._await_advertising()
-                    client, io = await self._connect()
-                except (BleakError, TimeoutError, OSError, BiofeedbackError) as exc:
-                    if isinstance(exc, WriteNotAllowedError):
-                        raise
-                    failures += 1
-                    reason = str(exc) or type(exc).__name__
-                    log.info("%s: connect failed (%d): %s", self.name, failures, reason)
-                    if connected_once and failures >= self.policy.max_consecutive_failures:
-                        self._event(LinkKind.GIVEN_UP, reason, float(failures))
-                        raise GaveUpError(
-                            f"{self.name}: link lost and {failures} reconnect attempts "
-                            f"failed; last error: {reason}"
-                        ) from exc
-                    if not connected_once and failures >= self.policy.connect_attempts:
-                        self._event(LinkKind.GIVEN_UP, reason, float(failures))
-                        raise ConnectionFailedError(
-                            f"cannot connect to {self.name}: {reason}"
-                        ) from exc
-                    self._event(LinkKind.RECONNECTING, reason, float(failures))
-                    await self.clock.sleep(self.policy.delay(failures))
-                    continue
-                gap = None if lost_at is None else self.clock.now() - lost_at
+        self._event(LinkKind.CONNECTING)
+        while True:
+            try:
                 if connected_once:
-                    self.stats.reconnects += 1
-                connected_once = True
-                failures = 0
-                self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
-                await self._read_battery(io)
-                try:
-                    reason = await self._pump(client, io)
-                finally:
-                    await self._shutdown(client, io, clean=False)
-                lost_at = self.clock.now()
-                self._event(LinkKind.LOST, reason)
-                # Next packets re-anchor; protocol state starts afresh.
-                self._parser.reset()
-                for st in self._stampers.values():
-                    st.reset()
-                self._event(LinkKind.RECONNECTING, reason, 1.0)
-                failures = 1
-                await self.clock.sleep(self.policy.delay(1))
-        except asyncio.CancelledError:
-            self._event(LinkKind.STOPPED, "stopped")
-            raise
-        except BiofeedbackError as exc:
-            self._error = exc
-        except Exception as exc:  # a bug: report it rather than hang the consumer
-            log.exception("%s: connection task failed", self.name)
-            self._error = exc
-        finally:
-            self._end()
+                    await self._await_advertising()
+                client, io = await self._connect()
+            except (BleakError, TimeoutError, OSError, BiofeedbackError) as exc:
+                if isinstance(exc, WriteNotAllowedError):
+                    raise
+                failures += 1
+                reason = str(exc) or type(exc).__name__
+                log.info("%s: connect failed (%d): %s", self.name, failures, reason)
+                if connected_once and failures >= self.policy.max_consecutive_failures:
+                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
+                    raise GaveUpError(
+                        f"{self.name}: link lost and {failures} reconnect attempts "
+                        f"failed; last error: {reason}"
+                    ) from exc
+                if not connected_once and failures >= self.policy.connect_attempts:
+                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
+                    raise ConnectionFailedError(
+                        f"cannot connect to {self.name}: {reason}"
+                    ) from exc
+                self._event(LinkKind.RECONNECTING, reason, float(failures))
+                await self.clock.sleep(self.policy.delay(failures))
+                continue
+            gap = None if lost_at is None else self.clock.now() - lost_at
+            if connected_once:
+                self.stats.reconnects += 1
+            connected_once = True
+            failures = 0
+            self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
+            await self._read_battery(io)
+            try:
+                reason = await self._pump(client, io)
+            finally:
+                await self._shutdown(client, io, clean=False)
+            lost_at = self.clock.now()
+            self._event(LinkKind.LOST, reason)
+            # Next packets re-anchor; protocol state starts afresh.
+            self._parser.reset()
+            for st in self._stampers.values():
+                st.reset()
+            self._event(LinkKind.RECONNECTING, reason, 1.0)
+            failures = 1
+            await self.clock.sleep(self.policy.delay(1))
 
     async def _await_advertising(self) -> None:
         """Wait until the device advertises again; refresh its BLEDevice from the scan."""

@@ -42,7 +42,6 @@ import numpy.typing as npt
 from devices.clock import Clock
 from devices.drivers.base import DriverInfo
 from devices.errors import (
-    BiofeedbackError,
     DeviceNotFoundError,
     GaveUpError,
     InputError,
@@ -320,53 +319,42 @@ class LslSource(TaskSource):
         failures = 0
         connected_once = False
         lost_at: float | None = None
-        try:
-            self._event(LinkKind.CONNECTING)
-            while True:
-                try:
-                    await self._open()
-                except (DeviceNotFoundError, RuntimeError) as exc:
-                    failures += 1
-                    reason = str(exc) or type(exc).__name__
-                    limit = (
-                        self.max_consecutive_failures if connected_once else self.connect_attempts
-                    )
-                    if failures >= limit:
-                        self._event(LinkKind.GIVEN_UP, reason, float(failures))
-                        if connected_once:
-                            raise GaveUpError(
-                                f"LSL stream {self.name!r} lost and {failures} reconnect "
-                                f"attempts failed; last error: {reason}"
-                            ) from exc
-                        if isinstance(exc, DeviceNotFoundError):
-                            raise
-                        raise DeviceNotFoundError(f"cannot open LSL stream: {reason}") from exc
-                    self._event(LinkKind.RECONNECTING, reason, float(failures))
-                    await self.clock.sleep(self._delay(failures))
-                    continue
-                gap = None if lost_at is None else self.clock.now() - lost_at
-                if connected_once:
-                    self.reconnects += 1
-                connected_once = True
-                failures = 0
-                self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
-                reason = await self._pump()
-                await self._close_inlet()
-                lost_at = self.clock.now()
-                self._event(LinkKind.LOST, reason)
-                failures = 1
-                self._event(LinkKind.RECONNECTING, reason, 1.0)
-                await self.clock.sleep(self._delay(1))
-        except asyncio.CancelledError:
-            self._event(LinkKind.STOPPED, "stopped")
-            raise
-        except BiofeedbackError as exc:
-            self._error = exc
-        except Exception as exc:  # a bug: report it rather than hang the consumer
-            log.exception("LSL source %s failed", self.name)
-            self._error = exc
-        finally:
-            self._end()
+        self._event(LinkKind.CONNECTING)
+        while True:
+            try:
+                await self._open()
+            except (DeviceNotFoundError, RuntimeError) as exc:
+                failures += 1
+                reason = str(exc) or type(exc).__name__
+                limit = (
+                    self.max_consecutive_failures if connected_once else self.connect_attempts
+                )
+                if failures >= limit:
+                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
+                    if connected_once:
+                        raise GaveUpError(
+                            f"LSL stream {self.name!r} lost and {failures} reconnect "
+                            f"attempts failed; last error: {reason}"
+                        ) from exc
+                    if isinstance(exc, DeviceNotFoundError):
+                        raise
+                    raise DeviceNotFoundError(f"cannot open LSL stream: {reason}") from exc
+                self._event(LinkKind.RECONNECTING, reason, float(failures))
+                await self.clock.sleep(self._delay(failures))
+                continue
+            gap = None if lost_at is None else self.clock.now() - lost_at
+            if connected_once:
+                self.reconnects += 1
+            connected_once = True
+            failures = 0
+            self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
+            reason = await self._pump()
+            await self._close_inlet()
+            lost_at = self.clock.now()
+            self._event(LinkKind.LOST, reason)
+            failures = 1
+            self._event(LinkKind.RECONNECTING, reason, 1.0)
+            await self.clock.sleep(self._delay(1))
 
     def _delay(self, attempt: int) -> float:
         return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -24,6 +25,9 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+from devices.clock import Clock
+from devices.errors import BiofeedbackError
 
 __all__ = [
     "Chunk",
@@ -211,13 +215,15 @@ class Source(Protocol):
 class TaskSource:
     """Base of sources that run one background task feeding a queue.
 
-    Subclasses implement :meth:`_run` (put :class:`Chunk` and
-    :class:`LinkEvent` items with :meth:`_put`, set :attr:`_error` to end the
-    iteration with that error) and :attr:`name`. Entering starts the task;
-    leaving (or :meth:`close`) cancels it, which must stop the device cleanly.
+    Subclasses set :attr:`clock` and implement :attr:`name` and :meth:`_run`
+    (put :class:`Chunk` and :class:`LinkEvent` items with :meth:`_put`; raise
+    a :class:`~devices.errors.BiofeedbackError` to end the iteration with it).
+    Entering starts the task; leaving (or :meth:`close`) cancels it, which
+    must stop the device cleanly.
     """
 
     _END: object = object()
+    clock: Clock
 
     def __init__(self) -> None:
         self._out: asyncio.Queue[Any] = asyncio.Queue()
@@ -238,8 +244,25 @@ class TaskSource:
         """Mark the end of the items (call once, from the task's ``finally``)."""
         self._out.put_nowait(self._END)
 
+    async def _guarded(self) -> None:
+        """Run :meth:`_run`; however it ends, the consumer's iteration ends too."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            self._put(LinkEvent(LinkKind.STOPPED, self.clock.now(), self.name, "stopped"))
+            raise
+        except BiofeedbackError as exc:
+            self._error = exc
+        except Exception as exc:  # a bug: report it rather than hang the consumer
+            logging.getLogger(type(self).__module__).exception("%s failed", self.name)
+            self._error = exc
+        finally:
+            self._end()
+
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__} {self.name}")
+        self._task = asyncio.create_task(
+            self._guarded(), name=f"{type(self).__name__} {self.name}"
+        )
         return self
 
     async def __aexit__(
