@@ -44,7 +44,7 @@ from biofeedback.signal.filters import (
     bandpass_sos,
     lowpass_sos,
     median,
-    phase_delay_s,
+    phase_delays_s,
 )
 from biofeedback.signal.types import Breath, BreathEvent, BreathOutput, Int8Array
 from devices.stream import StreamKind
@@ -61,6 +61,8 @@ __all__ = [
     "front_end_for",
 ]
 
+_INHALE = BreathPhase.INHALE
+_EXHALE = BreathPhase.EXHALE
 _INH = np.int8(BreathPhase.INHALE)
 _EXH = np.int8(BreathPhase.EXHALE)
 _PAU = np.int8(BreathPhase.PAUSE)
@@ -193,7 +195,7 @@ class FrontEnd:
         if interp is None:
             hi = min(1.0, 0.45 * self.fs)
             fs_ = np.geomspace(0.03, hi, 48)
-            d = np.array([phase_delay_s(self.sos, float(f), self.fs) for f in fs_])
+            d = phase_delays_s(self.sos, fs_, self.fs)
             self._delay_table = (fs_, d)
             interp = self._delay_interp = Interp(fs_, d)  # np.interp's result, per event
         return interp(f_hz)
@@ -501,6 +503,7 @@ class BreathDetector:
         self._noise_gain = noise_gain
         self._noise_n = max(16, round(10.0 * fs))  # raw samples the noise is measured on
         self._slope_k = max(1, round(0.25 * fs))
+        self._slope_dt = self._slope_k / fs  # (seconds the slope is taken over)
         self._arange = np.arange(self._ring.capacity + 1)
         # hot loops slice the rings' storage directly (global index g at g - _off)
         self._T, self._Y = self._ring.storage()
@@ -534,6 +537,8 @@ class BreathDetector:
         self._delays: deque[float] = deque(maxlen=10)
         self._delay_mean = math.nan
         self._n_events = 0
+        self._comp_per = math.nan  # the period the delay compensation is for
+        self._comp = 0.0
         self._evidence = 0.0
         self._ev_hist: deque[float] = deque(maxlen=8)
         self._cycles = 0
@@ -799,40 +804,63 @@ class BreathDetector:
         confirmation and the running extremes over a prefix are those over the
         whole stretch, so a long chunk gives the same result at a fraction of
         the array work.
+
+        Each confirmed extreme is reported here too (the knee, the figures, the
+        polarity evidence): written flat, with the search's state in locals
+        written back at the end, as this Python is most of a long chunk's cost.
         """
         Y, T, off = self._Y, self._T, self._off
+        yitem, titem = Y.item, T.item
         e_all = g_end - off
-        t_end = T.item(e_all - 1)
+        t_end = titem(e_all - 1)
         win, pre_n = self._win, self._pre_n
         stretches = self._stretches
+        t_sorted = self._t_sorted
+        # the search's state, in locals (written back below)
+        mode = self._mode
+        max_v, max_i, min_v, min_i = self._max_v, self._max_i, self._min_v, self._min_i
+        h_cur = self._h
+        period = self._period
+        last = self._last_event_t
+        amp_typ = self._amp_typ
+        sigma = self._sigma
+        polarity = self.polarity
+        evs = self._events
         # stretch parameters change only at events (kept from the last search)
         params = self._params
         if params is None:
-            params = (self._theta(), 0.2 * self._amp_typ, -1 if self.polarity < 0 else 1)
+            params = (self._theta(), 0.2 * amp_typ, -1 if polarity < 0 else 1)
         theta, band, sign = params
+        # the hysteresis sinks once no event came for 1.5 periods (these
+        # change only at events)
+        per = period if period > 0 else 6.0
+        sink_at = last + 1.5 * per
+        hf = max(0.08 * amp_typ, 4.0 * sigma, 1e-12)  # its floor
+        watch = last > -math.inf and t_end - last > 1.5 * per
         p = g_start
         while p < g_end:
             a_loc = p - off if p > off else 0
             e_loc = a_loc + win if a_loc + win < e_all else e_all
             seg = Y[a_loc:e_loc]
             nseg = e_loc - a_loc
-            h: float | FloatArray = self._h
-            per = self._period if self._period > 0 else 6.0
-            last = self._last_event_t
-            if math.isfinite(last) and t_end - last > 1.5 * per:
+            h: float | FloatArray = h_cur
+            fixed_h = True  # h is the hysteresis of the last event (no sinking yet)
+            if watch:
                 # no event for long: let the hysteresis sink toward its floor
-                tw = T[a_loc:e_loc]
-                t_max = tw.item(-1) if self._t_sorted else tw.item(int(tw.argmax()))
-                if t_max - (last + 1.5 * per) <= 0.0:
-                    # (not yet in this window: exp(-0.0) is 1, the same h for every sample)
-                    hf = max(0.08 * self._amp_typ, 4.0 * self._sigma, 1e-12)  # _h_floor()
-                    hh = self._h
-                    h = hh if hh >= hf else (hf if hf == hf and hh == hh else math.nan)
+                if t_sorted:
+                    t_max = titem(e_loc - 1)
                 else:
-                    over = np.maximum(tw - (last + 1.5 * per), 0.0)
-                    h = np.maximum(self._h * np.exp(over * (-1.0 / per)), self._h_floor())
-            mode = self._mode
-            if mode != 0 and h is self._h and nseg <= pre_n:
+                    t_max = titem(a_loc + int(T[a_loc:e_loc].argmax()))
+                if t_max - sink_at <= 0.0:
+                    # (not yet in this window: exp(-0.0) is 1, the same h for every sample)
+                    if not h_cur >= hf:
+                        h = hf if hf == hf and h_cur == h_cur else math.nan
+                        fixed_h = False
+                else:
+                    over = np.maximum(T[a_loc:e_loc] - sink_at, 0.0)
+                    h = np.maximum(h_cur * np.exp(over * (-1.0 / per)), hf)
+                    fixed_h = False
+            if mode != 0 and fixed_h and nseg <= pre_n:
                 # Cheap look first (a short stretch: a long one nearly always
                 # holds an event): with a fixed hysteresis, no sample can confirm
                 # while the whole stretch stays within h of the running extreme
@@ -840,36 +868,36 @@ class BreathDetector:
                 # accumulation would; the comparisons bound it exactly).
                 if mode > 0:
                     i_x = int(seg.argmax())
-                    v_x = seg.item(i_x)
-                    top = v_x if v_x > self._max_v else self._max_v
-                    quiet = seg.item(int(seg.argmin())) >= top - h
+                    v_x = yitem(a_loc + i_x)
+                    top = v_x if v_x > max_v else max_v
+                    quiet = yitem(a_loc + int(seg.argmin())) >= top - h
                 else:
                     i_x = int(seg.argmin())
-                    v_x = seg.item(i_x)
-                    bot = v_x if v_x < self._min_v else self._min_v
-                    quiet = seg.item(int(seg.argmax())) <= bot + h
+                    v_x = yitem(a_loc + i_x)
+                    bot = v_x if v_x < min_v else min_v
+                    quiet = yitem(a_loc + int(seg.argmax())) <= bot + h
                 if quiet:
                     run_ext = None
                     if mode == -sign:  # seeking the bottom of the breath: the pause needs it
                         if mode > 0:
                             run_ext = _max_acc(seg)
-                            np.maximum(run_ext, self._max_v, out=run_ext)
+                            np.maximum(run_ext, max_v, out=run_ext)
                         else:
                             run_ext = _min_acc(seg)
-                            np.minimum(run_ext, self._min_v, out=run_ext)
+                            np.minimum(run_ext, min_v, out=run_ext)
                         self._st_ext = True
                     stretches.append((nseg, theta, sign, run_ext, band))
                     if mode > 0:
-                        if v_x > self._max_v:
-                            self._max_v, self._max_i = v_x, p + i_x
-                    elif v_x < self._min_v:
-                        self._min_v, self._min_i = v_x, p + i_x
+                        if v_x > max_v:
+                            max_v, max_i = v_x, p + i_x
+                    elif v_x < min_v:
+                        min_v, min_i = v_x, p + i_x
                     p += nseg
                     continue
             if mode > 0:
                 rmax = _max_acc(seg)
-                if not self._max_v <= seg.item(0):  # (else the carried max changes nothing)
-                    np.maximum(rmax, self._max_v, out=rmax)
+                if not max_v <= yitem(a_loc):  # (else the carried max changes nothing)
+                    np.maximum(rmax, max_v, out=rmax)
                 cond = seg < rmax - h
                 c = int(cond.argmax())
                 if not cond[c]:
@@ -878,8 +906,8 @@ class BreathDetector:
                 hi_first = True
             elif mode < 0:
                 rmin = _min_acc(seg)
-                if not self._min_v >= seg.item(0):  # (else the carried min changes nothing)
-                    np.minimum(rmin, self._min_v, out=rmin)
+                if not min_v >= yitem(a_loc):  # (else the carried min changes nothing)
+                    np.minimum(rmin, min_v, out=rmin)
                 cond = seg > rmin + h
                 c = int(cond.argmax())
                 if not cond[c]:
@@ -888,13 +916,13 @@ class BreathDetector:
                 hi_first = False
             else:
                 rmax = _max_acc(seg)
-                np.maximum(rmax, self._max_v, out=rmax)
+                np.maximum(rmax, max_v, out=rmax)
                 cond = seg < rmax - h
                 c_hi = int(cond.argmax())
                 if not cond[c_hi]:
                     c_hi = -1
                 rmin = _min_acc(seg)
-                np.minimum(rmin, self._min_v, out=rmin)
+                np.minimum(rmin, min_v, out=rmin)
                 cond = seg > rmin + h
                 c_lo = int(cond.argmax())
                 if not cond[c_lo]:
@@ -912,34 +940,188 @@ class BreathDetector:
             stretches.append((end, theta, sign, run_ext, band))
             if c < 0:
                 # no confirmation: carry the running extremes
-                if rmax is not None and rmax.item(nseg - 1) > self._max_v:
+                if rmax is not None and rmax.item(nseg - 1) > max_v:
                     j = int(seg.argmax())
-                    self._max_v, self._max_i = seg.item(j), p + j
-                if rmin is not None and rmin.item(nseg - 1) < self._min_v:
+                    max_v, max_i = yitem(a_loc + j), p + j
+                if rmin is not None and rmin.item(nseg - 1) < min_v:
                     j = int(seg.argmin())
-                    self._min_v, self._min_i = seg.item(j), p + j
+                    min_v, min_i = yitem(a_loc + j), p + j
                 p += nseg
                 continue
+            i_conf = p + c
             if hi_first:
                 j = int(seg[: c + 1].argmax())
-                v = seg.item(j)
-                if v > self._max_v:
-                    self._max_v, self._max_i = v, p + j
-                self._confirm(+1, self._max_i, self._max_v, p + c, events, breaths)
-                self._mode = -1
-                self._min_v, self._min_i = seg.item(c), p + c
+                v = yitem(a_loc + j)
+                if v > max_v:
+                    max_v, max_i = v, p + j
+                kind, i_ext, v_ext = 1, max_i, max_v
+                mode = -1
+                min_v, min_i = yitem(a_loc + c), i_conf
             else:
                 j = int(seg[: c + 1].argmin())
-                v = seg.item(j)
-                if v < self._min_v:
-                    self._min_v, self._min_i = v, p + j
-                self._confirm(-1, self._min_i, self._min_v, p + c, events, breaths)
-                self._mode = +1
-                self._max_v, self._max_i = seg.item(c), p + c
-            theta = self._theta()
-            band = 0.2 * self._amp_typ
-            sign = -1 if self.polarity < 0 else 1
-            p = p + c + 1
+                v = yitem(a_loc + j)
+                if v < min_v:
+                    min_v, min_i = v, p + j
+                kind, i_ext, v_ext = -1, min_i, min_v
+                mode = 1
+                max_v, max_i = yitem(a_loc + c), i_conf
+
+            # ---------------------------------------------------- the event
+            n_ev = self._n_events
+            if n_ev & 7 == 0 or sigma == 0.0:
+                sigma = self._noise_at(i_conf)  # slow to change: every eighth event
+            self._n_events = n_ev + 1
+            t_conf = titem(i_conf - off)
+            if period != self._comp_per:  # (NaN never equals: recomputed until a period exists)
+                self._comp_per = period
+                f = 1.0 / period if math.isfinite(period) and period > 0 else 0.25
+                self._comp = self._delay_fn(f) if self._delay_fn is not None else 0.0
+
+            # The knee: when the signal left the extreme's plateau (sub-sample).
+            # The onset is where the signal *leaves* the extreme: the end of a
+            # plateau (a pause or a hold), or the vertex of a smooth extremum.
+            # Take the last sample within a noise band of the extreme (the
+            # departure) and step back by what a parabola through it would need
+            # to reach its vertex: 2 * distance / slope. A sharp knee has a steep
+            # departure, so the step is small; a smooth top a long one. The
+            # distance from the extreme is read per sample: the band is left a
+            # few samples before the confirmation.
+            lo = i_ext - off if i_ext > off else 0
+            hi = i_conf + 1 - off if i_conf + 1 > off else 0
+            m = hi - lo
+            if m < 2:
+                knee = titem(lo) if m else t_conf
+            else:
+                # noise band: above the noise, but never a large part of the breath (a
+                # noise estimate inflated by, say, the heartbeat must not smear the knee)
+                delta = min(max(5.0 * sigma, 0.03 * amp_typ), 0.12 * amp_typ)
+                jj = hi - 1  # the last sample in the band (storage index)
+                if kind > 0:
+                    while jj >= lo and not v_ext - yitem(jj) <= delta:
+                        jj -= 1
+                else:
+                    while jj >= lo and not yitem(jj) - v_ext <= delta:
+                        jj -= 1
+                if jj < lo:  # the extreme itself is older than the history
+                    knee = titem(lo)
+                elif jj >= hi - 1:
+                    knee = titem(jj)
+                else:
+                    w = self._knee_w
+                    ia = jj - w if jj - w > lo else lo
+                    ib = jj + w if jj + w < hi - 1 else hi - 1
+                    if kind > 0:
+                        d_ia, d_ib, d_j = v_ext - yitem(ia), v_ext - yitem(ib), v_ext - yitem(jj)
+                    else:
+                        d_ia, d_ib, d_j = yitem(ia) - v_ext, yitem(ib) - v_ext, yitem(jj) - v_ext
+                    tj = titem(jj)
+                    slope = _div(d_ib - d_ia, titem(ib) - titem(ia))
+                    if slope <= 0:
+                        knee = tj
+                    else:
+                        back = 2.0 * (d_j if d_j > 0.0 else 0.0) / slope
+                        # never further back than the middle of the band (a smooth
+                        # extremum's vertex); the band's first sample is nearly
+                        # always the extreme itself
+                        k = lo
+                        if kind > 0:
+                            while not v_ext - yitem(k) <= delta:
+                                k += 1
+                        else:
+                            while not yitem(k) - v_ext <= delta:
+                                k += 1
+                        half = 0.5 * (tj - titem(k))
+                        if half < back:
+                            back = half
+                        t0 = titem(lo)
+                        knee = tj - back if tj - back > t0 else t0
+            t_ev = knee - self._comp
+
+            prev = evs[-1] if evs else None
+            if t_ev < self._t_first:  # nothing happened before the stream began
+                t_ev = self._t_first
+            if prev is not None:
+                if t_ev < prev.t + 1e-3:  # keep onsets in order
+                    t_ev = prev.t + 1e-3
+                amps = self._amps
+                amps.append(abs(v_ext - prev.value))
+                amp_typ = _median(amps)
+            h_cur = max(self.frac * amp_typ, 4.0 * sigma, 1e-12)
+            if len(evs) >= 2 and evs[-2].kind == kind:
+                a_ev = evs[-2]
+                periods = self._periods
+                periods.append(t_ev - a_ev.t)
+                period = _median(periods)
+                if len(periods) >= 3:
+                    self._stale |= _STALE_REGULARITY
+                if self._fixed is None and a_ev.idx >= off:
+                    # polarity evidence from the cycle a -> prev -> this extreme
+                    # (raw orientation), every cycle (the peak- and trough-bounded
+                    # ones can disagree on a real belt; their median is steady).
+                    # Skipped when the cycle began before the history kept (a
+                    # very long hold).
+                    assert prev is not None
+                    t0 = titem(a_ev.idx - off)
+                    tm = titem(prev.idx - off)
+                    t1 = titem(i_ext - off)
+                    if kind < 0:  # trough -> peak -> trough
+                        rise, fall = tm - t0, t1 - tm
+                        hi_v = max(a_ev.value, prev.value)
+                        lo_v = min(a_ev.value, prev.value, v_ext)
+                    else:  # peak -> trough -> peak
+                        fall, rise = tm - t0, t1 - tm
+                        hi_v = max(a_ev.value, prev.value, v_ext)
+                        lo_v = min(a_ev.value, prev.value)
+                    y = Y[a_ev.idx - off : i_ext + 1 - off]
+                    n_y = y.shape[0]
+                    amp = hi_v - lo_v
+                    if n_y >= 4 and rise > 0 and fall > 0 and amp > 0:
+                        self.polarity = polarity
+                        self._add_evidence(
+                            math.log(fall / rise),
+                            _count_nonzero(y < lo_v + 0.2 * amp) / n_y,
+                            _count_nonzero(y > hi_v - 0.2 * amp) / n_y,
+                        )
+                        polarity = self.polarity
+            ph = _INHALE if kind == (-1 if polarity >= 0 else 1) else _EXHALE
+            evs.append(_Extremum(kind, i_ext, v_ext, t_ev, t_conf, ph))
+            last = t_conf
+            self._delays.append(t_conf - t_ev)
+            self._stale |= _STALE_DELAY
+            events.append(BreathEvent(ph, t_ev, t_conf, -v_ext if polarity < 0 else v_ext))
+            if ph is _INHALE:
+                ons = self._inhale_onsets
+                ons.append(t_ev)
+                if len(ons) >= 2:
+                    self._stale |= _STALE_INH_PERIOD
+            elif prev is not None and prev.phase is _INHALE:
+                amp = abs(v_ext - prev.value)
+                inh = self._inh_amps
+                inh.append(amp)
+                breaths.append(Breath(prev.t, t_ev, amp, amp / _median(inh), t_conf))
+            # the next stretches' labelling
+            theta = (
+                math.nan
+                if not math.isfinite(amp_typ)
+                else 0.25 * math.pi * amp_typ / (period if period > 0 else 6.0) * self._slope_dt
+            )
+            band = 0.2 * amp_typ
+            sign = -1 if polarity < 0 else 1
+            # the hysteresis sinks once no event came for 1.5 periods (these
+            # change only at events)
+            per = period if period > 0 else 6.0
+            sink_at = last + 1.5 * per
+            hf = max(0.08 * amp_typ, 4.0 * sigma, 1e-12)  # its floor
+            watch = last > -math.inf and t_end - last > 1.5 * per
+            p = i_conf + 1
+        self._mode = mode
+        self._max_v, self._max_i, self._min_v, self._min_i = max_v, max_i, min_v, min_i
+        self._h = h_cur
+        self._period = period
+        self._last_event_t = last
+        self._amp_typ = amp_typ
+        self._sigma = sigma
+        self.polarity = polarity
         self._params = (theta, band, sign)
 
     def _theta(self) -> float:
@@ -947,7 +1129,7 @@ class BreathDetector:
         if not math.isfinite(self._amp_typ):
             return math.nan
         per = self._period if self._period > 0 else 6.0
-        return 0.25 * math.pi * self._amp_typ / per * (self._slope_k / self.fs)
+        return 0.25 * math.pi * self._amp_typ / per * self._slope_dt
 
     def _label(
         self,
@@ -1074,143 +1256,16 @@ class BreathDetector:
         if lo < b:
             phase[lo - g_out : b - g_out] = ff[lo - a :]
 
-    def _confirm(
-        self,
-        kind: int,
-        i_ext: int,
-        v_ext: float,
-        i_conf: int,
-        events: list[BreathEvent],
-        breaths: list[Breath],
-    ) -> None:
-        """Report the extreme at ``i_ext`` (confirmed at ``i_conf``) and update the figures.
-
-        Runs once per breath onset; written flat (locals, no helper calls) as
-        its Python overhead is most of a long chunk's cost.
-        """
-        if self._n_events % 4 == 0 or self._sigma == 0.0:
-            self._sigma = self._noise_at(i_conf)  # slow to change: every fourth event
-        self._n_events += 1
-        off = self._off
-        T = self._T
-        t_conf = T.item(i_conf - off)
-        per = self._period
-        f = 1.0 / per if math.isfinite(per) and per > 0 else 0.25
-        comp = self._delay_fn(f) if self._delay_fn is not None else 0.0
-        amp_typ = self._amp_typ
-        sigma = self._sigma
-
-        # --- the knee: when the signal left the extreme's plateau (sub-sample).
-        # The onset is where the signal *leaves* the extreme: the end of a
-        # plateau (a pause or a hold), or the vertex of a smooth extremum.
-        # Take the last sample within a noise band of the extreme (the
-        # departure) and step back by what a parabola through it would need
-        # to reach its vertex: 2 * distance / slope. A sharp knee has a steep
-        # departure, so the step is small; a smooth top a long one.
-        lo, hi = max(i_ext - off, 0), max(i_conf + 1 - off, 0)
-        tt = T[lo:hi]
-        m = tt.shape[0]
-        if m < 2:
-            knee = tt.item(0) if m else t_conf
-        else:
-            # noise band: above the noise, but never a large part of the breath (a
-            # noise estimate inflated by, say, the heartbeat must not smear the knee)
-            delta = min(max(5.0 * sigma, 0.03 * amp_typ), 0.12 * amp_typ)
-            dist = v_ext - self._Y[lo:hi]  # >= 0: how far from the extreme
-            if kind < 0:
-                dist *= kind
-            within = dist <= delta
-            j = m - 1 - int(within[::-1].argmax())  # the last sample in the band
-            if not within[j]:  # the extreme itself is older than the history
-                knee = tt.item(0)
-            elif j >= m - 1:
-                knee = tt.item(j)
-            else:
-                w = self._knee_w
-                ia = j - w if j > w else 0
-                ib = j + w if j + w < m - 1 else m - 1
-                slope = _div(dist.item(ib) - dist.item(ia), tt.item(ib) - tt.item(ia))
-                tj = tt.item(j)
-                if slope <= 0:
-                    knee = tj
-                else:
-                    back = 2.0 * max(dist.item(j), 0.0) / slope
-                    # never further back than the middle of the band (a smooth
-                    # extremum's vertex)
-                    back = min(back, 0.5 * (tj - tt.item(int(within.argmax()))))
-                    knee = max(tt.item(0), tj - back)
-        t_ev = knee - comp
-
-        evs = self._events
-        prev = evs[-1] if evs else None
-        t_ev = max(t_ev, self._t_first)  # nothing happened before the stream began
-        if prev is not None:
-            t_ev = max(t_ev, prev.t + 1e-3)  # keep onsets in order
-            amps = self._amps
-            amps.append(abs(v_ext - prev.value))
-            amp_typ = self._amp_typ = _median(amps)
-        self._h = max(self.frac * amp_typ, 4.0 * sigma, 1e-12)
-        if len(evs) >= 2 and evs[-2].kind == kind:
-            a = evs[-2]
-            periods = self._periods
-            periods.append(t_ev - a.t)
-            self._period = _median(periods)
-            if len(periods) >= 3:
-                self._stale |= _STALE_REGULARITY
-            if self._fixed is None:
-                self._add_evidence(a, prev, kind, i_ext)  # type: ignore[arg-type]
-        polarity = self.polarity
-        ph = BreathPhase.INHALE if kind == (-1 if polarity >= 0 else 1) else BreathPhase.EXHALE
-        evs.append(_Extremum(kind, i_ext, v_ext, t_ev, t_conf, ph))
-        self._last_event_t = t_conf
-        self._delays.append(t_conf - t_ev)
-        self._stale |= _STALE_DELAY
-        events.append(BreathEvent(ph, t_ev, t_conf, v_ext * (-1 if polarity < 0 else 1)))
-        if ph is BreathPhase.INHALE:
-            ons = self._inhale_onsets
-            ons.append(t_ev)
-            if len(ons) >= 2:
-                self._stale |= _STALE_INH_PERIOD
-        elif prev is not None and prev.phase is BreathPhase.INHALE:
-            amp = abs(v_ext - prev.value)
-            inh = self._inh_amps
-            inh.append(amp)
-            breaths.append(Breath(prev.t, t_ev, amp, amp / _median(inh), t_conf))
-
-    def _add_evidence(self, a: _Extremum, mid: _Extremum, kind: int, i_ext: int) -> None:
-        """Polarity evidence from the cycle ``a`` -> ``mid`` -> ``i_ext`` (raw orientation)."""
-        off = self._off
-        if a.idx < off:  # the cycle began before the history kept (a very long hold)
-            return
-        T = self._T
-        t0 = T.item(a.idx - off)
-        tm = T.item(mid.idx - off)
-        t1 = T.item(i_ext - off)
-        if kind < 0:  # trough -> peak -> trough
-            rise, fall = tm - t0, t1 - tm
-        else:  # peak -> trough -> peak
-            fall, rise = tm - t0, t1 - tm
-        y = self._Y[a.idx - off : i_ext + 1 - off]
-        n_y = y.shape[0]
-        if n_y < 4 or rise <= 0 or fall <= 0:
-            return
-        # the cycle's extremes are the three confirmed ones
-        hi = max(a.value, mid.value, self._max_v if kind > 0 else a.value)
-        lo = min(a.value, mid.value, self._min_v if kind < 0 else a.value)
-        amp = hi - lo
-        if amp <= 0:
-            return
-        bottom = _count_nonzero(y < lo + 0.2 * amp) / n_y
-        top = _count_nonzero(y > hi - 0.2 * amp) / n_y
+    def _add_evidence(self, log_times: float, bottom: float, top: float) -> None:
+        """Polarity evidence from one cycle: ``log(fall / rise)`` and the
+        fractions of its samples near the bottom and near the top."""
         # inhale is shorter than exhale, and the end-expiratory pause sits at the bottom
-        e = math.log(fall / rise) + math.log((bottom + 0.05) / (top + 0.05))
+        e = log_times + math.log((bottom + 0.05) / (top + 0.05))
         e = max(-1.0, min(1.0, e))
         hist = self._ev_hist
         hist.append(e)
         ev = self._evidence = _median(hist)
         self._cycles += 1
-        if self._fixed is not None:
-            return
         n = len(hist)
         if self.polarity == 0:
             # undecided: a few consistent cycles decide

@@ -36,6 +36,7 @@ __all__ = [
     "median",
     "percentile",
     "phase_delay_s",
+    "phase_delays_s",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -213,11 +214,16 @@ def phase_delay_s(sos: FloatArray, f_hz: float, fs: float) -> float:
     For a near-sinusoidal component at ``f_hz`` this is how late the filter
     puts its extrema (negative for a lead, as a high-pass gives).
     """
-    if not 0 < f_hz < fs / 2:
-        raise ValueError(f"f_hz {f_hz!r} must lie in (0, {fs / 2})")
-    _, h = sps.sosfreqz(sos, worN=[f_hz], fs=fs)
-    ph = float(np.angle(h[0]))
-    return -ph / (2 * math.pi * f_hz)
+    return float(phase_delays_s(sos, np.array([f_hz], dtype=np.float64), fs)[0])
+
+
+def phase_delays_s(sos: FloatArray, f_hz: FloatArray, fs: float) -> FloatArray:
+    """Phase delays (seconds) of ``sos`` at each of the frequencies ``f_hz`` (one call)."""
+    f = np.asarray(f_hz, dtype=np.float64)
+    if not ((f > 0) & (f < fs / 2)).all():
+        raise ValueError(f"frequencies {f_hz!r} must lie in (0, {fs / 2})")
+    _, h = sps.sosfreqz(sos, worN=f, fs=fs)
+    return np.asarray(-np.angle(h) / (2 * math.pi * f), dtype=np.float64)
 
 
 class SosFilter:
