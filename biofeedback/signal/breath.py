@@ -513,6 +513,8 @@ class BreathDetector:
         self._win = max(32, round(4.0 * fs))  # samples the zigzag looks ahead per step
         self._knee_w = max(1, round(0.2 * fs))
         self._pre_n = max(16, round(2.0 * fs))  # stretches short enough for the cheap look
+        # a stretch is at most one search window: NaN for its missing extremes
+        self._nan = np.full(self._win, np.nan)
         self._t_sorted = False  # the chunk being searched has its times in order (checked)
         self._reset_state()
 
@@ -541,7 +543,6 @@ class BreathDetector:
         self._comp = 0.0
         self._evidence = 0.0
         self._ev_hist: deque[float] = deque(maxlen=8)
-        self._cycles = 0
         self._phase = _UNK
         self._last_inhale: float | None = None
         self._inhale_onsets: deque[float] = deque(maxlen=7)
@@ -561,18 +562,17 @@ class BreathDetector:
 
     def reset(self) -> None:
         """A gap in the signal: start over, keeping what was learned about the person."""
-        amps, inh, periods, pol, ev, cyc = (
+        amps, inh, periods, pol, ev = (
             self._amps,
             self._inh_amps,
             self._periods,
             self.polarity,
             self._ev_hist,
-            self._cycles,
         )
         self._ring.clear()
         self._reset_state()
         self._amps, self._inh_amps, self._periods = amps, inh, periods
-        self.polarity, self._ev_hist, self._cycles = pol, ev, cyc
+        self.polarity, self._ev_hist = pol, ev
         self._evidence = float(np.median(ev)) if ev else 0.0
         if amps:
             self._amp_typ = _median(amps)
@@ -777,9 +777,6 @@ class BreathDetector:
     def _set_h(self) -> None:
         self._h = max(self.frac * self._amp_typ, 4.0 * self._sigma, 1e-12)
 
-    def _h_floor(self) -> float:
-        return max(0.08 * self._amp_typ, 4.0 * self._sigma, 1e-12)
-
     def _run(
         self,
         g_start: int,
@@ -826,6 +823,9 @@ class BreathDetector:
         sigma = self._sigma
         polarity = self.polarity
         evs = self._events
+        hist = self._ev_hist
+        ev_med = self._evidence
+        need_n, need_e = (5, 0.3) if self._prior == 0 else (6, 0.4)
         # stretch parameters change only at events (kept from the last search)
         params = self._params
         if params is None:
@@ -1076,13 +1076,24 @@ class BreathDetector:
                     n_y = y.shape[0]
                     amp = hi_v - lo_v
                     if n_y >= 4 and rise > 0 and fall > 0 and amp > 0:
-                        self.polarity = polarity
-                        self._add_evidence(
-                            math.log(fall / rise),
-                            _count_nonzero(y < lo_v + 0.2 * amp) / n_y,
-                            _count_nonzero(y > hi_v - 0.2 * amp) / n_y,
-                        )
-                        polarity = self.polarity
+                        # inhale is shorter than exhale, and the end-expiratory
+                        # pause sits at the bottom
+                        bottom = _count_nonzero(y < lo_v + 0.2 * amp) / n_y
+                        top = _count_nonzero(y > hi_v - 0.2 * amp) / n_y
+                        e = math.log(fall / rise) + math.log((bottom + 0.05) / (top + 0.05))
+                        hist.append(max(-1.0, min(1.0, e)))
+                        ev_med = _median(hist)
+                        n_hist = len(hist)
+                        if polarity == 0:
+                            # undecided: a few consistent cycles decide
+                            if (n_hist >= 2 and abs(ev_med) > 0.4) or (
+                                n_hist >= 3 and abs(ev_med) > 0.15
+                            ):
+                                polarity = 1 if ev_med > 0 else -1
+                        elif n_hist >= need_n and ev_med * polarity < -need_e:
+                            # decided (or a prior): flipping needs a clear
+                            # majority of contrary cycles
+                            polarity = -polarity
             ph = _INHALE if kind == (-1 if polarity >= 0 else 1) else _EXHALE
             evs.append(_Extremum(kind, i_ext, v_ext, t_ev, t_conf, ph))
             last = t_conf
@@ -1122,6 +1133,7 @@ class BreathDetector:
         self._amp_typ = amp_typ
         self._sigma = sigma
         self.polarity = polarity
+        self._evidence = ev_med
         self._params = (theta, band, sign)
 
     def _theta(self) -> float:
@@ -1187,6 +1199,8 @@ class BreathDetector:
                     sg_all = 0
             if th_all is not None:
                 theta = th_all
+            elif len(st) > 6:  # (a long chunk: one repeat beats a slice per stretch)
+                theta = np.repeat([x[1] for x in st], [x[0] for x in st])
             else:
                 theta = np.empty(n)
                 i = 0
@@ -1236,6 +1250,11 @@ class BreathDetector:
                     if len(st) == 1:
                         if ext is None:  # (a lone stretch seeking the bottom has one)
                             ext = np.full(n, np.nan)
+                    elif len(st) > 6:
+                        nan = self._nan
+                        ext = np.concatenate([nan[: x[0]] if x[3] is None else x[3] for x in st])
+                        if any(x[4] != band for x in st):
+                            band = np.repeat([x[4] for x in st], [x[0] for x in st])
                     else:
                         ext = np.empty(n)
                         i = 0
@@ -1255,28 +1274,6 @@ class BreathDetector:
             phase[: min(lo, b) - g_out] = _UNK
         if lo < b:
             phase[lo - g_out : b - g_out] = ff[lo - a :]
-
-    def _add_evidence(self, log_times: float, bottom: float, top: float) -> None:
-        """Polarity evidence from one cycle: ``log(fall / rise)`` and the
-        fractions of its samples near the bottom and near the top."""
-        # inhale is shorter than exhale, and the end-expiratory pause sits at the bottom
-        e = log_times + math.log((bottom + 0.05) / (top + 0.05))
-        e = max(-1.0, min(1.0, e))
-        hist = self._ev_hist
-        hist.append(e)
-        ev = self._evidence = _median(hist)
-        self._cycles += 1
-        n = len(hist)
-        if self.polarity == 0:
-            # undecided: a few consistent cycles decide
-            if (n >= 2 and abs(ev) > 0.4) or (n >= 3 and abs(ev) > 0.15):
-                self.polarity = 1 if ev > 0 else -1
-            return
-        # decided (or a prior): flipping needs a clear majority of contrary cycles
-        need_n, need_e = (5, 0.3) if self._prior == 0 else (6, 0.4)
-        if n >= need_n and ev * self.polarity < -need_e:
-            self.polarity = -self.polarity
-
 
 # --------------------------------------------------------------------------- tracker
 
