@@ -281,10 +281,12 @@ class AccFrontEnd(FrontEnd):
     out) with a very slow high-pass (gravity drops out without tilting the
     breath's plateaus), and projected on the principal axis of the running
     covariance of their *differences* (time constant ``tau_s``): differences
-    weigh the breathing above slow posture drift. The axis is re-estimated
-    once per second of signal, at fixed sample indices, and its sign kept
-    continuous; the detector then finds the breathing's polarity on the
-    projection.
+    weigh the breathing above slow posture drift. The axis is found once
+    (eigendecomposition) and then tracked once per second of signal, at fixed
+    sample indices, by power iterations from the axis in use: the covariance
+    changes slowly, the sign stays continuous, and a few scalar steps cost far
+    less than a decomposition per chunk. The detector then finds the
+    breathing's polarity on the projection.
 
     Parameters
     ----------
@@ -310,6 +312,7 @@ class AccFrontEnd(FrontEnd):
         self._axis = np.zeros(3)
         self._last = np.zeros(3)
         self._iu = np.triu_indices(3)
+        self._power_steps = 2  # per axis update
 
     def reset(self) -> None:
         self._dec.reset()
@@ -326,46 +329,56 @@ class AccFrontEnd(FrontEnd):
         if m == 0:
             return tb, np.empty(0), np.empty(0)
         bp = self._filt.process(xb)  # (m, 3)
-        dv = np.diff(bp, axis=0, prepend=(bp[:1] if self._n == 0 else self._prev[np.newaxis]))
-        self._prev = bp[-1].copy()
+        dv = np.empty_like(bp)
+        np.subtract(bp[1:], bp[:-1], out=dv[1:])
+        np.subtract(bp[0], bp[0] if self._n == 0 else self._prev, out=dv[0])
+        self._prev = bp[m - 1].copy()
         # Motion jolts are far steeper than breathing: cap each sample's weight
         # at a few times the typical step so one jolt cannot swing the axis.
         mag = np.sqrt(np.einsum("ij,ij->i", dv, dv))
         typ = self._scale.process(mag)
         w = np.minimum(1.0, 3.0 * typ / np.maximum(mag, 1e-12))
-        dv = dv * w[:, np.newaxis]
+        dv *= w[:, np.newaxis]
         prods = dv[:, self._iu[0]] * dv[:, self._iu[1]]  # xx xy xz yy yz zz
         cov = self._cov.process(prods)
-        # axis changes at global sample indices that are multiples of the block
+        # the axis changes at global sample indices that are multiples of the
+        # block; the axis estimated at a boundary applies from the next sample on
         n0 = self._n
+        self._n = n0 + m
         first = (-n0) % self._block  # local index of the first boundary
-        bounds = np.arange(first, m, self._block)
+        if first >= m:  # no boundary in this chunk: one axis throughout
+            axes: FloatArray = self._axis[np.newaxis]
+            return tb, np.einsum("ij,ij->i", bp, np.broadcast_to(axes, bp.shape)), xb[:, 0]
+        bounds = range(first, m, self._block)
+        nb = len(bounds)
+        table = [self._axis.tolist()]
+        for i, (xx, xy, xz, yy, yz, zz) in enumerate(cov[first :: self._block].tolist()):
+            p0, p1, p2 = table[i]
+            if p0 == 0.0 and p1 == 0.0 and p2 == 0.0:
+                # the first estimate: the principal axis outright
+                cm = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+                if np.isfinite(cm).all():
+                    p0, p1, p2 = np.linalg.eigh(cm)[1][:, 2].tolist()
+            else:
+                # then tracked: power iterations from the axis in use (the
+                # covariance changes slowly; the sign stays continuous, as
+                # the covariance is positive semi-definite)
+                for _ in range(self._power_steps):
+                    q0 = xx * p0 + xy * p1 + xz * p2
+                    q1 = xy * p0 + yy * p1 + yz * p2
+                    q2 = xz * p0 + yz * p1 + zz * p2
+                    nrm = math.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
+                    if not 0.0 < nrm < math.inf:  # a flat or broken stretch: keep the axis
+                        break
+                    p0, p1, p2 = q0 / nrm, q1 / nrm, q2 / nrm
+            table.append([p0, p1, p2])
         axes = np.empty((m, 3))
-        if bounds.size == 0:
-            axes[:] = self._axis
-        else:
-            c6 = cov[bounds]
-            cm = np.empty((bounds.size, 3, 3))
-            cm[:, self._iu[0], self._iu[1]] = c6
-            cm[:, self._iu[1], self._iu[0]] = c6
-            _, vecs = np.linalg.eigh(cm)
-            v = vecs[:, :, -1]  # principal axis per boundary
-            # keep the sign continuous with the axis in use
-            prev = np.vstack([self._axis, v[:-1]])
-            s = np.sign(np.einsum("ij,ij->i", v, prev))
-            s[s == 0] = 1.0
-            # flips chain: each vector is aligned with its (aligned) predecessor
-            if not self._axis.any():
-                s[0] = 1.0
-            v = v * np.cumprod(s)[:, np.newaxis]
-            # the axis estimated at a boundary applies from the next sample on
-            seg = np.searchsorted(bounds, np.arange(m), side="left")
-            table = np.vstack([self._axis, v])
-            axes = table[seg]
-            self._axis = v[-1].copy()
-        self._n += m
+        axes[: first + 1] = table[0]
+        for i in range(nb):
+            lo_i = bounds[i] + 1
+            axes[lo_i : lo_i + self._block] = table[i + 1]
+        self._axis = np.array(table[nb])
         y = np.einsum("ij,ij->i", bp, axes)
-        # noise of a unit projection of three axes with equal noise: one axis's
         return tb, y, xb[:, 0]
 
 
