@@ -578,37 +578,36 @@ class RingBuffer:
         """Forget the samples (the global index keeps counting)."""
         self._len = 0
 
+    def _place(self, n: int) -> tuple[int, int, int]:
+        """Make room for ``n`` (> 0) new samples: ``(skip, lo, hi)``, the new
+        samples from ``skip`` on go to storage ``lo:hi``."""
+        cap = self.capacity
+        self.total += n
+        if n >= cap:  # only the newest capacity samples stay
+            self._len = cap
+            return n - cap, 0, cap
+        ln = self._len
+        if ln + n > 2 * cap:  # full: the newest move to the front
+            keep = cap - n
+            s = ln - keep
+            self._t[:keep] = self._t[s:ln]
+            self._x[:keep] = self._x[s:ln]
+            if self._aux is not None:
+                self._aux[:keep] = self._aux[s:ln]
+            ln = keep
+        self._len = ln + n
+        return 0, ln, ln + n
+
     def append(self, t: FloatArray, x: FloatArray, aux: FloatArray | None = None) -> None:
         """Append samples (``aux``: the second series, for a buffer made with ``aux=True``)."""
         n = int(t.shape[0])
         if n == 0:
             return
-        cap = self.capacity
-        xa = self._aux
-        if n >= cap:
-            self._t[:cap] = t[n - cap :]
-            self._x[:cap] = x[n - cap :]
-            if xa is not None and aux is not None:
-                xa[:cap] = aux[n - cap :]
-            self._len = cap
-            self.total += n
-            return
-        ln = self._len
-        if ln + n > 2 * cap:
-            keep = cap - n
-            s = ln - keep
-            self._t[:keep] = self._t[s:ln]
-            self._x[:keep] = self._x[s:ln]
-            if xa is not None:
-                xa[:keep] = xa[s:ln]
-            ln = keep
-        e = ln + n
-        self._t[ln:e] = t
-        self._x[ln:e] = x
-        if xa is not None and aux is not None:
-            xa[ln:e] = aux
-        self._len = e
-        self.total += n
+        k, lo, hi = self._place(n)
+        self._t[lo:hi] = t[k:]
+        self._x[lo:hi] = x[k:]
+        if self._aux is not None and aux is not None:
+            self._aux[lo:hi] = aux[k:]
 
     def t(self, g0: int, g1: int) -> FloatArray:
         """Times of global samples ``g0 .. g1-1`` (clipped to what is kept)."""
@@ -639,27 +638,10 @@ class RingBuffer:
         n = int(t.shape[0])
         if n == 0:
             return
-        cap = self.capacity
-        if n >= cap:
-            self._t[:cap] = t[n - cap :]
-            self._x[:cap, 0] = a[n - cap :]
-            self._x[:cap, 1] = b[n - cap :]
-            self._len = cap
-            self.total += n
-            return
-        ln = self._len
-        if ln + n > 2 * cap:
-            keep = cap - n
-            s = ln - keep
-            self._t[:keep] = self._t[s:ln]
-            self._x[:keep] = self._x[s:ln]
-            ln = keep
-        e = ln + n
-        self._t[ln:e] = t
-        self._x[ln:e, 0] = a
-        self._x[ln:e, 1] = b
-        self._len = e
-        self.total += n
+        k, lo, hi = self._place(n)
+        self._t[lo:hi] = t[k:]
+        self._x[lo:hi, 0] = a[k:]
+        self._x[lo:hi, 1] = b[k:]
 
     def since(self, t0: float) -> tuple[FloatArray, FloatArray]:
         """Times and values of the kept samples at or after ``t0``."""
