@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
-from biofeedback.signal.breath import BreathDetector, BreathTracker, noise_sd
+from biofeedback.signal.breath import AccFrontEnd, BreathDetector, BreathTracker, noise_sd
 from biofeedback.signal.types import BreathEvent, BreathOutput, Quality
 from devices.stream import StreamKind
 from devices.virtual.body import BodyModel, BodyParams, Pacer
@@ -382,3 +382,28 @@ def ripple_signal() -> tuple[np.ndarray, np.ndarray]:
         BodyModel(5, params=BodyParams(natural_rate_bpm=12), noise=1.0), 300, ("pressure",)
     )
     return rec["tp"], rec["p"]
+
+
+def test_acc_axis_follows_a_change_of_posture() -> None:
+    """The breathing axis is tracked (power iterations), not found once: after
+    the breathing moves to another axis (lying down, say) the projection
+    follows it within the covariance's memory and the breaths keep coming."""
+    fs, f_b = 200.0, 0.25
+    t = np.arange(0, 240, 1 / fs)
+    u1 = np.array([0.0, 0.0, 1.0])
+    u2 = np.array([0.0, np.sin(np.radians(70)), np.cos(np.radians(70))])
+    rng = np.random.default_rng(3)
+    axis = np.where((t < 120)[:, None], u1, u2)
+    gravity = np.where((t < 120)[:, None], [0.0, 0.0, 1000.0], [0.0, 1000.0, 0.0])
+    breath = 8.0 * np.sin(2 * np.pi * f_b * t)[:, None] * axis
+    v = gravity + breath + rng.normal(0, 0.5, (t.size, 3))
+    tr = BreathTracker(StreamKind.ACC, fs, n_channels=3)
+    events = []
+    for i in range(0, t.size, 200):
+        events += tr.process(t[i : i + 200], v[i : i + 200]).events
+    front = tr.front
+    assert isinstance(front, AccFrontEnd)
+    assert abs(float(front._axis @ u2)) > 0.95
+    late = [e.t for e in events if e.t > 180]
+    # a breath every 4 s: two onsets each
+    assert abs(len(late) - 2 * 60 * f_b) <= 2, len(late)

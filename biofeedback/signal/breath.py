@@ -313,6 +313,15 @@ class AccFrontEnd(FrontEnd):
         self._last = np.zeros(3)
         self._iu = np.triu_indices(3)
         self._power_steps = 2  # per axis update
+        # posture: a change of the gravity vector larger than a fraction of
+        # gravity within ``_jump_n`` samples moves the baseline taken off
+        self._jump_n = max(1, round(0.5 * self.fs))
+        self._reset_posture()
+
+    def _reset_posture(self) -> None:
+        self._base: FloatArray | None = None  # gravity, as of the last posture change
+        self._jump2 = math.inf  # squared size of a posture change (set from gravity)
+        self._tail = np.empty((0, 3))  # the last _jump_n working samples
 
     def reset(self) -> None:
         self._dec.reset()
@@ -321,6 +330,45 @@ class AccFrontEnd(FrontEnd):
         self._scale.reset()
         self._n = 0
         self._axis = np.zeros(3)
+        self._reset_posture()
+
+    def _take_off_gravity(self, xb: FloatArray) -> FloatArray:
+        """``xb`` minus the gravity of the current posture.
+
+        Gravity is taken off before the band-pass as a piecewise-constant
+        baseline, moved to the current sample whenever the vector changed by
+        more than a fifth of gravity within half a second (sitting up, lying
+        down): the slow high-pass alone would ring for minutes after such a
+        step (its time constant is ~160 s) and bury the breathing.
+        """
+        m = xb.shape[0]
+        if self._base is None:
+            self._base = xb[0].copy()
+            g2 = float(xb[0] @ xb[0])
+            # a sensor that reports no gravity has no posture steps to follow
+            self._jump2 = 0.04 * g2 if g2 > 0.0 else math.inf
+        k = self._jump_n
+        tail = self._tail
+        # each sample against the one k samples before (the stream's first one early on)
+        if tail.shape[0] == k and m >= k:  # (the usual case: no gather needed)
+            d = np.empty_like(xb)
+            np.subtract(xb[:k], tail, out=d[:k])
+            np.subtract(xb[k:], xb[: m - k], out=d[k:])
+            self._tail = xb[m - k :].copy()
+        else:
+            ext = np.concatenate((tail, xb))
+            ref = np.arange(m) + (tail.shape[0] - k)
+            np.maximum(ref, 0, out=ref)
+            d = xb - ext[ref]
+            self._tail = ext[-k:].copy()
+        jump = np.einsum("ij,ij->i", d, d) > self._jump2
+        if not jump.any():
+            return xb - self._base
+        idx = np.where(jump, np.arange(m), -1)
+        np.maximum.accumulate(idx, out=idx)
+        base = np.where((idx >= 0)[:, np.newaxis], xb[np.maximum(idx, 0)], self._base)
+        self._base = base[m - 1].copy()
+        return xb - base
 
     def process(self, t: FloatArray, values: FloatArray) -> FrontOut:
         x = _ffill_nan(values[:, :3], self._last)
@@ -328,7 +376,7 @@ class AccFrontEnd(FrontEnd):
         m = tb.shape[0]
         if m == 0:
             return tb, np.empty(0), np.empty(0)
-        bp = self._filt.process(xb)  # (m, 3)
+        bp = self._filt.process(self._take_off_gravity(xb))  # (m, 3)
         dv = np.empty_like(bp)
         np.subtract(bp[1:], bp[:-1], out=dv[1:])
         np.subtract(bp[0], bp[0] if self._n == 0 else self._prev, out=dv[0])
