@@ -36,6 +36,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.signal.pelvic import pressure_channels
 from biofeedback.store import SessionInfo, Store
 from devices.stream import StreamKind, StreamSpec
 from devices.vocab import PelvicState
@@ -265,10 +266,10 @@ def plot_pressure(ax: Axes, d: ReportData) -> None:
         ax.text(0.5, 0.5, "no pressure recorded", ha="center", va="center",
                 transform=ax.transAxes)
         return
-    # The pipeline's level is the base channel (the zones refer to it); a
-    # two-channel probe's other channel is drawn too when it shares the scale.
+    # The pipeline's level is its main channel (the zones refer to it); a
+    # probe's other channel is drawn too when it shares the scale.
     chans = d.pressure_channels or tuple(f"ch{i}" for i in range(d.pressure.shape[1]))
-    base = 1 if len(chans) > 1 and chans[0] == "tip" else 0
+    base = pressure_channels(chans)[0]
     level = d.pressure[:, base]
     ylo, yhi = np.nanpercentile(level, [0.5, 99.5])
     span = max(yhi - ylo, 1e-9)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from biofeedback.signal import Pipeline, PipelineAPI, PipelineUpdate, Thresholds
+from biofeedback.signal.pelvic import pressure_channels
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.virtual.body import BodyModel, Pacer
 from devices.virtual.intent import Intent, PelvicAction
@@ -196,3 +197,43 @@ def test_without_streams_the_pipeline_reports_nothing() -> None:
     u = pipe.process(Chunk("x", np.arange(3.0), np.zeros((3, 1)), "u"))
     assert u.breath is None and u.pelvic is None and u.coupling == ()
     assert pipe.status.breath_phase is BreathPhase.UNKNOWN and pipe.stop_reps().reps == 0
+
+
+def test_pressure_channels_rule() -> None:
+    """A tip channel makes a two-sensor probe; otherwise one channel is read."""
+    assert pressure_channels(("base", "tip")) == (0, 1)
+    assert pressure_channels(("tip", "base")) == (1, 0)
+    assert pressure_channels(("raw", "calibrated")) == (0, None)
+    assert pressure_channels(("calibrated", "raw")) == (1, None)
+    assert pressure_channels(("pressure",)) == (0, None)
+    assert pressure_channels(("a", "b")) == (0, None)
+
+
+def test_kgoal_calibrated_channel_is_not_read_as_a_tip() -> None:
+    """kGoal streams (raw, calibrated): the calibrated copy clips at 0 below
+    its calibration point; the pelvic state must come from the raw channel
+    alone and be the same as for a one-channel stream of it."""
+
+    def intent(t: float) -> Intent:
+        return Intent(pelvic=PelvicAction.DROP) if t % 60 > 30 else Intent()
+
+    body = BodyModel(4, intent=intent, retention_s=400.0)
+    t = np.arange(0, 180, 1 / 50.0)
+    raw = 1000.0 + 40.0 * body.pelvic_pressure(t)[:, 0]
+    calibrated = np.maximum(raw - float(np.median(raw[:500])), 0.0)
+    kgoal = StreamSpec("pressure", StreamKind.PRESSURE, ("raw", "calibrated"), "count", 50.0)
+    two = Pipeline([kgoal])
+    one = Pipeline([StreamSpec("pressure", StreamKind.PRESSURE, ("raw",), "count", 50.0)])
+    assert two.pelvic is not None and two.pelvic.n_in == 1
+    s2, s1 = [], []
+    for i in range(0, t.size, 50):
+        sl = slice(i, i + 50)
+        both = np.column_stack([raw[sl], calibrated[sl]])
+        u2 = two.process(Chunk("pressure", t[sl], both, "count"))
+        u1 = one.process(Chunk("pressure", t[sl], raw[sl, None], "count"))
+        assert u2.pelvic is not None and u1.pelvic is not None
+        s2.append(u2.pelvic.state)
+        s1.append(u1.pelvic.state)
+    a2, a1 = np.concatenate(s2), np.concatenate(s1)
+    assert np.array_equal(a2, a1)
+    assert (a1 == PelvicState.DROP).mean() > 0.2

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.signal.pelvic import pressure_channels
 from biofeedback.signal.pipeline import Pipeline
 from biofeedback.signal.types import Thresholds
 from calibration import (
@@ -219,13 +220,10 @@ class ScheduledStep:
 
 
 def pick_channel(channels: Sequence[str]) -> int:
-    """The channel calibration uses: ``raw`` (kGoal: the calibrated one clips at 0),
-    else ``base`` (two-channel probes), else ``pressure``, else the first."""
-    names = [c.lower() for c in channels]
-    for want in ("raw", "base", "pressure"):
-        if want in names:
-            return names.index(want)
-    return 0
+    """The channel calibration uses: the one the pelvic state reads (``raw`` on
+    a kGoal, whose calibrated channel clips at 0; ``base`` on two-channel
+    probes; else ``pressure``, else the first)."""
+    return pressure_channels(channels)[0]
 
 
 @dataclass

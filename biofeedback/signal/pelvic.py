@@ -28,6 +28,7 @@ Python loop runs over the 1 s rest-update blocks a chunk spans).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,7 +52,7 @@ from biofeedback.signal.types import (
 )
 from devices.vocab import PelvicState
 
-__all__ = ["PelvicTracker"]
+__all__ = ["PelvicTracker", "pressure_channels"]
 
 _UNK = np.int8(PelvicState.UNKNOWN)
 _DROP = np.int8(PelvicState.DROP)
@@ -73,6 +74,27 @@ _QUALITY_WEIGHT = {
     Quality.FLAT: 0.0,
     Quality.PROBE_MOVED: 0.0,
 }
+
+
+def pressure_channels(channels: Sequence[str]) -> tuple[int, int | None]:
+    """Which columns of a pressure stream the pelvic state reads: ``(main, tip)``.
+
+    A probe with a ``tip`` channel is a two-sensor probe: ``main`` is its
+    ``base`` (else the other first column) and ``tip`` the tip. Otherwise
+    ``tip`` is None and ``main`` the one channel to use: ``raw`` (a kGoal's
+    second, "calibrated" channel is the same sensor shifted and clipped at 0:
+    it cannot show a drop below its calibration point), else ``base``, else
+    ``pressure``, else the first.
+    """
+    names = [c.lower() for c in channels]
+    if "tip" in names and len(names) >= 2:
+        tip = names.index("tip")
+        main = names.index("base") if "base" in names else (1 if tip == 0 else 0)
+        return main, tip
+    for want in ("raw", "base", "pressure"):
+        if want in names:
+            return names.index(want), None
+    return 0, None
 
 
 class PelvicTracker:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.coupling import CouplingScorer, RepCounter
-from biofeedback.signal.pelvic import PelvicTracker
+from biofeedback.signal.pelvic import PelvicTracker, pressure_channels
 from biofeedback.signal.types import (
     BREATH_SOURCE_PRIORITY,
     BreathOutput,
@@ -81,12 +81,17 @@ class Pipeline:
             (s for s in self._streams if s.kind is StreamKind.PRESSURE and s.rate_hz), None
         )
         self.pelvic: PelvicTracker | None = None
+        # a stream without a tip sensor gives the tracker one column (None: all)
+        self._pelvic_col: int | None = None
         if self._pelvic_spec is not None:
             spec = self._pelvic_spec
-            tip = spec.channels.index("tip") if "tip" in spec.channels else None
+            main, tip = pressure_channels(spec.channels)
+            n_in = max(1, len(spec.channels))
+            if tip is None and n_in > 1:
+                self._pelvic_col, n_in = main, 1
             self.pelvic = PelvicTracker(
                 float(spec.rate_hz or 0.0),
-                max(1, len(spec.channels)),
+                n_in,
                 thresholds=thresholds,
                 stream=spec.name,
                 unit=spec.unit,
@@ -223,7 +228,11 @@ class Pipeline:
             t_end = float(t[n - 1])
             if name == self._pelvic_name:
                 assert self.pelvic is not None
-                pelvic_out = self.pelvic.process(t, chunk.values, breath_hold=self._holding(t_end))
+                values = chunk.values
+                col = self._pelvic_col
+                if col is not None:
+                    values = values[:, col : col + 1]
+                pelvic_out = self.pelvic.process(t, values, breath_hold=self._holding(t_end))
                 self._scorer.add_pelvic(pelvic_out)
                 if pelvic_out.t.shape[0]:
                     self._pstate = _PELVIC_STATES[int(pelvic_out.state[-1])]
