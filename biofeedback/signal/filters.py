@@ -372,6 +372,22 @@ class BlockMean:
             x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_channels:
             x = x.reshape(t.shape[0], self.n_channels)
+        return self._blocks(t, x, x)
+
+    def process1(self, t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """:meth:`process` for one channel given as a 1-D array; block values 1-D too.
+
+        Same sums as :meth:`process` (one state: the two may be mixed).
+        """
+        if self.n_channels != 1:
+            raise ValueError(f"process1 needs one channel, this has {self.n_channels}")
+        return self._blocks(t, x, x[:, np.newaxis])
+
+    def _blocks(
+        self, t: FloatArray, x: FloatArray, x2: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """The blocks completed by ``t`` and ``x`` (``x2``: ``x`` as columns),
+        block values shaped like ``x``; the incomplete rest waits in the buffer."""
         f = self.factor
         if f == 1:
             return t, x
@@ -390,41 +406,8 @@ class BlockMean:
             self._tbuf, self._xbuf = tbuf, xbuf
         tbuf, xbuf = self._tbuf, self._xbuf
         tbuf[r:n] = t
-        xbuf[r:n] = x
-        tb, xb = self._means(tbuf, xbuf, m, k, inv)
-        self._r = n - k
-        if k and k < n:
-            tbuf[: n - k] = tbuf[k:n]
-            xbuf[: n - k] = xbuf[k:n]
-        return tb, xb
-
-    def process1(self, t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """:meth:`process` for one channel given as a 1-D array; block values 1-D too.
-
-        Same sums as :meth:`process` (one state: the two may be mixed).
-        """
-        if self.n_channels != 1:
-            raise ValueError(f"process1 needs one channel, this has {self.n_channels}")
-        f = self.factor
-        if f == 1:
-            return t, x
-        r = self._r
-        n = r + t.shape[0]
-        m = n // f
-        k = m * f
-        inv = 1.0 / f
-        if r == 0 and k == n:
-            return self._means(t, x, m, k, inv)
-        if self._tbuf.shape[0] < n:
-            size = max(n, 2 * self._tbuf.shape[0], 64)
-            tbuf, xbuf = np.empty(size), np.empty((size, 1))
-            tbuf[:r] = self._tbuf[:r]
-            xbuf[:r] = self._xbuf[:r]
-            self._tbuf, self._xbuf = tbuf, xbuf
-        tbuf, xbuf = self._tbuf, self._xbuf[:, 0]
-        tbuf[r:n] = t
-        xbuf[r:n] = x
-        tb, xb = self._means(tbuf, xbuf, m, k, inv)
+        xbuf[r:n] = x2
+        tb, xb = self._means(tbuf, xbuf if x.ndim == 2 else xbuf[:, 0], m, k, inv)
         self._r = n - k
         if k and k < n:
             tbuf[: n - k] = tbuf[k:n]
