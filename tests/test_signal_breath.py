@@ -407,3 +407,25 @@ def test_acc_axis_follows_a_change_of_posture() -> None:
     late = [e.t for e in events if e.t > 180]
     # a breath every 4 s: two onsets each
     assert abs(len(late) - 2 * 60 * f_b) <= 2, len(late)
+
+
+def test_acc_posture_change_does_not_depend_on_chunking() -> None:
+    """The posture baseline moves at fixed samples, whatever the chunk cuts."""
+    fs = 200.0
+    t = np.arange(0, 100, 1 / fs)
+    ramp = np.clip((t - 50) / 1.5, 0, 1)[:, None]  # sitting up over 1.5 s
+    u1, u2 = np.array([0.0, 0.0, 1.0]), np.array([0.0, 0.94, 0.34])
+    axis = (1 - ramp) * u1 + ramp * u2
+    gravity = 1000.0 * ((1 - ramp) * u1 + ramp * np.array([0.0, 1.0, 0.0]))
+    rng = np.random.default_rng(5)
+    breath = 8.0 * np.sin(2 * np.pi * 0.25 * t)[:, None] * axis
+    v = gravity + breath + rng.normal(0, 0.5, (t.size, 3))
+    whole = BreathTracker(StreamKind.ACC, fs, n_channels=3).process(t, v)
+    assert len(whole.events) >= 40
+    for seed in range(4):
+        r = np.random.default_rng(seed)
+        cuts = sorted({0, t.size, *r.integers(0, t.size, size=25).tolist()})
+        tr = BreathTracker(StreamKind.ACC, fs, n_channels=3)
+        parts = [tr.process(t[a:b], v[a:b]) for a, b in itertools.pairwise(cuts)]
+        assert [e for p in parts for e in p.events] == list(whole.events)
+        assert np.array_equal(np.concatenate([p.phase for p in parts]), whole.phase)
