@@ -105,9 +105,9 @@ def test_two_channel_state_agrees_with_the_body_model(seed: int, noise: float) -
     assert {1, 2, 3, 4} <= seen
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_one_channel_uses_the_breath_hold_to_tell_strain(seed: int) -> None:
-    rec = recording(seed, 1.0)
+@pytest.mark.parametrize(("seed", "noise"), [(1, 1.0), (2, 1.0), (6, 1.0), (1, 0.5)])
+def test_one_channel_uses_the_breath_hold_to_tell_strain(seed: int, noise: float) -> None:
+    rec = recording(seed, noise)
     # without a breath source a rise is a contraction: never a drop, never rewarded
     tr, outs = track(rec, channels=1)
     assert strain_as_drop(outs, rec) == 0
@@ -117,7 +117,7 @@ def test_one_channel_uses_the_breath_hold_to_tell_strain(seed: int) -> None:
     # with the hold flag (here from the truth; live, from the breath detector)
     held = rec["breath"] == BreathPhase.PAUSE
     tr, outs = track(rec, channels=1, hold=held)
-    assert agreement(tr, outs, rec) >= 0.88
+    assert agreement(tr, outs, rec) >= 0.90
     assert strain_as_drop(outs, rec) == 0
 
 
@@ -157,8 +157,14 @@ def test_calibrated_thresholds_replace_the_adaptive_margins() -> None:
     rec = recording(1, 1.0)
     th = Thresholds(rest_level=None, drop_margin=1.0, contraction_margin=2.0, unit="cmH2O")
     tr, outs = track(rec, thresholds=th)
-    assert outs[-1].margins[:2] == (1.0, 2.0)
+    # the calibrated margins, or wider where the live noise, ripple or the
+    # recent contractions need it (a margin inside the noise reads drift as drops)
+    md, mc = outs[-1].margins[:2]
+    assert md >= 1.0 and mc >= 2.0
     assert outs[-1].calibrated
+    wide = Thresholds(rest_level=None, drop_margin=4.0, contraction_margin=9.0, unit="cmH2O")
+    _, outs_wide = track(rec, thresholds=wide)
+    assert outs_wide[-1].margins[:2] == (4.0, 9.0)  # above the live floors: used as given
     assert agreement(tr, outs, rec) >= 0.9
     with pytest.raises(ValueError, match="pressure stream is in"):
         PelvicTracker(FS, 1, unit="count", thresholds=th)

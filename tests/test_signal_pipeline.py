@@ -119,8 +119,9 @@ def test_a_session_end_to_end_counts_and_scores_reps() -> None:
     assert set(s.to_json()) >= {"breath_phase", "pelvic_state", "rate_bpm", "reps"}
 
 
-def test_one_channel_probe_tells_strain_from_the_breath_hold() -> None:
-    rec = recording()
+@pytest.mark.parametrize("seed", [1, 2])
+def test_one_channel_probe_tells_strain_from_the_breath_hold(seed: int) -> None:
+    rec = recording(seed)
     pipe = Pipeline([PRESSURE1, BELT])
     ups = feed(pipe, chunks(rec, ("pressure", "force"), channels=1))
     st = np.concatenate([u.pelvic.state for u in ups if u.pelvic is not None])
@@ -128,6 +129,10 @@ def test_one_channel_probe_tells_strain_from_the_breath_hold() -> None:
     strain = lab == PelvicState.STRAIN
     assert not np.any(strain & (st == PelvicState.DROP))
     assert np.mean(st[strain] == PelvicState.STRAIN) > 0.5
+    # and the state as a whole (a single-channel probe, the breath hold from the belt)
+    lag = round(pipe.pelvic.delay_s * 50) if pipe.pelvic else 0
+    m = rec["label"][0][: st.size - lag] > 10
+    assert np.mean(st[lag:][m] == lab[: st.size - lag][m]) >= 0.9
 
 
 @pytest.mark.parametrize(

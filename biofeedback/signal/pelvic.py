@@ -65,6 +65,9 @@ _subtract = np.subtract
 _max_acc = np.maximum.accumulate
 _count_nonzero = np.count_nonzero
 
+#: Uncalibrated contraction margin, as a fraction of the largest recent rise.
+RISE_MARGIN_FRAC = 0.2
+
 _NOISE_SCALE = 1.0 / (math.sqrt(6.0) * math.sqrt(2.0 / math.pi))
 
 _QUALITY_WEIGHT = {
@@ -162,12 +165,14 @@ class PelvicTracker:
         # settling ends on a block boundary, so it ends at the same sample however chunked
         self._settle_n = self._block_n * max(2, math.ceil(settle_s * self.fs / self._block_n))
         self._alpha = min(1.0, self._block_n / (rest_tau_s * self.fs))
+        # the recent-contraction scale halves over ~3 minutes without one
+        self._peak_decay = 0.5 ** (self._block_n / (180.0 * self.fs))
         # the current rest-update block: base, tip, ripple (rows)
         self._bbuf = np.zeros((3, self._block_n))
         self._last_in = np.zeros(n_channels)
         self._last_quality = Quality.OK
         self.thresholds: Thresholds | None = None
-        self._m_key: tuple[float, float, float | None, int] | None = None
+        self._m_key: tuple[float, float, float | None, int, float] | None = None
         self._m_val = (0.0, 0.0, 0.0)
         self._cols = [self._base, self._tip] if self.two else [0]
         self._cols_identity = self._cols == list(range(n_channels))
@@ -206,10 +211,13 @@ class PelvicTracker:
         self._b_rsq = 0.0
         self._b_n = 0  # samples of the current block in _bbuf
         self._b_rest = True
+        self._b_rise = False  # the block had a contraction or strain sample
+        self._rise_peak = 0.0  # the largest recent rise above rest (decays)
 
     def reset(self) -> None:
         """A gap: restart the filters; keep the resting tone and margins learned."""
         rest, tip, rv, sg = self._rest, self._rest_tip, self._ripple_var, self._sigma
+        peak = self._rise_peak
         self._dec.reset()
         self._lp.reset()
         self._slow.reset()
@@ -219,6 +227,7 @@ class PelvicTracker:
         if rest is not None:
             # keep what was learned and go on without a new settling period
             self._rest, self._rest_tip, self._ripple_var, self._sigma = rest, tip, rv, sg
+            self._rise_peak = peak
             self._settling = False
             self._state = self._cand = self._run_val = _REST
             self._run_len = self._dwell_n
@@ -262,7 +271,7 @@ class PelvicTracker:
 
     def margins(self) -> tuple[float, float, float]:
         """``(drop, contraction, strain)`` margins in use, stream units."""
-        key = (self._sigma, self._ripple_var, self._rest, id(self.thresholds))
+        key = (self._sigma, self._ripple_var, self._rest, id(self.thresholds), self._rise_peak)
         if key != self._m_key:
             self._m_key = key
             self._m_val = self._margins()
@@ -273,13 +282,22 @@ class PelvicTracker:
         ripple_pp = 2.0 * math.sqrt(2.0 * max(self._ripple_var, 0.0))
         floor = 1e-6 * max(abs(self._rest or 0.0), 1.0)
         md = max(4.0 * self._sigma, 1.5 * ripple_pp, floor)
-        mc = max(6.0 * self._sigma, 2.0 * ripple_pp, floor)
+        # a rise counts once past the noise and the ripple, and past a fifth of
+        # the person's recent contractions: what is left of a contraction as it
+        # relaxes (under a tenth of it, half the margin) is rest again, as an
+        # MVC-based calibrated margin would have it
+        mc = max(6.0 * self._sigma, 2.0 * ripple_pp, floor, RISE_MARGIN_FRAC * self._rise_peak)
         ms = mc
         th = self.thresholds
         if th is not None:
-            md = th.drop_margin if th.drop_margin is not None else md
-            mc = th.contraction_margin if th.contraction_margin is not None else mc
-            ms = th.strain_margin if th.strain_margin is not None else min(ms, mc)
+            # calibrated margins (drop- and MVC-based), never below what today's
+            # noise, ripple and contractions allow: a margin inside the noise
+            # reads drift and ripple as drops
+            if th.drop_margin is not None:
+                md = max(th.drop_margin, md)
+            if th.contraction_margin is not None:
+                mc = max(th.contraction_margin, mc)
+            ms = max(th.strain_margin, ms) if th.strain_margin is not None else min(ms, mc)
         return md, mc, ms
 
     # ------------------------------------------------------------------ processing
@@ -547,6 +565,10 @@ class PelvicTracker:
             self._b_rest = (
                 bool(st == _REST) if rep_const is None else _count_nonzero(rep == _REST) == n
             )
+        if not self._b_rise:
+            self._b_rise = (
+                bool(st >= _CON) if rep_const is None else bool(_count_nonzero(rep >= _CON))
+            )
         if g_end % self._block_n == 0:
             # the noise changes slowly: measure it every fifth block
             if (g_end // self._block_n) % 5 == 0 or self._sigma == 0.0:
@@ -678,6 +700,10 @@ class PelvicTracker:
             steady = (self._b_max - self._b_min) < max(md, 4.0 * sigma)
             self._quiet = self._quiet + 1 if (self._b_rest and steady) else 0
             a = self._alpha
+            if self._b_rise:
+                self._rise_peak = max(self._rise_peak, self._b_max - self._rest)
+            else:
+                self._rise_peak *= self._peak_decay
             if self._quiet >= 2:
                 # resting and steady for two blocks: follow the slow drift of the tone
                 self._rest += a * (self._b_sum / n - self._rest)
@@ -713,6 +739,7 @@ class PelvicTracker:
         self._b_min, self._b_max = math.inf, -math.inf
         self._b_n = 0
         self._b_rest = True
+        self._b_rise = False
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
         """Far below rest for a second: the probe slipped, not a drop."""
