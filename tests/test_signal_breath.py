@@ -429,3 +429,22 @@ def test_acc_posture_change_does_not_depend_on_chunking() -> None:
         parts = [tr.process(t[a:b], v[a:b]) for a, b in itertools.pairwise(cuts)]
         assert [e for p in parts for e in p.events] == list(whole.events)
         assert np.array_equal(np.concatenate([p.phase for p in parts]), whole.phase)
+
+
+def test_last_move_stops_at_a_breath_hold() -> None:
+    """The slope trigger's last firing marks a hold at once (the pipeline's
+    one-channel strain evidence), while breathing keeps it within a second."""
+    fs = 50.0
+    t = np.arange(0, 80, 1 / fs)
+    x = np.sin(2 * np.pi * 0.25 * np.minimum(t, 61.0))  # held (at the top) from 61 s
+    x = x + np.random.default_rng(2).normal(0, 0.01, t.size)
+    tr = BreathTracker(StreamKind.BREATH_FORCE, fs)
+    lag = []
+    for i in range(0, t.size, 25):
+        tr.process(t[i : i + 25], x[i : i + 25, None])
+        now = float(t[min(i + 24, t.size - 1)])
+        if 20 < now < 60:
+            lag.append(now - tr.detector.last_move_t)
+        if now > 66:
+            assert tr.detector.last_move_t < 61.5
+    assert max(lag) < 1.5

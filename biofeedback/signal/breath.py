@@ -596,6 +596,8 @@ class BreathDetector:
         self._periods: deque[float] = deque(maxlen=8)
         self._sigma = 0.0
         self._last_event_t = -math.inf  # detection time of the last extreme
+        self._move_g = -1  # global index of the last sample the slope trigger fired on
+        self._move_t = -math.inf  # its time
         self._events: deque[_Extremum] = deque(maxlen=4)
         self._delays: deque[float] = deque(maxlen=10)
         self._delay_mean = math.nan
@@ -705,6 +707,13 @@ class BreathDetector:
         return self._sigma / self._noise_gain if self._noise_gain > 0 else 0.0
 
     @property
+    def last_move_t(self) -> float:
+        """When the signal last moved like breathing (its slope past the phase
+        trigger, either way); -inf before. A breath hold stops it at once,
+        where onsets only stop coming."""
+        return self._move_t
+
+    @property
     def last_event_t(self) -> float:
         """When the last onset was confirmed (-inf before any)."""
         return self._last_event_t
@@ -780,6 +789,9 @@ class BreathDetector:
             start = g0
         phase = np.empty(n, dtype=np.int8)  # _label writes every sample
         self._run(start, g1, g0, phase, events, breaths)
+        mg = self._move_g
+        if mg >= self._off:
+            self._move_t = self._T.item(mg - self._off)
         return events, breaths, phase
 
     def _process_long(
@@ -809,6 +821,8 @@ class BreathDetector:
         self._t_sorted = False
         phase = np.empty(n, dtype=np.int8)
         self._label(g0, g0 + n, g0, phase, y, before)
+        if self._move_g >= g0:
+            self._move_t = float(t[self._move_g - g0])
         return events, breaths, phase
 
     def _try_boot(self, at: int) -> None:
@@ -1293,11 +1307,13 @@ class BreathDetector:
                 c1[down] = 2
             if n_up + n_down == n:
                 ff = c1  # every sample triggered: nothing to carry
+                self._move_g = b - 1
             else:
                 ar = self._arange if n < self._arange.shape[0] else np.arange(n + 1)
                 idx = _multiply(ar[: n + 1], code != 0)
                 _max_acc(idx, out=idx)
                 ff = code[idx[1:]]
+                self._move_g = a + int(idx[n]) - 1  # the last sample that triggered
         self._phase = ff[-1]
         if self._st_ext:
             # near the bottom, barely moving, after an exhale: the pause (the

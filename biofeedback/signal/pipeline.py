@@ -46,6 +46,10 @@ __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds the breath signal must stay still to count as a held breath (longer
+#: than an end-expiratory pause; scaled up for slow breathing).
+HOLD_STILL_S = 2.5
+
 # code -> member, a list lookup instead of an enum call per chunk
 _PELVIC_STATES = [PelvicState(i) for i in range(max(PelvicState) + 1)]
 _BREATH_PHASES = [BreathPhase(i) for i in range(max(BreathPhase) + 1)]
@@ -201,15 +205,21 @@ class Pipeline:
         return name
 
     def _holding(self, now: float) -> bool:
-        """The breath detector has seen no onset for longer than a breath allows."""
+        """The breath is held: the breath signal has stopped moving for longer
+        than a breathing pause lasts, or no onset came for longer than a breath
+        allows."""
         b = self.breath
         if b is None:
             return False
-        last = b.detector.last_event_t
+        det = b.detector
+        last = det.last_event_t
         if not math.isfinite(last):
             return False
-        per = b.detector.period_s
+        per = det.period_s
         per = per if math.isfinite(per) else 6.0
+        moved = det.last_move_t
+        if math.isfinite(moved) and now - moved > max(HOLD_STILL_S, 0.3 * per):
+            return True
         return now - last > max(4.0, 0.6 * per)
 
     def process(self, chunk: Chunk) -> PipelineUpdate:
