@@ -220,7 +220,9 @@ class Pipeline:
         moved = det.last_move_t
         if math.isfinite(moved) and now - moved > max(HOLD_STILL_S, 0.3 * per):
             return True
-        return now - last > max(4.0, 0.6 * per)
+        # (a whole breath without an onset: slow paced breathing spaces onsets
+        # up to ~0.6 of a period apart, so a shorter wait called it a hold)
+        return now - last > max(6.0, per)
 
     def process(self, chunk: Chunk) -> PipelineUpdate:
         """Feed one chunk (causal; chunks of each stream in time order)."""
