@@ -242,3 +242,32 @@ def test_kgoal_calibrated_channel_is_not_read_as_a_tip() -> None:
     a2, a1 = np.concatenate(s2), np.concatenate(s1)
     assert np.array_equal(a2, a1)
     assert (a1 == PelvicState.DROP).mean() > 0.2
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_slow_paced_breathing_is_not_a_breath_hold(seed: int) -> None:
+    """Contractions while breathing with a slow pacer (10 s breaths) stay
+    contractions on a one-channel probe: the long exhales are no hold."""
+    pacer = Pacer(inhale_s=4.5, exhale_s=5.5)
+
+    def intent(t: float) -> Intent:
+        if t < 30:
+            return Intent(breath=pacer(t))
+        on = (t - 30) % 12 < 5
+        action = PelvicAction.CONTRACT if on else PelvicAction.REST
+        return Intent(breath=pacer(t), pelvic=action, effort=0.6)
+
+    body = BodyModel(seed, intent=intent, noise=1.0, retention_s=400.0)
+    t = np.arange(0, 150, 1 / 50.0)
+    p, f, lab = body.pelvic_pressure(t), body.belt_force(t)[:, None], body.labels(t)[1]
+    pipe = Pipeline([PRESSURE1, BELT])
+    st = []
+    for i in range(0, t.size, 50):
+        pipe.process(Chunk("force", t[i : i + 50], f[i : i + 50], "N"))
+        u = pipe.process(Chunk("pressure", t[i : i + 50], p[i : i + 50, :1], "cmH2O"))
+        assert u.pelvic is not None
+        st.append(u.pelvic.state)
+    state = np.concatenate(st)
+    con = lab == PelvicState.CONTRACTION
+    assert np.mean(state[con] == PelvicState.STRAIN) < 0.01
+    assert np.mean(state[con] == PelvicState.CONTRACTION) > 0.9
