@@ -376,3 +376,25 @@ async def test_cut_at_duration_when_nothing_fits() -> None:
     summary = await engine.run(body_source(clock, body))
     assert summary.ended_by == "duration" and not summary.complete
     assert summary.duration_s == pytest.approx(8.0, abs=0.01)
+
+
+def test_the_free_breath_under_way_at_the_first_cue_is_no_rep() -> None:
+    """Seen in a real-time demo: a free inhale that ended 20 ms after the rep
+    step began was taken as rep 1 (and scored 0 for "no drop on inhale").
+    A cycle whose inhale runs well into the paced inhale still is rep 1."""
+    from biofeedback.protocols.session import Segment, _is_paced_cycle
+    from biofeedback.signal.types import CouplingResult, RepResult
+
+    step = Step(StepKind.REPS, reps=3, set_index=1)
+    seg = Segment(step, 2, 100.0, 140.0, Pacer(4.0, 0.0, 6.0, t0=100.0))
+
+    def rep(inhale: float, exhale: float, end: float) -> RepResult:
+        c = CouplingResult(
+            inhale, exhale, end, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0, ()
+        )
+        return RepResult(1, c, 0.0, False, ())
+
+    assert not _is_paced_cycle(rep(97.8, 100.02, 110.5), seg)  # the free breath
+    assert _is_paced_cycle(rep(98.5, 103.9, 110.2), seg)  # carried on into the paced inhale
+    assert _is_paced_cycle(rep(100.3, 104.1, 110.1), seg)  # on the cue
+    assert not _is_paced_cycle(rep(90.0, 94.0, 99.0), seg)  # before the step

@@ -1367,14 +1367,16 @@ def _is_paced_cycle(rep: RepResult, seg: Segment) -> bool:
     The pacer may start while the person is half-way into a free inhale: they
     carry on into the paced inhale, and that cycle (begun a little before the
     step) is the first rep. A cycle that ends before the first paced exhale
-    began is the free breathing before the step.
+    began is the free breathing before the step, and so is one whose inhale
+    ended just as the step began (less than a quarter of the paced inhale
+    left in it): its exhale is not the answer to the pacer's first inhale.
     """
     p = seg.pacer
     if p is None:
         return rep.t_start >= seg.t_start
     return (
         rep.t_start >= seg.t_start - 0.5 * p.period
-        and rep.coupling.exhale_onset > seg.t_start
+        and rep.coupling.exhale_onset > seg.t_start + 0.25 * p.inhale_s
         and rep.t_end > seg.t_start + p.inhale_s + p.hold_s
     )
 
