@@ -88,6 +88,17 @@ def test_faults_lose_points_with_a_reason(rel: np.ndarray, reason: str, max_scor
     assert not r.good
 
 
+def test_a_slow_descent_on_the_inhale_is_not_the_wrong_phase() -> None:
+    """From rest, the floor descends through the whole inhale, so the inhale's
+    mean sits above a kept release; it still dropped on the inhale."""
+    inh = -3.0 * T / 4.0  # reaches -3 margins at the end of the inhale
+    rel = np.where(INHALE, inh, -2.2)  # keeps most of it on the exhale
+    r = score(rel)
+    assert r.inhale_level > r.exhale_level + 0.5 * MD  # (what used to trigger it)
+    assert WRONG_PHASE not in r.reasons
+    assert r.score >= 90
+
+
 def test_strain_scores_zero_and_is_never_a_drop() -> None:
     rel = np.where(INHALE, -2.0, 0.0)
     rel[(T > 5) & (T < 8)] = 6.0  # bearing down on the exhale

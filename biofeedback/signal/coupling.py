@@ -137,7 +137,9 @@ def score_cycle(
         reasons.append(DROP_TOO_SMALL)
     if drop_ratio >= 0.5 and release_kept < 0.5:
         reasons.append(RELEASE_LOST)
-    if exhale_level < -md and inhale_level > exhale_level + 0.5 * md:
+    # the floor went further down on the exhale than it ever did on the inhale
+    # (the inhale's mean is no test: from rest, it includes the descent)
+    if exhale_level < -md and -exhale_level > drop + 0.5 * md:
         reasons.append(WRONG_PHASE)
     score = drop_pts + release_pts + timing_pts
     if con_i:
