@@ -224,6 +224,7 @@ def test_pelvic_output_does_not_depend_on_chunking(cuts: list[int]) -> None:
     pts = sorted({0, len(t), *cuts})
     parts = [tr.process(t[a:b], p[a:b]) for a, b in itertools.pairwise(pts)]
     np.testing.assert_array_equal(np.concatenate([o.state for o in parts]), whole.state)
+    np.testing.assert_array_equal(np.concatenate([o.confidence for o in parts]), whole.confidence)
     assert [e for o in parts for e in o.events] == list(whole.events)
     assert parts[-1].rest_level == whole.rest_level
     assert PelvicState.DROP in whole.state
@@ -245,6 +246,7 @@ def test_strain_and_rest_do_not_depend_on_chunking(cuts: list[int]) -> None:
     parts = [tr.process(t[a:b], p[a:b]) for a, b in itertools.pairwise(pts)]
     np.testing.assert_array_equal(np.concatenate([o.state for o in parts]), whole.state)
     np.testing.assert_array_equal(np.concatenate([o.relative for o in parts]), whole.relative)
+    np.testing.assert_array_equal(np.concatenate([o.confidence for o in parts]), whole.confidence)
     assert [e for o in parts for e in o.events] == list(whole.events)
     assert parts[-1].rest_level == whole.rest_level
     assert parts[-1].margins == whole.margins

@@ -543,9 +543,16 @@ class PelvicTracker:
             elif rep_const is None:
                 c = 1.0 - (0.5 / md) * a if st == _REST else 0.5 + (a - md) * (0.5 / md)
             else:
+                # (each state's formula exactly as its constant-state path computes
+                # it: the same sample gets the same confidence however chunked)
                 mtab = np.array([1.0, md, md, mc, mc])
                 mm = mtab[rep]
-                c = np.where(rep == _REST, 1.0 - 0.5 * a / mm, 0.5 + (a - mm) / (2.0 * mm))
+                half = 0.5 / mm
+                c = np.where(
+                    rep == _REST,
+                    1.0 - half * a,
+                    np.where(rep == _DROP, 0.5 + (a - mm) * half, 0.5 + (a - mm) / (2.0 * mm)),
+                )
                 c[rep == _UNK] = 0.0
         if c is not None:
             np.maximum(c, 0.0, out=conf_out)
