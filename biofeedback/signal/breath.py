@@ -29,6 +29,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -118,6 +119,31 @@ def _ffill_nan(x: FloatArray, last: FloatArray) -> FloatArray:
         if ok.any():
             last[j] = col[ok][-1]
     return x
+
+
+def _hysteresis(frac: float, amp_typ: float, sigma: float) -> float:
+    """The zigzag's hysteresis: a fraction of the typical breath, never below the noise."""
+    return max(frac * amp_typ, 4.0 * sigma, 1e-12)
+
+
+def _theta(amp_typ: float, period: float, slope_dt: float) -> float:
+    """Slope threshold of the phase trigger: a quarter of a typical breath's steepest."""
+    if not math.isfinite(amp_typ):
+        return math.nan
+    per = period if period > 0 else 6.0
+    return 0.25 * math.pi * amp_typ / per * slope_dt
+
+
+def _spread(st: Sequence[tuple[Any, ...]], k: int, n: int) -> FloatArray:
+    """Field ``k`` of each labelling stretch, per sample (``n`` samples in all)."""
+    if len(st) > 6:  # (a long chunk: one repeat beats a slice per stretch)
+        return np.repeat(np.array([x[k] for x in st], dtype=np.float64), [x[0] for x in st])
+    out = np.empty(n)
+    i = 0
+    for x in st:
+        out[i : i + x[0]] = x[k]
+        i += x[0]
+    return out
 
 
 def _div(num: float, den: float) -> float:
@@ -604,7 +630,6 @@ class BreathDetector:
         self._n_events = 0
         self._comp_per = math.nan  # the period the delay compensation is for
         self._comp = 0.0
-        self._evidence = 0.0
         self._ev_hist: deque[float] = deque(maxlen=8)
         self._phase = _UNK
         self._last_inhale: float | None = None
@@ -636,7 +661,6 @@ class BreathDetector:
         self._reset_state()
         self._amps, self._inh_amps, self._periods = amps, inh, periods
         self.polarity, self._ev_hist = pol, ev
-        self._evidence = float(np.median(ev)) if ev else 0.0
         if amps:
             self._amp_typ = _median(amps)
         if periods:
@@ -850,7 +874,7 @@ class BreathDetector:
         return noise_sd(raw) * self._noise_gain
 
     def _set_h(self) -> None:
-        self._h = max(self.frac * self._amp_typ, 4.0 * self._sigma, 1e-12)
+        self._h = _hysteresis(self.frac, self._amp_typ, self._sigma)
 
     def _run(
         self,
@@ -899,21 +923,23 @@ class BreathDetector:
         polarity = self.polarity
         evs = self._events
         hist = self._ev_hist
-        ev_med = self._evidence
         need_n, need_e = (5, 0.3) if self._prior == 0 else (6, 0.4)
         # stretch parameters change only at events (kept from the last search)
         params = self._params
         if params is None:
-            params = (self._theta(), 0.2 * amp_typ, -1 if polarity < 0 else 1)
+            sign0 = -1 if polarity < 0 else 1
+            params = (_theta(amp_typ, period, self._slope_dt), 0.2 * amp_typ, sign0)
         theta, band, sign = params
-        # the hysteresis sinks once no event came for 1.5 periods (these
-        # change only at events)
-        per = period if period > 0 else 6.0
-        sink_at = last + 1.5 * per
-        hf = max(0.08 * amp_typ, 4.0 * sigma, 1e-12)  # its floor
-        watch = last > -math.inf and t_end - last > 1.5 * per
+        event = True  # (the figures below change only at events)
         p = g_start
         while p < g_end:
+            if event:
+                # the hysteresis sinks once no event came for 1.5 periods
+                event = False
+                per = period if period > 0 else 6.0
+                sink_at = last + 1.5 * per
+                hf = max(0.08 * amp_typ, 4.0 * sigma, 1e-12)  # its floor
+                watch = last > -math.inf and t_end - last > 1.5 * per
             a_loc = p - off if p > off else 0
             e_loc = a_loc + win if a_loc + win < e_all else e_all
             seg = Y[a_loc:e_loc]
@@ -1121,7 +1147,7 @@ class BreathDetector:
                 amps = self._amps
                 amps.append(abs(v_ext - prev.value))
                 amp_typ = _median(amps)
-            h_cur = max(self.frac * amp_typ, 4.0 * sigma, 1e-12)
+            h_cur = _hysteresis(self.frac, amp_typ, sigma)
             if len(evs) >= 2 and evs[-2].kind == kind:
                 a_ev = evs[-2]
                 periods = self._periods
@@ -1186,19 +1212,10 @@ class BreathDetector:
                 inh.append(amp)
                 breaths.append(Breath(prev.t, t_ev, amp, amp / _median(inh), t_conf))
             # the next stretches' labelling
-            theta = (
-                math.nan
-                if not math.isfinite(amp_typ)
-                else 0.25 * math.pi * amp_typ / (period if period > 0 else 6.0) * self._slope_dt
-            )
+            theta = _theta(amp_typ, period, self._slope_dt)
             band = 0.2 * amp_typ
             sign = -1 if polarity < 0 else 1
-            # the hysteresis sinks once no event came for 1.5 periods (these
-            # change only at events)
-            per = period if period > 0 else 6.0
-            sink_at = last + 1.5 * per
-            hf = max(0.08 * amp_typ, 4.0 * sigma, 1e-12)  # its floor
-            watch = last > -math.inf and t_end - last > 1.5 * per
+            event = True
             p = i_conf + 1
         self._mode = mode
         self._max_v, self._max_i, self._min_v, self._min_i = max_v, max_i, min_v, min_i
@@ -1208,15 +1225,7 @@ class BreathDetector:
         self._amp_typ = amp_typ
         self._sigma = sigma
         self.polarity = polarity
-        self._evidence = ev_med
         self._params = (theta, band, sign)
-
-    def _theta(self) -> float:
-        """Slope threshold of the phase trigger: a quarter of a typical breath's steepest."""
-        if not math.isfinite(self._amp_typ):
-            return math.nan
-        per = self._period if self._period > 0 else 6.0
-        return 0.25 * math.pi * self._amp_typ / per * self._slope_dt
 
     def _label(
         self,
@@ -1272,25 +1281,11 @@ class BreathDetector:
                     th_all = None
                 if x[2] != sg_all:
                     sg_all = 0
-            if th_all is not None:
-                theta = th_all
-            elif len(st) > 6:  # (a long chunk: one repeat beats a slice per stretch)
-                theta = np.repeat([x[1] for x in st], [x[0] for x in st])
-            else:
-                theta = np.empty(n)
-                i = 0
-                for x in st:
-                    theta[i : i + x[0]] = x[1]
-                    i += x[0]
+            theta = th_all if th_all is not None else _spread(st, 1, n)
             if sg_all < 0:
                 d = -d
             elif sg_all == 0:  # the polarity flipped inside the chunk
-                sg = np.empty(n)
-                i = 0
-                for x in st:
-                    sg[i : i + x[0]] = float(x[2])
-                    i += x[0]
-                d *= sg
+                d *= _spread(st, 2, n)
         # codes: 1 inhale, 2 exhale, 0 hold the previous (the carried one first)
         up = d > theta
         down = d < -theta
@@ -1327,23 +1322,11 @@ class BreathDetector:
                     if len(st) == 1:
                         if ext is None:  # (a lone stretch seeking the bottom has one)
                             ext = np.full(n, np.nan)
-                    elif len(st) > 6:
+                    else:
                         nan = self._nan
                         ext = np.concatenate([nan[: x[0]] if x[3] is None else x[3] for x in st])
                         if any(x[4] != band for x in st):
-                            band = np.repeat([x[4] for x in st], [x[0] for x in st])
-                    else:
-                        ext = np.empty(n)
-                        i = 0
-                        for x in st:
-                            ext[i : i + x[0]] = np.nan if x[3] is None else x[3]
-                            i += x[0]
-                        if any(x[4] != band for x in st):
-                            band = np.empty(n)
-                            i = 0
-                            for x in st:
-                                band[i : i + x[0]] = x[4]
-                                i += x[0]
+                            band = _spread(st, 4, n)
                     exh &= np.abs(seg - ext) < band  # False where NaN
                     ff[exh] = _PAU
         lo = max(g_out, self._label_from, a)
