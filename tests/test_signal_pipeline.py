@@ -271,3 +271,20 @@ def test_slow_paced_breathing_is_not_a_breath_hold(seed: int) -> None:
     con = lab == PelvicState.CONTRACTION
     assert np.mean(state[con] == PelvicState.STRAIN) < 0.01
     assert np.mean(state[con] == PelvicState.CONTRACTION) > 0.9
+
+
+def test_a_tip_first_probe_is_read_like_a_base_first_one() -> None:
+    """The column order of a two-sensor probe does not change its states."""
+    rec = recording()
+    t, p = rec["pressure"]
+    swapped = StreamSpec("pressure", StreamKind.PRESSURE, ("tip", "base"), "cmH2O", 50.0)
+    a, b = Pipeline([PRESSURE]), Pipeline([swapped])
+    sa, sb = [], []
+    for i in range(0, t.size, 50):
+        ua = a.process(Chunk("pressure", t[i : i + 50], p[i : i + 50], "cmH2O"))
+        ub = b.process(Chunk("pressure", t[i : i + 50], p[i : i + 50, ::-1], "cmH2O"))
+        assert ua.pelvic is not None and ub.pelvic is not None
+        sa.append(ua.pelvic.state)
+        sb.append(ub.pelvic.state)
+    np.testing.assert_array_equal(np.concatenate(sb), np.concatenate(sa))
+    assert PelvicState.STRAIN in np.concatenate(sa)

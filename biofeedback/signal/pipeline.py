@@ -85,21 +85,23 @@ class Pipeline:
             (s for s in self._streams if s.kind is StreamKind.PRESSURE and s.rate_hz), None
         )
         self.pelvic: PelvicTracker | None = None
-        # a stream without a tip sensor gives the tracker one column (None: all)
-        self._pelvic_col: int | None = None
+        # the columns the tracker reads, main channel first (then the tip of a
+        # two-sensor probe); None: the stream's own columns, as they are
+        self._pelvic_cols: slice | list[int] | None = None
         if self._pelvic_spec is not None:
             spec = self._pelvic_spec
             main, tip = pressure_channels(spec.channels)
-            n_in = max(1, len(spec.channels))
-            if tip is None and n_in > 1:
-                self._pelvic_col, n_in = main, 1
+            cols = [main] if tip is None else [main, tip]
+            if cols != list(range(max(1, len(spec.channels)))):
+                contiguous = cols == list(range(cols[0], cols[0] + len(cols)))
+                self._pelvic_cols = slice(cols[0], cols[0] + len(cols)) if contiguous else cols
             self.pelvic = PelvicTracker(
                 float(spec.rate_hz or 0.0),
-                n_in,
+                len(cols),
                 thresholds=thresholds,
                 stream=spec.name,
                 unit=spec.unit,
-                tip=tip,
+                tip=None if tip is None else 1,
             )
         self._candidates = [
             s
@@ -241,9 +243,9 @@ class Pipeline:
             if name == self._pelvic_name:
                 assert self.pelvic is not None
                 values = chunk.values
-                col = self._pelvic_col
-                if col is not None:
-                    values = values[:, col : col + 1]
+                cols = self._pelvic_cols
+                if cols is not None:
+                    values = values[:, cols]
                 pelvic_out = self.pelvic.process(t, values, breath_hold=self._holding(t_end))
                 self._scorer.add_pelvic(pelvic_out)
                 if pelvic_out.t.shape[0]:
