@@ -43,8 +43,9 @@ from biofeedback.signal.filters import (
     RingBuffer,
     SosFilter,
     bandpass_sos,
+    ffill_nan,
     lowpass_sos,
-    median,
+    noise_sd,
     phase_delays_s,
 )
 from biofeedback.signal.types import Breath, BreathEvent, BreathOutput, Int8Array
@@ -98,29 +99,6 @@ def _decimation(fs: float) -> int:
     return max(1, int(fs // WORK_RATE_HZ))
 
 
-def _ffill_nan(x: FloatArray, last: FloatArray) -> FloatArray:
-    """Replace NaN by the last finite value per column (``last`` carried in, updated)."""
-    if not math.isnan(_add_reduce(x, None)):  # a NaN anywhere makes the sum NaN
-        last[:] = x[-1]
-        return x
-    bad = np.isnan(x)
-    if not bad.any():  # the sum overflowed (inf - inf): no NaN after all
-        last[:] = x[-1]
-        return x
-    x = x.copy()
-    n = x.shape[0]
-    for j in range(x.shape[1]):  # columns: 1..3
-        col = x[:, j]
-        ok = ~bad[:, j]
-        idx = np.where(ok, np.arange(n), -1)
-        np.maximum.accumulate(idx, out=idx)
-        filled = np.where(idx >= 0, col[np.maximum(idx, 0)], last[j])
-        x[:, j] = filled
-        if ok.any():
-            last[j] = col[ok][-1]
-    return x
-
-
 def _hysteresis(frac: float, amp_typ: float, sigma: float) -> float:
     """The zigzag's hysteresis: a fraction of the typical breath, never below the noise."""
     return max(frac * amp_typ, 4.0 * sigma, 1e-12)
@@ -161,20 +139,6 @@ def _median(xs: Sequence[float]) -> float:
     n = len(s)
     m = n // 2
     return s[m] if n % 2 else 0.5 * (s[m - 1] + s[m])
-
-
-def noise_sd(raw: FloatArray) -> float:
-    """White-noise standard deviation of ``raw`` from its second differences.
-
-    Breathing barely shows in second differences at the working rate, so
-    their median absolute value measures the sensor noise alone.
-    """
-    if raw.shape[0] < 3:
-        return 0.0
-    d2 = raw[2:] - 2.0 * raw[1:-1]
-    d2 += raw[:-2]
-    # median |N(0, 6 s^2)| = 0.6745 * sqrt(6) * s
-    return median(np.abs(d2, out=d2), overwrite=True) / (0.6745 * math.sqrt(6.0))
 
 
 # --------------------------------------------------------------------------- front ends
@@ -263,7 +227,7 @@ class BeltFrontEnd(FrontEnd):
     def process(self, t: FloatArray, values: FloatArray) -> FrontOut:
         x = values[:, self.channel]
         if math.isnan(_add_reduce(x)):  # a NaN somewhere (or inf - inf): fill it in
-            x = _ffill_nan(values[:, self.channel : self.channel + 1], self._last)[:, 0]
+            x = ffill_nan(values[:, self.channel : self.channel + 1], self._last)[:, 0]
         else:
             self._last[0] = x[-1]
         tb, xb1 = self._dec.process1(t, x)
@@ -291,7 +255,7 @@ class RippleFrontEnd(BeltFrontEnd):
         self._last = np.zeros(n_channels)
 
     def process(self, t: FloatArray, values: FloatArray) -> FrontOut:
-        x = _ffill_nan(values, self._last)
+        x = ffill_nan(values, self._last)
         x = x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else x
         tb, xb = self._dec.process(t, x)
         if tb.size == 0:
@@ -397,7 +361,7 @@ class AccFrontEnd(FrontEnd):
         return xb - base
 
     def process(self, t: FloatArray, values: FloatArray) -> FrontOut:
-        x = _ffill_nan(values[:, :3], self._last)
+        x = ffill_nan(values[:, :3], self._last)
         tb, xb = self._dec.process(t, x)
         m = tb.shape[0]
         if m == 0:

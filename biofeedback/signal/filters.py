@@ -30,10 +30,12 @@ __all__ = [
     "RingBuffer",
     "SosFilter",
     "bandpass_sos",
+    "ffill_nan",
     "highpass_sos",
     "lfilter_zi",
     "lowpass_sos",
     "median",
+    "noise_sd",
     "percentile",
     "phase_delay_s",
     "phase_delays_s",
@@ -167,6 +169,46 @@ class Interp:
             if r != r and y[j] == y[j + 1]:
                 r = y[j]
         return r
+
+
+def ffill_nan(x: FloatArray, last: FloatArray) -> FloatArray:
+    """Replace NaN by the last finite value per column (``last`` carried in, updated).
+
+    ``x`` has shape (n, columns); it is returned as is when it holds no NaN.
+    """
+    if not math.isnan(_add_reduce(x, None)):  # a NaN anywhere makes the sum NaN
+        last[:] = x[-1]
+        return x
+    bad = np.isnan(x)
+    if not bad.any():  # the sum overflowed (inf - inf): no NaN after all
+        last[:] = x[-1]
+        return x
+    x = x.copy()
+    n = x.shape[0]
+    for j in range(x.shape[1]):  # columns: 1..3
+        col = x[:, j]
+        ok = ~bad[:, j]
+        idx = np.where(ok, np.arange(n), -1)
+        np.maximum.accumulate(idx, out=idx)
+        filled = np.where(idx >= 0, col[np.maximum(idx, 0)], last[j])
+        x[:, j] = filled
+        if ok.any():
+            last[j] = col[ok][-1]
+    return x
+
+
+def noise_sd(raw: FloatArray) -> float:
+    """White-noise standard deviation of ``raw`` from its second differences.
+
+    Breathing barely shows in second differences at the working rate, so
+    their median absolute value measures the sensor noise alone.
+    """
+    if raw.shape[0] < 3:
+        return 0.0
+    d2 = raw[2:] - 2.0 * raw[1:-1]
+    d2 += raw[:-2]
+    # median |N(0, 6 s^2)| = 0.6745 * sqrt(6) * s
+    return median(np.abs(d2, out=d2), overwrite=True) / (0.6745 * math.sqrt(6.0))
 
 
 def lowpass_sos(cutoff_hz: float, fs: float, order: int = 2) -> FloatArray:

@@ -39,8 +39,9 @@ from biofeedback.signal.filters import (
     QualityMonitor,
     RingBuffer,
     SosFilter,
+    ffill_nan,
     lowpass_sos,
-    median,
+    noise_sd,
     phase_delay_s,
 )
 from biofeedback.signal.types import (
@@ -322,7 +323,7 @@ class PelvicTracker:
             values = values[:, np.newaxis]
         if type(t) is not np.ndarray or t.dtype != np.float64:
             t = np.asarray(t, dtype=np.float64)
-        x = self._ffill(values)
+        x = ffill_nan(values, self._last_in)
         tt, xb = self._dec.process(t, x)
         m = int(tt.shape[0])
         if m == 0:
@@ -376,36 +377,10 @@ class PelvicTracker:
         self._last_quality = quality
         return self._output(tt, base, rel, state, conf, events, quality)
 
-    def _ffill(self, x: FloatArray) -> FloatArray:
-        if not math.isnan(_add_reduce(x, None)):  # a NaN anywhere makes the sum NaN
-            self._last_in = x[-1].copy()
-            return x
-        bad = np.isnan(x)
-        if not bad.any():  # the sum overflowed (inf - inf): no NaN after all
-            self._last_in = x[-1].copy()
-            return x
-        x = x.copy()
-        for j in range(x.shape[1]):
-            col = x[:, j]
-            ok = ~bad[:, j]
-            idx = np.where(ok, np.arange(col.shape[0]), -1)
-            np.maximum.accumulate(idx, out=idx)
-            x[:, j] = np.where(idx >= 0, col[np.maximum(idx, 0)], self._last_in[j])
-            if ok.any():
-                self._last_in[j] = col[ok][-1]
-        return x
-
     def _noise_now(self) -> float:
         """Noise SD of the smoothed base, from the last seconds of raw samples."""
         r = self._raw.x(max(self._raw.first, self._raw.total - self._noise_n), self._raw.total)
-        if r.shape[0] < 3:
-            return 0.0
-        d2 = r[2:] - 2.0 * r[1:-1]
-        d2 += r[:-2]
-        # median |N(0, 6 s^2)| = 0.6745 * sqrt(6) * s
-        return (
-            median(np.abs(d2, out=d2), overwrite=True) / (0.6745 * math.sqrt(6.0)) * self._lp_noise
-        )
+        return noise_sd(r) * self._lp_noise
 
     def _segment(
         self,
