@@ -49,7 +49,7 @@ from bumble import att, core, hci
 from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
-from devices.virtual.radio import VirtualRadio
+from devices.virtual.radio import VirtualRadio, unless_lost
 
 __all__ = [
     "BACKEND_ID",
@@ -530,16 +530,7 @@ class BleakClientBumble(BaseBleakClient):
                 aw.close()
             raise BleakError("Not connected")
         task = asyncio.ensure_future(aw)
-        waiters: set[asyncio.Future[Any]] = {task, lost}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if not await unless_lost(task, lost):
             raise BleakError(
                 f"{what} failed: the device disconnected (reason 0x{lost.result():02X})"
             )

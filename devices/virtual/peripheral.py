@@ -48,7 +48,7 @@ from bumble.core import UUID
 from bumble.device import Connection, Device
 
 from devices.clock import Clock
-from devices.virtual.radio import VirtualRadio, stable_address
+from devices.virtual.radio import VirtualRadio, stable_address, unless_lost
 
 __all__ = [
     "HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR",
@@ -625,16 +625,7 @@ class VirtualPeripheral(abc.ABC):
         if lost is None or lost.done():
             return False
         task = asyncio.ensure_future(server.indicate_subscriber(connection, characteristic, data))
-        waiters: set[asyncio.Future[Any]] = {task, lost}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        if not await unless_lost(task, lost):
             return False
         return task.exception() is None
 

@@ -32,7 +32,7 @@ from bumble.transport.common import AsyncPipeSink
 if TYPE_CHECKING:
     from devices.virtual.peripheral import VirtualPeripheral
 
-__all__ = ["CENTRAL_NAME", "VirtualRadio", "stable_address"]
+__all__ = ["CENTRAL_NAME", "VirtualRadio", "stable_address", "unless_lost"]
 
 log = logging.getLogger(__name__)
 
@@ -358,3 +358,23 @@ def _make_device(link: LocalLink, name: str, address: str) -> tuple[Device, Cont
     host = _Host(controller_source=controller, controller_sink=AsyncPipeSink(controller))
     device = Device(name=name, address=hci.Address(address), host=host)
     return device, controller
+
+
+async def unless_lost(task: asyncio.Future[Any], lost: asyncio.Future[Any]) -> bool:
+    """Wait for ``task`` or the link loss ``lost``, whichever comes first.
+
+    Returns True when the task finished; on a lost link the task is cancelled
+    (and awaited) and False returned. Cancelling the caller cancels the task.
+    """
+    waiters: set[asyncio.Future[Any]] = {task, lost}
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.done():
+        return True
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    return False
