@@ -1,0 +1,239 @@
+"""Benchmark: breath detection scored against human breath marks on real recordings.
+
+Scores, on every record of ``../shared/data/respiration-labelled/`` (52 ICU
+impedance traces with two annotators' marks, BIDMC; see its README), with the
+shared scoring functions (``../shared/tools/breathscore.py``):
+
+* ``ours``: the project's detector exactly as ``biofeedback breaths`` runs it
+  (:func:`biofeedback.cli.signal_cmds.analyse_breaths`, causal, 1 s chunks),
+  scored on the inhale onsets the ``--json`` output gives (as
+  ``score_breaths.py`` does);
+* ``neurokit``: NeuroKit2's offline, zero-phase ``rsp_process`` (its peaks);
+* ``baseline``: a plain 20-line causal band-pass + hysteresis (below), the
+  floor any detector here should clear;
+* ``ecg``: the breath the pipeline falls back to with a Polar H10 or a Heart
+  Rate Service strap: R-peaks of the record's ECG lead II (NeuroKit2's
+  ``ecg_peaks``; a strap finds its beats on the device) -> beat intervals ->
+  our RR breath tracker. Its rate is also compared with the reference rate as
+  limits of agreement (bias +- 1.96 SD over 32 s windows, pooled), the figure
+  Charlton et al. 2016 report (about +-4.7 breaths/min for ECG-derived rate).
+
+Per record and on average: interval F1 (one event per breath, any consistent
+phase), lag-removed match F1 (+-0.5 s), rate MAE over 32 s windows
+(breaths/min), and onset jitter: the SD of the lag-removed offsets of the
+events from their nearest mark (events within 1 s of one), seconds.
+
+Run: ``python benchmarks/bench_breath_accuracy.py [--records 02 05] [--only ours baseline]``
+(needs ``../shared`` beside the checkout, as CI has it). Prints numbers;
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import signal as sps
+
+from biofeedback.cli.signal_cmds import analyse_breaths
+from biofeedback.signal.breath import BreathTracker
+from devices.stream import StreamKind
+from devices.vocab import BreathPhase
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared() -> Path:
+    """The ``shared`` folder beside the checkout (a worktree may sit one level deeper)."""
+    for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared", Path("/work/shared")):
+        if (p / "tools" / "breathscore.py").is_file():
+            return p
+    sys.exit("no ../shared/tools/breathscore.py beside the checkout")
+
+
+SHARED = _shared()
+DATA = SHARED / "data" / "respiration-labelled"
+sys.path.insert(0, str(SHARED / "tools"))
+from breathscore import score  # noqa: E402
+
+#: The README's quirk: annotator 1 marked troughs in this record.
+USE_ANN2 = {"44"}
+
+Detector = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+
+
+def load(rec: str) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """``(resp, ecg, fs, reference marks)`` of one record."""
+    with gzip.open(DATA / f"bidmc_{rec}.csv.gz", "rt") as f:
+        x = np.loadtxt(f, delimiter=",", skiprows=1, usecols=(1, 2))
+    ann = json.loads((DATA / f"bidmc_{rec}.breaths.json").read_text())
+    ref = np.asarray(ann["ann2_s" if rec in USE_ANN2 else "ann1_s"], float)
+    return x[:, 0], x[:, 1], float(ann["fs"]), ref
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def ours(resp: np.ndarray, ecg: np.ndarray, fs: float) -> np.ndarray:
+    """Inhale onsets of ``biofeedback breaths`` (what its JSON gives)."""
+    return np.array([b.inhale_onset for b in analyse_breaths(resp, fs).breaths], float)
+
+
+def neurokit(resp: np.ndarray, ecg: np.ndarray, fs: float) -> np.ndarray:
+    """NeuroKit2 ``rsp_process`` peaks (offline, zero-phase)."""
+    import neurokit2 as nk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = nk.rsp_process(resp, sampling_rate=int(fs))
+    return np.asarray(info["RSP_Peaks"], float) / fs
+
+
+def baseline(resp: np.ndarray, ecg: np.ndarray, fs: float) -> np.ndarray:
+    """A plain causal band-pass (0.1-0.7 Hz) with hysteresis at a third of the recent swing."""
+    y = sps.sosfilt(sps.butter(2, [0.1, 0.7], "bandpass", fs=fs, output="sos"), resp)
+    a = 1.0 / (10.0 * fs)  # the swing's memory: about 10 s
+    swing, state, top, top_i, peaks = float(np.std(y[: int(10 * fs)])), 0, -math.inf, 0, []
+    for i, v in enumerate(y):
+        swing += a * (2.0 * abs(v) - swing)
+        h = swing / 3.0
+        if state <= 0 and v > h:  # rising through the upper threshold: seek the peak
+            state, top, top_i = 1, v, i
+        elif state == 1:
+            if v > top:
+                top, top_i = v, i
+            elif v < -h:  # confirmed by the fall through the lower one
+                peaks.append(top_i)
+                state = -1
+    return np.asarray(peaks, float) / fs
+
+
+def r_peaks(ecg: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak times of the ECG (what a chest strap computes on the device)."""
+    import neurokit2 as nk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = nk.ecg_peaks(nk.ecg_clean(ecg, sampling_rate=int(fs)), sampling_rate=int(fs))
+    return np.asarray(info["ECG_R_Peaks"], float) / fs
+
+
+def ecg_derived(resp: np.ndarray, ecg: np.ndarray, fs: float) -> np.ndarray:
+    """Inhale onsets of our RR breath tracker fed the beat intervals, in 1 s chunks."""
+    beats = r_peaks(ecg, fs)
+    t, rr = beats[1:], np.diff(beats)
+    tr = BreathTracker(StreamKind.RR, None, stream="rr")
+    out: list[float] = []
+    for s in range(math.ceil(float(t[-1])) + 1):
+        m = (t >= s) & (t < s + 1)
+        o = tr.process(t[m], rr[m, np.newaxis])
+        out += [e.t for e in o.events if e.phase is BreathPhase.INHALE]
+    return np.asarray(out, float)
+
+
+DETECTORS: dict[str, Detector] = {
+    "ours": ours,
+    "neurokit": neurokit,
+    "baseline": baseline,
+    "ecg": ecg_derived,
+}
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def jitter(ref: np.ndarray, det: np.ndarray, lag: float) -> float:
+    """SD of the lag-removed offsets of events from their nearest mark (within 1 s), seconds."""
+    if det.size == 0 or not math.isfinite(lag):
+        return math.nan
+    d = det - lag
+    j = np.clip(np.searchsorted(ref, d), 1, len(ref) - 1)
+    off = np.where(np.abs(d - ref[j - 1]) < np.abs(d - ref[j]), d - ref[j - 1], d - ref[j])
+    off = off[np.abs(off) <= 1.0]
+    return float(np.std(off)) if off.size >= 3 else math.nan
+
+
+def window_rates(ev: np.ndarray, ref: np.ndarray, win: float = 32.0) -> np.ndarray:
+    """``(detected, reference)`` rate per 32 s window, as ``rate_mae`` takes them."""
+
+    def rate(e: np.ndarray, a: float) -> float:
+        e = e[(e >= a) & (e < a + win)]
+        return 60.0 / float(np.median(np.diff(e))) if len(e) >= 3 else math.nan
+
+    starts = np.arange(ref[0], ref[-1] - win, win)
+    return np.array([(rate(ev, a), rate(ref, a)) for a in starts]).reshape(-1, 2)
+
+
+def score_one(ref: np.ndarray, ev: np.ndarray) -> dict[str, float]:
+    if len(ev) <= 2:
+        s = {"interval_f1": 0.0, "match_f1": 0.0, "lag_s": math.nan, "rate_mae": 10.0}
+    else:
+        s = score(ref, ev)
+    s["jitter_s"] = jitter(ref, ev, s["lag_s"])
+    return s
+
+
+FIELDS = ("interval_f1", "match_f1", "rate_mae", "jitter_s")
+
+
+def run(names: list[str], recs: list[str], verbose: bool) -> None:
+    rows: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    pairs: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    cpu = dict.fromkeys(names, 0.0)
+    for rec in recs:
+        resp, ecg, fs, ref = load(rec)
+        line = [f"bidmc_{rec} ({len(ref):3d} marks)"]
+        for n in names:
+            c0 = time.process_time()
+            ev = DETECTORS[n](resp, ecg, fs)
+            cpu[n] += time.process_time() - c0
+            s = score_one(ref, ev)
+            rows[n].append(s)
+            pairs[n].append(window_rates(ev, ref))
+            line.append(
+                f"{n} {s['interval_f1']:.3f}/{s['match_f1']:.3f}/{s['rate_mae']:5.2f}"
+                f"/{s['jitter_s']:.2f}"
+            )
+        if verbose:
+            print("  ".join(line), flush=True)
+    print(f"\nmean over {len(recs)} records (iF1 / mF1 / rate MAE bpm / onset jitter s):")
+    for n in names:
+        m = {k: float(np.nanmean([r[k] for r in rows[n]])) for k in FIELDS}
+        worst = min(rows[n], key=lambda r: r["interval_f1"])["interval_f1"]
+        print(
+            f"  {n:9s} iF1 {m['interval_f1']:.3f} (worst {worst:.3f})  mF1 {m['match_f1']:.3f}  "
+            f"rate MAE {m['rate_mae']:.2f}  jitter {m['jitter_s']:.2f} s  "
+            f"({cpu[n] / len(recs):.2f} s CPU per 8-min record)"
+        )
+    for n in names:
+        wr = np.concatenate(pairs[n])
+        ok = np.isfinite(wr).all(axis=1)
+        d = wr[ok, 0] - wr[ok, 1]
+        if d.size:
+            print(
+                f"  {n:9s} rate agreement over {d.size} windows of 32 s ({(~ok).sum()} without a "
+                f"rate): bias {d.mean():+.2f}, limits of agreement +-{1.96 * d.std():.2f} "
+                f"breaths/min (Charlton et al. 2016, ECG-derived: about +-4.7)"
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--records", nargs="*", help="two-digit record numbers (default: all)")
+    ap.add_argument("--only", nargs="*", choices=sorted(DETECTORS), help="detectors to run")
+    ap.add_argument("-q", "--quiet", action="store_true", help="means only, no per-record lines")
+    a = ap.parse_args()
+    recs = a.records or sorted(p.name[6:8] for p in DATA.glob("bidmc_*.csv.gz"))
+    run(a.only or list(DETECTORS), recs, not a.quiet)
+
+
+if __name__ == "__main__":
+    main()
