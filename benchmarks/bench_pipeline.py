@@ -29,9 +29,9 @@ import numpy as np
 
 from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.pipeline import Pipeline
+from devices.intent import Intent, PelvicAction
 from devices.stream import Chunk, StreamKind, StreamSpec
 from devices.virtual.body import BodyModel
-from devices.virtual.intent import Intent, PelvicAction
 
 SPECS = (
     StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", 50.0),

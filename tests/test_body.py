@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from devices.virtual.body import CONTROL_HZ, BodyModel, BodyParams, Pacer
-from devices.virtual.intent import Intent, IntentFn, PelvicAction, Schedule
+from devices.intent import Intent, IntentFn, PelvicAction, Schedule
+from devices.pacer import Pacer
+from devices.virtual.body import CONTROL_HZ, BodyModel, BodyParams
 from devices.vocab import BreathPhase, PelvicState
 
 # A fixed exercise: rest, drop on a paced inhale, rest, contract, rest, strain, rest.
-PACER = Pacer(inhale_s=4.5, exhale_s=5.5, t_start=20.0)
+PACER = Pacer(inhale_s=4.5, exhale_s=5.5, t0=20.0)
 STEPS = Schedule(
     [
         (0.0, Intent()),
@@ -269,7 +270,7 @@ def test_labels_follow_the_components() -> None:
 
 
 def test_low_compliance_labels_what_the_body_did() -> None:
-    pacer = Pacer(4.0, 6.0)
+    pacer = Pacer(inhale_s=4.0, exhale_s=6.0)
     intent = Schedule([(0.0, Intent(pelvic=PelvicAction.DROP, compliance=0.3))])
 
     def fn(t: float) -> Intent:
@@ -344,7 +345,7 @@ def test_breath_labels_match_the_volume() -> None:
 
 
 def test_pacer_following() -> None:
-    pacer = Pacer(inhale_s=4.0, exhale_s=6.0, t_start=0.0)
+    pacer = Pacer(inhale_s=4.0, exhale_s=6.0, t0=0.0)
     natural = 15.0
 
     def fn(c: float) -> IntentFn:
@@ -383,7 +384,7 @@ def test_pacer_hold_is_a_pause() -> None:
     body = BodyModel(2, intent=lambda t: Intent(breath=pacer(t)))
     t = np.arange(24.0, 96.0, 0.02)
     breath, _ = body.labels(t)
-    in_hold = ((t % pacer.period_s) > 4.8) & ((t % pacer.period_s) < 6.8)
+    in_hold = ((t % pacer.period) > 4.8) & ((t % pacer.period) < 6.8)
     assert np.mean(breath[in_hold] == BreathPhase.PAUSE) > 0.95
 
 

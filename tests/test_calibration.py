@@ -41,9 +41,9 @@ from calibration import (
     suggest_pacer,
 )
 from devices.clock import SimClock
+from devices.intent import Intent, IntentFn, PelvicAction
 from devices.stream import Chunk, StreamKind, StreamSpec
 from devices.virtual.body import BodyModel, BodyParams
-from devices.virtual.intent import Intent, IntentFn, PelvicAction
 from devices.virtual.twins import CountsConversion
 from devices.virtual.twins.kgoal import KGOAL_CONVERSION
 from devices.vocab import PelvicState

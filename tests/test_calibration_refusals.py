@@ -24,7 +24,7 @@ from calibration import (
     calibrate,
 )
 from devices.errors import InputError
-from devices.virtual.intent import Intent, IntentFn, PelvicAction
+from devices.intent import Intent, IntentFn, PelvicAction
 from devices.virtual.twins import CountsConversion
 
 

@@ -31,9 +31,9 @@ from biofeedback.protocols.session import (
 from biofeedback.signal.pipeline import Pipeline
 from devices.clock import SimClock
 from devices.errors import GaveUpError, InputError
+from devices.intent import Intent, PelvicAction
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.virtual.body import BodyModel
-from devices.virtual.intent import Intent, PelvicAction
 from devices.vocab import BreathPhase
 
 STREAMS = (

@@ -16,9 +16,10 @@ from scipy import signal as sps
 
 from biofeedback.signal.breath import AccFrontEnd, BreathDetector, BreathTracker, noise_sd
 from biofeedback.signal.types import BreathEvent, BreathOutput, Quality
+from devices.intent import Intent
+from devices.pacer import Pacer
 from devices.stream import StreamKind
-from devices.virtual.body import BodyModel, BodyParams, Pacer
-from devices.virtual.intent import Intent
+from devices.virtual.body import BodyModel, BodyParams
 from devices.vocab import BreathPhase
 
 # --------------------------------------------------------------------------- helpers

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from biofeedback.signal.pelvic import PelvicTracker
 from biofeedback.signal.types import PelvicOutput, Quality, Thresholds
-from devices.virtual.body import BodyModel, Pacer
-from devices.virtual.intent import Intent, PelvicAction
+from devices.intent import Intent, PelvicAction
+from devices.pacer import Pacer
+from devices.virtual.body import BodyModel
 from devices.vocab import BreathPhase, PelvicState
 
 FS = 50.0

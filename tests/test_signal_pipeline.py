@@ -10,9 +10,10 @@ import pytest
 
 from biofeedback.signal import Pipeline, PipelineAPI, PipelineUpdate, Thresholds
 from biofeedback.signal.pelvic import pressure_channels
+from devices.intent import Intent, PelvicAction
+from devices.pacer import Pacer
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
-from devices.virtual.body import BodyModel, Pacer
-from devices.virtual.intent import Intent, PelvicAction
+from devices.virtual.body import BodyModel
 from devices.vocab import BreathPhase, PelvicState
 
 PACER = Pacer(inhale_s=4.5, exhale_s=5.5)

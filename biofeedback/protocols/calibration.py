@@ -60,8 +60,8 @@ from calibration import (
 )
 from devices.clock import Clock
 from devices.errors import GaveUpError, InputError
+from devices.intent import Intent, PelvicAction
 from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
-from devices.virtual.intent import Intent, PelvicAction
 
 __all__ = [
     "PLANS",

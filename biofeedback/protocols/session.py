@@ -68,8 +68,8 @@ from biofeedback.signal.types import (
 )
 from devices.clock import Clock
 from devices.errors import DeviceError, InputError
+from devices.intent import Intent, PelvicAction
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind
-from devices.virtual.intent import Intent, PelvicAction
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = [

@@ -32,8 +32,8 @@ from biofeedback.signal.types import (
     Quality,
     RepResult,
 )
+from devices.intent import BreathTarget
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
-from devices.virtual.intent import BreathTarget
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = [

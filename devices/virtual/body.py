@@ -1,7 +1,7 @@
 """A seeded physiological body model: what the virtual sensors measure.
 
 The body knows no exercise. It follows an *intent function* ``t -> Intent``
-(:mod:`devices.virtual.intent`) handed to it by its caller and produces
+(:mod:`devices.intent`) handed to it by its caller and produces
 breathing (lung volume, belt force, chest tilt), pelvic-floor probe pressure
 (two channels, base and tip), an ECG with respiratory sinus arrhythmia, motion
 artefacts, and ground-truth labels with the same timestamps.
@@ -85,7 +85,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from devices.virtual.intent import BreathTarget, Intent, IntentFn, PelvicAction, free_breathing
+from devices.intent import Intent, IntentFn, PelvicAction, free_breathing
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = [
@@ -94,7 +94,6 @@ __all__ = [
     "GRID_HZ",
     "BodyModel",
     "BodyParams",
-    "Pacer",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -275,61 +274,6 @@ class BodyParams:
                 raise ValueError(f"{name} must be positive; {getattr(self, name)!r} is invalid")
         if not 0.0 <= self.exhale_recoil <= 1.0:
             raise ValueError(f"exhale_recoil must be in [0, 1]; {self.exhale_recoil} is invalid")
-
-
-@dataclass(frozen=True)
-class Pacer:
-    """A breathing pacer as a function of time: ``t -> BreathTarget``.
-
-    One cycle is inhale, hold (after the inhale, may be 0), exhale; cycles
-    start at ``t_start``. Before ``t_start`` the pacer is already running
-    (the cycle is periodic), so it can be handed over at any time.
-
-    Parameters
-    ----------
-    inhale_s, exhale_s : float
-        Phase durations.
-    hold_s : float
-        Hold after the inhale.
-    depth : float
-        Relative depth asked for (1 = natural).
-    t_start : float
-        Time of an inhale onset.
-    """
-
-    inhale_s: float = 4.5
-    exhale_s: float = 5.5
-    hold_s: float = 0.0
-    depth: float = 1.0
-    t_start: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.inhale_s <= 0 or self.exhale_s <= 0 or self.hold_s < 0:
-            raise ValueError("pacer durations must be positive (hold_s may be 0)")
-
-    @property
-    def period_s(self) -> float:
-        """Length of one cycle."""
-        return self.inhale_s + self.hold_s + self.exhale_s
-
-    def onsets(self, t0: float, t1: float) -> tuple[FloatArray, FloatArray]:
-        """Pacer inhale and exhale onsets in ``[t0, t1)``."""
-        p = self.period_s
-        k = np.arange(math.floor((t0 - self.t_start) / p) - 1, math.ceil((t1 - self.t_start) / p))
-        inh = (self.t_start + k * p).astype(np.float64)
-        exh = inh + (self.inhale_s + self.hold_s)
-        return inh[(inh >= t0) & (inh < t1)], exh[(exh >= t0) & (exh < t1)]
-
-    def __call__(self, t: float) -> BreathTarget:
-        x = (t - self.t_start) % self.period_s
-        if x < self.inhale_s:
-            phase, prog = BreathPhase.INHALE, x / self.inhale_s
-        elif x < self.inhale_s + self.hold_s:
-            phase, prog = BreathPhase.PAUSE, (x - self.inhale_s) / self.hold_s
-        else:
-            phase = BreathPhase.EXHALE
-            prog = (x - self.inhale_s - self.hold_s) / self.exhale_s
-        return BreathTarget(phase, prog, self.inhale_s, self.hold_s, self.exhale_s, self.depth)
 
 
 class _Seg:

@@ -24,9 +24,9 @@ from typing import Self
 
 from devices.clock import Clock
 from devices.errors import InputError
+from devices.intent import IntentFn
 from devices.virtual.backend import install, uninstall
 from devices.virtual.body import BodyModel, BodyParams
-from devices.virtual.intent import IntentFn
 from devices.virtual.peripheral import Faults, VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
 

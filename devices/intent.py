@@ -1,9 +1,10 @@
-"""What the virtual person is trying to do: the body model's only input.
+"""What a person is asked to do, and tries to do: the pacing vocabulary.
 
-The body model knows no exercise. Its caller (the session engine's pacer, the
-calibration runner's prompts, a test's fixed schedule) hands it an *intent
-function* ``t -> Intent``, evaluated at the body's control rate (10 Hz) on the
-run's clock.
+Shared by the app (the session engine's steps, the calibration prompts, the
+live view's pacer) and the virtual body, which follows an *intent function*
+``t -> Intent`` and knows no exercise. It lives outside ``devices.virtual`` so
+that production code never imports the simulator to speak about breath targets
+and pelvic actions.
 """
 
 from __future__ import annotations
