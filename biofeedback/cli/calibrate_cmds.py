@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.options import refuse_together
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.calibration import CalibrationRunner, ScheduledStep, pick_channel
@@ -230,14 +231,11 @@ def _print_profile(p: Profile) -> None:
 
 
 @cli.command("calibrate")
-@click.option(
-    "--quick", "plan", flag_value="quick", default=True, help="Quick calibration (~2.5 min)."
-)
+@click.option("--quick", is_flag=True, help="Quick calibration (~2.5 min; the default).")
 @click.option(
     "--assessment",
-    "plan",
-    flag_value="assessment",
-    help="Glazer-style assessment adapted to pressure (~7 min).",
+    is_flag=True,
+    help="Glazer-style assessment adapted to pressure (~7 min; not with --quick).",
 )
 @click.option("--person", default=DEFAULT_PERSON, show_default=True, help="Whose calibration.")
 @click.option(
@@ -259,7 +257,8 @@ def _print_profile(p: Profile) -> None:
 @command_options()
 def calibrate_cmd(
     app: AppContext,
-    plan: str,
+    quick: bool,
+    assessment: bool,
     person: str,
     device: str | None,
     breath: str | None,
@@ -274,6 +273,8 @@ def calibrate_cmd(
     --headless or without a display). A calibration that cannot be trusted is
     refused (exit 1) with the step to repeat and why. Stop if anything hurts.
     """
+    refuse_together(click.get_current_context(), "quick", "assessment")
+    plan = "assessment" if assessment else "quick"
     person = check_person(person)
     prompter = StepPrompter(0)
     fast = app.virtual and app.speed != 1.0

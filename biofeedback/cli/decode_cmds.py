@@ -14,6 +14,7 @@ import click
 
 from biofeedback.cli.device_cmds import driver_option
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.options import SESSION_S
 from biofeedback.cli.runtime import radio, registry_for, run
 from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.drivers.base import Driver, DriverInfo, RawPacket, normalize_uuid
@@ -179,7 +180,8 @@ def decode(
 @cli.command()
 @click.argument("target", metavar="DEVICE")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--duration", default=30.0, show_default=True, help="Seconds to record.")
+@click.option("--duration", type=SESSION_S, default=30.0, show_default=True,
+              help="Seconds to record.")
 @driver_option
 @command_options()
 def capture(

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.options import SCAN_TIMEOUT_S, SESSION_S
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer
@@ -32,7 +33,8 @@ def _say(app: AppContext, text: str) -> None:
 
 
 @cli.command("scan")
-@click.option("--timeout", default=5.0, show_default=True, help="Scan window in seconds.")
+@click.option("--timeout", type=SCAN_TIMEOUT_S, default=5.0, show_default=True,
+              help="Scan window in seconds.")
 @driver_option
 @command_options()
 def scan_cmd(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) -> None:
@@ -67,7 +69,8 @@ async def _scan(app: AppContext, timeout: float, driver_files: tuple[Path, ...])
 
 @cli.command()
 @click.argument("target", metavar="NAME|ADDRESS")
-@click.option("--timeout", default=5.0, show_default=True, help="Scan window in seconds.")
+@click.option("--timeout", type=SCAN_TIMEOUT_S, default=5.0, show_default=True,
+              help="Scan window in seconds.")
 @driver_option
 @command_options()
 def pair(app: AppContext, target: str, timeout: float, driver_files: tuple[Path, ...]) -> None:
@@ -148,7 +151,7 @@ DEMO_DEVICES = ("Boost", "GDX-RB")
 
 @cli.command()
 @click.option("--headless", is_flag=True, help="Terminal output instead of the window.")
-@click.option("--duration", default=60.0, show_default=True,
+@click.option("--duration", type=SESSION_S, default=60.0, show_default=True,
               help="Simulated seconds of the session (the quick protocol is fitted to it).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the virtual person.")
 @click.option("--skip-calibration", is_flag=True,

@@ -27,6 +27,12 @@ from typing import Any
 import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.options import (
+    BREATH_HOLD_S,
+    BREATH_PHASE_S,
+    PAIN_0_10,
+    SESSION_S,
+)
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer
@@ -577,13 +583,15 @@ def _refuse_pain(pain_before: int | None) -> None:
 @click.option("--person", help="Who trains (a name or code; sessions are grouped by it).")
 @click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default="quick",
               show_default=True, help="quick ~2 min, standard ~4 min, long ~7 min (2 sets).")
-@click.option("--inhale", type=float, help="Pacer inhale seconds (default 4).")
-@click.option("--hold", type=float, help="Pacer hold seconds after the inhale (default 0).")
-@click.option("--exhale", type=float, help="Pacer exhale seconds (default 6).")
-@click.option("--duration", type=float, help="Session seconds (a longer protocol is shortened).")
+@click.option("--inhale", type=BREATH_PHASE_S, help="Pacer inhale seconds (default 4).")
+@click.option("--hold", type=BREATH_HOLD_S,
+              help="Pacer hold seconds after the inhale (default 0).")
+@click.option("--exhale", type=BREATH_PHASE_S, help="Pacer exhale seconds (default 6).")
+@click.option("--duration", type=SESSION_S,
+              help="Session seconds (a longer protocol is shortened).")
 @click.option("--headless", is_flag=True, help="Terminal view instead of the window.")
 @click.option("--lsl", is_flag=True, help="Publish the live streams as LSL outlets.")
-@click.option("--pain-before", type=int, help="Discomfort or pain now, 0-10 (5+ refuses).")
+@click.option("--pain-before", type=PAIN_0_10, help="Discomfort or pain now, 0-10 (5+ refuses).")
 @click.option("--note", help="A note for this session.")
 @click.option("--seed", default=0, show_default=True, help="Virtual only: the person's seed.")
 @click.option("--driver", "driver_files", multiple=True,

@@ -158,28 +158,61 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record.
+
+    A handler bound to the stream of its creation would keep writing to a
+    replaced (and maybe closed) stream when the command runs in-process.
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+#: The stderr handler and the ``-v`` log file handler, each installed once.
+_handlers: dict[str, logging.Handler] = {}
+
+
 def _setup_logging(verbose: bool) -> None:
+    """Log warnings to stderr; with ``verbose``, debug logs to stderr and the log file.
+
+    Safe to call again: ``main`` sets up quiet logging before the options are
+    parsed, and ``-v`` (wherever it stands) turns debug and the file on later.
+    """
     root = logging.getLogger()
-    if getattr(_setup_logging, "_done", False):
-        root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-        return
-    _setup_logging._done = True  # type: ignore[attr-defined]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
+    if "stderr" not in _handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        _handlers["stderr"] = handler
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     # Quiet the Bluetooth stacks unless asked.
     for noisy in ("bumble", "bleak"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
-    if verbose:
-        try:
-            from biofeedback.paths import log_file
+    if verbose and "file" not in _handlers:
+        _open_log_file(root)
 
-            fh = logging.FileHandler(log_file(), encoding="utf-8")
-            fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-            root.addHandler(fh)
-        except OSError as exc:  # a read-only home must not stop the command
-            log.warning("cannot write the log file: %s", exc)
+
+def _open_log_file(root: logging.Logger) -> None:
+    try:
+        from biofeedback.paths import log_file
+
+        path = log_file()
+        # Logs may hold readings: the file is the user's alone (0600), like the store.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        fh = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:  # a read-only home must not stop the command
+        log.warning("cannot write the log file: %s", exc)
+        return
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(fh)
+    _handlers["file"] = fh
+    log.debug("biofeedback %s: debug log in %s", __version__, fh.baseFilename)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -218,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
+        if json_mode:
+            emit_json({"error": exc.format_message(), "code": exc.exit_code})
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -69,15 +69,21 @@ def _status(info: SessionInfo) -> str:
 
 
 def _confirm(question: str, yes: bool, refused: str) -> None:
-    """Ask on stderr unless ``--yes``; a no (or no terminal to ask on) is exit 1."""
+    """Ask on stderr unless ``--yes``.
+
+    A "no" is the user's choice, not an error: it says what was kept and
+    ends the command with exit 0. No answer at all (no terminal, end of
+    input) is exit 1.
+    """
     if yes:
         return
     try:
         ok = click.confirm(question, default=False, err=True)
     except click.Abort:
-        ok = False
+        raise InputError(f"{refused}: no answer (use --yes to skip the question)") from None
     if not ok:
-        raise InputError(refused)
+        click.echo(f"{refused[:1].upper()}{refused[1:]}.", err=True)
+        raise click.exceptions.Exit(0)
 
 
 class _RichProgress:

@@ -17,6 +17,7 @@ import click
 import numpy as np
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.options import SAMPLE_RATE_HZ
 from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.types import Breath, BreathEvent, FloatArray
 from devices.errors import InputError
@@ -220,7 +221,7 @@ def _check(values: FloatArray, times: FloatArray | None, rate: float, path: Path
 @click.option(
     "--column", "-c", required=True, help="Column name, or 0-based index, of the breath trace."
 )
-@click.option("--rate", type=float, required=True, help="Sample rate of the file, Hz.")
+@click.option("--rate", type=SAMPLE_RATE_HZ, required=True, help="Sample rate of the file, Hz.")
 @click.option("--invert", is_flag=True, help="Inhale lowers the signal (skip detection).")
 @command_options()
 def breaths(app: AppContext, file: Path, column: str, rate: float, invert: bool) -> None:

@@ -1,0 +1,179 @@
+"""The bad-input sweep: every input a user can type or a file can hold gets a clear answer.
+
+Each case runs the real entry point in this process (``main`` under click's
+``CliRunner`` isolation) and checks: the exit code DESIGN.md documents (1 bad
+input or refused, 2 usage), one clear line (click's usage errors end in one
+``Error:`` line), no traceback, no "internal error", and the user's files
+unchanged (hashes of every file under the home and the test folder, before
+and after).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from biofeedback.cli import main as cli_main
+from biofeedback.cli.main import main
+from biofeedback.paths import log_file, store_path
+from biofeedback.store import Store
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def bf(*args: str, stdin: str | None = None) -> Run:
+    """``biofeedback ARGS`` in this process: exit code, stdout, stderr."""
+    with CliRunner().isolation(input=stdin) as (out, err, _):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return Run(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+def hashes(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under ``roots`` (the user's files, as the test sees them)."""
+    found: dict[str, str] = {}
+    for root in roots:
+        if root.is_file():
+            found[str(root)] = hashlib.sha256(root.read_bytes()).hexdigest()
+        elif root.is_dir():
+            for p in sorted(root.rglob("*")):
+                if p.is_file():
+                    found[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def unchanged(tmp_path: Path) -> Iterator[None]:
+    """Fail if the command changed any file under the test's folder (home included)."""
+    before = hashes(tmp_path)
+    yield
+    assert hashes(tmp_path) == before
+
+
+@pytest.fixture(autouse=True)
+def _no_log_file_left() -> Iterator[None]:
+    """``-v`` opens the log file of this test's home: close it after the test."""
+    yield
+    fh = cli_main._handlers.pop("file", None)
+    if fh is not None:
+        logging.getLogger().removeHandler(fh)
+        fh.close()
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+def refused(r: Run, code: int, *needles: str) -> None:
+    """A clear refusal: the exit code, the words, one line, no traceback."""
+    assert r.code == code, (r.code, r.out, r.err)
+    assert "Traceback" not in r.err and "internal error" not in r.err, r.err
+    lines = r.err.strip().splitlines()
+    if code == 2:
+        assert lines[-1].startswith("Error: "), r.err  # click's usage error, one line
+        message = lines[-1]
+    else:
+        assert len(lines) == 1, r.err
+        message = lines[0]
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+# ---------------------------------------------------------------- issue 13.12: absurd values
+
+PHASE = "1.0<=x<=15.0"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["live", "--inhale", "0.01", "--exhale", "0.01"], PHASE),
+        (["live", "--inhale", "1e6"], PHASE),
+        (["live", "--exhale", "nan"], "not a finite number"),
+        (["live", "--inhale", "inf"], PHASE),
+        (["live", "--hold", "60"], "0.0<=x<=10.0"),
+        (["live", "--duration", "-5"], "0.0<x<=86400.0"),
+        (["live", "--pain-before", "11"], "0<=x<=10"),
+        (["live", "--pain-before", "-1"], "0<=x<=10"),
+        (["scan", "--timeout", "-1"], "0.0<x<=600.0"),
+        (["scan", "--timeout", "nan"], "not a finite number"),
+        (["capture", "Boost", "-o", "cap.jsonl", "--duration", "-3"], "0.0<x<=86400.0"),
+        (["demo", "--duration", "0"], "0.0<x<=86400.0"),
+        (["breaths", "belt.csv", "--column", "0", "--rate", "-10"], "0.0<x<=10000.0"),
+        (["breaths", "belt.csv", "--column", "0", "--rate", "0"], "0.0<x<=10000.0"),
+        (["calibrate", "--quick", "--assessment"], "--quick and --assessment cannot be used"),
+    ],
+)
+def test_absurd_values_are_usage_errors_with_the_range(
+    args: list[str], needle: str, unchanged: None
+) -> None:
+    r = bf("--virtual", *args)
+    refused(r, 2, needle)
+    assert not store_path().exists()  # refused before anything started
+
+
+def test_limits_show_in_help() -> None:
+    r = bf("live", "--help")
+    assert r.code == 0 and PHASE in r.out and "0<=x<=10" in r.out
+
+
+def test_usage_error_with_json_is_also_json_on_stdout() -> None:
+    r = bf("scan", "--timeout", "-1", "--json")
+    refused(r, 2, "--timeout")
+    doc = json.loads(r.out)
+    assert doc["code"] == 2 and "0.0<x<=600.0" in doc["error"]
+
+
+def test_answering_no_keeps_everything_and_is_not_an_error(tmp_path: Path) -> None:
+    with Store(store_path()):
+        pass
+    before = hashes(tmp_path)
+    r = bf("data", "wipe", stdin="n\n")
+    assert r.code == 0, r.err
+    assert "Nothing was wiped." in r.err and "internal error" not in r.err
+    assert hashes(tmp_path) == before
+
+
+def test_no_answer_at_all_is_refused_exit_1(tmp_path: Path) -> None:
+    with Store(store_path()):
+        pass
+    before = hashes(tmp_path)
+    r = bf("data", "wipe", stdin="")
+    refused(r, 1, "nothing was wiped", "--yes")
+    assert hashes(tmp_path) == before
+
+
+# ---------------------------------------------------------------- issue 13.14: -v log file
+
+
+def test_verbose_writes_the_log_file_its_help_promises() -> None:
+    r = bf("-v", "drivers")
+    assert r.code == 0, r.err
+    path = log_file()
+    assert path.is_file()
+    text = path.read_text()
+    assert "DEBUG" in text and "debug log in" in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # logs may hold readings
+
+
+def test_verbose_after_the_command_name_also_writes_it() -> None:
+    assert bf("drivers", "--verbose").code == 0
+    assert "DEBUG" in log_file().read_text()
+
+
+def test_without_verbose_no_log_file() -> None:
+    assert bf("drivers").code == 0
+    assert not log_file().exists()
