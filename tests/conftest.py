@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,49 @@ def respiration_dir() -> Path:
     if not d.is_dir():
         pytest.skip("../shared/data/respiration is absent")
     return d
+
+
+@dataclass
+class Run:
+    """What a command gave: exit code, stdout, stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Run]]:
+    """The ``biofeedback`` command in this process (``main``: exit codes, error lines and all).
+
+    No interpreter start-up and no imports per call, so a CLI test costs what
+    the command costs. ``env`` sets variables for that call. Tests that need a
+    real process (signals, kill -9, the window fallback) use a subprocess.
+    """
+    from biofeedback.cli.main import main
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {n: logging.getLogger(n).level for n in ("", "bumble", "bleak")}
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Run:
+        with monkeypatch.context() as m:
+            for k, v in (env or {}).items():
+                m.setenv(k, v)
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as done:
+                main(list(args))
+            out = capsys.readouterr()
+        code = done.value.code
+        return Run(int(code) if isinstance(code, int) else 1, out.out, out.err)
+
+    yield invoke
+    # -v turns on debug logs and a log file for the process: undo it for the next test.
+    for h in root.handlers:
+        if h not in handlers:
+            root.removeHandler(h)
+            h.close()
+    for name, lvl in levels.items():
+        logging.getLogger(name).setLevel(lvl)

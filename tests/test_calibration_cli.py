@@ -1,4 +1,4 @@
-"""``calibrate`` and ``profiles`` end to end on the virtual radio (subprocesses, --speed max).
+"""``calibrate`` and ``profiles`` end to end on the virtual radio (in-process, --speed max).
 
 The virtual person follows the runner's prompts through the body model's
 intent; the probe and the belt are the byte-exact virtual kGoal and GDX-RB
@@ -9,57 +9,21 @@ over the virtual BLE stack. ``BIOFEEDBACK_HOME`` is isolated per test
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Run
 
-from biofeedback.cli.main import main
 from biofeedback.protocols.calibration import thresholds_from_profile
 from calibration import load_profile
 
-
-def bf(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it (a subprocess)."""
-    return subprocess.run(
-        [sys.executable, "-m", "biofeedback", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+Cli = Callable[..., Run]
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
-    """The command in this process (``main``, exit codes and all): no interpreter start-up."""
-
-    def invoke(*args: str) -> Run:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as done:
-            main(list(args))
-        out = capsys.readouterr()
-        code = done.value.code
-        return Run(int(code) if isinstance(code, int) else 1, out.out, out.err)
-
-    return invoke
-
-
-def calibrate(cli: Callable[..., Run], *args: str) -> dict[str, Any]:
+def calibrate(cli: Cli, *args: str) -> dict[str, Any]:
     r = cli("calibrate", "--virtual", "--speed", "max", "--json", *args)
     assert r.returncode == 0, r.stderr
     doc: dict[str, Any] = json.loads(r.stdout)  # stdout holds the profile only
@@ -67,7 +31,7 @@ def calibrate(cli: Callable[..., Run], *args: str) -> dict[str, Any]:
     return doc
 
 
-def listing(cli: Callable[..., Run], *args: str) -> list[dict[str, Any]]:
+def listing(cli: Cli, *args: str) -> list[dict[str, Any]]:
     r = cli("profiles", "--json", *args)
     assert r.returncode == 0, r.stderr
     rows: list[dict[str, Any]] = json.loads(r.stdout)
@@ -76,7 +40,7 @@ def listing(cli: Callable[..., Run], *args: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_quick_calibration_saved_listed_reloaded_replaced(
-    _isolated_home: Path, cli: Callable[..., Run]
+    _isolated_home: Path, cli: Cli
 ) -> None:
     first = calibrate(cli, "--quick", "--person", "Ann", "--seed", "3")
     assert first["kind"] == "quick" and first["person"] == "Ann"
@@ -112,7 +76,7 @@ def test_quick_calibration_saved_listed_reloaded_replaced(
 
 
 @pytest.mark.slow
-def test_assessment_saved_listed_reloaded(cli: Callable[..., Run]) -> None:
+def test_assessment_saved_listed_reloaded(cli: Cli) -> None:
     doc = calibrate(cli, "--assessment", "--person", "Cy", "--seed", "5")
     assert doc["kind"] == "assessment"
     a = doc["figures_common"]["assessment"]
@@ -125,10 +89,10 @@ def test_assessment_saved_listed_reloaded(cli: Callable[..., Run]) -> None:
 
 
 @pytest.mark.slow
-def test_refused_calibration_exits_1_with_the_step(_isolated_home: Path) -> None:
+def test_refused_calibration_exits_1_with_the_step(cli: Cli) -> None:
     # The probe goes silent after 2 s on every connection: most of the rest step is missing.
     faults = json.dumps({"Boost": {"silent_after": 100}})
-    r = bf(
+    r = cli(
         "calibrate",
         "--virtual",
         "--speed",
@@ -143,11 +107,11 @@ def test_refused_calibration_exits_1_with_the_step(_isolated_home: Path) -> None
     assert err["code"] == 1
     assert err["error"].startswith("calibration refused: repeat the rest step: ")
     assert "error: calibration refused" in r.stderr and "Traceback" not in r.stderr
-    assert json.loads(bf("profiles", "--json").stdout) == []  # nothing saved
+    assert json.loads(cli("profiles", "--json").stdout) == []  # nothing saved
 
 
 @pytest.mark.slow
-def test_a_breath_sensor_is_not_a_probe(cli: Callable[..., Run]) -> None:
+def test_a_breath_sensor_is_not_a_probe(cli: Cli) -> None:
     r = cli("calibrate", "--virtual", "--speed", "max", "--device", "GDX-RB")
     assert r.returncode == 1
     assert "is not a pelvic pressure sensor" in r.stderr

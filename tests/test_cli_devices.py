@@ -1,4 +1,9 @@
-"""The command-line contracts of the foundation, run as a user runs them (subprocesses)."""
+"""The command-line contracts of the foundation, run through ``main`` as a user runs them.
+
+In this process (the ``cli`` fixture, tests/conftest.py): exit codes, stdout and
+stderr are the command's own; only the interpreter start-up is saved. The one
+subprocess checks the ``python -m biofeedback`` entry itself.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,19 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Run
 
 FAMILIES = {"kgoal", "gdx-rb", "perifit", "elvie", "magic-motion", "polar-h10", "hrs"}
 
-
-def bf(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "biofeedback", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-        check=False,
-    )
+Cli = Callable[..., Run]
 
 
-def test_scan_virtual_lists_every_family_with_driver_and_support() -> None:
-    r = bf("scan", "--json", "--virtual", "--speed", "max")
+def test_scan_virtual_lists_every_family_with_driver_and_support(cli: Cli) -> None:
+    r = cli("scan", "--json", "--virtual", "--speed", "max")
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)
     assert {d["driver"] for d in found} >= FAMILIES
@@ -40,26 +35,32 @@ def test_scan_virtual_lists_every_family_with_driver_and_support() -> None:
     assert support["kgoal"] == "reverse-engineered"
 
 
-def test_global_options_before_or_after_the_command() -> None:
-    a = bf("--virtual", "--speed", "max", "scan", "--json")
-    b = bf("scan", "--json", "--virtual", "--speed", "max")
+def test_global_options_before_or_after_the_command(cli: Cli) -> None:
+    a = cli("--virtual", "--speed", "max", "scan", "--json")
+    b = cli("scan", "--json", "--virtual", "--speed", "max")
     assert a.returncode == b.returncode == 0
     assert {d["address"] for d in json.loads(a.stdout)} == {
         d["address"] for d in json.loads(b.stdout)
     }
-    c = bf("scan", "--json", "--speed", "max", env={"BIOFEEDBACK_VIRTUAL": "1"})
+    c = cli("scan", "--json", "--speed", "max", env={"BIOFEEDBACK_VIRTUAL": "1"})
     assert c.returncode == 0 and len(json.loads(c.stdout)) >= len(FAMILIES)
 
 
-def test_pair_then_devices_in_another_process_finds_the_same_device() -> None:
-    r = bf("pair", "Boost", "--virtual", "--speed", "max", "--json")
+def test_pair_then_devices_in_another_process_finds_the_same_device(cli: Cli) -> None:
+    # The pairing is a real process (``python -m biofeedback``): the entry point
+    # and an address that is the same in every process.
+    r = subprocess.run(
+        [sys.executable, "-m", "biofeedback", "pair", "Boost", "--virtual", "--speed", "max",
+         "--json"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False,
+    )
     assert r.returncode == 0, r.stderr
     paired = json.loads(r.stdout)
     assert paired["driver"] == "kgoal" and paired["virtual"] is True
-    again = bf("scan", "--virtual", "--speed", "max", "--json")
+    again = cli("scan", "--virtual", "--speed", "max", "--json")
     boost = [d for d in json.loads(again.stdout) if d["name"] == "Boost"]
     assert boost[0]["address"] == paired["address"]  # stable address across processes
-    known = json.loads(bf("devices", "--json").stdout)
+    known = json.loads(cli("devices", "--json").stdout)
     assert [d["address"] for d in known] == [paired["address"]]
 
 
@@ -77,44 +78,47 @@ def test_pair_then_devices_in_another_process_finds_the_same_device() -> None:
     ids=["unknown-name", "sensor-off", "capture-unknown"],
 )
 def test_device_errors_are_one_line_exit_3(
-    args: list[str], env: dict[str, str], message: str, tmp_path: Path
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path, cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    r = bf(*args, "--virtual", "--speed", "max", env=env)
+    monkeypatch.chdir(tmp_path)
+    r = cli(*args, "--virtual", "--speed", "max", env=env)
     assert r.returncode == 3
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
     assert "Traceback" not in r.stderr
 
 
-def test_json_errors_are_also_on_stdout() -> None:
-    r = bf("pair", "Nonesuch", "--virtual", "--speed", "max", "--json")
+def test_json_errors_are_also_on_stdout(cli: Cli) -> None:
+    r = cli("pair", "Nonesuch", "--virtual", "--speed", "max", "--json")
     assert r.returncode == 3
     assert json.loads(r.stdout) == {"error": r.stderr.strip().removeprefix("error: "), "code": 3}
 
 
-def test_connection_refused_gives_exit_3() -> None:
+def test_connection_refused_gives_exit_3(cli: Cli) -> None:
     env = {"BIOFEEDBACK_VIRTUAL_FAULTS": '{"Boost": {"refuse_connections": 100}}'}
-    r = bf("pair", "Boost", "--virtual", "--speed", "max", env=env)
+    r = cli("pair", "Boost", "--virtual", "--speed", "max", env=env)
     assert r.returncode == 3
     assert "cannot connect to Boost" in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_verbose_shows_the_traceback() -> None:
-    r = bf("pair", "Nonesuch", "--virtual", "--speed", "max", "-v")
+def test_verbose_shows_the_traceback(cli: Cli) -> None:
+    r = cli("pair", "Nonesuch", "--virtual", "--speed", "max", "-v")
     assert r.returncode == 3 and "Traceback" in r.stderr
 
 
-def test_bad_flag_is_a_usage_error() -> None:
-    r = bf("scan", "--bogus")
+def test_bad_flag_is_a_usage_error(cli: Cli) -> None:
+    r = cli("scan", "--bogus")
     assert r.returncode == 2
     assert "No such option" in r.stderr
-    r = bf("demo", "--speed", "fastest")
+    r = cli("demo", "--speed", "fastest")
     assert r.returncode == 2 and "positive number or 'max'" in r.stderr
 
 
-def test_demo_headless_json() -> None:
-    r = bf("demo", "--headless", "--duration", "30", "--seed", "3", "--speed", "max", "--json")
+def test_demo_headless_json(cli: Cli) -> None:
+    r = cli("demo", "--headless", "--duration", "30", "--seed", "3", "--speed", "max", "--json",
+            "--skip-calibration")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     streams = out["streams"]
@@ -126,14 +130,15 @@ def test_demo_headless_json() -> None:
     assert streams["gdx-rb.force"]["rate_hz"] == pytest.approx(10, rel=0.02)
 
 
-def test_demo_is_deterministic_for_a_seed() -> None:
-    a = bf("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json")
-    b = bf("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json")
+def test_demo_is_deterministic_for_a_seed(cli: Cli) -> None:
+    args = ("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json",
+            "--skip-calibration")
+    a, b = cli(*args), cli(*args)
     assert json.loads(a.stdout)["streams"].keys() == json.loads(b.stdout)["streams"].keys()
 
 
-def test_decode_contract() -> None:
-    r = bf("decode", "kgoal", "00 01 04 00 00 05 d3", "00:01:04:00:10:05:d4", "0001")
+def test_decode_contract(cli: Cli) -> None:
+    r = cli("decode", "kgoal", "00 01 04 00 00 05 d3", "00:01:04:00:10:05:d4", "0001")
     assert r.returncode == 1
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert lines[0]["channels"] == {"raw": [1491.0], "calibrated": [0.0]}
@@ -143,23 +148,23 @@ def test_decode_contract() -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_capture_then_decode_file(tmp_path: Path) -> None:
+def test_capture_then_decode_file(tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "cap.jsonl"
-    r = bf("capture", "Boost", "-o", str(out), "--duration", "2", "--virtual", "--speed", "max")
+    r = cli("capture", "Boost", "-o", str(out), "--duration", "2", "--virtual", "--speed", "max")
     assert r.returncode == 0, r.stderr
     records = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(records) >= 90
     assert set(records[0]) == {"t_host", "char", "hex"}
     assert oct(out.stat().st_mode & 0o777) == "0o600"
-    d = bf("decode", "kgoal", "--file", str(out))
+    d = cli("decode", "kgoal", "--file", str(out))
     assert d.returncode == 0
     decoded = [json.loads(x) for x in d.stdout.splitlines()]
     assert len(decoded) == len(records)
     assert decoded[0]["t"] == records[0]["t_host"]
 
 
-def test_drivers_json_lists_every_driver() -> None:
-    r = bf("drivers", "--json")
+def test_drivers_json_lists_every_driver(cli: Cli) -> None:
+    r = cli("drivers", "--json")
     assert r.returncode == 0
     ids = {d["id"]: d for d in json.loads(r.stdout)}
     assert set(ids) >= FAMILIES | {"lsl"}

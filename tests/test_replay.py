@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -112,13 +111,22 @@ async def test_paced_by_a_simulated_clock(
 
 
 async def test_real_time_scaled(recorded: Recorded) -> None:
+    """On the real clock nothing comes before it is due (a bound no machine load can break).
+
+    How closely it keeps to time is a figure for benchmarks, not a test.
+    """
     path, expected, _ = recorded
-    wall = time.monotonic()
-    async with ReplaySource(path, 1, RealClock(), speed=20.0) as src:
-        n = len([i async for i in src])
-    elapsed = time.monotonic() - wall
+    clock = RealClock()
+    early = []
+    async with ReplaySource(path, 1, clock, speed=20.0) as src:
+        start = clock.now()
+        n = 0
+        async for item in src:
+            n += 1
+            if isinstance(item, Chunk):
+                early.append(start + (float(item.t[-1]) - T0) / 20.0 - clock.now())
     assert n == len(expected) + 2
-    assert 0.15 < elapsed < 2.0  # about 4 s / 20
+    assert early and max(early) <= 1e-6
 
 
 async def test_rebase_and_stream_filter(

@@ -9,12 +9,11 @@ everything the pipeline depends on (values, times, chunking, link events).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import Run
 
 from biofeedback.paths import store_path
 from biofeedback.replay import ReplaySource
@@ -27,13 +26,10 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest.fixture
-def live_session() -> int:
+def live_session(cli: Callable[..., Run]) -> int:
     """A live virtual session recorded by the real command; its id."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "biofeedback", "live", "--virtual", "--headless",
-         "--speed", "max", "--duration", "60", "--seed", "7", "--json"],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ), check=False,
-    )
+    proc = cli("live", "--virtual", "--headless", "--speed", "max", "--duration", "60",
+               "--seed", "7", "--json")
     assert proc.returncode == 0, proc.stderr
     return int(json.loads(proc.stdout)["session_id"])
 

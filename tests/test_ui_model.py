@@ -31,6 +31,7 @@ from biofeedback.ui.model import (
     fmt_clock,
 )
 from biofeedback.ui.terminal import TerminalView
+from devices.clock import SimClock
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
 
@@ -398,7 +399,8 @@ def _busy_model() -> tuple[LiveModel, ManualClock]:
 def test_terminal_view_plain_lines_without_a_terminal() -> None:
     model, _ = _busy_model()
     out = io.StringIO()
-    view = TerminalView(model, file=out)
+    clock = SimClock(speed=None)
+    view = TerminalView(model, file=out, clock=clock)
     assert not view.tty and view.period == 1.0
     line = view.line()
     assert "0:10" in line and "reps 0:40 left" in line
@@ -410,7 +412,7 @@ def test_terminal_view_plain_lines_without_a_terminal() -> None:
 
     async def briefly() -> None:
         async with view:
-            await asyncio.sleep(0.05)
+            await clock.sleep(0.05)  # simulated: exactly one period's first line
 
     asyncio.run(briefly())
     lines = out.getvalue().splitlines()
@@ -421,11 +423,12 @@ def test_terminal_view_plain_lines_without_a_terminal() -> None:
 def test_terminal_view_redraws_in_place_on_a_terminal() -> None:
     model, _ = _busy_model()
     out = io.StringIO()
-    view = TerminalView(model, file=out, tty=True, refresh_hz=50.0)
+    clock = SimClock(speed=None)
+    view = TerminalView(model, file=out, tty=True, refresh_hz=50.0, clock=clock)
 
     async def briefly() -> None:
         async with view:
-            await asyncio.sleep(0.2)
+            await clock.sleep(0.2)  # simulated: 10 redraws
 
     asyncio.run(briefly())
     text = out.getvalue()

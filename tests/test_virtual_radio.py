@@ -10,8 +10,8 @@ through the installed backend, the peripheral is a real GATT server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -68,6 +68,15 @@ class CounterSensor(VirtualPeripheral):
         self.subscriptions: list[tuple[str, bool]] = []
         self.connect_events = 0
         self.disconnect_events = 0
+        self.ticks = 0  # turns of the streaming loop, sent or not
+        self._ticked = asyncio.Event()
+
+    async def wait_ticks(self, n: int) -> None:
+        """Until the streaming loop has turned ``n`` more times (its clock's time has passed)."""
+        target = self.ticks + n
+        while self.ticks < target:
+            self._ticked.clear()
+            await self._ticked.wait()
 
     def build_services(self) -> list[gatt.Service]:
         self.data = self.notify_characteristic(DATA)
@@ -108,6 +117,8 @@ class CounterSensor(VirtualPeripheral):
             sent = await self.notify(self.ind, packet) or sent
             if sent:
                 self.seq += 1
+            self.ticks += 1
+            self._ticked.set()
 
 
 class HeartRateLike(VirtualPeripheral):
@@ -316,11 +327,11 @@ async def test_scan_by_name_and_service_uuid_filters(
         lambda d, ad: 0x006B in ad.manufacturer_data, timeout=1.0
     )
     assert by_filter is not None and by_filter.address == hr.address
-    t0 = time.perf_counter()
-    by_name = await BleakScanner.find_device_by_name("Counter-1", timeout=1.0)
-    latency = time.perf_counter() - t0
+    # Found as soon as seen: with an hour's timeout, only the sighting can end the scan
+    # (the outer timeout is a hang guard, not a timing).
+    async with asyncio.timeout(30.0):
+        by_name = await BleakScanner.find_device_by_name("Counter-1", timeout=3600.0)
     assert by_name is not None and by_name.address == counter.address
-    assert latency < 0.5
     assert await BleakScanner.find_device_by_name("Nobody", timeout=0.05) is None
     by_address = await BleakScanner.find_device_by_address(hr.address.lower(), timeout=1.0)
     assert by_address is not None and by_address.name == "HR-Strap 1"
@@ -422,14 +433,14 @@ async def test_notify_stream_and_writes(
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(40)
         await client.write_gatt_char(CTRL, b"\x00", response=False)
-        await asyncio.sleep(0.02)
+        await client.read_gatt_char(POLL)  # answered after the command before it: ATT is in order
         assert not sensor.is_streaming
         await client.stop_notify(DATA)
         n = len(collector.packets)
         assert collector.seqs() == list(range(n))
         assert [PACKET.unpack(p)[1] for p in collector.packets[:3]] == [-500, -499, -498]
         await client.write_gatt_char(CTRL, b"\x01", response=True)
-        await asyncio.sleep(0.03)
+        await sensor.wait_ticks(30)
         assert len(collector.packets) == n  # unsubscribed: nothing more arrives
         await client.write_gatt_char(CTRL, b"\x00", response=True)
     assert sensor.subscriptions == [(DATA, True), (DATA, False)]
@@ -485,11 +496,8 @@ async def test_peripheral_disconnect_fires_callback_then_reconnect(
         await client.write_gatt_char(CTRL, b"\x01", response=True)
 
     # The sensor re-advertises; the same BLEDevice connects again.
-    t0 = time.perf_counter()
-    await client.connect()
-    reconnect = time.perf_counter() - t0
+    await client.connect()  # how fast: benchmarks/bench_link.py
     assert client.is_connected and sensor.connections == 2
-    assert reconnect < 1.0
     lost.clear()
     await client.disconnect()
     assert lost.is_set()  # a local disconnect reports too, as BlueZ does
@@ -510,17 +518,19 @@ async def test_link_loss_during_read_raises_bleak_error(
             )
             return [*services, gatt.Service("5a1e0008-7e57-4c0d-9e2a-000000000000", [slow])]
 
+        answered = False
+
         async def _slow(self, _connection: Any) -> Any:
             self.spawn(self.disconnect(HCI_CONNECTION_TIMEOUT_ERROR))
             await asyncio.sleep(5)
+            self.answered = True
             return b"never"
 
-    await make_sensor("Slow", cls=SlowRead)
+    sensor = await make_sensor("Slow", cls=SlowRead)
     async with BleakClient(await find("Slow")) as client:
-        t0 = time.perf_counter()
         with pytest.raises(BleakError, match="disconnected"):
             await client.read_gatt_char("5a1e0009-7e57-4c0d-9e2a-000000000000")
-        assert time.perf_counter() - t0 < 1.0
+        assert not sensor.answered  # the link loss ended the read, not the answer
 
 
 # ------------------------------------------------------------------------------------ faults
@@ -598,7 +608,10 @@ async def test_fault_drop_at_clock_time(
     client = BleakClient(await find("Counter-1"), disconnected_callback=lambda _c: lost.set())
     await client.connect()
     collector = Collector()
-    await stream_until_lost(client, collector, lost)
+    # On a loaded machine the timer may fire while the test is still subscribing.
+    with contextlib.suppress(BleakError):
+        await stream_until_lost(client, collector, lost)
+    await asyncio.wait_for(lost.wait(), 3.0)
     assert clock.now() >= sensor.faults.drop_at
     assert sensor.drops == 1
     # Once only: a new connection stays up and streams.
@@ -624,7 +637,7 @@ async def test_fault_silent_after(radio: VirtualRadio, make_sensor: PeripheralFa
         await client.start_notify(DATA, collector)
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(12)
-        await asyncio.sleep(0.05)  # ~50 more packets' worth of time
+        await sensor.wait_ticks(50)  # 50 more packets' worth of time
         assert client.is_connected  # the link stays up, the sensor is just silent
         assert len(collector.packets) == 12
     assert sensor.notifications_sent == 12
@@ -717,38 +730,36 @@ async def test_stream_at_max_speed_sim_clock(
     async with BleakClient(await find("Counter-1")) as client:
         await client.start_notify(DATA, collector)
         t_sim0 = clock.now()
-        t0 = time.perf_counter()
-        cpu0 = time.process_time()
         await client.write_gatt_char(CTRL, b"\x01", response=True)
-        await collector.wait(3000, timeout=10.0)  # 60 simulated seconds at 50 Hz
-        real = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
+        # 60 simulated seconds at 50 Hz; the timeout only guards against a hang
+        # (a clock that did not jump would need the whole minute).
+        await collector.wait(3000, timeout=45.0)
         simulated = clock.now() - t_sim0
         await client.write_gatt_char(CTRL, b"\x00", response=True)
     assert collector.seqs()[:3000] == list(range(3000))
     assert simulated == pytest.approx(60.0, abs=0.1)
-    # CPU time, so that a loaded machine does not fail it (about 0.3 s on a
-    # 2-core VM); the wall-clock bound only proves time jumped.
-    assert cpu < 1.0, f"60 s at 50 Hz took {cpu:.2f} s of CPU time"
-    assert real < 10.0
     assert sensor.notifications_sent >= 3000
+    # What a simulated minute costs: benchmarks/bench_timing.py.
 
 
 @pytest.mark.asyncio
 async def test_indication_pending_when_link_drops_returns_false(
-    radio: VirtualRadio, make_sensor: PeripheralFactory
+    radio: VirtualRadio, make_sensor: PeripheralFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import bumble.gatt_server
+
+    # The confirmation cannot come back over a dead link: with bumble's ATT
+    # timeout out of reach, only the link loss can end the wait.
+    monkeypatch.setattr(bumble.gatt_server, "GATT_REQUEST_TIMEOUT", 3600.0)
     sensor = await make_sensor("Counter-1")
     async with BleakClient(await find("Counter-1")) as client:
         await client.start_notify(IND, Collector())
         assert await sensor.notify(sensor.ind, b"\x00\x00\x00\x00")  # confirmed
-        t0 = time.perf_counter()
-        sent, _ = await asyncio.gather(
-            sensor.notify(sensor.ind, b"\x01\x00\x00\x00"),
-            sensor.disconnect(HCI_CONNECTION_TIMEOUT_ERROR),
-        )
-        # The confirmation cannot come back over a dead link: no 30 s ATT timeout.
-        assert time.perf_counter() - t0 < 1.0
+        async with asyncio.timeout(60.0):  # a hang guard, not a timing
+            sent, _ = await asyncio.gather(
+                sensor.notify(sensor.ind, b"\x01\x00\x00\x00"),
+                sensor.disconnect(HCI_CONNECTION_TIMEOUT_ERROR),
+            )
         assert sent is False  # the confirmation never came
         assert not sensor.is_connected
 

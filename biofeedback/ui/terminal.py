@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import sys
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING, Self
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -27,6 +27,9 @@ from biofeedback.ui.model import (
     fmt_clock,
 )
 from devices.vocab import PelvicState
+
+if TYPE_CHECKING:
+    from devices.clock import Clock
 
 __all__ = ["TerminalView"]
 
@@ -81,6 +84,9 @@ class TerminalView:
         Redraws per second on a terminal.
     tty : bool, optional
         Force terminal mode on or off (default: ``file.isatty()``).
+    clock : Clock, optional
+        What the redraw period is counted on (default: real time, whatever
+        the session's clock; a simulated clock makes tests exact).
 
     Examples
     --------
@@ -90,7 +96,7 @@ class TerminalView:
 
     def __init__(
         self, model: LiveModel, *, file: IO[str] | None = None, refresh_hz: float = 4.0,
-        tty: bool | None = None,
+        tty: bool | None = None, clock: Clock | None = None,
     ) -> None:
         if not refresh_hz > 0:
             raise ValueError(f"refresh_hz must be a strictly positive number, {refresh_hz} is "
@@ -100,6 +106,7 @@ class TerminalView:
         is_tty = bool(getattr(self.file, "isatty", lambda: False)())
         self.tty = is_tty if tty is None else tty
         self.period = 1.0 / refresh_hz if self.tty else 1.0
+        self._sleep = asyncio.sleep if clock is None else clock.sleep
         self._task: asyncio.Task[None] | None = None
         self.lines_written = 0
 
@@ -188,7 +195,7 @@ class TerminalView:
                     self.file.write(self.line() + "\n")
                     self.file.flush()
                     self.lines_written += 1
-                    await asyncio.sleep(self.period)
+                    await self._sleep(self.period)
             finally:
                 with contextlib.suppress(Exception):
                     self.file.write(self.line() + "\n")
@@ -198,7 +205,7 @@ class TerminalView:
             while True:
                 live.update(self.render(), refresh=True)
                 self.lines_written += 1
-                await asyncio.sleep(self.period)
+                await self._sleep(self.period)
 
     def start(self) -> None:
         """Start redrawing in a background task."""
