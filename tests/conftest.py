@@ -95,9 +95,12 @@ def cli(
 
     yield invoke
     # -v turns on debug logs and a log file for the process: undo it for the next test.
-    for h in root.handlers:
-        if h not in handlers:
+    from biofeedback.cli import main as main_mod
+
+    for h in list(root.handlers):
+        if h not in handlers and h is not main_mod._handlers.get("stderr"):
             root.removeHandler(h)
             h.close()
+    main_mod._handlers.pop("file", None)
     for name, lvl in levels.items():
         logging.getLogger(name).setLevel(lvl)
