@@ -20,9 +20,10 @@ import pytest
 from bleak.backends.device import BLEDevice
 from conftest import Run
 
-from biofeedback.cli.live_cmds import LiveOptions, _apply_profile, _profile_for, choose_devices
+from biofeedback.cli.live_cmds import choose_devices
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.runtime import LiveOptions, apply_profile, profile_for
 from biofeedback.store import KnownDevice, Store
 from biofeedback.ui.model import LiveModel
 from calibration.profiles import Profile, SensorId, save_profile
@@ -85,8 +86,8 @@ def test_calibration_profile_sets_thresholds_pacer_and_zones() -> None:
     specs = [s for s in reg.get("kgoal").info.streams]
     model = LiveModel(specs)
     # No profile: adaptive pipeline, default pacer (or the flags').
-    assert _profile_for("ada", boost) is None
-    pipe, pacer = _apply_profile(None, specs, model, LiveOptions())
+    assert profile_for("ada", boost) is None
+    pipe, pacer = apply_profile(None, specs, model, LiveOptions())
     assert pacer == Pacer() and pipe.pelvic is not None and pipe.pelvic.thresholds is None
     profile = save_profile(data_dir() / "profiles", Profile(
         person="ada", kind="quick",
@@ -96,17 +97,17 @@ def test_calibration_profile_sets_thresholds_pacer_and_zones() -> None:
         figures={"unit": "count"},
         suggested_pacer={"inhale_s": 3.0, "hold_s": 0.5, "exhale_s": 5.0},
     ))
-    found = _profile_for("ada", boost)
+    found = profile_for("ada", boost)
     assert found is not None and found.id == profile.id
-    assert _profile_for("bob", boost) is None
-    pipe, pacer = _apply_profile(found, specs, model, LiveOptions())
+    assert profile_for("bob", boost) is None
+    pipe, pacer = apply_profile(found, specs, model, LiveOptions())
     assert (pacer.inhale_s, pacer.hold_s, pacer.exhale_s) == (3.0, 0.5, 5.0)
     assert pipe.pelvic is not None and pipe.pelvic.thresholds is not None
     assert pipe.pelvic.thresholds.drop_margin == 10.0
     zones = model.zones()
     assert zones is not None and zones.source == "profile" and zones.drop_margin == 10.0
     # Pacer flags win over the profile's.
-    _, pacer = _apply_profile(found, specs, model, LiveOptions(pacer=Pacer(5.0, 0.0, 5.0)))
+    _, pacer = apply_profile(found, specs, model, LiveOptions(pacer=Pacer(5.0, 0.0, 5.0)))
     assert pacer.inhale_s == 5.0
 
 

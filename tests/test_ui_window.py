@@ -24,8 +24,11 @@ from PySide6.QtWidgets import QApplication, QTableWidget, QWidget
 from pytestqt.qtbot import QtBot
 
 from biofeedback.cli.main import AppContext
+from biofeedback.cli.runtime import registry_for
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.session import SessionEngine
+from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 from biofeedback.signal.types import (
     BreathOutput,
     CouplingResult,
@@ -35,7 +38,7 @@ from biofeedback.signal.types import (
     Quality,
     RepResult,
 )
-from biofeedback.ui.app import has_display, run_demo_window, run_window
+from biofeedback.ui.app import has_display, run_window
 from biofeedback.ui.model import PACER_TEXT, STATE_TEXT, LiveModel
 from biofeedback.ui.window import (
     BACKGROUND,
@@ -560,7 +563,7 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(qtbot: QtBot
         holder: dict[str, LiveModel] = {}
         ready = asyncio.Event()
 
-        def on_model(m: LiveModel) -> None:
+        def on_model(_engine: SessionEngine, m: LiveModel) -> None:
             holder["m"] = m
             ready.set()
 
@@ -589,10 +592,12 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(qtbot: QtBot
 
         watcher = asyncio.ensure_future(watch())
         try:
-            return await run_demo_window(
-                app_ctx, 15.0, 3, window=win, faults={"Boost": Faults(drop_at=drop_at)},
-                on_model=on_model,
-            )
+            opts = LiveOptions(duration=15.0, pacer=Pacer(4.0, 0.0, 6.0), person="demo",
+                               status_lines=False, window=win, attach=[on_model])
+            run = await run_demo_session(app_ctx.clock(), registry_for(), opts, seed=3,
+                                         faults={"Boost": Faults(drop_at=drop_at)})
+            return {"streams": stream_stats(run.sources), "summary": run.summary.to_json(),
+                    "session_id": run.session_id}
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -602,6 +607,12 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(qtbot: QtBot
     assert result is not None
     assert result["streams"]["kgoal.pressure"]["reconnects"] == 1
     assert result["streams"]["kgoal.pressure"]["samples"] > 300
+    from biofeedback.store import Store
+
+    with Store(store_path()) as store:  # the window's session is recorded like any other
+        info = store.session(result["session_id"])
+        assert info.virtual and info.person == "demo"
+        assert [d.name for d in store.devices()] == ["Boost", "GDX-RB 0K2001A7"]
     assert result["summary"]["link_gaps"] >= 1
     assert checks.get("curves") is True
     before = [b for t, _, b in log if t < drop_at - 0.5]

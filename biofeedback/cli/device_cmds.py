@@ -12,10 +12,11 @@ from biofeedback.cli.options import SCAN_TIMEOUT_S, SESSION_S
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.runtime import DEMO_DEVICES
 from biofeedback.store import Store
 from devices.ble import BleSource, Found, ReconnectPolicy, resolve_device, scan
 from devices.clock import Clock
-from devices.errors import ConnectionFailedError, DeviceNotFoundError, InputError
+from devices.errors import ConnectionFailedError, InputError
 from devices.stream import Chunk
 
 driver_option = click.option(
@@ -146,7 +147,6 @@ def devices(app: AppContext) -> None:
 
 # -- demo ------------------------------------------------------------------------
 
-DEMO_DEVICES = ("Boost", "GDX-RB")
 
 
 @cli.command()
@@ -206,43 +206,26 @@ async def _demo(
     window: Any = None,
     calibrate: bool = True,
 ) -> dict[str, Any]:
-    # The session itself is the live command's: engine, pipeline, store.
-    from biofeedback.cli.live_cmds import LiveOptions, run_session
+    from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 
     profile = None
     if calibrate:
         profile = await _demo_calibration(app, seed, quiet=quiet, window=window)
 
-    clock = app.clock()
-    reg = registry_for()
-    say = (lambda _t: None) if quiet else (lambda t: _say(app, t))
-    async with radio(app, clock, seed=seed) as world:
-        assert world is not None
-        found = await scan(reg, clock, timeout=2.0)
-        chosen: list[Found] = []
-        for target in DEMO_DEVICES:
-            matches = [f for f in found if f.name.startswith(target) and f.driver is not None]
-            if not matches:
-                raise DeviceNotFoundError(f"virtual {target} not found on the virtual radio")
-            chosen.append(matches[0])
-        with Store(store_path()) as store:
-            for f in chosen:
-                assert f.driver is not None
-                store.remember_device(
-                    address=f.adv.address, name=f.name, driver=f.driver.id,
-                    support=str(f.driver.info.support), virtual=True,
-                )
-                say(f"paired {f.name} [{f.adv.address}] -> {f.driver.id}")
-        sources: list[BleSource] = []
-        opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
-                           person="demo", status_lines=not quiet, window=window)
-        result = await run_session(clock, chosen, opts, world=world, virtual=True,
-                                   sources_out=sources)
+    def paired(f: Found) -> None:
+        if not quiet:
+            _say(app, f"paired {f.name} [{f.adv.address}] -> {f.driver.id if f.driver else '?'}")
+
+    opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
+                       person="demo", status_lines=not quiet, window=window,
+                       say=lambda t: _say(app, t))
+    result = await run_demo_session(app.clock(), registry_for(), opts, seed=seed,
+                                    on_paired=paired)
     summary = result.engine.finish()
     if result.error is not None:
         raise result.error
-    out: dict[str, Any] = {"streams": _stream_stats(sources), "session_id": result.session_id,
-                           "summary": summary.to_json()}
+    out: dict[str, Any] = {"streams": stream_stats(result.sources),
+                           "session_id": result.session_id, "summary": summary.to_json()}
     if profile is not None:
         out["calibration"] = {"profile": profile.id, "thresholds": profile.thresholds}
     return out
@@ -263,22 +246,6 @@ async def _demo_calibration(app: AppContext, seed: int, *, quiet: bool, window: 
         prompter.view = None
         if window is not None:
             window.show_screen("session")
-
-
-def _stream_stats(sources: list[BleSource]) -> dict[str, dict[str, Any]]:
-    """Per-stream counters, named ``<driver>.<stream>`` as before sessions existed."""
-    out: dict[str, dict[str, Any]] = {}
-    for s in sources:
-        for spec in s.driver.info.streams:
-            st = s.stats.streams[s.prefix + spec.name]
-            rate = st.measured_rate()
-            out[f"{s.driver.id}.{spec.name}"] = {
-                "samples": st.samples,
-                "rate_hz": round(rate, 2) if rate else None,
-                "gaps": st.gaps,
-                "reconnects": s.stats.reconnects,
-            }
-    return out
 
 
 __all__ = ["demo", "devices", "pair", "scan_cmd"]

@@ -16,11 +16,9 @@ import asyncio
 import contextlib
 import logging
 import math
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,29 +44,31 @@ from biofeedback.protocols.session import (
     Step,
     StepKind,
     check_pain,
-    pacer_from_profile,
     pain_advice,
 )
+from biofeedback.runtime import (
+    LiveOptions,
+    SessionRun,
+    attach_window,
+    cue_printer,
+    install_signals,
+    run_session,
+)
 from biofeedback.store import Store
-from biofeedback.store.sessions import SessionMeta
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.terminal import TerminalView
-from devices.ble import BleSource, Found, find_devices, scan
+from devices.ble import Found, find_devices, scan
 from devices.clock import Clock, clock_for_speed
 from devices.drivers.base import Driver
 from devices.errors import DeviceError, DeviceNotFoundError, InputError
-from devices.merge import merged
 from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
+from devices.stream import Chunk, LinkEvent, StreamKind
 
 __all__ = [
-    "LiveOptions",
-    "SessionRun",
     "choose_devices",
     "live",
     "replay",
     "report",
-    "run_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,66 +191,13 @@ def choose_devices(
     return pelvic, belt
 
 
-def _prefix(f: Found) -> str:
-    """Stream ids ``<device name>/<driver>.<stream>`` so link events map to their streams."""
-    assert f.driver is not None
-    name = (f.name or f.adv.address).replace("/", "_")
-    return f"{name}/{f.driver.id}."
-
-
 # ----------------------------------------------------------------------------- session
-
-
-@dataclass
-class LiveOptions:
-    """What a session is asked to be."""
-
-    protocol: str = "quick"
-    pacer: Pacer | None = None  # None: the profile's suggested pacer, else 4 s / 6 s
-    duration: float | None = None
-    person: str | None = None
-    pain_before: int | None = None
-    note_before: str | None = None
-    lsl: bool = False
-    status_lines: bool = True
-    keyboard: bool = False
-    effort: float = 0.8
-    compliance: float = 1.0
-    window: Any = None  # a SessionWindow to show the session in (None: terminal view)
-
-
-@dataclass
-class SessionRun:
-    """What :func:`run_session` gives back."""
-
-    session_id: int
-    engine: SessionEngine
-    summary: SessionSummary
-    error: BaseException | None
 
 
 def _fmt(x: float | None, nd: int = 0, unit: str = "") -> str:
     if x is None or not math.isfinite(x):
         return "-"
     return f"{x:.{nd}f}{unit}"
-
-
-def _install_signals(engine: SessionEngine) -> Callable[[], None]:
-    """SIGINT/SIGTERM stop the session (the recording is kept); returns the undo."""
-    loop = asyncio.get_running_loop()
-    done: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, engine.stop, "interrupted")
-            done.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue  # not the main thread, or a platform without them
-
-    def undo() -> None:
-        for sig in done:
-            loop.remove_signal_handler(sig)
-
-    return undo
 
 
 def _install_keyboard(engine: SessionEngine) -> Callable[[], None]:
@@ -289,152 +236,6 @@ def _install_keyboard(engine: SessionEngine) -> Callable[[], None]:
     return undo
 
 
-def _live_model(
-    specs: Sequence[StreamSpec], clock: Clock, device_of: dict[str, str]
-) -> LiveModel:
-    return LiveModel(specs, clock=clock, device_of=device_of)
-
-
-async def run_session(
-    clock: Clock,
-    chosen: Sequence[Found],
-    opts: LiveOptions,
-    *,
-    world: Any = None,
-    virtual: bool = False,
-    sources_out: list[BleSource] | None = None,
-) -> SessionRun:
-    """Connect the sensors, run the engine, record to the store; the session's result.
-
-    Parameters
-    ----------
-    clock : Clock
-        The run's clock.
-    chosen : sequence of Found
-        The sensors, pelvic first; connected one after another.
-    opts : LiveOptions
-        The session's settings.
-    world : VirtualWorld, optional
-        With ``--virtual``: its body follows the engine's intent.
-    virtual : bool
-        Recorded as a virtual session.
-    sources_out : list, optional
-        Receives the :class:`BleSource` objects (their counters).
-    """
-    sources = [BleSource(f.device, f.driver, clock, prefix=_prefix(f)) for f in chosen if f.driver]
-    if sources_out is not None:
-        sources_out.extend(sources)
-    specs = [s for src in sources for s in src.streams]
-    device_of = {s.name: src.name for src in sources for s in src.streams}
-    address_of = {s.name: src.device.address for src in sources for s in src.streams}
-
-    model = _live_model(specs, clock, device_of)
-    profile = _profile_for(opts.person, chosen[0])
-    pipeline, pacer_ = _apply_profile(profile, specs, model, opts)
-    engine = SessionEngine(
-        clock,
-        pipeline,
-        opts.protocol,
-        pacer=pacer_,
-        model=model,
-        duration=opts.duration,
-        pain_before=opts.pain_before,
-        note_before=opts.note_before,
-        effort=opts.effort,
-        compliance=opts.compliance,
-    )
-    if world is not None:
-        world.body.intent = engine.intent
-    devices = [
-        {"name": f.name, "address": f.adv.address, "driver": f.driver.id if f.driver else None}
-        for f in chosen
-    ]
-    pacer = {"inhale_s": pacer_.inhale_s, "hold_s": pacer_.hold_s,
-             "exhale_s": pacer_.exhale_s}
-    async with merged(sources) as items:
-        with Store(store_path()) as store:
-            for f in chosen:
-                if store.device(f.adv.address) is not None:
-                    store.touch_device(f.adv.address)
-            writer = store.begin_session(
-                SessionMeta(
-                    person=opts.person,
-                    protocol=engine.protocol.name,
-                    streams=specs,
-                    devices=devices,
-                    t0=clock.now(),
-                    pacer=pacer,
-                    profile=None if profile is None else profile.id,
-                    virtual=virtual,
-                    pain_before=engine.pain_before,
-                    note_before=opts.note_before,
-                )
-            )
-        engine.writer = writer
-        outlets = None
-        undo: list[Callable[[], None]] = []
-        view = TerminalView(model) if opts.status_lines and opts.window is None else None
-        if opts.window is not None:
-            undo.append(_attach_window(opts.window, engine, model))
-        try:
-            feed: AsyncIterator[Chunk | LinkEvent] = items
-            if opts.lsl:
-                from biofeedback.lsl_out import LslOutlets
-
-                outlets = LslOutlets(specs, clock, sources=address_of,
-                                     session=str(writer.session_id))
-                engine.add_marker_listener(outlets.push_marker)
-                feed = _tee(items, outlets.push_chunk)  # link markers come from the engine
-            if view is not None:
-                if not view.tty:
-                    engine.add_marker_listener(_print_cue)  # the rich view shows cues itself
-                view.start()
-            undo.append(_install_signals(engine))
-            if opts.keyboard:
-                undo.append(_install_keyboard(engine))
-            summary = await engine.run(feed)
-        finally:
-            for u in undo:
-                u()
-            if view is not None:
-                await view.stop()
-            if outlets is not None:
-                outlets.close()
-            if engine.writer is writer and not engine.finished:
-                writer.close()
-    return SessionRun(writer.session_id, engine, summary, engine.error)
-
-
-def _attach_window(window: Any, engine: SessionEngine, model: LiveModel) -> Callable[[], None]:
-    """Show the session in the window; its buttons drive the engine. Returns the undo."""
-    window.set_model(model)
-    model.set_running("running")
-
-    def pause() -> None:
-        engine.pause()
-        model.set_running("paused")
-
-    def resume() -> None:
-        engine.resume()
-        model.set_running("running")
-
-    def stop() -> None:
-        engine.stop("stopped by the user")  # asks nothing; the recording is kept
-
-    links = [(window.pause_requested, pause), (window.start_requested, resume),
-             (window.stop_requested, stop)]
-    for sig, slot in links:
-        sig.connect(slot)
-
-    def undo() -> None:
-        model.set_running("stopped")
-        for sig, slot in links:
-            with contextlib.suppress(RuntimeError, TypeError):
-                sig.disconnect(slot)
-
-    return undo
-
-
 def use_window(headless: bool, json_mode: bool) -> bool:
     """The window unless --headless, --json or no display (then the terminal view)."""
     if headless or json_mode:
@@ -445,63 +246,6 @@ def use_window(headless: bool, json_mode: bool) -> bool:
         _say("No display: showing the session in the terminal.")
         return False
     return True
-
-
-def _profile_for(person: str | None, pelvic: Found) -> Any:
-    """The person's default calibration profile for this pelvic sensor, if any."""
-    from biofeedback.paths import data_dir
-    from calibration.profiles import DEFAULT_PERSON, latest_profile
-
-    if pelvic.driver is None:
-        return None
-    try:
-        return latest_profile(data_dir() / "profiles", person or DEFAULT_PERSON,
-                              driver=pelvic.driver.id, address=pelvic.adv.address)
-    except InputError as exc:  # an unreadable profile must not stop the session
-        log.warning("calibration profile not used: %s", exc)
-        return None
-
-
-def _apply_profile(
-    profile: Any, specs: Sequence[StreamSpec], model: LiveModel, opts: LiveOptions
-) -> tuple[Any, Pacer]:
-    """The pipeline (calibrated when the profile fits) and the pacer for a session."""
-    from biofeedback.signal.pipeline import Pipeline
-    from biofeedback.signal.types import Thresholds
-
-    pacer = opts.pacer
-    if profile is None:
-        return Pipeline(specs), pacer or Pacer()
-    if pacer is None:
-        pacer = pacer_from_profile(profile.to_json())
-    try:
-        th = Thresholds.from_json(profile.thresholds)
-        pipeline = Pipeline(specs, th)
-    except (ValueError, TypeError) as exc:
-        _say(f"Calibration {profile.id} not used: {exc}")
-        return Pipeline(specs), pacer or Pacer()
-    if opts.status_lines:
-        _say(f"Using calibration {profile.id}.")
-    if None not in (th.drop_margin, th.contraction_margin, th.strain_margin):
-        assert th.drop_margin and th.contraction_margin and th.strain_margin
-        with contextlib.suppress(ValueError):
-            model.set_zones(th.rest_level, th.drop_margin, th.contraction_margin,
-                            th.strain_margin)
-    return pipeline, pacer or Pacer()
-
-
-def _print_cue(t: float, kind: str, text: str) -> None:
-    if kind == "cue":
-        _say(f"  >> {text}")
-
-
-async def _tee(
-    items: AsyncIterator[Chunk | LinkEvent], fn: Callable[[Chunk], None]
-) -> AsyncIterator[Chunk | LinkEvent]:
-    async for item in items:
-        if isinstance(item, Chunk):
-            fn(item)
-        yield item
 
 
 def _ask_after(engine: SessionEngine) -> tuple[int | None, str | None]:
@@ -633,7 +377,8 @@ def live(
     opts = LiveOptions(
         protocol=protocol, pacer=pacer, duration=duration, person=person,
         pain_before=pain_before, note_before=note, lsl=lsl,
-        status_lines=not app.json, keyboard=interactive,
+        status_lines=not app.json, say=_say,
+        attach=[lambda engine, _model: _install_keyboard(engine)] if interactive else [],
     )
     app.seed = seed
     if windowed:
@@ -805,19 +550,19 @@ async def _replay(
             raise InputError(f"session {session_id} has no recorded steps to replay")
         source = ReplaySource(store, session_id, clock, speed=1.0, rebase=True)
         specs = list(source.streams)
-        model = _live_model(specs, clock, {})
+        model = LiveModel(specs, clock=clock)
         engine = SessionEngine(clock, Pipeline(specs), protocol, pacer=pacer, model=model)
         view = None if quiet or window is not None else TerminalView(model)
-        detach = _attach_window(window, engine, model) if window is not None else None
+        detach = attach_window(window, engine, model) if window is not None else None
         async with source:
             start = clock.now()
             t_first = start + (first or 0.0)
             feed = _then_wait(source.__aiter__(), clock, t_first + protocol.length(pacer) + 1.0)
             if view is not None:
                 if not view.tty:
-                    engine.add_marker_listener(_print_cue)
+                    engine.add_marker_listener(cue_printer(_say))
                 view.start()
-            undo = _install_signals(engine)
+            undo = install_signals(engine)
             try:
                 summary = await engine.run(feed, start_at=t_first)
             finally:

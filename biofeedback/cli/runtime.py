@@ -31,12 +31,11 @@ async def radio(
 
     Yields the :class:`~devices.virtual.world.VirtualWorld` or None.
     """
-    if not app.virtual:
-        yield None
-        return
-    from devices.virtual.world import VirtualWorld
+    from biofeedback.runtime import virtual_world  # the session stack: only when needed
 
-    async with VirtualWorld(clock, seed=app.seed if seed is None else seed, **world_kwargs) as w:
+    async with virtual_world(
+        app.virtual, clock, seed=app.seed if seed is None else seed, **world_kwargs
+    ) as w:
         yield w
 
 

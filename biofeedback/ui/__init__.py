@@ -5,7 +5,7 @@ Importing this package does not import Qt: :class:`LiveModel` and
 :mod:`biofeedback.ui.window` and is started with :func:`run_window`.
 """
 
-from biofeedback.ui.app import has_display, run_demo_window, run_window
+from biofeedback.ui.app import has_display, run_window
 from biofeedback.ui.model import LiveModel, Snapshot, Zones
 from biofeedback.ui.terminal import TerminalView
 
@@ -15,6 +15,5 @@ __all__ = [
     "TerminalView",
     "Zones",
     "has_display",
-    "run_demo_window",
     "run_window",
 ]

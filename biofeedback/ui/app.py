@@ -1,4 +1,4 @@
-"""Running the window: the QApplication, the qasync loop, and the virtual demo.
+"""Running the window: the QApplication and the qasync loop.
 
 Qt and asyncio share one loop (``qasync``): the session's coroutines, the BLE
 sources and the window all run on the GUI thread, so nothing crosses threads.
@@ -17,13 +17,9 @@ from typing import Any, TypeVar
 
 from biofeedback.ui.model import LiveModel
 
-__all__ = ["DEMO_DEVICES", "ensure_qapp", "has_display", "run_demo_window", "run_window"]
+__all__ = ["ensure_qapp", "has_display", "run_window"]
 
 T = TypeVar("T")
-
-#: The demo's sensors on the virtual radio: a pelvic probe and a respiration belt.
-DEMO_DEVICES = ("Boost", "GDX-RB")
-
 
 def has_display(env: Mapping[str, str] | None = None, platform: str | None = None) -> bool:
     """Whether a window can be shown.
@@ -133,117 +129,3 @@ def _drain(loop: asyncio.AbstractEventLoop) -> None:
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
-
-
-async def run_demo_window(
-    app_ctx: Any,
-    duration: float,
-    seed: int,
-    *,
-    window: Any = None,
-    protocol: str = "quick",
-    faults: Mapping[str, Any] | None = None,
-    on_model: Callable[[LiveModel], None] | None = None,
-) -> dict[str, Any]:
-    """The virtual demo in the window: twins, BLE sources, pipeline, pacer, session engine.
-
-    Runs on the virtual radio whatever ``app_ctx.virtual`` says: a kGoal Boost
-    probe and a GDX-RB belt twin stream from the body model, which follows the
-    session engine's pacer; every chunk goes through the pipeline into the
-    :class:`LiveModel` the window shows.
-
-    Parameters
-    ----------
-    app_ctx : AppContext
-        The command's options (its clock: ``--speed``).
-    duration : float
-        Session seconds (the protocol is fitted to it).
-    seed : int
-        Seed of the virtual person and the sensors' noise.
-    window : SessionWindow, optional
-        The window to show it in (default: a new one, shown).
-    protocol : str
-        Session protocol name.
-    faults : mapping, optional
-        Fault injection per device name (default: ``BIOFEEDBACK_VIRTUAL_FAULTS``).
-    on_model : callable, optional
-        Called with the model once the sensors are connected (tests).
-
-    Returns
-    -------
-    dict
-        ``{"streams": {name: {"samples", "rate_hz", "gaps", "reconnects"}},
-        "summary": {...}}``.
-    """
-    from biofeedback.paths import config_dir
-    from biofeedback.protocols.pacer import Pacer
-    from biofeedback.protocols.session import SessionEngine
-    from biofeedback.signal.pipeline import Pipeline
-    from biofeedback.ui.window import SessionWindow
-    from devices.ble import BleSource, scan
-    from devices.errors import DeviceNotFoundError
-    from devices.merge import merged
-    from devices.registry import default_registry
-    from devices.virtual.world import VirtualWorld
-
-    clock = app_ctx.clock()
-    registry = default_registry([config_dir() / "drivers"])
-    async with VirtualWorld(clock, seed=seed, faults=faults) as world:
-        found = await scan(registry, clock, timeout=2.0)
-        chosen = []
-        for target in DEMO_DEVICES:
-            matches = [f for f in found if f.name.startswith(target) and f.driver is not None]
-            if not matches:
-                raise DeviceNotFoundError(f"virtual {target} not found on the virtual radio")
-            chosen.append(matches[0])
-        sources = [BleSource(f.device, f.driver, clock) for f in chosen if f.driver is not None]
-        specs = [s for src in sources for s in src.streams]
-        device_of = {s.name: src.name for src in sources for s in src.streams}
-        model = LiveModel(specs, clock=clock, device_of=device_of)
-        if window is None:
-            window = SessionWindow(model, clock=clock, virtual=True)
-            window.show()
-        else:
-            window.set_model(model)
-        pipeline = Pipeline(specs)
-        engine = SessionEngine(clock, pipeline, protocol, pacer=Pacer(4.0, 0.0, 6.0),
-                               model=model, duration=duration)
-        world.body.intent = engine.intent
-
-        def pause() -> None:
-            engine.pause()
-            model.set_running("paused")
-
-        def resume() -> None:
-            engine.resume()
-            model.set_running("running")
-
-        def stop() -> None:
-            engine.stop("stopped by the user")
-
-        links = [(window.pause_requested, pause), (window.start_requested, resume),
-                 (window.stop_requested, stop)]
-        for sig, slot in links:
-            sig.connect(slot)
-        try:
-            async with merged(sources) as items:
-                model.set_running("running")
-                if on_model is not None:
-                    on_model(model)
-                summary = await engine.run(items)
-        finally:
-            model.set_running("stopped")
-            for sig, slot in links:
-                with contextlib.suppress(RuntimeError, TypeError):
-                    sig.disconnect(slot)
-    streams: dict[str, dict[str, Any]] = {}
-    for src in sources:
-        for name, st in src.stats.streams.items():
-            rate = st.measured_rate()
-            streams[name] = {
-                "samples": st.samples,
-                "rate_hz": round(rate, 2) if rate else None,
-                "gaps": st.gaps,
-                "reconnects": src.stats.reconnects,
-            }
-    return {"streams": streams, "summary": summary.to_json()}

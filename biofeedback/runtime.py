@@ -1,0 +1,483 @@
+"""The session runtime: one place that assembles a live session.
+
+A session is made of the sensors' sources, the live model the views read, the
+signal pipeline (calibrated when the person's profile fits), the session
+engine, the store's writer and, on request, LSL outlets. The ``live`` and
+``demo`` commands, the window and the tests all start a session through
+:func:`run_session`; only the front ends differ (window, terminal view,
+keyboard), and they attach through :class:`LiveOptions`.
+
+This is also the one application module that builds the virtual radio
+(:func:`virtual_world`): the rest of ``biofeedback`` never imports
+``devices.virtual``.
+
+::
+
+    async with virtual_world(True, clock, seed=0) as world:
+        chosen = await find_devices_named(DEMO_DEVICES, registry, clock)
+        run = await run_session(clock, chosen, LiveOptions(duration=60), world=world)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from biofeedback.paths import data_dir, store_path
+from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.session import SessionEngine, SessionSummary, pacer_from_profile
+from biofeedback.store import Store
+from biofeedback.store.sessions import SessionMeta, SessionWriter
+from biofeedback.ui.model import LiveModel
+from biofeedback.ui.terminal import TerminalView
+from devices.ble import BleSource, Found, scan
+from devices.clock import Clock
+from devices.errors import DeviceNotFoundError, InputError
+from devices.merge import merged
+from devices.registry import Registry
+from devices.stream import Chunk, LinkEvent, StreamSpec
+
+__all__ = [
+    "DEMO_DEVICES",
+    "Attach",
+    "LiveOptions",
+    "SessionRun",
+    "apply_profile",
+    "attach_window",
+    "cue_printer",
+    "find_devices_named",
+    "install_signals",
+    "profile_for",
+    "remember_devices",
+    "run_demo_session",
+    "run_session",
+    "stream_stats",
+    "virtual_world",
+]
+
+log = logging.getLogger(__name__)
+
+#: The demo's sensors on the virtual radio: a pelvic probe and a respiration belt.
+DEMO_DEVICES = ("Boost", "GDX-RB")
+
+#: A front end: called with the engine and the model once the session is
+#: assembled (before the first chunk); returns its undo, or None.
+Attach = Callable[[SessionEngine, LiveModel], Callable[[], None] | None]
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class LiveOptions:
+    """What a session is asked to be, and who shows it.
+
+    ``window`` is a ``SessionWindow`` to show the session in; without one,
+    ``status_lines`` shows the terminal view. ``attach`` are further front
+    ends (keyboard, tests' probes); ``say`` prints progress for people.
+    """
+
+    protocol: str = "quick"
+    pacer: Pacer | None = None  # None: the profile's suggested pacer, else 4 s / 6 s
+    duration: float | None = None
+    person: str | None = None
+    pain_before: int | None = None
+    note_before: str | None = None
+    lsl: bool = False
+    status_lines: bool = True
+    effort: float = 0.8
+    compliance: float = 1.0
+    window: Any = None
+    attach: list[Attach] = field(default_factory=list)
+    say: Callable[[str], None] = _stderr
+
+
+@dataclass
+class SessionRun:
+    """What :func:`run_session` gives back."""
+
+    session_id: int
+    engine: SessionEngine
+    summary: SessionSummary
+    error: BaseException | None
+    sources: list[BleSource] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+@contextlib.asynccontextmanager
+async def virtual_world(
+    virtual: bool, clock: Clock, *, seed: int = 0, **world_kwargs: Any
+) -> AsyncIterator[Any]:
+    """The virtual radio with its body model when ``virtual``, else nothing (the OS stack).
+
+    Yields the :class:`~devices.virtual.world.VirtualWorld` or None.
+    """
+    if not virtual:
+        yield None
+        return
+    from devices.virtual.world import VirtualWorld
+
+    async with VirtualWorld(clock, seed=seed, **world_kwargs) as world:
+        yield world
+
+
+async def find_devices_named(
+    names: Sequence[str], registry: Registry, clock: Clock, *, timeout: float = 2.0
+) -> list[Found]:
+    """Scan until a device whose name starts with each of ``names`` (with a driver) is seen.
+
+    Raises
+    ------
+    DeviceNotFoundError
+        When one of them is not advertising.
+    """
+    wanted = [n.lower() for n in names]
+    seen: list[Found] = []
+
+    def seen_all(f: Found) -> bool:
+        seen.append(f)
+        return all(any(_named(x, w) for x in seen) for w in wanted)
+
+    found = await scan(registry, clock, timeout=timeout, stop_when=seen_all)
+    chosen = []
+    for name, w in zip(names, wanted, strict=True):
+        matches = [f for f in found if _named(f, w)]
+        if not matches:
+            raise DeviceNotFoundError(f"{name} not found (is it on, charged and in range?)")
+        chosen.append(matches[0])
+    return chosen
+
+
+def _named(f: Found, prefix: str) -> bool:
+    return f.driver is not None and (f.name or "").lower().startswith(prefix)
+
+
+def remember_devices(chosen: Sequence[Found], *, virtual: bool) -> None:
+    """Store the chosen devices as known (``pair`` without asking)."""
+    with Store(store_path()) as store:
+        for f in chosen:
+            assert f.driver is not None
+            store.remember_device(
+                address=f.adv.address, name=f.name, driver=f.driver.id,
+                support=str(f.driver.info.support), virtual=virtual,
+            )
+
+
+def _prefix(f: Found) -> str:
+    """Stream ids ``<device name>/<driver>.<stream>`` so link events map to their streams."""
+    assert f.driver is not None
+    name = (f.name or f.adv.address).replace("/", "_")
+    return f"{name}/{f.driver.id}."
+
+
+def stream_stats(sources: Sequence[BleSource]) -> dict[str, dict[str, Any]]:
+    """Per-stream counters, named ``<driver>.<stream>`` (the ``demo --json`` keys)."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in sources:
+        for spec in s.driver.info.streams:
+            st = s.stats.streams[s.prefix + spec.name]
+            rate = st.measured_rate()
+            out[f"{s.driver.id}.{spec.name}"] = {
+                "samples": st.samples,
+                "rate_hz": round(rate, 2) if rate else None,
+                "gaps": st.gaps,
+                "reconnects": s.stats.reconnects,
+            }
+    return out
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def profile_for(person: str | None, pelvic: Found) -> Any:
+    """The person's default calibration profile for this pelvic sensor, if any."""
+    from calibration.profiles import DEFAULT_PERSON, latest_profile
+
+    if pelvic.driver is None:
+        return None
+    try:
+        return latest_profile(data_dir() / "profiles", person or DEFAULT_PERSON,
+                              driver=pelvic.driver.id, address=pelvic.adv.address)
+    except InputError as exc:  # an unreadable profile must not stop the session
+        log.warning("calibration profile not used: %s", exc)
+        return None
+
+
+def apply_profile(
+    profile: Any, specs: Sequence[StreamSpec], model: LiveModel, opts: LiveOptions
+) -> tuple[Any, Pacer]:
+    """The pipeline (calibrated when the profile fits) and the pacer for a session."""
+    from biofeedback.signal.pipeline import Pipeline
+    from biofeedback.signal.types import Thresholds
+
+    pacer = opts.pacer
+    if profile is None:
+        return Pipeline(specs), pacer or Pacer()
+    if pacer is None:
+        pacer = pacer_from_profile(profile.to_json())
+    try:
+        th = Thresholds.from_json(profile.thresholds)
+        pipeline = Pipeline(specs, th)
+    except (ValueError, TypeError) as exc:
+        opts.say(f"Calibration {profile.id} not used: {exc}")
+        return Pipeline(specs), pacer or Pacer()
+    if opts.status_lines:
+        opts.say(f"Using calibration {profile.id}.")
+    if None not in (th.drop_margin, th.contraction_margin, th.strain_margin):
+        assert th.drop_margin and th.contraction_margin and th.strain_margin
+        with contextlib.suppress(ValueError):
+            model.set_zones(th.rest_level, th.drop_margin, th.contraction_margin,
+                            th.strain_margin)
+    return pipeline, pacer or Pacer()
+
+
+# ----------------------------------------------------------------------------- front ends
+
+
+def install_signals(engine: SessionEngine) -> Callable[[], None]:
+    """SIGINT/SIGTERM stop the session (the recording is kept); returns the undo."""
+    loop = asyncio.get_running_loop()
+    done: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, engine.stop, "interrupted")
+            done.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or a platform without them
+
+    def undo() -> None:
+        for sig in done:
+            loop.remove_signal_handler(sig)
+
+    return undo
+
+
+def attach_window(window: Any, engine: SessionEngine, model: LiveModel) -> Callable[[], None]:
+    """Show the session in the window; its buttons drive the engine. Returns the undo."""
+    window.set_model(model)
+    model.set_running("running")
+
+    def pause() -> None:
+        engine.pause()
+        model.set_running("paused")
+
+    def resume() -> None:
+        engine.resume()
+        model.set_running("running")
+
+    def stop() -> None:
+        engine.stop("stopped by the user")  # asks nothing; the recording is kept
+
+    links = [(window.pause_requested, pause), (window.start_requested, resume),
+             (window.stop_requested, stop)]
+    for sig, slot in links:
+        sig.connect(slot)
+
+    def undo() -> None:
+        model.set_running("stopped")
+        for sig, slot in links:
+            with contextlib.suppress(RuntimeError, TypeError):
+                sig.disconnect(slot)
+
+    return undo
+
+
+def cue_printer(say: Callable[[str], None]) -> Callable[[float, str, str], None]:
+    """A marker listener that prints the cues (the plain-text view's cue lines)."""
+
+    def on_marker(_t: float, kind: str, text: str) -> None:
+        if kind == "cue":
+            say(f"  >> {text}")
+
+    return on_marker
+
+
+async def _tee(
+    items: AsyncIterator[Chunk | LinkEvent], fn: Callable[[Chunk], None]
+) -> AsyncIterator[Chunk | LinkEvent]:
+    async for item in items:
+        if isinstance(item, Chunk):
+            fn(item)
+        yield item
+
+
+# ----------------------------------------------------------------------------- session
+
+
+@dataclass
+class _Parts:
+    """A session's assembled parts, before it runs."""
+
+    sources: list[BleSource]
+    specs: list[StreamSpec]
+    model: LiveModel
+    engine: SessionEngine
+    profile: Any
+    address_of: dict[str, str]
+
+
+def _assemble(
+    clock: Clock, chosen: Sequence[Found], opts: LiveOptions, world: Any
+) -> _Parts:
+    """Sources, model, pipeline (with the profile) and engine for the chosen sensors."""
+    sources = [BleSource(f.device, f.driver, clock, prefix=_prefix(f)) for f in chosen if f.driver]
+    specs = [s for src in sources for s in src.streams]
+    device_of = {s.name: src.name for src in sources for s in src.streams}
+    address_of = {s.name: src.device.address for src in sources for s in src.streams}
+    model = LiveModel(specs, clock=clock, device_of=device_of)
+    profile = profile_for(opts.person, chosen[0])
+    pipeline, pacer = apply_profile(profile, specs, model, opts)
+    engine = SessionEngine(
+        clock,
+        pipeline,
+        opts.protocol,
+        pacer=pacer,
+        model=model,
+        duration=opts.duration,
+        pain_before=opts.pain_before,
+        note_before=opts.note_before,
+        effort=opts.effort,
+        compliance=opts.compliance,
+    )
+    if world is not None:
+        world.body.intent = engine.intent
+    return _Parts(sources, specs, model, engine, profile, address_of)
+
+
+def _begin_recording(
+    clock: Clock, chosen: Sequence[Found], opts: LiveOptions, parts: _Parts, *, virtual: bool
+) -> SessionWriter:
+    """Open the session in the store (and touch the known devices); the writer."""
+    engine = parts.engine
+    devices = [
+        {"name": f.name, "address": f.adv.address, "driver": f.driver.id if f.driver else None}
+        for f in chosen
+    ]
+    pacer = {"inhale_s": engine.pacer.inhale_s, "hold_s": engine.pacer.hold_s,
+             "exhale_s": engine.pacer.exhale_s}
+    with Store(store_path()) as store:
+        for f in chosen:
+            if store.device(f.adv.address) is not None:
+                store.touch_device(f.adv.address)
+        return store.begin_session(
+            SessionMeta(
+                person=opts.person,
+                protocol=engine.protocol.name,
+                streams=parts.specs,
+                devices=devices,
+                t0=clock.now(),
+                pacer=pacer,
+                profile=None if parts.profile is None else parts.profile.id,
+                virtual=virtual,
+                pain_before=engine.pain_before,
+                note_before=opts.note_before,
+            )
+        )
+
+
+async def run_session(
+    clock: Clock,
+    chosen: Sequence[Found],
+    opts: LiveOptions,
+    *,
+    world: Any = None,
+    virtual: bool = False,
+) -> SessionRun:
+    """Connect the sensors, run the engine, record to the store; the session's result.
+
+    Parameters
+    ----------
+    clock : Clock
+        The run's clock.
+    chosen : sequence of Found
+        The sensors, pelvic first; connected one after another.
+    opts : LiveOptions
+        The session's settings and front ends.
+    world : VirtualWorld, optional
+        On the virtual radio: its body follows the engine's intent.
+    virtual : bool
+        Recorded as a virtual session.
+    """
+    parts = _assemble(clock, chosen, opts, world)
+    engine, model = parts.engine, parts.model
+    async with merged(parts.sources) as items:
+        writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual)
+        engine.writer = writer
+        outlets = None
+        undo: list[Callable[[], None]] = []
+        view = TerminalView(model) if opts.status_lines and opts.window is None else None
+        if opts.window is not None:
+            undo.append(attach_window(opts.window, engine, model))
+        try:
+            feed: AsyncIterator[Chunk | LinkEvent] = items
+            if opts.lsl:
+                from biofeedback.lsl_out import LslOutlets
+
+                outlets = LslOutlets(parts.specs, clock, sources=parts.address_of,
+                                     session=str(writer.session_id))
+                engine.add_marker_listener(outlets.push_marker)
+                feed = _tee(items, outlets.push_chunk)  # link markers come from the engine
+            if view is not None:
+                if not view.tty:
+                    engine.add_marker_listener(cue_printer(opts.say))  # rich shows cues itself
+                view.start()
+            undo.append(install_signals(engine))
+            for attach in opts.attach:
+                u = attach(engine, model)
+                if u is not None:
+                    undo.append(u)
+            summary = await engine.run(feed)
+        finally:
+            for u in undo:
+                u()
+            if view is not None:
+                await view.stop()
+            if outlets is not None:
+                outlets.close()
+            if engine.writer is writer and not engine.finished:
+                writer.close()
+    return SessionRun(writer.session_id, engine, summary, engine.error, parts.sources)
+
+
+async def run_demo_session(
+    clock: Clock,
+    registry: Registry,
+    opts: LiveOptions,
+    *,
+    seed: int = 0,
+    faults: Mapping[str, Any] | None = None,
+    on_paired: Callable[[Found], None] | None = None,
+) -> SessionRun:
+    """The demo's session on the virtual radio: find and pair the demo twins, run, record.
+
+    Parameters
+    ----------
+    clock : Clock
+        The run's clock (``--speed``).
+    registry : Registry
+        The drivers.
+    opts : LiveOptions
+        The session's settings (``person`` is usually ``"demo"``).
+    seed : int
+        Seed of the virtual person and the sensors' noise.
+    faults : mapping, optional
+        Fault injection per device name (default: ``BIOFEEDBACK_VIRTUAL_FAULTS``).
+    on_paired : callable, optional
+        Called with each device once it is stored as known.
+    """
+    async with virtual_world(True, clock, seed=seed, faults=faults) as world:
+        chosen = await find_devices_named(DEMO_DEVICES, registry, clock)
+        remember_devices(chosen, virtual=True)
+        if on_paired is not None:
+            for f in chosen:
+                on_paired(f)
+        return await run_session(clock, chosen, opts, world=world, virtual=True)
