@@ -382,19 +382,37 @@ def test_the_free_breath_under_way_at_the_first_cue_is_no_rep() -> None:
     """Seen in a real-time demo: a free inhale that ended 20 ms after the rep
     step began was taken as rep 1 (and scored 0 for "no drop on inhale").
     A cycle whose inhale runs well into the paced inhale still is rep 1."""
-    from biofeedback.protocols.session import Segment, _is_paced_cycle
-    from biofeedback.signal.types import CouplingResult, RepResult
+    from biofeedback.signal.reps import RepWindow, is_paced_cycle
+    from biofeedback.signal.types import CouplingResult
 
-    step = Step(StepKind.REPS, reps=3, set_index=1)
-    seg = Segment(step, 2, 100.0, 140.0, Pacer(4.0, 0.0, 6.0, t0=100.0))
+    window = RepWindow(100.0, 3, Pacer(4.0, 0.0, 6.0, t0=100.0))
 
-    def rep(inhale: float, exhale: float, end: float) -> RepResult:
-        c = CouplingResult(
+    def rep(inhale: float, exhale: float, end: float) -> CouplingResult:
+        return CouplingResult(
             inhale, exhale, end, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False, False, 0.0, ()
         )
-        return RepResult(1, c, 0.0, False, ())
 
-    assert not _is_paced_cycle(rep(97.8, 100.02, 110.5), seg)  # the free breath
-    assert _is_paced_cycle(rep(98.5, 103.9, 110.2), seg)  # carried on into the paced inhale
-    assert _is_paced_cycle(rep(100.3, 104.1, 110.1), seg)  # on the cue
-    assert not _is_paced_cycle(rep(90.0, 94.0, 99.0), seg)  # before the step
+    assert not is_paced_cycle(rep(97.8, 100.02, 110.5), window)  # the free breath
+    assert is_paced_cycle(rep(98.5, 103.9, 110.2), window)  # carried on into the paced inhale
+    assert is_paced_cycle(rep(100.3, 104.1, 110.1), window)  # on the cue
+    assert not is_paced_cycle(rep(90.0, 94.0, 99.0), window)  # before the step
+
+
+@pytest.mark.asyncio
+async def test_the_view_is_handed_the_reps_the_engine_records() -> None:
+    """One rep authority: the pipeline's updates carry exactly the reps the engine records."""
+    from biofeedback.ui.model import LiveModel
+
+    class Seen(LiveModel):
+        def __init__(self) -> None:
+            super().__init__(STREAMS)
+            self.seen: list[Any] = []
+
+        def on_update(self, update: Any) -> None:
+            self.seen += update.reps
+            super().on_update(update)
+
+    model = Seen()
+    clock, engine, body, _ = make(model=model)
+    summary = await engine.run(body_source(clock, body))
+    assert summary.reps == 4 and model.seen == engine.reps and model.total_reps == 4

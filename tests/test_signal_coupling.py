@@ -16,10 +16,9 @@ from biofeedback.signal.coupling import (
     STRAIN,
     WRONG_PHASE,
     CouplingScorer,
-    RepCounter,
     score_cycle,
-    summarise_reps,
 )
+from biofeedback.signal.reps import RepPolicy, RepWindow, summarise_reps
 from biofeedback.signal.types import BreathEvent, CouplingResult, PelvicOutput, Quality
 from devices.vocab import BreathPhase, PelvicState
 
@@ -185,8 +184,8 @@ def _pelvic(t: np.ndarray, rel: np.ndarray) -> PelvicOutput:
 
 def test_scorer_waits_for_the_pelvic_signal_and_counts_reps() -> None:
     sc = CouplingScorer()
-    reps = RepCounter()
-    reps.start(target=2)
+    reps = RepPolicy()
+    reps.start(RepWindow(target=2))
     ev = [
         BreathEvent(BreathPhase.INHALE, 0.0, 0.8, 0.0),
         BreathEvent(BreathPhase.EXHALE, 4.0, 4.9, 1.0),
@@ -206,9 +205,8 @@ def test_scorer_waits_for_the_pelvic_signal_and_counts_reps() -> None:
     sc.add_pelvic(_pelvic(t[12 * 50 :], rel[12 * 50 :]))
     got += sc.ready()
     assert [c.inhale_onset for c in got] == [0.0, 10.0, 20.0]
-    counted = [reps.add(c) for c in got]
-    assert [r.index for r in counted if r is not None] == [1, 2]
-    assert counted[2] is None and not reps.active  # the target was reached
+    counted = reps.offer(got)
+    assert [r.index for r in counted] == [1, 2]  # the target was reached: the third is no rep
     summary = reps.stop()
     assert summary.reps == 2 and summary.good == 2
     assert summary.mean_score is not None and summary.mean_score >= 90
@@ -219,13 +217,12 @@ def test_scorer_waits_for_the_pelvic_signal_and_counts_reps() -> None:
 def test_summary_of_no_reps_and_of_mixed_reps() -> None:
     empty = summarise_reps([])
     assert empty.reps == 0 and empty.mean_score is None
-    rc = RepCounter()
-    assert rc.add(score(ramp_drop(2.0, 0.8))) is None  # no set started
-    rc.start()
-    rc.add(score(ramp_drop(2.0, 0.8)))
-    rc.add(score(np.zeros(T.size)))
+    rc = RepPolicy()
+    assert rc.offer([score(ramp_drop(2.0, 0.8))]) == ()  # no set started
+    rc.start(RepWindow())
+    rc.offer([score(ramp_drop(2.0, 0.8)), score(np.zeros(T.size))])
     s = rc.stop()
     assert s.reps == 2 and s.good == 1 and s.reasons == {NO_DROP: 1}
     assert s.best_score is not None and s.best_score >= 90
     with pytest.raises(ValueError, match="target"):
-        rc.start(target=0)
+        RepWindow(target=0)

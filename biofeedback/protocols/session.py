@@ -29,15 +29,12 @@ it, during or after it ends it, always with "stop and rest" advice. A pressure
 rise is never rewarded: strain is cued as strain, praise needs a rep the
 pipeline scored good (a drop, no strain, no contraction).
 
-Reps: with a breath sensor (belt, chest strap) a rep is a breath cycle the
-pipeline detected and scored that belongs to the step (not the free breath
-before it; the breath under way when the pacer starts runs into the first paced
-inhale and counts; at most the step's number of reps). With the
-probe alone the breath would have to come from the probe's own breathing
-ripple, which the drop being trained swamps; the reps are then *clocked by the
-pacer*: each paced cycle (shifted by :data:`PACED_LAG_S`) is scored with the
-pipeline's coupling scorer against the pelvic signal. ``rep_clock`` in the
-summary says which.
+Reps: each rep step starts a set in the pipeline with the step's pacer
+window; the pipeline's rep policy (:mod:`biofeedback.signal.reps`) decides
+which cycles are reps — detected breath cycles that answer the pacer with a
+breath sensor, the pacer's own cycles with the probe alone — and the engine
+records, cues and sums up the reps it hands back. ``rep_clock`` in the summary
+says which clock counted them.
 
 The engine's :meth:`SessionEngine.intent` is what the virtual person follows
 (``--virtual``): rest with free breathing in settle and baselines, the pacer
@@ -51,20 +48,18 @@ import contextlib
 import enum
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.signal.reps import RepClock, summarise_reps
 from biofeedback.signal.types import (
-    BreathEvent,
-    CouplingResult,
     PipelineAPI,
     PipelineUpdate,
     RepResult,
-    RepSummary,
 )
 from devices.clock import Clock
 from devices.errors import DeviceError, InputError
@@ -90,7 +85,6 @@ __all__ = [
     "check_pain",
     "pacer_from_profile",
     "pain_advice",
-    "summarize_reps",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,10 +98,6 @@ NAG_INTERVAL_S = 4.0
 
 #: Time the reps of a fitted (shortened) session may take at most.
 FIT_REPS_FRACTION = 0.6
-
-#: Pacer-clocked reps: how long after the pacer's cue the person's breath and
-#: floor are taken to follow it (reaction plus the floor's release).
-PACED_LAG_S = 0.5
 
 
 class StepKind(enum.StrEnum):
@@ -448,32 +438,6 @@ class Segment:
 # ----------------------------------------------------------------------------- summary
 
 
-def _mean(xs: Sequence[float]) -> float | None:
-    vals = [x for x in xs if x is not None and math.isfinite(x)]
-    return float(np.mean(vals)) if vals else None
-
-
-def summarize_reps(reps: Sequence[RepResult]) -> RepSummary:
-    """Summary figures of reps (any number of sets)."""
-    reasons: dict[str, int] = {}
-    for r in reps:
-        for why in r.reasons:
-            reasons[why] = reasons.get(why, 0) + 1
-    scores = [r.score for r in reps]
-    return RepSummary(
-        reps=len(reps),
-        good=sum(1 for r in reps if r.good),
-        strain=sum(1 for r in reps if r.coupling.strain),
-        contracted=sum(1 for r in reps if r.coupling.contracted),
-        mean_score=_mean(scores),
-        best_score=max(scores) if scores else None,
-        mean_drop=_mean([r.coupling.drop for r in reps]),
-        mean_release_kept=_mean([r.coupling.release_kept for r in reps]),
-        mean_cycle_s=_mean([r.t_end - r.t_start for r in reps]),
-        reasons=reasons,
-    )
-
-
 def _num(x: float | None, nd: int = 3) -> float | None:
     if x is None or not math.isfinite(x):
         return None
@@ -619,7 +583,7 @@ class SessionEngine:
         on_marker: MarkerFn | None = None,
         effort: float = 0.8,
         compliance: float = 1.0,
-        rep_clock: str = "auto",
+        rep_clock: RepClock = "auto",
     ) -> None:
         if rep_clock not in ("auto", "breath", "pacer"):
             raise ValueError(f"rep_clock must be auto, breath or pacer, not {rep_clock!r}")
@@ -647,7 +611,6 @@ class SessionEngine:
         self.compliance = compliance
         self.rep_clock_mode = rep_clock
         self.rep_clock: str | None = None  # what the last rep step used
-        self._paced: Any = None  # a CouplingScorer while pacer-clocked reps run
         self._markers: list[MarkerFn] = [on_marker] if on_marker is not None else []
         if duration is not None:
             steps, fits = protocol.fit(duration, self.pacer)
@@ -694,7 +657,6 @@ class SessionEngine:
         self._t_last = 0.0
         self._t_end = 0.0
         self._zones: tuple[str, float | None, tuple[float, float, float], bool] | None = None
-        self._step_pelvic: list[tuple[Any, Any, Any]] = []  # the rep step's pelvic samples
 
     # ------------------------------------------------------------------ public
 
@@ -851,7 +813,7 @@ class SessionEngine:
 
     def summary(self) -> SessionSummary:
         """The summary so far (final once :meth:`run` returned)."""
-        reps = summarize_reps(self.reps)
+        reps = summarise_reps(self.reps)
         rate = self._last_rate
         if self.rep_clock == "breath" and reps.mean_cycle_s:
             # The detected cycles of the reps: the rate breathed against the pacer.
@@ -1033,19 +995,10 @@ class SessionEngine:
             self.model.set_running("paused" if step.kind is StepKind.PAUSE else "running")
         if step.kind is StepKind.REPS and seg.pacer is not None:
             self._set_reps = []
-            self._step_pelvic = []
-            # No target for the pipeline: it would count the free breath that was
-            # under way when the step began; the engine filters and caps instead.
-            self.pipeline.start_reps(None)
-            paced = self._pacer_clocked()
-            self.rep_clock = "pacer" if paced else "breath"
-            if paced:
-                # Imported here: scipy is slow to import and the CLI lists protocols.
-                from biofeedback.signal.coupling import CouplingScorer
-
-                self._paced = CouplingScorer()
-            else:
-                self._paced = None
+            # The pipeline's rep policy decides which cycles are reps of this set.
+            self.rep_clock = self.pipeline.start_reps(
+                step.reps, pacer=seg.pacer, t_start=seg.t_start, clock=self.rep_clock_mode
+            )
             self._rep_windows.append(seg)
             if self.model is not None:
                 self.model.set_pacer(seg.pacer)
@@ -1061,11 +1014,8 @@ class SessionEngine:
         self._record_zones(t)
         if seg.step.kind is StepKind.REPS:
             rs = self.pipeline.stop_reps()
-            self._paced = None
-            self._step_pelvic = []
             if self.model is not None:
                 self.model.set_pacer(None)
-            mine = summarize_reps(self._set_reps)
             self.set_summaries.append(
                 {
                     "set": seg.step.set_index,
@@ -1073,7 +1023,7 @@ class SessionEngine:
                     "end_s": round(t - (self.t0 or 0.0), 3),
                     "target": seg.step.reps,
                     "rep_clock": self.rep_clock,
-                    "summary": mine.to_json(),
+                    "summary": rs.to_json(),
                     "pipeline_reps": rs.reps,
                 }
             )
@@ -1115,21 +1065,12 @@ class SessionEngine:
     def _pacer_cue(self, seg: Segment, t: float) -> None:
         assert seg.pacer is not None
         phase = seg.pacer.target(t + 1e-9).phase
-        if self._paced is not None and phase in (BreathPhase.INHALE, BreathPhase.EXHALE):
-            # Pacer-clocked reps: the cue is the breath onset (the person follows it).
-            self._paced.add_breath([BreathEvent(phase, t + PACED_LAG_S, t, math.nan)])
         if t >= seg.reps_end - 1e-9:
             if phase == BreathPhase.INHALE:
                 self._cue(t, CueKind.BREATH, CUES["closing"])
             return
         key = {BreathPhase.INHALE: "inhale", BreathPhase.EXHALE: "exhale"}.get(phase, "hold")
         self._cue(t, CueKind.BREATH, CUES[key])
-
-    def _pacer_clocked(self) -> bool:
-        """Whether reps follow the pacer (no breath sensor of its own)."""
-        if self.rep_clock_mode != "auto":
-            return self.rep_clock_mode == "pacer"
-        return self._breath_kind() in (None, StreamKind.PRESSURE)
 
     def _breath_kind(self) -> StreamKind | None:
         src = self.pipeline.status.breath_source
@@ -1160,16 +1101,12 @@ class SessionEngine:
         if self.model is not None:
             self.model.on_chunk(chunk)
         upd = self.pipeline.process(chunk)
-        accepted = self._on_update(upd)
+        self._on_update(upd)
         if self.model is not None:
-            # The view counts the reps the engine counted (not the pipeline's raw cycles).
-            if len(accepted) != len(upd.reps) or upd.status.reps != len(self._set_reps):
-                upd = replace(upd, reps=accepted,
-                              status=replace(upd.status, reps=len(self._set_reps)))
             self.model.on_update(upd)
 
-    def _on_update(self, upd: PipelineUpdate) -> tuple[RepResult, ...]:
-        """Record and cue what the pipeline found; returns the reps accepted."""
+    def _on_update(self, upd: PipelineUpdate) -> None:
+        """Record and cue what the pipeline found."""
         pel = upd.pelvic
         if pel is not None:
             self._zones = (pel.stream, pel.rest_level, pel.margins, pel.calibrated)
@@ -1192,26 +1129,8 @@ class SessionEngine:
                 self._last_rate = br.rate_bpm
             for b in br.breaths:
                 self._event(b.inhale_onset, "breath", "", b.to_json())
-        # Reps from the scored cycles (the engine decides which cycles are reps:
-        # see _is_paced_cycle), or from the pacer's own cycles without a breath sensor.
-        seg = self.current
-        in_reps = seg is not None and seg.step.kind is StepKind.REPS
-        if pel is not None and in_reps:
-            self._step_pelvic.append((pel.t, pel.relative, pel.state))
-        cycles = upd.coupling
-        if self._paced is not None:
-            cycles = ()
-            if pel is not None:
-                self._paced.add_pelvic(pel)
-                cycles = tuple(self._paced.ready())
-        accepted: list[RepResult] = []
-        for c in cycles:
-            if in_reps and seg is not None and c.inhale_onset < seg.t_start < c.exhale_onset:
-                c = self._rescore_from(c, seg.t_start)
-            rep = RepResult(len(self._set_reps) + 1, c, c.score, c.good, c.reasons)
-            if self._on_rep(rep):
-                accepted.append(rep)
-        return tuple(accepted)
+        for rep in upd.reps:
+            self._on_rep(rep)
 
     def pipeline_unit(self, stream: str) -> str | None:
         """The unit of a pipeline stream, matched by name or ``device/name``."""
@@ -1228,14 +1147,11 @@ class SessionEngine:
             and seg.t_start <= t < seg.reps_end
         )
 
-    def _on_rep(self, rep: RepResult) -> bool:
+    def _on_rep(self, rep: RepResult) -> None:
+        """A rep the pipeline counted: record it, then cue or praise."""
         seg = self.current
         if seg is None or seg.step.kind is not StepKind.REPS:
-            return False
-        if not _is_paced_cycle(rep, seg):
-            return False
-        if len(self._set_reps) >= seg.step.reps:
-            return False
+            return  # (the set was counted until the step ended)
         self._set_reps.append(rep)
         self.reps.append(rep)
         n = len(self._set_reps)
@@ -1250,7 +1166,6 @@ class SessionEngine:
         elif rep.good and rep.coupling.drop > 0:
             # Praise only a real drop: never a pressure rise.
             self._cue(t, CueKind.PRAISE, CUES["well_done"])
-        return True
 
     def _record_zones(self, t: float) -> None:
         """The pelvic zones in use (for the report), once per step."""
@@ -1272,24 +1187,6 @@ class SessionEngine:
                 "breath_source": self.pipeline.status.breath_source,
             },
         )
-
-    def _rescore_from(self, c: CouplingResult, t_start: float) -> CouplingResult:
-        """Score the breath under way when the pacer started from the pacer's start on.
-
-        Its beginning was free breathing at rest: judged whole, the paced drop
-        that followed would look late ("dropped on exhale").
-        """
-        from biofeedback.signal.coupling import score_cycle
-
-        if not self._step_pelvic or self._zones is None:
-            return c
-        t = np.concatenate([x[0] for x in self._step_pelvic])
-        rel = np.concatenate([x[1] for x in self._step_pelvic])
-        state = np.concatenate([x[2] for x in self._step_pelvic])
-        _, _, (drop, con, _strain), _ = self._zones
-        res = score_cycle(t, rel, state, t_start, c.exhale_onset, c.end,
-                          rest_level=c.rest_level, drop_margin=drop, contraction_margin=con)
-        return c if res is None else res
 
     def _count_inhale_drop(self, t: Any, state: Any) -> None:
         """Time in drop during the pacer's inhales of the rep steps (per sample)."""
@@ -1359,26 +1256,6 @@ class SessionEngine:
     def _add_advice(self, text: str) -> None:
         if text not in self.advice:
             self.advice.append(text)
-
-
-def _is_paced_cycle(rep: RepResult, seg: Segment) -> bool:
-    """Whether a detected breath cycle belongs to a rep step (not to the free breathing before).
-
-    The pacer may start while the person is half-way into a free inhale: they
-    carry on into the paced inhale, and that cycle (begun a little before the
-    step) is the first rep. A cycle that ends before the first paced exhale
-    began is the free breathing before the step, and so is one whose inhale
-    ended just as the step began (less than a quarter of the paced inhale
-    left in it): its exhale is not the answer to the pacer's first inhale.
-    """
-    p = seg.pacer
-    if p is None:
-        return rep.t_start >= seg.t_start
-    return (
-        rep.t_start >= seg.t_start - 0.5 * p.period
-        and rep.coupling.exhale_onset > seg.t_start + 0.25 * p.inhale_s
-        and rep.t_end > seg.t_start + p.inhale_s + p.hold_s
-    )
 
 
 def _seg_json(seg: Segment, t0: float) -> dict[str, Any]:

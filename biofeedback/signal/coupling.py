@@ -15,14 +15,14 @@ pelvic level relative to rest during its inhale and exhale:
   floor being *below* rest and shrinks as the pressure rises: a pressure rise
   is never rewarded (raising any sample never raises the score).
 
-A *rep* is one guided breath cycle: while a set is being counted
-(:class:`RepCounter`), every scored cycle is a rep.
+Which scored cycles are *reps* is the rep policy's call
+(:mod:`biofeedback.signal.reps`).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,12 +33,10 @@ from biofeedback.signal.types import (
     CouplingResult,
     Int8Array,
     PelvicOutput,
-    RepResult,
-    RepSummary,
 )
 from devices.vocab import BreathPhase, PelvicState
 
-__all__ = ["CouplingScorer", "RepCounter", "score_cycle", "summarise_reps"]
+__all__ = ["CouplingScorer", "score_cycle"]
 
 #: Reasons, as shown to the user.
 DROP_TOO_SMALL = "drop too small"
@@ -275,70 +273,3 @@ class CouplingScorer:
             if res is not None:
                 out.append(res)
         return out
-
-
-class RepCounter:
-    """Counts reps (scored breath cycles) while a set is active."""
-
-    #: A cycle may begin this much before the set started and still count
-    #: (the user starts a little early; onsets are back-dated).
-    GRACE_S = 1.0
-
-    def __init__(self) -> None:
-        self.active = False
-        self.target: int | None = None
-        self.t_start = -math.inf
-        self.reps: list[RepResult] = []
-
-    def start(self, target: int | None = None, t_start: float = -math.inf) -> None:
-        """Start a set (forgets the previous one).
-
-        Parameters
-        ----------
-        target : int or None
-            Stop counting after this many reps.
-        t_start : float
-            When the set starts: cycles that began earlier are not reps.
-        """
-        if target is not None and target < 1:
-            raise ValueError(f"target must be >= 1, {target!r} is invalid")
-        self.active = True
-        self.target = target
-        self.t_start = t_start
-        self.reps = []
-
-    def add(self, c: CouplingResult) -> RepResult | None:
-        """Count a cycle as the next rep (None when no set is active)."""
-        if not self.active or c.inhale_onset < self.t_start - self.GRACE_S:
-            return None
-        rep = RepResult(len(self.reps) + 1, c, c.score, c.good, c.reasons)
-        self.reps.append(rep)
-        if self.target is not None and len(self.reps) >= self.target:
-            self.active = False
-        return rep
-
-    def stop(self) -> RepSummary:
-        """End the set; its summary."""
-        self.active = False
-        return summarise_reps(self.reps)
-
-
-def summarise_reps(reps: Sequence[RepResult]) -> RepSummary:
-    """Summary figures of a set."""
-    if not reps:
-        return RepSummary(0, 0, 0, 0, None, None, None, None, None, {})
-    scores = np.array([r.score for r in reps])
-    cs = [r.coupling for r in reps]
-    reasons = Counter(reason for r in reps for reason in r.reasons)
-    return RepSummary(
-        reps=len(reps),
-        good=sum(1 for r in reps if r.good),
-        strain=sum(1 for c in cs if c.strain),
-        contracted=sum(1 for c in cs if c.contracted),
-        mean_score=round(float(scores.mean()), 1),
-        best_score=float(scores.max()),
-        mean_drop=float(np.mean([c.drop for c in cs])),
-        mean_release_kept=float(np.mean([c.release_kept for c in cs])),
-        mean_cycle_s=float(np.mean([c.end - c.inhale_onset for c in cs])),
-        reasons=dict(reasons),
-    )

@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from biofeedback.signal.breath import BreathTracker
-from biofeedback.signal.coupling import CouplingScorer, RepCounter
+from biofeedback.signal.coupling import CouplingScorer
 from biofeedback.signal.pelvic import PelvicTracker, pressure_channels
+from biofeedback.signal.reps import RepClock, RepPolicy, RepWindow
 from biofeedback.signal.types import (
     BREATH_SOURCE_PRIORITY,
     BreathOutput,
@@ -39,6 +40,7 @@ from biofeedback.signal.types import (
     RepSummary,
     Thresholds,
 )
+from devices.pacer import Pacer
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
 
@@ -117,7 +119,7 @@ class Pipeline:
         self._pick_breath()
         fs = float(self._pelvic_spec.rate_hz or 50.0) if self._pelvic_spec else 50.0
         self._scorer = CouplingScorer(fs_hint=min(fs, 50.0))
-        self._reps = RepCounter()
+        self._reps = RepPolicy(fs_hint=min(fs, 50.0))
         self._t = -math.inf
         self._phase = BreathPhase.UNKNOWN
         self._pstate = PelvicState.UNKNOWN
@@ -174,12 +176,45 @@ class Pipeline:
 
     # ------------------------------------------------------------------ reps
 
-    def start_reps(self, target: int | None = None) -> None:
-        """Start counting a set: each breath cycle that begins from now is a rep.
+    def start_reps(
+        self,
+        target: int | None = None,
+        *,
+        pacer: Pacer | None = None,
+        t_start: float | None = None,
+        clock: RepClock = "auto",
+    ) -> str:
+        """Start counting a set (see :mod:`biofeedback.signal.reps` for what a rep is).
 
-        "Now" is the newest sample time seen; ``target`` stops the count.
+        Parameters
+        ----------
+        target : int, optional
+            Reps at most.
+        pacer : Pacer, optional
+            The pacer the set follows (its ``t0`` the first inhale).
+        t_start : float, optional
+            When the set starts (default: the newest sample time seen).
+        clock : {"auto", "breath", "pacer"}
+            What a rep is: a detected breath cycle, or a paced cycle; ``auto``
+            takes the pacer when there is no breath sensor (the probe's own
+            breathing ripple is swamped by the drop being trained).
+
+        Returns
+        -------
+        str
+            The rep clock used: ``"breath"`` or ``"pacer"``.
         """
-        self._reps.start(target, self._t)
+        if clock not in ("auto", "breath", "pacer"):
+            raise ValueError(f"clock must be auto, breath or pacer, not {clock!r}")
+        paced = clock == "pacer" or (clock == "auto" and pacer is not None and self._no_breath())
+        window = RepWindow(self._t if t_start is None else t_start, target, pacer)
+        self._reps.start(window, paced=paced)
+        return "pacer" if paced else "breath"
+
+    def _no_breath(self) -> bool:
+        """No breath sensor of its own: no breath source, or the probe's ripple."""
+        spec = self._breath_spec
+        return spec is None or spec.kind is StreamKind.PRESSURE
 
     def stop_reps(self) -> RepSummary:
         """Stop counting; the set's summary."""
@@ -248,6 +283,7 @@ class Pipeline:
                     values = values[:, cols]
                 pelvic_out = self.pelvic.process(t, values, breath_hold=self._holding(t_end))
                 self._scorer.add_pelvic(pelvic_out)
+                self._reps.add_pelvic(pelvic_out)
                 if pelvic_out.t.shape[0]:
                     self._pstate = _PELVIC_STATES[int(pelvic_out.state[-1])]
                     self._pconf = float(pelvic_out.confidence[-1])
@@ -266,14 +302,9 @@ class Pipeline:
                 if breath_out.phase.shape[0]:
                     self._phase = _BREATH_PHASES[int(breath_out.phase[-1])]
             if self._scorer.pending:
-                cs: list[CouplingResult] = []
-                rs: list[RepResult] = []
-                for c in self._scorer.ready():
-                    cs.append(c)
-                    rep = self._reps.add(c)
-                    if rep is not None:
-                        rs.append(rep)
-                coupling, reps = tuple(cs), tuple(rs)
+                coupling = tuple(self._scorer.ready())
+            if self._reps.active:
+                reps = self._reps.offer(coupling)
             if t_end > self._t:
                 self._t = t_end
         # (positional: the field order of PipelineUpdate)

@@ -21,13 +21,16 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
+
+if TYPE_CHECKING:
+    from devices.pacer import Pacer
 
 __all__ = [
     "BREATH_SOURCE_PRIORITY",
@@ -631,8 +634,16 @@ class PipelineAPI(Protocol):
         """Switch to calibrated thresholds (None: back to adaptive)."""
         ...
 
-    def start_reps(self, target: int | None = None) -> None:
-        """Start counting a set: each breath cycle that begins from now is a rep."""
+    def start_reps(
+        self,
+        target: int | None = None,
+        *,
+        pacer: Pacer | None = None,
+        t_start: float | None = None,
+        clock: Literal["auto", "breath", "pacer"] = "auto",
+    ) -> str:
+        """Start counting a set (the rep policy of :mod:`biofeedback.signal.reps`);
+        returns the rep clock used, ``"breath"`` or ``"pacer"``."""
         ...
 
     def stop_reps(self) -> RepSummary:
