@@ -14,10 +14,12 @@ raw sample blocks per stream, pelvic state runs, events and annotations.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,16 +180,87 @@ def _now_iso() -> str:
 
 def _check_file(path: Path) -> None:
     """Refuse anything that is not an SQLite file before SQLite touches it."""
-    if not path.exists() or path.stat().st_size == 0:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return
-    with path.open("rb") as f:
-        head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the store: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path} is a directory, not a store file; left untouched")
+    if st.st_size == 0:
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the store: {exc.strerror or exc}") from exc
     if head != _SQLITE_MAGIC:
         raise StoreError(f"{path} is not a biofeedback store (not an SQLite file); left untouched")
 
 
+def _make_dirs(folder: Path) -> None:
+    """Create ``folder`` and any missing parents owner-only (existing ones keep their mode)."""
+    missing = []
+    for d in (folder, *folder.parents):
+        if d.exists():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by another process meanwhile
+            d.mkdir(mode=0o700)
+
+
+def _create_file(path: Path) -> None:
+    """Create an empty store file owner-only (health data); another process may win."""
+    _make_dirs(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _split_sql(script: str) -> list[str]:
+    """The statements of a migration script (executescript would commit our transaction)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What identifies a store, read in one transaction."""
+
+    app_id: int
+    version: int
+    has_tables: bool
+
+
+def _read_header(conn: sqlite3.Connection) -> _Header:
+    """Read the identification; the caller holds a transaction so the three agree."""
+    return _Header(
+        app_id=int(conn.execute("PRAGMA application_id").fetchone()[0]),
+        version=int(conn.execute("PRAGMA user_version").fetchone()[0]),
+        has_tables=bool(conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type='table'"
+        ).fetchone()[0]),
+    )
+
+
 class Store:
     """The SQLite store.
+
+    Opening is safe against other processes opening the same file at the same
+    time: a new file is created and migrated under one ``BEGIN IMMEDIATE``
+    transaction, and the identification is read again inside it.
 
     Parameters
     ----------
@@ -200,61 +273,109 @@ class Store:
         When the file is corrupt, foreign, or written by a newer version.
     """
 
+    #: Seconds an open waits for another process's write lock (a migration, a commit).
+    BUSY_TIMEOUT_S = 10.0
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         _check_file(self.path)
-        new = not self.path.exists()
-        if new:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Create owner-only before SQLite opens it: health data.
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
+        if not self.path.exists():
+            _create_file(self.path)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            app_id = self.conn.execute("PRAGMA application_id").fetchone()[0]
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            has_tables = self.conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type='table'"
-            ).fetchone()[0]
+            self.conn = sqlite3.connect(
+                self.path, timeout=self.BUSY_TIMEOUT_S, isolation_level=None
+            )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+        self.conn.row_factory = sqlite3.Row
+        try:
+            self._open()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _open(self) -> None:
+        """Identify the file, migrate it if needed, then switch it to WAL."""
+        header = self._header(lock=False)
+        if header.version < len(MIGRATIONS):
+            self._migrate()
+        try:
+            self._set_wal()
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+
+    def _set_wal(self) -> None:
+        """Switch to WAL (a no-op once the file is WAL).
+
+        The switch needs an exclusive lock, and SQLite answers "locked" at
+        once instead of waiting when two connections want it together (a
+        deadlock otherwise), so it is retried until the busy timeout.
+        """
+        deadline = time.monotonic() + self.BUSY_TIMEOUT_S
+        pause = 0.001
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _header(self, *, lock: bool) -> _Header:
+        """Read and check the identification (``lock``: inside our write transaction)."""
+        try:
+            if lock:
+                header = _read_header(self.conn)
+            else:
+                self.conn.execute("BEGIN")
+                try:
+                    header = _read_header(self.conn)
+                finally:
+                    self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is corrupt or not a biofeedback store: {exc}") from exc
-        if app_id != APPLICATION_ID and (has_tables or version):
-            self.conn.close()
+        if header.app_id != APPLICATION_ID and (header.has_tables or header.version):
             raise StoreError(
                 f"{self.path} is an SQLite file of another application; left untouched"
             )
-        if version > len(MIGRATIONS):
-            self.conn.close()
+        if header.version > len(MIGRATIONS):
             raise StoreError(
-                f"{self.path} has schema version {version}, newer than this program "
+                f"{self.path} has schema version {header.version}, newer than this program "
                 f"understands ({len(MIGRATIONS)}); update biofeedback"
             )
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate(version)
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
-            if p.exists():
-                os.chmod(p, 0o600)
+        return header
 
-    def _migrate(self, version: int) -> None:
-        for n in range(version, len(MIGRATIONS)):
-            # One transaction per migration: a failed one leaves the previous version.
-            try:
-                self.conn.executescript(
-                    "BEGIN IMMEDIATE;"
-                    + MIGRATIONS[n]
-                    + f";PRAGMA application_id = {APPLICATION_ID};"
-                    + f"PRAGMA user_version = {n + 1};COMMIT;"
-                )
-            except sqlite3.DatabaseError as exc:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise StoreError(
-                    f"{self.path}: migration to version {n + 1} failed: {exc}"
-                ) from exc
+    def _migrate(self) -> None:
+        """Bring the schema up to date in one write transaction.
+
+        The version is read again once the lock is held: another process may
+        have created or migrated the file since we first looked.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
+        try:
+            version = self._header(lock=True).version
+            step = version + 1
+            for n in range(version, len(MIGRATIONS)):
+                step = n + 1
+                for sql in _split_sql(MIGRATIONS[n]):
+                    self.conn.execute(sql)
+            self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self.conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: migration to version {step} failed: {exc}") from exc
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     @property
     def schema_version(self) -> int:
