@@ -67,7 +67,7 @@ def test_sessions_json_has_exactly_the_design_keys(two_sessions: tuple[int, int]
     assert code == 0 and err == ""
     rows = json.loads(out)
     assert [list(r) for r in rows] == [["id", "started_at", "duration_s", "person", "devices",
-                                        "reps", "score", "complete"]] * 2
+                                        "reps", "score", "complete", "status"]] * 2
     assert [(r["id"], r["person"], r["reps"], r["complete"]) for r in rows] == [
         (1, "ann", 3, True), (2, "bo", 1, False)]
     assert rows[0]["score"] == 71.0 and rows[0]["duration_s"] == 4.98

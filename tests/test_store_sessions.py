@@ -152,8 +152,9 @@ def test_json_keys_are_the_design_contract(tmp_path: Path) -> None:
         w = store.begin_session(meta())
         w.finish(summary={"reps": 5, "score": 81.25}, complete=False)
         d = store.sessions()[0].to_json()
+    # DESIGN.md's keys, plus the status issue 13.16 asks for.
     assert list(d) == ["id", "started_at", "duration_s", "person", "devices", "reps", "score",
-                       "complete"]
+                       "complete", "status"]
     assert d["reps"] == 5 and d["score"] == 81.2 and d["complete"] is False
     started = d["started_at"]
     assert started.endswith("+00:00") and "T" in started

@@ -68,6 +68,14 @@ def _status(info: SessionInfo) -> str:
     return info.status
 
 
+def _warn_damaged(infos: list[SessionInfo]) -> None:
+    """One line per damaged session: what is wrong and what can still be done."""
+    for i in infos:
+        if i.damage:
+            _say(f"warning: session {i.id} is damaged ({i.damage}); it can still be "
+                 f"deleted ('biofeedback delete {i.id}')")
+
+
 def _confirm(question: str, yes: bool, refused: str) -> None:
     """Ask on stderr unless ``--yes``.
 
@@ -126,6 +134,7 @@ def sessions(app: AppContext) -> None:
     """Recorded sessions, oldest first."""
     with _open_store() as store:
         infos = store.sessions()
+    _warn_damaged(infos)
     if app.json:
         emit_json([i.to_json() for i in infos])
         return
@@ -173,6 +182,8 @@ def show(app: AppContext, session_id: int) -> None:
         return
     out = click.echo
     out(f"Session {info.id}: {_status(info)}")
+    if info.damage:
+        out(f"  damaged    {info.damage}; it can still be deleted")
     out(f"  started    {_local(info)} (local)   {info.started_at}")
     out(f"  duration   {_duration(info.duration_s)}")
     out(f"  person     {info.person or '-'}")
@@ -329,6 +340,9 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
             sess_dir = output / "sessions"
             sess_dir.mkdir(exist_ok=True, mode=0o700)
             for info in store.sessions():
+                if info.damage:
+                    skipped.append({"id": info.id, "format": "all", "reason": info.damage})
+                    continue
                 export_session(store, info.id, "csv", default_path(info, "csv", sess_dir),
                                force=force, progress=progress)
                 export_session(store, info.id, "json", default_path(info, "json", sess_dir),

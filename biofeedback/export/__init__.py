@@ -69,6 +69,9 @@ def export_session(
         Unknown session or format, an existing target without ``force``.
     """
     info = store.session(session_id)
+    if info.damage:
+        raise InputError(f"session {info.id} is damaged ({info.damage}); it cannot be "
+                         f"exported, only deleted ('biofeedback delete {info.id}')")
     target = Path(path) if path is not None else default_path(info, fmt)
     if fmt == "csv":
         return export_csv(store, session_id, target, force=force, progress=progress)

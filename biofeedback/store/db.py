@@ -556,7 +556,13 @@ class Store:
             (srow["id"],),
         )
         for r in cur:
-            t, v = decode_block(r["t"], r["v"], r["dtype"], nch)
+            try:
+                t, v = decode_block(r["t"], r["v"], r["dtype"], nch)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise StoreError(
+                    f"{self.path}: session {session_id}, stream {stream!r}: a damaged "
+                    f"sample block ({exc}); the session can still be deleted"
+                ) from None
             sizes = (
                 tuple(int(x) for x in np.frombuffer(r["sizes"], dtype="<u4"))
                 if r["sizes"] is not None else (int(r["n"]),)
@@ -586,8 +592,7 @@ class Store:
             args += (kind,)
         rows = self.conn.execute(sql + " ORDER BY t, id", args).fetchall()
         return [
-            SessionEvent(r["t"], r["kind"], r["text"],
-                         None if r["data"] is None else json.loads(r["data"]))
+            SessionEvent(r["t"], r["kind"], r["text"], _event_data(r["data"]))
             for r in rows
         ]
 
@@ -672,6 +677,17 @@ class Store:
         os.chmod(target, 0o600)
 
 
+def _event_data(raw: Any) -> dict[str, Any] | None:
+    """An event's JSON details; a damaged one reads as ``{"damaged": True}``."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"damaged": True}
+    return data if isinstance(data, dict) else {"damaged": True}
+
+
 def _wall() -> float:
     return time.time()
 
@@ -691,39 +707,99 @@ def _spec(row: sqlite3.Row) -> StreamSpec:
         kind = StreamKind(row["kind"])
     except ValueError:
         kind = StreamKind.OTHER
+    try:
+        channels = json.loads(row["channels"])
+    except (TypeError, ValueError):
+        channels = None
+    if not isinstance(channels, list) or len(channels) != row["n_channels"]:
+        channels = [f"ch{i}" for i in range(int(row["n_channels"]))]  # damaged: name them
     return StreamSpec(
         name=row["name"],
         kind=kind,
-        channels=tuple(json.loads(row["channels"])),
+        channels=tuple(str(c) for c in channels),
         unit=row["unit"],
         rate_hz=row["rate_hz"],
     )
 
 
+class _Fields:
+    """Reads a session row's stored fields, noting the ones that are damaged."""
+
+    def __init__(self, row: sqlite3.Row) -> None:
+        self.row = row
+        self.damaged: list[str] = []
+
+    def json(self, key: str, default: Any, kind: type) -> Any:
+        raw = self.row[key]
+        if raw is None:
+            return default if kind is not dict else None
+        try:
+            value = json.loads(raw)
+        except (TypeError, ValueError):  # bad JSON, or bytes that are not UTF-8
+            value = None
+        if not isinstance(value, kind):
+            self.damaged.append(key)
+            return default
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        try:
+            value = float(self.row[key])
+        except (TypeError, ValueError):
+            self.damaged.append(key)
+            return default
+        return value
+
+    def text(self, key: str) -> str | None:
+        value = self.row[key]
+        if value is None or isinstance(value, str):
+            return value
+        self.damaged.append(key)
+        return None
+
+
 def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...]) -> SessionInfo:
-    summary = None if row["summary"] is None else json.loads(row["summary"])
-    reps, score = reps_and_score(summary, int(row["rep_events"]), row["rep_score"])
+    f = _Fields(row)
+    summary = f.json("summary", None, dict)
+    pacer = f.json("pacer", None, dict)
+    devices = [d for d in f.json("devices", [], list) if isinstance(d, dict)]
+    started_at = f.text("started_at") or ""
+    try:
+        dt.datetime.fromisoformat(started_at)
+    except ValueError:
+        f.damaged.append("started_at")
+    try:
+        reps, score = reps_and_score(summary, int(row["rep_events"]), row["rep_score"])
+    except (TypeError, ValueError):
+        f.damaged.append("summary")
+        reps, score = 0, None
+    status = session_status(bool(row["finished"]), row["writer_pid"], row["heartbeat"])
+    t0, duration_s = f.number("t0", 0.0), f.number("duration_s", 0.0)
+    person, protocol, profile = f.text("person"), f.text("protocol"), f.text("profile")
+    notes = f.text("note_before"), f.text("note_after")
+    damage = ", ".join(sorted(set(f.damaged))) or None
     return SessionInfo(
         id=int(row["id"]),
-        started_at=row["started_at"],
-        t0=float(row["t0"]),
-        duration_s=float(row["duration_s"]),
-        person=row["person"],
-        protocol=row["protocol"],
-        pacer=None if row["pacer"] is None else json.loads(row["pacer"]),
-        profile=row["profile"],
-        devices=json.loads(row["devices"]),
+        started_at=started_at,
+        t0=t0,
+        duration_s=duration_s,
+        person=person,
+        protocol=protocol or "?",
+        pacer=pacer,
+        profile=profile,
+        devices=devices,
         virtual=bool(row["virtual"]),
         complete=bool(row["complete"]),
-        status=session_status(bool(row["finished"]), row["writer_pid"], row["heartbeat"]),
+        status=status if damage is None or status == "recording" else "damaged",
         summary=summary,
         pain_before=row["pain_before"],
         pain_after=row["pain_after"],
-        note_before=row["note_before"],
-        note_after=row["note_after"],
+        note_before=notes[0],
+        note_after=notes[1],
         reps=reps,
         score=score,
         streams=streams,
+        damage=None if damage is None else f"unreadable {damage}",
     )
 
 

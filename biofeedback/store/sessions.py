@@ -192,6 +192,8 @@ class SessionInfo:
     ``"interrupted"`` when the writer died before finishing (a crash: the data
     up to the last commit is kept), ``"finished"`` otherwise. ``complete`` is
     what the session engine said at the end (the protocol ran to its end).
+    ``"damaged"`` when a stored field cannot be read (``damage`` says which);
+    such a session can still be deleted.
     """
 
     id: int
@@ -214,11 +216,15 @@ class SessionInfo:
     reps: int
     score: float | None
     streams: tuple[StreamSpec, ...] = ()
+    damage: str | None = None
 
     @property
     def start(self) -> dt.datetime:
-        """Start time (aware, UTC)."""
-        return dt.datetime.fromisoformat(self.started_at)
+        """Start time (aware, UTC; the epoch when the stored one is damaged)."""
+        try:
+            return dt.datetime.fromisoformat(self.started_at)
+        except (TypeError, ValueError):
+            return dt.datetime.fromtimestamp(0, dt.UTC)
 
     @property
     def file_stem(self) -> str:
@@ -236,6 +242,7 @@ class SessionInfo:
             "reps": self.reps,
             "score": None if self.score is None else round(self.score, 1),
             "complete": self.complete,
+            "status": self.status,
         }
 
     def to_detail_json(self) -> dict[str, Any]:
@@ -243,7 +250,7 @@ class SessionInfo:
         d = self.to_json()
         d.update(
             {
-                "status": self.status,
+                "damage": self.damage,
                 "protocol": self.protocol,
                 "pacer": self.pacer,
                 "profile": self.profile,
