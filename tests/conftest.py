@@ -19,7 +19,9 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the checkout; BIOFEEDBACK_SHARED points elsewhere (a worktree)
+_BESIDE = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("BIOFEEDBACK_SHARED") or _BESIDE)
 
 _LSL_CFG = """[ports]
 IPv6 = disable

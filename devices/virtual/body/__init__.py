@@ -55,7 +55,9 @@ Physiology
 Parts
 -----
 One module per job: ``breathing`` (the breath controller and its free-breath
-sources), ``floor`` (pelvic actions, the components and their labels),
+sources), ``recorded`` (free breaths cut from a recorded respiration trace),
+``artefacts`` (a real session's cough, talking, posture change, probe slip and
+drift, with their labels), ``floor`` (pelvic actions, the components and their labels),
 ``heart``, ``noise``, ``motion``, ``sensors`` (what each sensor measures) and
 ``model`` (the grid, the ring buffer, the queries).
 
@@ -82,14 +84,21 @@ The breathing ripple of the probe pressure, tone drift, noise and motion
 artefacts are not components and never change a label.
 """
 
+from devices.virtual.body.artefacts import Artefact, ArtefactKind, SessionArtefacts
 from devices.virtual.body.common import CONTROL_HZ, ECG_LOOKAHEAD_S, GRID_HZ
 from devices.virtual.body.model import BodyModel
 from devices.virtual.body.params import BodyParams
+from devices.virtual.body.recorded import RecordedBreaths, read_respiration_csv
 
 __all__ = [
     "CONTROL_HZ",
     "ECG_LOOKAHEAD_S",
     "GRID_HZ",
+    "Artefact",
+    "ArtefactKind",
     "BodyModel",
     "BodyParams",
+    "RecordedBreaths",
+    "SessionArtefacts",
+    "read_respiration_csv",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.intent import Intent, IntentFn, free_breathing
+from devices.virtual.body.artefacts import SessionArtefacts
 from devices.virtual.body.breathing import Breathing, BreathSource
 from devices.virtual.body.common import (
     CONTROL_HZ,
@@ -101,8 +102,12 @@ class BodyModel:
     retention_s : float
         How far behind the newest generated time queries may reach.
     breaths : BreathSource, optional
-        Where free breaths come from; by default they are drawn at random
-        from ``params``.
+        Where free breaths come from (e.g.
+        :class:`~devices.virtual.body.recorded.RecordedBreaths`, a recorded
+        trace); by default they are drawn at random from ``params``.
+    artefacts : SessionArtefacts, optional
+        Scheduled artefacts of a real session (cough, talking, posture change,
+        probe slip, sensor drift) added to the probe and the belt.
 
     Notes
     -----
@@ -122,6 +127,7 @@ class BodyModel:
         block_s: float = 1.0,
         retention_s: float = 120.0,
         breaths: BreathSource | None = None,
+        artefacts: SessionArtefacts | None = None,
     ) -> None:
         if not math.isfinite(t0):
             raise ValueError(f"t0 must be finite; {t0!r} is invalid")
@@ -148,6 +154,7 @@ class BodyModel:
         self._heart = Heart(p, self.t0, rngs[3], B)
         self._noise = Noise(rngs[4], B, self.noise)
         self._motion = Motion(rngs[5], p.motion_rate_hz)
+        self.artefacts = artefacts
 
     # ------------------------------------------------------------------ API
 
@@ -230,6 +237,13 @@ class BodyModel:
         ta = self._prepare(t)
         d, c, s, dref = self._grid.interp(ta, (_Ch.D, _Ch.C, _Ch.S, _Ch.DREF))
         return self._breathing.phases(ta), pelvic_labels(d, c, s, dref, self.params)
+
+    def artefact_labels(self, t: npt.ArrayLike) -> IntArray:
+        """:class:`~devices.virtual.body.artefacts.ArtefactKind` codes at each time."""
+        ta = np.asarray(t, dtype=np.float64).reshape(-1)
+        if self.artefacts is None:
+            return np.zeros(ta.shape, dtype=np.int8)
+        return self.artefacts.labels(ta)
 
     def breath_onsets(self, t0: float, t1: float) -> tuple[FloatArray, FloatArray]:
         """True inhale-onset and exhale-onset times in ``[t0, t1)``.
@@ -330,6 +344,9 @@ class BodyModel:
         tone = p.rest_cmH2O + drift
         pb, pt = probe_pressure(p, tone, fl.d, fl.c, fl.s + ripple, jitter, mot.p)
         belt = belt_force(p, v, fl.s, fl.c, 0.4 * nz * drift_belt, mot.belt, self._noise.belt())
+        if self.artefacts is not None:
+            a_base, a_tip, a_belt = self.artefacts.probe(tg)
+            pb, pt, belt = pb + a_base, pt + a_tip, belt + a_belt
         acc = chest_gravity(p, v, mot.tilt)
         acc += mot.acc + self._noise.acc()
         self._heart.block(tg, v, fl.s, fl.c, (hr_level, hrv_lf), nz)

@@ -1,0 +1,95 @@
+"""Pelvic state on real breathing: the body breathes a recorded trace and meets
+a real session's artefacts (issue 12 item 4). Needs ../shared/data (skips when absent)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devices.intent import Intent, PelvicAction
+from devices.virtual.body import (
+    Artefact,
+    ArtefactKind,
+    BodyModel,
+    RecordedBreaths,
+    SessionArtefacts,
+    read_respiration_csv,
+)
+from devices.vocab import BreathPhase
+
+
+@pytest.fixture
+def trace(respiration_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    return read_respiration_csv(respiration_dir / "systole_belt_50hz.csv")
+
+
+def test_the_body_breathes_the_recorded_breaths(trace: tuple[np.ndarray, np.ndarray]) -> None:
+    rb = RecordedBreaths(*trace, seed=3)
+    periods = np.array([b.inhale_s + b.exhale_s + b.pause_s for b in rb.breaths])
+    body = BodyModel(3, breaths=RecordedBreaths(*trace, seed=3))
+    inh, _ = body.breath_onsets(0.0, 100.0)
+    got = np.diff(inh)
+    # the body's breath periods are the recording's, in its order, from the seeded start
+    err = [np.abs(periods[i : i + 5] - got[1:6]).sum() for i in range(len(periods) - 5)]
+    start = int(np.argmin(err))
+    np.testing.assert_allclose(got[1:6], periods[start : start + 5], atol=0.02)
+    # irregular like the recording (not the model's own 10 % variation)
+    assert np.std(got) / np.mean(got) > 0.15
+    # the breath labels follow the volume of the recorded breaths
+    t = np.arange(5.0, 100.0, 0.02)
+    phase = body.labels(t)[0]
+    dv = np.diff(body.lung_volume(t))
+    same = phase[1:] == phase[:-1]
+    assert np.all(dv[same & (phase[1:] == BreathPhase.INHALE)] >= -1e-9)
+    assert np.all(dv[same & (phase[1:] == BreathPhase.EXHALE)] <= 1e-9)
+
+
+def test_drops_follow_the_recorded_inhales(trace: tuple[np.ndarray, np.ndarray]) -> None:
+    body = BodyModel(
+        4,
+        intent=lambda t: Intent(pelvic=PelvicAction.DROP) if t >= 20 else Intent(),
+        breaths=RecordedBreaths(*trace, seed=4),
+    )
+    t = np.arange(30.0, 90.0, 0.02)
+    d = body.components(t)["drop"]
+    inh, exh = body.breath_onsets(30.0, 90.0)
+    # the floor descends with each recorded inhale and is deepest as it ends
+    for a, b in itertools.pairwise(inh):
+        e = exh[(exh > a) & (exh < b)]
+        w = (t >= a) & (t < b)
+        assert e.size == 1 and d[w].min() < d[w][0]
+        assert abs(t[w][np.argmin(d[w])] - e[0]) < 1.0
+
+
+def test_artefacts_are_seeded_labelled_and_leave_the_truth_alone() -> None:
+    kinds = tuple(ArtefactKind)[1:]
+    a = SessionArtefacts.random(5, kinds, 10.0, 100.0)
+    assert a.events == SessionArtefacts.random(5, kinds, 10.0, 100.0).events
+    assert a.events != SessionArtefacts.random(6, kinds, 10.0, 100.0).events
+    assert {e.kind for e in a.events} == set(kinds)
+    plain = BodyModel(2)
+    body = BodyModel(2, artefacts=a)
+    t = np.arange(0.0, 110.0, 0.02)
+    lab = body.artefact_labels(t)
+    for e in a.events:
+        if e.kind is not ArtefactKind.DRIFT:
+            inside = lab[(t >= e.start) & (t < e.start + e.dur)]
+            assert np.all(inside != 0) and np.any(inside == e.kind)
+    diff = body.pelvic_pressure(t) - plain.pelvic_pressure(t)
+    assert np.abs(diff).max() > 5.0
+    np.testing.assert_array_equal(body.labels(t)[1], plain.labels(t)[1])
+
+
+def test_each_artefact_has_its_shape() -> None:
+    cough = SessionArtefacts([Artefact(ArtefactKind.COUGH, 10.0, 0.4, 40.0)])
+    slip = SessionArtefacts([Artefact(ArtefactKind.SLIP, 10.0, 0.05, -10.0)])
+    t = np.arange(0.0, 20.0, 0.01)
+    base, tip, _ = cough.probe(t)
+    assert tip.max() == pytest.approx(40.0, rel=0.02) and base.max() < tip.max()
+    assert np.all(base[(t < 10.0) | (t > 10.4)] == 0.0)
+    base, tip, _ = slip.probe(t)
+    assert np.all(base[t >= 10.05] == -10.0) and np.all(tip[t >= 10.05] == -10.0)
+    assert np.all(base[t < 10.0] == 0.0)
