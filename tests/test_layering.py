@@ -16,16 +16,26 @@ ALLOWED = {
 }
 
 
-def _imported_top_levels(path: Path) -> set[tuple[str, int]]:
+#: The one application module that builds the virtual radio (sessions, demo);
+#: the rest of the app must not depend on the simulator.
+VIRTUAL_BUILDER = ROOT / "biofeedback" / "runtime.py"
+
+
+def _imported_modules(path: Path) -> set[tuple[str, int]]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out: set[tuple[str, int]] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                out.add((alias.name.split(".")[0], node.lineno))
+                out.add((alias.name, node.lineno))
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.add((node.module.split(".")[0], node.lineno))
+            out.add((node.module, node.lineno))
+            out.update((f"{node.module}.{a.name}", node.lineno) for a in node.names)
     return out
+
+
+def _imported_top_levels(path: Path) -> set[tuple[str, int]]:
+    return {(name.split(".")[0], line) for name, line in _imported_modules(path)}
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
@@ -37,6 +47,29 @@ def test_imports_point_one_way(package: str) -> None:
             if name in forbidden:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert not bad, "layering violated:\n" + "\n".join(bad)
+
+
+def _virtual_imports(path: Path) -> list[int]:
+    return sorted(
+        line for name, line in _imported_modules(path)
+        if name == "devices.virtual" or name.startswith("devices.virtual.")
+    )
+
+
+def test_app_code_does_not_import_the_simulator() -> None:
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports devices.virtual"
+        for path in sorted((ROOT / "biofeedback").rglob("*.py"))
+        if path != VIRTUAL_BUILDER
+        for line in _virtual_imports(path)
+    ]
+    assert not bad, "only biofeedback/runtime.py builds virtual sources:\n" + "\n".join(bad)
+
+
+def test_checker_catches_a_simulator_import(tmp_path: Path) -> None:
+    f = tmp_path / "x.py"
+    f.write_text("from devices import virtual\nimport devices.virtual.world\nimport devices.ble\n")
+    assert _virtual_imports(f) == [1, 2]
 
 
 def test_checker_catches_a_violation(tmp_path: Path) -> None:

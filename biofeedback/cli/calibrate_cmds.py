@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -31,9 +31,6 @@ from devices.errors import InputError
 from devices.merge import merged
 from devices.registry import Registry
 from devices.stream import StreamKind
-
-if TYPE_CHECKING:
-    from devices.virtual.world import VirtualWorld
 
 __all__ = ["calibrate_cmd", "profiles_cmd", "profiles_dir"]
 
@@ -115,7 +112,7 @@ def _default_device(app: AppContext, reg: Registry) -> str:
 
 
 def _conversion(
-    world: VirtualWorld | None, found: Found, unit: str, channel: str
+    world: Any, found: Found, unit: str, channel: str
 ) -> Conversion | None:
     """To cmH2O: a physical unit's factor, or the virtual twin's counts conversion."""
     conv = conversion_for(unit)
