@@ -177,3 +177,59 @@ def test_verbose_after_the_command_name_also_writes_it() -> None:
 def test_without_verbose_no_log_file() -> None:
     assert bf("drivers").code == 0
     assert not log_file().exists()
+
+
+# ---------------------------------------------------------------- issue 13.11: decode
+
+KGOAL_PACKET = "00 01 04 00 00 05 d3"  # raw 1491 on the kGoal data characteristic
+KGOAL_DATA = "10c2be2d-d2d5-b7a8-5f42-e2468c9ebbf5"
+
+
+def test_decode_char_that_is_not_a_uuid_is_a_usage_error(unchanged: None) -> None:
+    refused(bf("decode", "kgoal", KGOAL_PACKET, "--char", "zzz"), 2, "'zzz' is not a UUID")
+
+
+def test_decode_binary_file_is_named_and_refused(tmp_path: Path) -> None:
+    f = tmp_path / "cap.bin"
+    f.write_bytes(bytes(range(256)) * 4)
+    before = hashes(tmp_path)
+    r = bf("decode", "kgoal", "--file", str(f))
+    refused(r, 1, str(f), "is not a text file", "offset 128")
+    assert r.out == "" and hashes(tmp_path) == before
+
+
+def test_decode_missing_or_folder_file_is_one_line(tmp_path: Path) -> None:
+    refused(bf("decode", "kgoal", "--file", str(tmp_path / "absent")), 1, "cannot read")
+    refused(bf("decode", "kgoal", "--file", str(tmp_path)), 2, "is a directory")
+
+
+@pytest.mark.parametrize("t_host", ['"nan"', "NaN", "Infinity", '"1.5"', "true", "null"])
+def test_decode_capture_time_must_be_a_finite_number(tmp_path: Path, t_host: str) -> None:
+    f = tmp_path / "cap.jsonl"
+    f.write_text(f'{{"t_host": {t_host}, "char": "{KGOAL_DATA}", "hex": "0001040000 05d3"}}\n'
+                 f'{{"t_host": 2.5, "char": "{KGOAL_DATA}", "hex": "000104000005d3"}}\n')
+    r = bf("decode", "kgoal", "--file", str(f))
+    assert r.code == 1 and "Traceback" not in r.err
+    lines = [json.loads(x) for x in r.out.splitlines()]  # standard JSON: no NaN
+    assert "NaN" not in r.out and "Infinity" not in r.out
+    assert "t_host must be a finite number" in lines[0]["error"]
+    assert lines[1] == {"t": 2.5, "channels": {"raw": [1491.0], "calibrated": [0.0]},
+                        "unit": {"raw": "count", "calibrated": "count"}}
+
+
+def test_decode_with_the_wrong_driver_says_nothing_matched(tmp_path: Path) -> None:
+    f = tmp_path / "cap.jsonl"
+    f.write_text("".join(
+        f'{{"t_host": {t}, "char": "{KGOAL_DATA}", "hex": "000104000005d3"}}\n' for t in (1, 2)
+    ))
+    r = bf("decode", "hrs", "--file", str(f))
+    refused(r, 1, "no packet matched the characteristics of driver hrs", "00002a37")
+    assert [json.loads(x)["error"] for x in r.out.splitlines()] == [
+        f"characteristic {KGOAL_DATA} is not read by hrs"] * 2
+    assert '"channels": {}' not in r.out
+
+
+def test_decode_with_the_right_char_still_decodes() -> None:
+    r = bf("decode", "kgoal", KGOAL_PACKET, "--char", KGOAL_DATA.upper())
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["channels"]["raw"] == [1491.0]

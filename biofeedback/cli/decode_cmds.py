@@ -8,13 +8,13 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
 from biofeedback.cli.device_cmds import driver_option
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
-from biofeedback.cli.options import SESSION_S
+from biofeedback.cli.options import SESSION_S, UUID
 from biofeedback.cli.runtime import radio, registry_for, run
 from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.drivers.base import Driver, DriverInfo, RawPacket, normalize_uuid
@@ -103,17 +103,58 @@ def _default_char(driver: Driver) -> str:
     return ""
 
 
-def _file_packets(fh: TextIO, default_char: str) -> Iterator[tuple[float | None, str, str]]:
+def _read_text(path: Path) -> str:
+    """A capture or hex file as text; anything else is named and refused (exit 1)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not a text file (expected capture JSON lines or one hex packet per "
+            f"line): byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        ) from None
+
+
+def _capture_record(line: str, default_char: str) -> tuple[float, str, str]:
+    """(t, char, hex) of one capture line.
+
+    Raises
+    ------
+    ValueError
+        When the line is not a capture record (with the reason).
+    """
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(obj, dict) or "hex" not in obj or "t_host" not in obj:
+        raise ValueError('needs "t_host" and "hex"')
+    t = obj["t_host"]
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise ValueError(f"t_host must be a finite number of seconds, not {t!r}")
+    char = obj.get("char") or default_char
+    if not isinstance(char, str) or not isinstance(obj["hex"], str):
+        raise ValueError('"char" and "hex" must be strings')
+    try:
+        char = normalize_uuid(char)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return float(t), char, obj["hex"]
+
+
+def _file_packets(text: str, default_char: str) -> Iterator[tuple[float | None, str, str]]:
     """(t, char, hex) from a capture file (JSON lines) or one hex packet per line."""
-    for n, line in enumerate(fh, 1):
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("{"):
             try:
-                obj = json.loads(line)
-                yield float(obj["t_host"]), str(obj.get("char") or default_char), str(obj["hex"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                yield _capture_record(line, default_char)
+            except ValueError as exc:
                 yield None, default_char, f"!line {n}: not a capture record ({exc})"
         else:
             yield None, default_char, line
@@ -123,58 +164,90 @@ def _finite(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
+def _known_chars(driver: Driver) -> set[str]:
+    """The characteristics whose notifications or reads the driver's parser takes."""
+    info = driver.info
+    chars = [*info.notify_chars, *(c for c, _ in info.poll_chars)]
+    return {normalize_uuid(c) for c in chars}
+
+
+def _decoded_json(
+    driver: Driver, decoded: list[Any], t: float | None
+) -> dict[str, Any]:
+    specs = {s.name: s for s in driver.info.streams}
+    channels: dict[str, list[float | None]] = {}
+    units: dict[str, str] = {}
+    multi = len({d.stream for d in decoded}) > 1
+    for d in decoded:
+        spec = specs[d.stream]
+        for j, cname in enumerate(spec.channels):
+            key = f"{d.stream}.{cname}" if multi else cname
+            channels.setdefault(key, []).extend(_finite(v) for v in d.values[:, j])
+            units[key] = spec.unit
+    return {"t": t, "channels": channels, "unit": units}
+
+
 @cli.command()
 @click.argument("driver_id", metavar="DRIVER")
 @click.argument("packets", nargs=-1, metavar="[HEX ...]")
-@click.option("--file", "file", type=click.File("r"), help="A capture file or hex lines.")
-@click.option("--char", "char", help="Characteristic the packets came from (default: data).")
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A capture file or hex lines.")
+@click.option("--char", "char", type=UUID,
+              help="Characteristic the packets came from (default: data).")
 @driver_option
 @command_options(json_flag=False)
 def decode(
     app: AppContext,
     driver_id: str,
     packets: tuple[str, ...],
-    file: TextIO | None,
+    file: Path | None,
     char: str | None,
     driver_files: tuple[Path, ...],
 ) -> None:
     """Decode notifications with a driver's parser; one JSON object per packet.
 
     Each HEX argument is one notification. Stateful protocols keep their state
-    across the packets of one call. Exit 1 if any packet failed.
+    across the packets of one call. Exit 1 if any packet failed, or came from
+    a characteristic the driver does not read.
     """
     app.json = True  # stdout is JSON lines whatever happens
     driver = registry_for(driver_files).get(driver_id)
     if not packets and file is None:
         raise InputError("give HEX packets or --file FILE")
-    default_char = normalize_uuid(char) if char else _default_char(driver)
+    default_char = char or _default_char(driver)
     items: list[tuple[float | None, str, str]] = [(None, default_char, p) for p in packets]
     if file is not None:
-        items.extend(_file_packets(file, default_char))
+        items.extend(_file_packets(_read_text(file), default_char))
+    failed, unmatched = _decode_all(driver, items)
+    if items and unmatched == len(items):
+        known = ", ".join(sorted(_known_chars(driver))) or "none"
+        raise InputError(
+            f"no packet matched the characteristics of driver {driver.info.id} ({known}): "
+            "wrong driver, or give --char"
+        )
+    if failed:
+        raise SystemExit(1)
+
+
+def _decode_all(driver: Driver, items: list[tuple[float | None, str, str]]) -> tuple[int, int]:
+    """Print one JSON object per packet; (packets failed, of which on a foreign characteristic)."""
     parser = driver.make_parser()
-    specs = {s.name: s for s in driver.info.streams}
-    failed = 0
+    known = _known_chars(driver)
+    failed = unmatched = 0
     for t, ch, text in items:
         try:
             if text.startswith("!"):
                 raise ParseError(text[1:])
+            if ch not in known:
+                unmatched += 1
+                raise ParseError(f"characteristic {ch or 'none'} is not read by {driver.info.id}")
             decoded = parser.feed(ch, parse_hex(text))
         except ParseError as exc:
             failed += 1
             emit_json({"t": t, "error": str(exc)})
             continue
-        channels: dict[str, list[float | None]] = {}
-        units: dict[str, str] = {}
-        multi = len({d.stream for d in decoded}) > 1
-        for d in decoded:
-            spec = specs[d.stream]
-            for j, cname in enumerate(spec.channels):
-                key = f"{d.stream}.{cname}" if multi else cname
-                channels.setdefault(key, []).extend(_finite(v) for v in d.values[:, j])
-                units[key] = spec.unit
-        emit_json({"t": t, "channels": channels, "unit": units})
-    if failed:
-        raise SystemExit(1)
+        emit_json(_decoded_json(driver, decoded, t))
+    return failed, unmatched
 
 
 @cli.command()

@@ -15,6 +15,7 @@ import functools
 import importlib
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -142,8 +143,19 @@ def command_options(*, json_flag: bool = True) -> Callable[[F], F]:
 
 
 def emit_json(obj: Any) -> None:
-    """Print one JSON document on stdout."""
-    click.echo(json.dumps(obj, indent=None, default=_json_default))
+    """Print one JSON document on stdout (standard JSON: NaN and infinities become null)."""
+    click.echo(json.dumps(_finite_json(obj), indent=None, default=_json_default, allow_nan=False))
+
+
+def _finite_json(o: Any) -> Any:
+    """``o`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite_json(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite_json(v) for v in o]
+    return o
 
 
 def _json_default(o: Any) -> Any:
@@ -152,9 +164,9 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
-        return float(o)
+        return _finite_json(float(o))
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return _finite_json(o.tolist())
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 

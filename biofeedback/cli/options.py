@@ -18,7 +18,9 @@ __all__ = [
     "SAMPLE_RATE_HZ",
     "SCAN_TIMEOUT_S",
     "SESSION_S",
+    "UUID",
     "FiniteRange",
+    "UuidType",
     "refuse_together",
 ]
 
@@ -76,3 +78,25 @@ def _flag(ctx: click.Context, name: str) -> str:
         if p.name == name and p.opts:
             return max(p.opts, key=len)
     return name
+
+
+class UuidType(click.ParamType):
+    """A GATT UUID in 16-bit, 32-bit or 128-bit form, normalised to 128-bit lower case."""
+
+    name = "uuid"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        from devices.drivers.base import normalize_uuid
+
+        try:
+            return normalize_uuid(str(value))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a UUID (give 2a37, 00002a37 or the 128-bit form).", param, ctx
+            )
+
+
+#: A characteristic UUID option.
+UUID = UuidType()
