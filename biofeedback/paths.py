@@ -7,13 +7,32 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["config_dir", "data_dir", "log_file", "store_path"]
+__all__ = ["config_dir", "data_dir", "log_file", "make_private_dirs", "store_path"]
 
 APP = "biofeedback"
 
 
+def make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and every missing parent owner-only (0700).
+
+    Folders that exist keep their mode: they are the user's.
+    """
+    folder = Path(folder)
+    missing = []
+    for d in (folder, *folder.parents):
+        if d.is_dir():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+
+
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path)
     return path
 
 

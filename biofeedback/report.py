@@ -22,7 +22,6 @@ import datetime as dt
 import html
 import io
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
+from biofeedback.paths import make_private_dirs
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.signal.pelvic import pressure_channels
 from biofeedback.store import SessionInfo, Store
+from devices.errors import InputError
 from devices.stream import StreamKind, StreamSpec
 from devices.vocab import PelvicState
 
@@ -549,26 +550,41 @@ def _pct(x: Any) -> str:
     return f"{100.0 * x:.0f} %"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only (health data)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
+def _write_private(path: Path, data: bytes, *, force: bool) -> None:
+    """Write a file readable by its owner only (health data), through a temporary file."""
+    from biofeedback.export.common import private_file
+
+    make_private_dirs(path.parent)
+    with private_file(path, force=force, binary=True) as f:
         f.write(data)
-    os.chmod(path, 0o600)
 
 
-def write_report(store: Store, session_id: int, out: Path, *, png: Path | None = None) -> Written:
+def write_report(store: Store, session_id: int, out: Path, *, png: Path | None = None,
+                 force: bool = False) -> Written:
     """Write the HTML report of a session (and optionally every plot in one PNG).
+
+    Everything is rendered before anything is written, so a failure leaves
+    no half report behind.
 
     Raises
     ------
     InputError
-        ``no session N``.
+        ``no session N``; an existing target without ``force``; a write error.
     """
+    from biofeedback.export.common import check_target
+
+    out = Path(out)
+    targets = [out] if png is None else [out, Path(png)]
+    if len(targets) == 2 and targets[0].absolute() == targets[1].absolute():
+        raise InputError("the HTML and the PNG need two different file names")
+    for t in targets:
+        if t.parent.is_dir():
+            check_target(t, force=force)
     d = load_report_data(store, session_id)
     pngs = figure_pngs(d)
-    _write_private(Path(out), render_html(d, pngs).encode("utf-8"))
-    if png is not None:
-        _write_private(Path(png), render_png(d))
-    return Written(Path(out), None if png is None else Path(png), list(pngs))
+    html = render_html(d, pngs).encode("utf-8")
+    image = None if png is None else render_png(d)
+    _write_private(out, html, force=force)
+    if png is not None and image is not None:
+        _write_private(Path(png), image, force=force)
+    return Written(out, None if png is None else Path(png), list(pngs))

@@ -7,9 +7,12 @@ unchanged where they should be (hashes before and after).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,3 +121,97 @@ def test_sessions_json_has_a_status(cli: Cli) -> None:
     damage("UPDATE sessions SET finished = 0, writer_pid = NULL WHERE id = ?", crashed)
     rows = json.loads(clean(cli("sessions", "--json")).stdout)
     assert [r["status"] for r in rows] == ["interrupted", "finished"]
+
+
+# -- 13.5: the user's modes are theirs ---------------------------------------------------
+
+
+def test_opening_the_store_keeps_the_users_mode(cli: Cli) -> None:
+    record()
+    store_path().chmod(0o640)
+    assert clean(cli("sessions")).returncode == 0
+    assert stat.S_IMODE(store_path().stat().st_mode) == 0o640
+
+
+def test_new_folders_are_private_and_existing_ones_keep_their_mode(
+    cli: Cli, tmp_path: Path
+) -> None:
+    sid = record()
+    home = Path(os.environ["BIOFEEDBACK_HOME"])
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700  # the root made for us
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "other").write_text("someone else's")
+    run = clean(cli("export", str(sid), "--format", "csv", "-o", str(shared), "--force"))
+    assert run.returncode == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "events.csv").stat().st_mode) == 0o600
+    assert clean(cli("report", str(sid), "-o", str(tmp_path / "a" / "b" / "r.html"))
+                 ).returncode == 0
+    for d in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    profiles = home / "data" / "profiles" / "ann"
+    profiles.mkdir(parents=True)
+    (profiles / "p.json").write_text("{}")
+    assert clean(cli("data", "export-all", "-o", str(tmp_path / "all"))).returncode == 0
+    for d in (tmp_path / "all", tmp_path / "all" / "profiles", tmp_path / "all" / "profiles/ann"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "all/profiles/ann/p.json").stat().st_mode) == 0o600
+
+
+# -- 13.7, 13.8: existing files, symlinks, write failures --------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["report", "{sid}", "-o", "{target}"],
+    ["report", "{sid}", "-o", "fresh.html", "--png", "{target}"],
+    ["export", "{sid}", "--format", "edf", "-o", "{target}"],
+    ["export", "{sid}", "--format", "json", "-o", "{target}"],
+])
+def test_existing_targets_and_symlinks_are_refused_without_force(
+    cli: Cli, tmp_path: Path, args: list[str]
+) -> None:
+    sid = record()
+    mine = tmp_path / "mine.txt"
+    mine.write_text("the user's own file")
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    for target, word in ((mine, "exists"), (link, "symbolic link")):
+        before = digest(mine)
+        run = clean(cli(*[a.format(sid=sid, target=target) for a in args]))
+        assert run.returncode == 1 and word in run.stderr, run
+        assert digest(mine) == before and not Path("fresh.html").exists()
+    run = clean(cli(*[a.format(sid=sid, target=link) for a in args], "--force"))
+    assert run.returncode == 0, run
+    assert mine.read_text() == "the user's own file"  # the link was replaced, not followed
+    assert not link.is_symlink() and link.stat().st_size > 0
+    assert [p.name for p in tmp_path.glob(".*.part")] == []
+
+
+def test_capture_refuses_an_existing_file_before_connecting(cli: Cli, tmp_path: Path) -> None:
+    mine = tmp_path / "cap.jsonl"
+    mine.write_text("keep")
+    run = clean(cli("capture", "Boost", "-o", str(mine), "--duration", "1", "--virtual"))
+    assert run.returncode == 1 and "exists" in run.stderr
+    assert mine.read_text() == "keep"
+
+
+def test_a_failed_write_says_what_and_where_and_leaves_nothing(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid = record()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    for args, target in ((["report", str(sid), "-o", "r.html", "--png", "r.png"], "r.html"),
+                         (["export", str(sid), "--format", "csv", "-o", "csv"], "csv"),
+                         (["data", "export-all", "-o", "all"], "all")):
+        run = clean(cli(*args))
+        assert run.returncode == 1, run
+        assert "cannot write" in run.stderr and "No space left" in run.stderr
+        assert target in run.stderr
+    assert not Path("r.html").exists() and not Path("r.png").exists()
+    assert [p.name for p in tmp_path.rglob("*.part")] == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from biofeedback.cli.device_cmds import driver_option
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SESSION_S, UUID
 from biofeedback.cli.runtime import radio, registry_for, run
+from biofeedback.export.common import check_target, private_file
 from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.drivers.base import Driver, DriverInfo, RawPacket, normalize_uuid
 from devices.errors import InputError, ParseError
@@ -255,13 +255,16 @@ def _decode_all(driver: Driver, items: list[tuple[float | None, str, str]]) -> t
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--duration", type=SESSION_S, default=30.0, show_default=True,
               help="Seconds to record.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @driver_option
 @command_options()
 def capture(
-    app: AppContext, target: str, output: Path, duration: float, driver_files: tuple[Path, ...]
+    app: AppContext, target: str, output: Path, duration: float, driver_files: tuple[Path, ...],
+    force: bool,
 ) -> None:
     """Record raw notifications as JSON lines (for bug reports and new sensors)."""
-    n = run(_capture(app, target, output, duration, driver_files))
+    check_target(output, force=force)  # before connecting: refuse early
+    n = run(_capture(app, target, output, duration, driver_files, force))
     if app.json:
         emit_json({"packets": n, "file": str(output)})
     else:
@@ -269,7 +272,8 @@ def capture(
 
 
 async def _capture(
-    app: AppContext, target: str, output: Path, duration: float, driver_files: tuple[Path, ...]
+    app: AppContext, target: str, output: Path, duration: float, driver_files: tuple[Path, ...],
+    force: bool,
 ) -> int:
     clock = app.clock()
     reg = registry_for(driver_files)
@@ -278,8 +282,8 @@ async def _capture(
         found = await resolve_device(target, reg, clock)
         if found.driver is None:
             raise InputError(f"{found.name} has no driver: nothing knows how to start its stream")
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # Written through a temporary file: an interrupted capture leaves no half file.
+        with private_file(output, force=force) as fh:
 
             def on_raw(pkt: RawPacket) -> None:
                 nonlocal count

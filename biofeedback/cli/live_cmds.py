@@ -588,8 +588,10 @@ async def _replay(
               help="The HTML file (default: session-<id>-<date>-report.html here).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the plots as one PNG image.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
 @command_options()
-def report(app: AppContext, session_id: int, output: Path | None, png: Path | None) -> None:
+def report(app: AppContext, session_id: int, output: Path | None, png: Path | None,
+           force: bool) -> None:
     """A self-contained HTML report of a session: plots, figures, and the person's trend."""
     from biofeedback.report import write_report
 
@@ -597,7 +599,7 @@ def report(app: AppContext, session_id: int, output: Path | None, png: Path | No
     with Store(store_path()) as store:
         info = store.session(session_id)
         out = output or Path.cwd() / f"{info.file_stem}-report.html"
-        written = write_report(store, session_id, out, png=png)
+        written = write_report(store, session_id, out, png=png, force=force)
     if app.json:
         emit_json({"session_id": session_id, "html": str(written.html),
                    "png": None if written.png is None else str(written.png),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from collections import Counter
@@ -16,8 +15,8 @@ import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.export import FORMATS, default_path, export_session
-from biofeedback.export.common import Progress, check_target
-from biofeedback.paths import config_dir, data_dir, log_file, store_path
+from biofeedback.export.common import Progress, check_target, private_file
+from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
 from biofeedback.store import SessionInfo, Store, StoreError
 from devices.errors import InputError
 
@@ -309,10 +308,10 @@ def data(ctx: click.Context, app: AppContext) -> None:
     click.echo("Everything stays on this machine unless you export it or turn on LSL.")
 
 
-def _copy_private(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copyfile(src, dst)
-    os.chmod(dst, 0o600)
+def _copy_private(src: Path, dst: Path, *, force: bool) -> None:
+    make_private_dirs(dst.parent)
+    with src.open("rb") as fin, private_file(dst, force=force, binary=True) as fout:
+        shutil.copyfileobj(fin, fout)
 
 
 @data.command("export-all")
@@ -325,7 +324,7 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
     """Every session (CSV folder + JSON, optionally EDF+), profile and device, plus a
     copy of the store."""
     check_target(output, force=force, directory=True)
-    output.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(output)
     exported: list[int] = []
     skipped: list[dict[str, Any]] = []
     n_devices = n_profiles = 0
@@ -333,12 +332,11 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
     if sp.exists():
         with _open_store(sp) as store, _progress() as progress:
             devices = [d.to_json() for d in store.devices()]
-            with (output / "devices.json").open("w", encoding="utf-8") as f:
+            with private_file(output / "devices.json", force=force) as f:
                 json.dump(devices, f, indent=2)
-            os.chmod(output / "devices.json", 0o600)
             n_devices = len(devices)
             sess_dir = output / "sessions"
-            sess_dir.mkdir(exist_ok=True, mode=0o700)
+            make_private_dirs(sess_dir)
             for info in store.sessions():
                 if info.damage:
                     skipped.append({"id": info.id, "format": "all", "reason": info.damage})
@@ -359,7 +357,7 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
             store.backup(output / "biofeedback.sqlite")
     profiles_src = _profiles_dir()
     for p in _profiles():
-        _copy_private(p, output / PROFILES_DIRNAME / p.relative_to(profiles_src))
+        _copy_private(p, output / PROFILES_DIRNAME / p.relative_to(profiles_src), force=force)
         n_profiles += 1
     if app.json:
         emit_json({"path": str(output), "sessions": exported, "profiles": n_profiles,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from biofeedback.store import SessionEvent, SessionInfo, StateRun, Store, StreamStats
 from devices.errors import InputError
@@ -19,8 +20,10 @@ __all__ = [
     "Progress",
     "SessionBundle",
     "ascii_text",
+    "check_target",
     "load_bundle",
     "open_private",
+    "private_file",
     "safe_name",
 ]
 
@@ -89,31 +92,62 @@ def ascii_text(text: str) -> str:
 
 
 @contextmanager
-def open_private(path: Path, *, force: bool, newline: str | None = None) -> Iterator[IO[str]]:
-    """Open a new text file owner-only (health data); refuse to overwrite without ``force``."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    if not force:
-        flags |= os.O_EXCL
+def private_file(path: Path, *, force: bool, binary: bool = False,
+                 newline: str | None = None) -> Iterator[IO[Any]]:
+    """Write ``path`` owner-only through a temporary file renamed into place at the end.
+
+    An existing target (or a symlink there) is refused unless ``force``; a
+    symlink is replaced, never followed. If writing fails, nothing is left
+    behind and the error says what could not be written and where.
+
+    Raises
+    ------
+    InputError
+        An existing target without ``force``, or a write error.
+    """
+    path = Path(path)
+    check_target(path, force=force)
     try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise InputError(f"{path} exists; pass --force to overwrite it") from None
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from None
-    os.chmod(path, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        mode = "wb" if binary else "w"
+        enc = None if binary else "utf-8"
+        with os.fdopen(fd, mode, encoding=enc, newline=None if binary else newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def open_private(path: Path, *, force: bool, newline: str | None = None) -> Iterator[IO[str]]:
+    """A new text file owner-only (health data); refuse to overwrite without ``force``."""
+    with private_file(path, force=force, newline=newline) as f:
         yield f
 
 
 def check_target(path: Path, *, force: bool, directory: bool = False) -> None:
     """Refuse an existing target (unless ``force``) and a missing parent folder."""
     if directory:
+        if path.is_symlink():
+            raise InputError(f"{path} is a symbolic link; give a real folder")
         if path.exists() and not path.is_dir():
             raise InputError(f"{path} exists and is not a folder")
         if path.is_dir() and any(path.iterdir()) and not force:
             raise InputError(f"{path} is not empty; pass --force to write into it")
         return
-    if path.is_dir():
+    if path.is_symlink() and not force:
+        raise InputError(f"{path} is a symbolic link; pass --force to replace the link "
+                         "(its target is never written)")
+    if path.is_dir() and not path.is_symlink():
         raise InputError(f"{path} is a folder; give a file name")
     if path.exists() and not force:
         raise InputError(f"{path} exists; pass --force to overwrite it")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from biofeedback.export.common import (
     open_private,
     safe_name,
 )
+from biofeedback.paths import make_private_dirs
 from biofeedback.store import Store
 
 __all__ = ["export_csv"]
@@ -64,8 +64,7 @@ def export_csv(
     info = bundle.info
     path = Path(path)
     check_target(path, force=force, directory=True)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    make_private_dirs(path)  # a folder that exists keeps its mode
 
     files: dict[str, str] = {}
     used = {"events", "session"}

@@ -26,10 +26,12 @@ rounded down to the second; the sub-second remainder shifts the grid.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +43,7 @@ from biofeedback.export.common import (
     ascii_text,
     check_target,
     load_bundle,
+    private_file,
 )
 from biofeedback.store import Store
 from devices.errors import InputError
@@ -431,23 +434,7 @@ def export_edf(
         data_record_duration=plan.record_s,
         annotations=edf_annotations,
     )
-    tmp = path.with_name(path.name + ".part")
-    fd = _create_private(tmp)
-    try:
-        with open(fd, "wb") as f:
-            edf.write(f)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with private_file(path, force=force, binary=True) as f:
+        edf.write(cast(io.BufferedWriter, f))  # os.fdopen(..., 'wb') gives one
     progress.advance()
     return path
-
-
-def _create_private(path: Path) -> int:
-    import os
-
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from None

@@ -14,7 +14,6 @@ raw sample blocks per stream, pelvic state runs, events and annotations.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -30,6 +29,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from biofeedback.paths import make_private_dirs
 from biofeedback.store.errors import StoreError
 from biofeedback.store.sessions import (
     Block,
@@ -199,21 +199,9 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"{path} is not a biofeedback store (not an SQLite file); left untouched")
 
 
-def _make_dirs(folder: Path) -> None:
-    """Create ``folder`` and any missing parents owner-only (existing ones keep their mode)."""
-    missing = []
-    for d in (folder, *folder.parents):
-        if d.exists():
-            break
-        missing.append(d)
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made by another process meanwhile
-            d.mkdir(mode=0o700)
-
-
 def _create_file(path: Path) -> None:
     """Create an empty store file owner-only (health data); another process may win."""
-    _make_dirs(path.parent)
+    make_private_dirs(path.parent)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
@@ -674,7 +662,6 @@ class Store:
             self.conn.backup(dst)
         finally:
             dst.close()
-        os.chmod(target, 0o600)
 
 
 def _event_data(raw: Any) -> dict[str, Any] | None:
