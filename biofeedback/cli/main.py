@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import logging
-import math
 import os
 import sys
 import traceback
@@ -26,6 +24,7 @@ from typing import Any, TypeVar
 import click
 
 from biofeedback import __version__
+from biofeedback.jsonable import dumps
 from devices.clock import Clock, clock_for_speed, parse_speed
 from devices.errors import BiofeedbackError
 
@@ -144,30 +143,7 @@ def command_options(*, json_flag: bool = True) -> Callable[[F], F]:
 
 def emit_json(obj: Any) -> None:
     """Print one JSON document on stdout (standard JSON: NaN and infinities become null)."""
-    click.echo(json.dumps(_finite_json(obj), indent=None, default=_json_default, allow_nan=False))
-
-
-def _finite_json(o: Any) -> Any:
-    """``o`` with every non-finite float replaced by None (JSON has no NaN)."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite_json(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite_json(v) for v in o]
-    return o
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return _finite_json(float(o))
-    if isinstance(o, np.ndarray):
-        return _finite_json(o.tolist())
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    click.echo(dumps(obj))
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -241,12 +217,7 @@ def cli(ctx: click.Context) -> None:
 
 def _load_commands() -> None:
     for mod in COMMAND_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            # A module not written yet must not break the other commands.
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)
 
 
 def main(argv: list[str] | None = None) -> None:

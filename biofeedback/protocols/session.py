@@ -351,6 +351,17 @@ class RecordingSink(Protocol):
 
     def states(self, stream: str, t: Any, state: Any) -> Any: ...
 
+    def finish(
+        self,
+        *,
+        summary: dict[str, Any],
+        complete: bool,
+        pain_after: int | None = None,
+        note_after: str | None = None,
+    ) -> Any:
+        """The session's summary and after-session ratings; the recording ends."""
+        ...
+
 
 class LiveSink(Protocol):
     """What the engine feeds a live view's model with."""
@@ -801,9 +812,8 @@ class SessionEngine:
             if self.pain_after >= PAIN_STOP:
                 self._add_advice(pain_advice(self.pain_after, "after"))
         summary = self.summary()
-        finish = getattr(self.writer, "finish", None)
-        if finish is not None:
-            finish(
+        if self.writer is not None:
+            self.writer.finish(
                 summary=summary.to_json(),
                 complete=summary.complete,
                 pain_after=self.pain_after,

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from biofeedback.jsonable import finite, json_default
 from biofeedback.store.errors import StoreError
 from devices.errors import InputError
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
@@ -90,32 +91,7 @@ def _pain(value: int | None, what: str) -> int | None:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, allow_nan=False, default=_json_default, separators=(",", ":"))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        f = float(o)
-        return f if math.isfinite(f) else None
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "to_json"):
-        return o.to_json()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _clean_json(obj: Any) -> Any:
-    """Non-finite floats become None (JSON has no NaN)."""
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean_json(v) for v in obj]
-    return obj
+    return json.dumps(obj, allow_nan=False, default=json_default, separators=(",", ":"))
 
 
 def _loads(text: str | None) -> Any:
@@ -681,7 +657,7 @@ class SessionWriter:
                 b.chunks.setdefault(item.stream, []).append(item)
             elif kind == "event":
                 t, k, text, data = item
-                js = None if data is None else _dumps(_clean_json(data))
+                js = None if data is None else _dumps(finite(data))
                 b.events.append((t, k, text, js))
             elif kind == "states":
                 b.states.append(item)
@@ -760,7 +736,7 @@ class SessionWriter:
                            finished = 1, complete = ?, summary = ?, pain_after = ?,
                            note_after = ?, ended_at = ? WHERE id = ?""",
                     (t_last, duration, time.time(), int(fin.complete),
-                     _dumps(_clean_json(fin.summary)), fin.pain_after, fin.note_after,
+                     _dumps(finite(fin.summary)), fin.pain_after, fin.note_after,
                      now_iso(), self.session_id),
                 )
             conn.execute("COMMIT")
