@@ -18,7 +18,18 @@ On a real run both clocks are monotonic and tick together; on a simulated,
 faster run the LSL times run ahead at the simulation's speed.
 
 Health data leaves this process only here: nothing is published unless the
-user asks for it (``--lsl``).
+user asks for it (``--lsl``), and then only to this machine unless the user
+also opens it to the network (``--lsl-network``). :func:`set_lsl_scope` does
+that before liblsl reads its configuration: liblsl reads it once, lazily, at
+its first use in the process; content set through
+:func:`pylsl.set_config_content` wins over ``LSLAPICFG``, an ``lsl_api.cfg``
+in the working folder and the user's own file.
+
+Confined, discovery answers only on 127.0.0.1 (``ListenAddress``), joins no
+multicast group (``ResolveScope = machine``), asks no other host
+(``KnownPeers``) and has no IPv6. liblsl 1.18 has no setting for the address
+of an outlet's TCP data port and UDP time port: those still listen on all
+interfaces, so a host firewall is what keeps a port scanner out.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ import numpy as np
 from devices.clock import Clock
 from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
 
-__all__ = ["LSL_TYPES", "MARKER_STREAM", "LslOutlets", "lsl_type"]
+__all__ = ["CONFINED_CONFIG", "LSL_TYPES", "MARKER_STREAM", "LslOutlets", "lsl_type",
+           "set_lsl_scope"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,44 @@ LSL_TYPES: dict[StreamKind, str] = {
 
 #: Name suffix of the marker stream.
 MARKER_STREAM = "markers"
+
+
+#: liblsl configuration that keeps discovery on this machine.
+CONFINED_CONFIG = """[ports]
+IPv6 = disable
+[multicast]
+ResolveScope = machine
+ListenAddress = 127.0.0.1
+Interfaces = {127.0.0.1}
+[lab]
+KnownPeers = {127.0.0.1}
+[log]
+level = -1
+"""
+
+_scope: list[bool] = []  # [network] once set for this process
+
+
+def set_lsl_scope(*, network: bool = False) -> None:
+    """Confine LSL to this machine (default) or leave it open to the network.
+
+    Call before anything else uses LSL in the process (liblsl reads its
+    configuration once). Calling again with the same choice does nothing.
+
+    Raises
+    ------
+    RuntimeError
+        When LSL was already set up the other way in this process.
+    """
+    if _scope:
+        if _scope[0] != network:
+            raise RuntimeError("LSL is already set up with the other scope in this process")
+        return
+    import pylsl
+
+    if not network:
+        pylsl.set_config_content(CONFINED_CONFIG)
+    _scope.append(network)
 
 
 def lsl_type(kind: StreamKind) -> str:
@@ -78,6 +128,9 @@ class LslOutlets:
         Outlet names are ``"<prefix> <stream>"`` and ``"<prefix> markers"``.
     session : str, optional
         A session id put into every outlet's metadata.
+    network : bool, optional
+        Let other machines discover the outlets. Default: as
+        :func:`set_lsl_scope` set it for this process, else this machine only.
 
     Notes
     -----
@@ -94,7 +147,10 @@ class LslOutlets:
         sources: Mapping[str, str] | None = None,
         prefix: str = "biofeedback",
         session: str | None = None,
+        network: bool | None = None,
     ) -> None:
+        if network is not None or not _scope:
+            set_lsl_scope(network=bool(network))
         import pylsl
 
         self._lsl = pylsl

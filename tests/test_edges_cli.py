@@ -233,3 +233,71 @@ def test_decode_with_the_right_char_still_decodes() -> None:
     r = bf("decode", "kgoal", KGOAL_PACKET, "--char", KGOAL_DATA.upper())
     assert r.code == 0, r.err
     assert json.loads(r.out)["channels"]["raw"] == [1491.0]
+
+
+# ---------------------------------------------------------------- issue 13.9: LSL stays here
+
+_SOCKETS = r"""
+import json, os, socket, sys
+from biofeedback.lsl_out import LslOutlets
+from devices.clock import RealClock
+from devices.stream import StreamKind, StreamSpec
+
+spec = StreamSpec("Boost/pressure", StreamKind.PRESSURE, ("pressure",), "count", 50.0)
+out = LslOutlets([spec], RealClock(), **json.loads(sys.argv[1]))
+mine = set()
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        continue
+    if link.startswith("socket:["):
+        mine.add(link[8:-1])
+found = []
+for proto in ("tcp", "udp", "tcp6", "udp6"):
+    for row in open(f"/proc/self/net/{proto}").read().splitlines()[1:]:
+        cols = row.split()
+        if cols[9] in mine:
+            ip, port = cols[1].split(":")
+            if len(ip) == 8:
+                ip = socket.inet_ntoa(bytes.fromhex(ip)[::-1])
+            found.append([proto, ip, int(port, 16)])
+out.close()
+print(json.dumps(found))
+"""
+
+
+def _lsl_sockets(tmp_path: Path, **kwargs: object) -> list[tuple[str, str, int]]:
+    """The sockets a fresh process opens for one outlet (liblsl reads its config once)."""
+    import os
+    import subprocess
+    import sys
+
+    # A user's file that opens everything: the confinement must win over it.
+    wide = tmp_path / "wide.cfg"
+    wide.write_text("[multicast]\nResolveScope = site\n[ports]\nIPv6 = allow\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", _SOCKETS, json.dumps(kwargs)], capture_output=True, text=True,
+        timeout=60, check=False, env={**os.environ, "LSLAPICFG": str(wide)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [tuple(s) for s in json.loads(proc.stdout)]  # type: ignore[misc]
+
+
+def test_lsl_outlets_answer_discovery_on_this_machine_only(tmp_path: Path) -> None:
+    from biofeedback.lsl_out import CONFINED_CONFIG
+
+    sockets = _lsl_sockets(tmp_path)
+    multicast_port = 16571  # liblsl's discovery port (ports.MulticastPort)
+    discovery = [s for s in sockets if s[2] == multicast_port]
+    assert discovery and all(ip == "127.0.0.1" for _, ip, _ in discovery), sockets
+    assert not [s for s in sockets if s[0].endswith("6")], sockets  # no IPv6 at all
+    assert "ResolveScope = machine" in CONFINED_CONFIG  # no multicast group joined
+    assert "KnownPeers = {127.0.0.1}" in CONFINED_CONFIG  # no other host asked
+
+
+def test_lsl_help_says_the_network_option_exposes_the_data() -> None:
+    r = bf("live", "--help")
+    text = " ".join(r.out.split())
+    assert "to this machine only" in text
+    assert "--lsl-network" in text and "read your health data" in text

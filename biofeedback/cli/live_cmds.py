@@ -334,7 +334,11 @@ def _refuse_pain(pain_before: int | None) -> None:
 @click.option("--duration", type=SESSION_S,
               help="Session seconds (a longer protocol is shortened).")
 @click.option("--headless", is_flag=True, help="Terminal view instead of the window.")
-@click.option("--lsl", is_flag=True, help="Publish the live streams as LSL outlets.")
+@click.option("--lsl", is_flag=True,
+              help="Publish the live streams as LSL outlets, to this machine only.")
+@click.option("--lsl-network", is_flag=True,
+              help="Publish the LSL outlets to the network (implies --lsl): any machine "
+                   "there can then find and read your health data.")
 @click.option("--pain-before", type=PAIN_0_10, help="Discomfort or pain now, 0-10 (5+ refuses).")
 @click.option("--note", help="A note for this session.")
 @click.option("--seed", default=0, show_default=True, help="Virtual only: the person's seed.")
@@ -354,6 +358,7 @@ def live(
     duration: float | None,
     headless: bool,
     lsl: bool,
+    lsl_network: bool,
     pain_before: int | None,
     note: str | None,
     seed: int,
@@ -369,6 +374,11 @@ def live(
         raise click.BadParameter("must be positive", param_hint="--duration")
     pain_before = check_pain(pain_before, "--pain-before")
     _refuse_pain(pain_before)
+    if lsl or lsl_network:
+        from biofeedback.lsl_out import set_lsl_scope
+
+        set_lsl_scope(network=lsl_network)  # before any LSL use in this process
+        lsl = True
     # Flags win; without them the calibration profile's pacer, else 4 s / 6 s.
     given = (inhale, hold, exhale) != (None, None, None)
     pacer = _pacer(inhale, hold, exhale) if given else None
