@@ -24,8 +24,8 @@ def test_cli_and_store_json_share_one_encoder(capsys: pytest.CaptureFixture[str]
         def to_json(self) -> dict[str, int]:
             return {"a": 1}
 
-    cli_main.emit_json({"n": np.int64(3), "x": np.float32("nan"), "y": np.float64("inf"), "v": np.arange(2),
-                        "r": Rec()})
+    cli_main.emit_json({"n": np.int64(3), "x": np.float32("nan"), "y": np.float64("inf"),
+                        "v": np.arange(2), "r": Rec()})
     assert json.loads(capsys.readouterr().out) == {"n": 3, "x": None, "y": None, "v": [0, 1],
                                                    "r": {"a": 1}}
     with pytest.raises(TypeError, match="set"):
