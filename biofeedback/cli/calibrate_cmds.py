@@ -275,9 +275,10 @@ def calibrate_cmd(
     person = check_person(person)
     prompter = StepPrompter(0)
     fast = app.virtual and app.speed != 1.0
-    if headless or fast or not _has_display():
+    problem = None if headless or fast else _window_problem()
+    if headless or fast or problem is not None:
         if not headless:
-            why = "no display" if not fast else "the window runs in real time (--speed 1)"
+            why = problem or "the window runs in real time (--speed 1)"
             click.echo(f"Showing the steps in the terminal: {why}.", err=True)
         profile = run(run_calibration(app, plan, person, device, breath, seed, prompter))
     else:
@@ -290,10 +291,11 @@ def calibrate_cmd(
         _print_profile(profile)
 
 
-def _has_display() -> bool:
-    from biofeedback.ui.app import has_display
+def _window_problem() -> str | None:
+    """Why the window cannot open (Qt would abort), or None."""
+    from biofeedback.ui.display import window_problem
 
-    return has_display()
+    return window_problem()
 
 
 def _in_window(

@@ -174,7 +174,9 @@ def demo(
             return await _demo(app, duration, seed, quiet=False, window=window,
                                calibrate=not skip_calibration)
 
-        shown = run_window(in_window, linger=True, clock=app.clock(), virtual=True)
+        shown = run_window(
+            in_window, linger=lambda r: r["summary"].get("ended_by") != "interrupted",
+            clock=app.clock(), virtual=True)
         if shown is None:
             click.echo("Window closed: the demo session was stopped.", err=True)
             return

@@ -237,13 +237,18 @@ def _install_keyboard(engine: SessionEngine) -> Callable[[], None]:
 
 
 def use_window(headless: bool, json_mode: bool) -> bool:
-    """The window unless --headless, --json or no display (then the terminal view)."""
+    """The window unless --headless, --json or it cannot open (then the terminal view).
+
+    Qt aborts the process when its platform plugin cannot load or the display
+    does not answer, so that is asked first; the one line says why and how to fix it.
+    """
     if headless or json_mode:
         return False
-    from biofeedback.ui.app import has_display
+    from biofeedback.ui.display import window_problem
 
-    if not has_display():
-        _say("No display: showing the session in the terminal.")
+    problem = window_problem()
+    if problem is not None:
+        _say(f"Showing the session in the terminal: {problem}.")
         return False
     return True
 
@@ -398,8 +403,9 @@ def live(
             opts.window = window
             return await _live(app, opts, device, breath, driver_files)
 
-        windowed_result = run_window(in_window, linger=True, clock=app.clock(),
-                                     virtual=app.virtual)
+        windowed_result = run_window(
+            in_window, linger=lambda r: r.summary.ended_by != "interrupted",
+            clock=app.clock(), virtual=app.virtual)
         if windowed_result is None:
             _say("Window closed: the session was stopped and what was recorded is kept.")
             return

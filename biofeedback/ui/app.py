@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -52,7 +53,7 @@ def run_window(
     main: Callable[[Any], Awaitable[T]],
     *,
     model: LiveModel | None = None,
-    linger: bool = False,
+    linger: bool | Callable[[T], bool] = False,
     **window_kwargs: Any,
 ) -> T | None:
     """Show the session window and run ``main(window)`` on a qasync loop.
@@ -64,8 +65,12 @@ def run_window(
         ``window.set_model`` and connects the window's signals).
     model : LiveModel, optional
         A model to show from the start.
-    linger : bool
-        Keep the window open after ``main`` returned, until the user closes it.
+    linger : bool or callable
+        Keep the window open after ``main`` returned, until the user closes it
+        (a callable decides from ``main``'s result: not after an interrupted session).
+
+    SIGINT and SIGTERM close the window (``main`` is cancelled, which stops the
+    session cleanly); a session may install its own handlers meanwhile.
     **window_kwargs
         Passed to :class:`~biofeedback.ui.window.SessionWindow`.
 
@@ -79,6 +84,9 @@ def run_window(
     from biofeedback.ui.window import SessionWindow
 
     app = ensure_qapp()
+    # The window's ``closed`` signal ends the run; Qt quitting on its own when the
+    # last window closes would stop the loop under a pending future.
+    app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = SessionWindow(model, **window_kwargs)
@@ -87,13 +95,17 @@ def run_window(
     async def runner() -> T | None:
         closed = asyncio.Event()
         window.closed.connect(closed.set)
+        undo_signals = _close_on_signals(window)
         task = asyncio.ensure_future(main(window))
         closer = asyncio.ensure_future(closed.wait())
         try:
             done, _ = await asyncio.wait({task, closer}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 result = task.result()
-                if linger and not closed.is_set():
+                stay = linger(result) if callable(linger) else linger
+                if stay and not closed.is_set():
+                    undo_signals()  # a session's own handlers may have replaced them
+                    undo_signals = _close_on_signals(window)
                     await closer
                 return result
             task.cancel()
@@ -101,6 +113,7 @@ def run_window(
                 await task
             return None
         finally:
+            undo_signals()
             closer.cancel()
             if not task.done():
                 task.cancel()
@@ -119,6 +132,25 @@ def run_window(
         if window.isVisible():
             window.close()
         window.deleteLater()
+
+
+def _close_on_signals(window: Any) -> Callable[[], None]:
+    """SIGINT/SIGTERM close the window (instead of killing Qt mid-paint); returns the undo."""
+    loop = asyncio.get_running_loop()
+    done: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, window.close)
+            done.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or a platform without them
+
+    def undo() -> None:
+        for sig in done:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+    return undo
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
