@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from devices.drivers.base import Advertisement, Driver
-from devices.errors import InputError
+from devices.errors import DriverConfigError, InputError
 
 __all__ = ["Registry", "default_registry"]
 
@@ -46,6 +46,8 @@ class Registry:
 
     def __init__(self, drivers: Iterable[Driver] = ()) -> None:
         self._drivers: dict[str, Driver] = {}
+        #: TOML files skipped because they are not valid drivers, with the reason.
+        self.broken: dict[Path, str] = {}
         for d in drivers:
             self.add(d)
 
@@ -65,22 +67,43 @@ class Registry:
         self._drivers[driver.id] = driver
 
     def load_toml(self, paths: Iterable[Path]) -> None:
-        """Add declarative drivers from TOML files (or directories of them).
+        """Add declarative drivers from TOML files (or folders of them).
+
+        A bad file in a folder is skipped with a warning and kept in
+        :attr:`broken` (one bad file must not block the others); a file named
+        on its own is refused. A TOML driver may not take the id of a driver
+        already loaded (a built-in or an earlier file).
 
         Raises
         ------
         DriverConfigError
-            When a file is not a valid driver description.
+            When a file named on its own is not a valid driver description.
         """
         paths = list(paths)
         if not paths:
             return
+        for path in paths:
+            if path.is_dir():
+                for f in sorted(path.glob("*.toml")):
+                    try:
+                        self._add_toml(f)
+                    except DriverConfigError as exc:
+                        log.warning("driver file skipped: %s", exc)
+                        self.broken[f] = str(exc)
+            else:
+                self._add_toml(path)
+
+    def _add_toml(self, path: Path) -> None:
         from devices.drivers.declarative import load_toml_driver
 
-        for path in paths:
-            files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
-            for f in files:
-                self.add(load_toml_driver(f))
+        driver = load_toml_driver(path)
+        if driver.id in self._drivers:
+            other = getattr(self._drivers[driver.id], "path", None)
+            by = f"the driver in {other}" if other else "a built-in driver"
+            raise DriverConfigError(
+                f"{path}: [driver] id {driver.id!r} is already used by {by}; choose another id"
+            )
+        self.add(driver)
 
     def __iter__(self) -> Iterator[Driver]:
         return iter(self._drivers.values())

@@ -519,5 +519,8 @@ def test_driver_from_dict_and_registry(tmp_path: Path) -> None:
     assert {"kgoal", "kgoal-toml", "generic-force"} <= set(reg.ids())
     assert reg.match(Advertisement("Boost", "A")).id == "kgoal"  # type: ignore[union-attr]
     write(tmp_path, edit(MINIMAL, 'unit = "count"\n', ""), "bad.toml")
+    reg = Registry()
+    reg.load_toml([tmp_path])  # in a folder: skipped, listed as broken
+    assert "bad.toml: missing required key 'unit'" in reg.broken[tmp_path / "bad.toml"]
     with pytest.raises(DriverConfigError, match=r"bad.toml: missing required key 'unit'"):
-        Registry().load_toml([tmp_path])
+        Registry().load_toml([tmp_path / "bad.toml"])  # named on its own: refused

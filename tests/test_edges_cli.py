@@ -301,3 +301,99 @@ def test_lsl_help_says_the_network_option_exposes_the_data() -> None:
     text = " ".join(r.out.split())
     assert "to this machine only" in text
     assert "--lsl-network" in text and "read your health data" in text
+
+
+# ---------------------------------------------------------------- issue 13.10: TOML drivers
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "devices" / "drivers" / "examples"
+GOOD = (EXAMPLE / "generic-force.toml").read_text()
+NESTED = 5000
+
+BAD_DRIVERS = {
+    "latin1.toml": ("not a UTF-8 text file (byte 0xe9",
+                    GOOD.replace('"generic-force"', '"latin"').encode("utf-8")
+                    .replace(b"Generic", b"G\xe9n\xe9ric")),
+    "rate-inf.toml": ("rate_hz must be a finite number, got inf",
+                      GOOD.replace('"generic-force"', '"rate-inf"').replace("rate_hz = 40",
+                                                                            "rate_hz = inf")),
+    "rate-huge.toml": ("rate_hz must be at most 10000, got 1e+300",
+                       GOOD.replace('"generic-force"', '"rate-huge"').replace("rate_hz = 40",
+                                                                              "rate_hz = 1e300")),
+    "scale-nan.toml": ("scale must be a finite number, got nan",
+                       GOOD.replace('"generic-force"', '"scale-nan"').replace("scale = 0.01",
+                                                                              "scale = nan")),
+    "scale-inf.toml": ("scale must be a finite number, got -inf",
+                       GOOD.replace('"generic-force"', '"scale-inf"').replace("scale = 0.01",
+                                                                              "scale = -inf")),
+    "nested.toml": ("nested too deeply", "x = " + "[" * NESTED + "]" * NESTED + "\n"),
+    "ansi.toml": ("title must not hold control characters",
+                  GOOD.replace('"generic-force"', '"ansi"').replace(
+                      'title = "Generic force sensor (example)"',
+                      'title = "\\u001b[2J\\u001b[31mGeneric"')),
+    "builtin.toml": ("id 'kgoal' is already used by a built-in driver",
+                     GOOD.replace('"generic-force"', '"kgoal"')),
+}
+
+
+@pytest.fixture
+def drivers_folder(_isolated_home: Path) -> Path:
+    """The user's drivers folder: one good driver and every kind of bad one."""
+    from biofeedback.paths import config_dir
+
+    folder = config_dir() / "drivers"
+    folder.mkdir()
+    (folder / "good.toml").write_text(GOOD)
+    for name, (_, content) in BAD_DRIVERS.items():
+        path = folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    assert "scale = 0.01" in GOOD and "rate_hz = 40" in GOOD  # the edits above took
+    return folder
+
+
+def test_bad_driver_files_are_skipped_named_and_listed_as_broken(
+    drivers_folder: Path, tmp_path: Path
+) -> None:
+    before = hashes(tmp_path)
+    r = bf("drivers", "--json")
+    assert r.code == 0, r.err
+    assert "Traceback" not in r.err and "internal error" not in r.err
+    rows = json.loads(r.out)
+    ids = {row["id"] for row in rows}
+    assert {"generic-force", "kgoal"} <= ids  # the good file and the built-in still load
+    kgoal = next(row for row in rows if row["id"] == "kgoal")
+    assert kgoal["support"] == "reverse-engineered"  # not replaced by the TOML file
+    broken = {Path(row["file"]).name: row["error"] for row in rows if row["support"] == "broken"}
+    assert set(broken) == set(BAD_DRIVERS)
+    for name, (reason, _) in BAD_DRIVERS.items():
+        assert reason in broken[name], (name, broken[name])
+        assert str(drivers_folder / name) in broken[name]
+        # and one warning line on stderr names the file and the reason
+        assert any(name in line and reason in line for line in r.err.splitlines()), name
+    assert "\x1b" not in r.out + r.err
+    assert hashes(tmp_path) == before
+
+
+def test_drivers_table_shows_broken_files(drivers_folder: Path) -> None:
+    r = bf("drivers")
+    assert r.code == 0, r.err
+    assert "broken" in r.out and "generic-force" in r.out and "\x1b[31m" not in r.out
+
+
+def test_a_bad_driver_file_does_not_block_decode(drivers_folder: Path) -> None:
+    packet = "0100" + "e803" + "0000" + "e803" + "0000" + "e803" + "0000" + "e803" + "0000"
+    r = bf("decode", "generic-force", packet, "--char", "ffe1")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["channels"]["force"] == [10.0] * 4
+
+
+@pytest.mark.parametrize("name", sorted(BAD_DRIVERS))
+def test_a_bad_driver_file_named_on_its_own_is_refused(tmp_path: Path, name: str) -> None:
+    reason, content = BAD_DRIVERS[name]
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    before = hashes(tmp_path)
+    refused(bf("drivers", "--driver", str(path)), 1, str(path), reason)
+    assert hashes(tmp_path) == before

@@ -23,15 +23,16 @@ from devices.errors import InputError, ParseError
 __all__ = ["capture", "decode", "drivers_cmd", "parse_hex"]
 
 
-def _all_infos(driver_files: tuple[Path, ...]) -> list[DriverInfo]:
-    infos = [d.info for d in registry_for(driver_files)]
+def _all_infos(driver_files: tuple[Path, ...]) -> tuple[list[DriverInfo], dict[Path, str]]:
+    reg = registry_for(driver_files)
+    infos = [d.info for d in reg]
     try:
         from devices.lsl import LSL_INFO
 
         infos.append(LSL_INFO)
     except ImportError:
         pass
-    return infos
+    return infos, reg.broken
 
 
 def _info_json(info: DriverInfo) -> dict[str, Any]:
@@ -46,14 +47,22 @@ def _info_json(info: DriverInfo) -> dict[str, Any]:
     }
 
 
+def _broken_json(path: Path, reason: str) -> dict[str, Any]:
+    return {
+        "id": None, "title": path.name, "support": "broken", "streams": [], "channels": {},
+        "rates": {}, "notes": "", "file": str(path), "error": reason,
+    }
+
+
 @cli.command("drivers")
 @driver_option
 @command_options()
 def drivers_cmd(app: AppContext, driver_files: tuple[Path, ...]) -> None:
-    """The sensor drivers, with channels, rates and support level."""
-    infos = _all_infos(driver_files)
+    """The sensor drivers, with channels, rates and support level (and broken TOML files)."""
+    infos, broken = _all_infos(driver_files)
     if app.json:
-        emit_json([_info_json(i) for i in infos])
+        emit_json([_info_json(i) for i in infos]
+                  + [_broken_json(p, r) for p, r in broken.items()])
         return
     from rich.console import Console
     from rich.markup import escape
@@ -67,6 +76,8 @@ def drivers_cmd(app: AppContext, driver_files: tuple[Path, ...]) -> None:
             for s in info.streams
         )
         table.add_row(info.id, escape(info.title), escape(streams), str(info.support))
+    for path, reason in broken.items():
+        table.add_row("-", escape(path.name), escape(reason), "broken")
     Console().print(table)
 
 

@@ -52,6 +52,7 @@ file, the table and the key. Support level: ``user-defined``.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import tomllib
@@ -295,20 +296,36 @@ class _Checker:
                 raise self.fail(f"missing required key {key!r} in {shown}")
         return obj
 
-    def string(self, obj: Mapping[str, Any], key: str, label: str) -> str:
+    def string(
+        self, obj: Mapping[str, Any], key: str, label: str, *, lines: bool = False
+    ) -> str:
         v = obj[key]
         if not isinstance(v, str) or not v:
             raise self.fail(f"{label} {key} must be a non-empty string, got {v!r}")
+        # Text reaches the terminal: no escape sequences or other control characters.
+        allowed = "\n" if lines else ""
+        if not all(ch.isprintable() or ch in allowed for ch in v):
+            raise self.fail(f"{label} {key} must not hold control characters, got {v!r}")
         return v
 
     def number(
-        self, obj: Mapping[str, Any], key: str, label: str, *, positive: bool = False
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        label: str,
+        *,
+        positive: bool = False,
+        maximum: float | None = None,
     ) -> float:
         v = obj[key]
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise self.fail(f"{label} {key} must be a number, got {v!r}")
+        if not math.isfinite(v):
+            raise self.fail(f"{label} {key} must be a finite number, got {v!r}")
         if positive and not v > 0:
             raise self.fail(f"{label} {key} must be positive, got {v!r}")
+        if maximum is not None and v > maximum:
+            raise self.fail(f"{label} {key} must be at most {maximum:g}, got {v!r}")
         return float(v)
 
     def integer(self, obj: Mapping[str, Any], key: str, label: str, *, minimum: int = 0) -> int:
@@ -328,6 +345,12 @@ class _Checker:
             raise self.fail(f"{label} = {value!r} is not a UUID") from None
 
 
+#: No BLE sensor notifies faster than this; a larger rate is a typo (or an attack).
+MAX_RATE_HZ = 10_000.0
+#: Reading a characteristic less often than hourly is not a stream.
+MAX_POLL_INTERVAL_S = 3600.0
+
+
 def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> DeclarativeDriver:
     """Build a declarative driver from parsed TOML.
 
@@ -344,7 +367,7 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
     if not _ID.fullmatch(driver_id):
         raise c.fail(f"[driver] id {driver_id!r} must be lower-case letters, digits and '-'")
     title = c.string(drv, "title", "[driver]") if "title" in drv else driver_id
-    notes = c.string(drv, "notes", "[driver]") if "notes" in drv else ""
+    notes = c.string(drv, "notes", "[driver]", lines=True) if "notes" in drv else ""
     battery = drv.get("battery", False)
     if not isinstance(battery, bool):
         raise c.fail(f"[driver] battery must be true or false, got {battery!r}")
@@ -352,7 +375,9 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
     match = c.table(top["match"], "match")
     names = match.get("names", [])
     services = match.get("services", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and n and n.isprintable() for n in names
+    ):
         raise c.fail(f"[match] names must be a list of non-empty strings, got {names!r}")
     if not isinstance(services, list):
         raise c.fail(f"[match] services must be a list of UUIDs, got {services!r}")
@@ -393,7 +418,11 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
         source_char = char_ref(src["poll"], "[source] poll =")
         if "poll_interval_s" not in src:
             raise c.fail("missing required key 'poll_interval_s' in [source] (with 'poll')")
-        poll_interval = c.number(src, "poll_interval_s", "[source]", positive=True)
+        poll_interval = c.number(src, "poll_interval_s", "[source]", positive=True,
+                                 maximum=MAX_POLL_INTERVAL_S)
+        if poll_interval < 1.0 / MAX_RATE_HZ:
+            raise c.fail(f"[source] poll_interval_s must be at least {1.0 / MAX_RATE_HZ:g} s, "
+                         f"got {poll_interval!r}")
 
     def writes(key: str) -> list[Write]:
         items = top.get(key, [])
@@ -445,7 +474,7 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
             kinds = ", ".join(k.value for k in StreamKind)
             raise c.fail(f"{label} kind {kind_text!r} is not one of: {kinds}") from None
         if "rate_hz" in st:
-            rate = c.number(st, "rate_hz", label, positive=True)
+            rate = c.number(st, "rate_hz", label, positive=True, maximum=MAX_RATE_HZ)
         elif poll_interval is not None:
             rate = 1.0 / poll_interval
         else:
@@ -528,13 +557,21 @@ def load_toml_driver(path: Path | str) -> DeclarativeDriver:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise DriverConfigError(f"{p}: cannot read driver file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DriverConfigError(
+            f"{p}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DriverConfigError(f"{p}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise DriverConfigError(f"{p}: not valid TOML (nested too deeply)") from None
     driver = driver_from_dict(data, str(p))
     driver.path = p
     return driver
