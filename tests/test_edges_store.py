@@ -11,8 +11,11 @@ import errno
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,3 +218,51 @@ def test_a_failed_write_says_what_and_where_and_leaves_nothing(
         assert target in run.stderr
     assert not Path("r.html").exists() and not Path("r.png").exists()
     assert [p.name for p in tmp_path.rglob("*.part")] == []
+
+
+# -- 13.2: a suspended recording is still a recording -------------------------------------
+
+SUSPENDED_RECORDER = r"""
+import sys
+from biofeedback.store import Store, SessionMeta
+from devices.stream import StreamKind, StreamSpec
+
+spec = StreamSpec("Boost/pressure", StreamKind.PRESSURE, ("pressure",), "count", 50.0)
+w = Store(sys.argv[1]).begin_session(SessionMeta(
+    person="ann", protocol="quick", streams=[spec], devices=[], t0=0.0))
+w.flush()
+print(w.session_id, flush=True)
+sys.stdin.read()  # until the test ends it
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGSTOP")
+def test_a_suspended_recording_is_not_taken_for_an_interrupted_one(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", SUSPENDED_RECORDER, str(store_path())],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        sid = int(proc.stdout.readline())
+        os.kill(proc.pid, signal.SIGSTOP)  # Ctrl-Z
+        # Every heartbeat counts as stale, as after 10 s of SIGSTOP: no waiting needed.
+        monkeypatch.setattr("biofeedback.store.sessions._HEARTBEAT_STALE_S", 0.0)
+        with Store(store_path()) as store:
+            assert store.session(sid).status == "recording"
+        before = digest(store_path())
+        for args in (["data", "wipe", "--yes"], ["delete", str(sid), "--yes"]):
+            run = clean(cli(*args))
+            assert run.returncode == 1 and "recorded" in run.stderr, run
+        assert store_path().exists() and digest(store_path()) == before
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with Store(store_path()) as store:
+        assert store.session(sid).status == "interrupted"  # the OS let go of its lock
+    assert clean(cli("delete", str(sid), "--yes")).returncode == 0

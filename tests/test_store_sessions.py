@@ -380,6 +380,9 @@ def test_interrupted_when_the_writer_is_gone(tmp_path: Path) -> None:
             except PermissionError:
                 dead += 1
         store.conn.execute("UPDATE sessions SET writer_pid = ?", (dead,))
+        assert store.session(1).status == "recording"  # its OS lock is still held
+        assert w._lock is not None
+        w._lock.release()  # what the OS does when the process dies
         info = store.session(1)
         assert info.status == "interrupted" and not info.complete
         assert store.read_stream(1, PRESSURE.name)[0].size == 5

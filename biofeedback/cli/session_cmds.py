@@ -380,8 +380,8 @@ def wipe(app: AppContext, yes: bool) -> None:
             live = [i for i in store.sessions() if i.status == "recording"]
         if live:
             raise InputError(f"session {live[0].id} is being recorded right now; stop it first")
-    targets = [p for p in (sp, Path(f"{sp}-wal"), Path(f"{sp}-shm"), _profiles_dir(),
-                           log_file()) if p.exists()]
+    targets = [p for p in (sp, Path(f"{sp}-wal"), Path(f"{sp}-shm"), Path(f"{sp}.locks"),
+                           _profiles_dir(), log_file()) if p.exists()]
     if not targets:
         if app.json:
             emit_json({"removed": []})

@@ -34,6 +34,7 @@ from biofeedback.store.errors import StoreError
 from biofeedback.store.sessions import (
     Block,
     FloatArray,
+    RecordingLock,
     SessionEvent,
     SessionInfo,
     SessionMeta,
@@ -43,7 +44,9 @@ from biofeedback.store.sessions import (
     _dumps,
     _pain,
     decode_block,
+    lock_path,
     now_iso,
+    recording_lock_held,
     reps_and_score,
     session_status,
 )
@@ -454,37 +457,46 @@ class Store:
         names = [s.name for s in meta.streams]
         if len(set(names)) != len(names):
             raise InputError(f"stream names must be unique, got {names}")
-        with self.transaction() as c:
-            cur = c.execute(
-                """INSERT INTO sessions (started_at, t0, t_last, person, protocol, pacer,
-                       profile, devices, virtual, pain_before, note_before, writer_pid,
-                       heartbeat)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (now_iso(), float(meta.t0), float(meta.t0), meta.person, meta.protocol,
-                 None if meta.pacer is None else _dumps(meta.pacer), meta.profile,
-                 _dumps(list(meta.devices)), int(meta.virtual), pain, meta.note_before,
-                 os.getpid(), _wall()),
-            )
-            sid = cur.lastrowid
-            assert sid is not None
-            streams: dict[str, tuple[int, int]] = {}
-            for spec in meta.streams:
+        lock: RecordingLock | None = None
+        try:
+            with self.transaction() as c:
                 cur = c.execute(
-                    """INSERT INTO streams (session_id, name, kind, channels, n_channels, unit,
-                           rate_hz) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                    (sid, spec.name, str(spec.kind), _dumps(list(spec.channels)),
-                     len(spec.channels), spec.unit, spec.rate_hz),
+                    """INSERT INTO sessions (started_at, t0, t_last, person, protocol, pacer,
+                           profile, devices, virtual, pain_before, note_before, writer_pid,
+                           heartbeat)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (now_iso(), float(meta.t0), float(meta.t0), meta.person, meta.protocol,
+                     None if meta.pacer is None else _dumps(meta.pacer), meta.profile,
+                     _dumps(list(meta.devices)), int(meta.virtual), pain, meta.note_before,
+                     os.getpid(), _wall()),
                 )
-                assert cur.lastrowid is not None
-                streams[spec.name] = (cur.lastrowid, len(spec.channels))
+                sid = cur.lastrowid
+                assert sid is not None
+                # Taken before the row is visible, so nobody sees it unlocked.
+                lock = RecordingLock(lock_path(self.path, sid))
+                streams: dict[str, tuple[int, int]] = {}
+                for spec in meta.streams:
+                    cur = c.execute(
+                        """INSERT INTO streams (session_id, name, kind, channels, n_channels, unit,
+                               rate_hz) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                        (sid, spec.name, str(spec.kind), _dumps(list(spec.channels)),
+                         len(spec.channels), spec.unit, spec.rate_hz),
+                    )
+                    assert cur.lastrowid is not None
+                    streams[spec.name] = (cur.lastrowid, len(spec.channels))
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        assert lock is not None
         kw = {} if flush_interval is None else {"flush_interval": flush_interval}
-        return SessionWriter(self.path, sid, float(meta.t0), streams, **kw)
+        return SessionWriter(self.path, sid, float(meta.t0), streams, lock=lock, **kw)
 
     def sessions(self) -> list[SessionInfo]:
         """Every session, oldest first."""
         rows = self.conn.execute(_SESSION_SELECT + " ORDER BY s.id").fetchall()
         specs = self._stream_specs(None)
-        return [_session(r, specs.get(r["id"], ())) for r in rows]
+        return [_session(r, specs.get(r["id"], ()), self.path) for r in rows]
 
     def session(self, session_id: int) -> SessionInfo:
         """One session.
@@ -497,7 +509,7 @@ class Store:
         row = self.conn.execute(_SESSION_SELECT + " WHERE s.id = ?", (session_id,)).fetchone()
         if row is None:
             raise InputError(f"no session {session_id}")
-        return _session(row, self._stream_specs(session_id).get(session_id, ()))
+        return _session(row, self._stream_specs(session_id).get(session_id, ()), self.path)
 
     def _stream_specs(self, session_id: int | None) -> dict[int, tuple[StreamSpec, ...]]:
         sql = "SELECT * FROM streams"
@@ -650,6 +662,7 @@ class Store:
         self.conn.execute("PRAGMA secure_delete = ON")
         with self.transaction() as c:
             c.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+        lock_path(self.path, session_id).unlink(missing_ok=True)  # a crashed writer's
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def backup(self, target: Path) -> None:
@@ -745,7 +758,7 @@ class _Fields:
         return None
 
 
-def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...]) -> SessionInfo:
+def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...], store: Path) -> SessionInfo:
     f = _Fields(row)
     summary = f.json("summary", None, dict)
     pacer = f.json("pacer", None, dict)
@@ -760,7 +773,9 @@ def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...]) -> SessionInfo:
     except (TypeError, ValueError):
         f.damaged.append("summary")
         reps, score = 0, None
-    status = session_status(bool(row["finished"]), row["writer_pid"], row["heartbeat"])
+    held = None if row["finished"] else recording_lock_held(lock_path(store, int(row["id"])))
+    status = session_status(bool(row["finished"]), row["writer_pid"], row["heartbeat"],
+                            lock_held=held)
     t0, duration_s = f.number("t0", 0.0), f.number("duration_s", 0.0)
     person, protocol, profile = f.text("person"), f.text("protocol"), f.text("profile")
     notes = f.text("note_before"), f.text("note_after")
