@@ -450,3 +450,36 @@ def test_the_headless_views_do_not_import_qt() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_displayed_breath_has_no_step_larger_than_the_signal_own() -> None:
+    """The detector re-centres each chunk on the latest breath (its first midline comes
+    with the second event, ~10 s in; the polarity is decided then too); the model keeps
+    the history continuous instead of stepping the old trace (issue 14 item 4)."""
+    from biofeedback.signal.pipeline import Pipeline
+
+    rng = np.random.default_rng(3)
+    clock = ManualClock()
+    model = LiveModel([BELT], clock=clock)
+    pipeline = Pipeline([BELT])
+    levels: list[np.ndarray] = []
+    t_all = np.arange(0.0, 60.0, 0.1)
+    # Inhale lowers the force (a belt worn the other way), on a 20 N offset that drifts.
+    x = 20.0 + 0.02 * t_all - 2.0 * np.sin(2 * np.pi * t_all / 10.0)
+    x += rng.normal(0.0, 0.02, t_all.size)
+    for i in range(0, t_all.size, 5):
+        t = t_all[i:i + 5]
+        upd = pipeline.process(Chunk(BELT.name, t, x[i:i + 5, None], "N", BELT.channels))
+        clock.t = float(t[-1])
+        model.on_update(upd)
+        br = upd.breath
+        if br is not None and br.t.size:
+            sign = -1.0 if br.polarity < 0 else 1.0
+            levels.append(br.signal * sign + br.midline)
+    own = float(np.max(np.abs(np.diff(np.concatenate(levels)))))
+    shown = model.breath().signal
+    assert shown.size > 200
+    assert float(np.max(np.abs(np.diff(shown)))) <= own * (1 + 1e-9)
+    assert np.ptp(shown[-100:]) > 1.0  # it still breathes on screen
+    mid = 0.5 * (shown[-100:].max() + shown[-100:].min())
+    assert abs(mid) < 0.5  # centred on the latest breaths

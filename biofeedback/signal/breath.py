@@ -1378,10 +1378,12 @@ class BreathTracker:
             t = np.asarray(t, dtype=np.float64)
         tt, y, raw = self.front.process(t, values)
         det = self.detector
+        midline = 0.0
         if tt.shape[0]:
             events, breaths, phase = det.process(tt, y, raw)
             self._t_last = tt.item(-1)
-            sig = y - det.midline
+            midline = det.midline
+            sig = y - midline
             if det.polarity < 0:  # (times +1 would change nothing)
                 sig *= -1
             quality = self._quality.process(raw[:, np.newaxis], det.noise_raw)
@@ -1409,4 +1411,5 @@ class BreathTracker:
             det.polarity,
             delay,  # delay_s
             quality,
+            midline,
         )

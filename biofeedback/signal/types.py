@@ -255,6 +255,10 @@ class BreathOutput:
         events; before any event, the filter's group delay).
     quality : Quality
         Quality of the source over this chunk.
+    midline : float
+        The level taken off this chunk's cleaned signal before the polarity
+        (``signal = (cleaned - midline) * sign``): it moves at every breath, so
+        a display that keeps history re-centres all of it on the latest one.
     """
 
     stream: str
@@ -270,6 +274,7 @@ class BreathOutput:
     polarity: int
     delay_s: float
     quality: Quality
+    midline: float = 0.0
 
 
 # --------------------------------------------------------------------------- pelvic

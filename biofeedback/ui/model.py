@@ -353,6 +353,7 @@ class LiveModel:
         self._pelvic_stream: str | None = None
         self._breath: Ring | None = None
         self._breath_stream: str | None = None
+        self._breath_centre = (0.0, 1.0)  # the latest (midline, sign) of the breath signal
         self._latest_t = -math.inf
         self._t_origin: float | None = None
         self.status: PipelineStatus | None = None
@@ -484,7 +485,14 @@ class LiveModel:
             if self._breath is None or self._breath_stream != br.stream:
                 self._breath = Ring(self._capacity(self._rate_of(br.stream)), 2)
                 self._breath_stream = br.stream
-            self._breath.append(br.t, np.column_stack((br.signal, br.phase.astype(np.float64))))
+            # Kept as the detector's cleaned level (centre and sign undone) and
+            # re-centred on the latest midline when shown: the detector re-centres
+            # each chunk on the last breath, and its first midline (two events,
+            # ~10 s in) or a polarity decision would otherwise step the old trace.
+            sign = -1.0 if br.polarity < 0 else 1.0
+            level = br.signal * sign + br.midline
+            self._breath_centre = (br.midline, sign)
+            self._breath.append(br.t, np.column_stack((level, br.phase.astype(np.float64))))
             self._seen(float(br.t[-1]))
         if br is not None:
             self.quality[br.stream] = br.quality
@@ -627,7 +635,8 @@ class LiveModel:
             e = np.empty(0)
             return BreathView(e, e, e)
         t, v = self._window(self._breath, seconds)
-        return BreathView(t, v[:, 0], v[:, 1])
+        midline, sign = self._breath_centre
+        return BreathView(t, (v[:, 0] - midline) * sign, v[:, 1])
 
     @property
     def breath_stream(self) -> str | None:
