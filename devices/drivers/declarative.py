@@ -361,8 +361,41 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
     """
     c = _Checker(where)
     top = c.table(data, "")
+    driver_id, title, notes, battery = _driver_table(c, top["driver"])
+    names, service_uuids = _match_table(c, top["match"])
+    chars = _characteristics(c, top["characteristics"])
+    source_char, poll_interval = _source_table(c, top["source"], chars)
+    start_writes = _writes(c, top, "start", chars)
+    stop_writes = _writes(c, top, "stop", chars)
+    streams_raw = top["streams"]
+    if not isinstance(streams_raw, list) or not streams_raw:
+        raise c.fail("[[streams]] must be an array with at least one stream")
+    layouts: list[StreamLayout] = []
+    for si, st_raw in enumerate(streams_raw, 1):
+        layout = _stream(c, st_raw, si, poll_interval)
+        if any(x.spec.name == layout.spec.name for x in layouts):
+            raise c.fail(f"[[streams]] {layout.spec.name!r} is defined twice")
+        layouts.append(layout)
+    writable = tuple(dict.fromkeys(w.char for w in (*start_writes, *stop_writes)))
+    info = DriverInfo(
+        id=driver_id,
+        title=title,
+        support=SupportLevel.USER_DEFINED,
+        name_patterns=tuple(names),
+        service_uuids=tuple(service_uuids),
+        streams=tuple(s.spec for s in layouts),
+        notify_chars=(source_char,) if poll_interval is None else (),
+        poll_chars=((source_char, poll_interval),) if poll_interval is not None else (),
+        writable_chars=writable,
+        battery=battery,
+        notes=notes,
+    )
+    return DeclarativeDriver(info, source_char, layouts, start_writes, stop_writes)
 
-    drv = c.table(top["driver"], "driver")
+
+def _driver_table(c: _Checker, raw: Any) -> tuple[str, str, str, bool]:
+    """``[driver]``: id, title, notes, battery."""
+    drv = c.table(raw, "driver")
     driver_id = c.string(drv, "id", "[driver]")
     if not _ID.fullmatch(driver_id):
         raise c.fail(f"[driver] id {driver_id!r} must be lower-case letters, digits and '-'")
@@ -371,8 +404,12 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
     battery = drv.get("battery", False)
     if not isinstance(battery, bool):
         raise c.fail(f"[driver] battery must be true or false, got {battery!r}")
+    return driver_id, title, notes, battery
 
-    match = c.table(top["match"], "match")
+
+def _match_table(c: _Checker, raw: Any) -> tuple[list[str], list[str]]:
+    """``[match]``: name patterns and service UUIDs (at least one of them)."""
+    match = c.table(raw, "match")
     names = match.get("names", [])
     services = match.get("services", [])
     if not isinstance(names, list) or not all(
@@ -394,157 +431,152 @@ def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> Declar
         if short_uuid_form(u) is not None:
             u = normalize_uuid(u)  # advertisements carry SIG short forms as such
         service_uuids.append(u)
+    return names, service_uuids
 
-    chars_raw = top["characteristics"]
-    if not isinstance(chars_raw, Mapping) or not chars_raw:
+
+def _characteristics(c: _Checker, raw: Any) -> dict[str, str]:
+    """``[characteristics]``: name -> UUID (or a short form matched on discovery)."""
+    if not isinstance(raw, Mapping) or not raw:
         raise c.fail("[characteristics] must be a table naming at least one characteristic")
-    chars = {str(k): c.uuid(v, f"[characteristics] {k}") for k, v in chars_raw.items()}
-    named = ", ".join(sorted(chars))
+    return {str(k): c.uuid(v, f"[characteristics] {k}") for k, v in raw.items()}
 
-    def char_ref(value: Any, label: str) -> str:
-        if not isinstance(value, str) or value not in chars:
-            raise c.fail(f"{label} {value!r} is not named in [characteristics] (named: {named})")
-        return chars[value]
 
-    src = c.table(top["source"], "source")
+def _char_ref(c: _Checker, chars: Mapping[str, str], value: Any, label: str) -> str:
+    if not isinstance(value, str) or value not in chars:
+        named = ", ".join(sorted(chars))
+        raise c.fail(f"{label} {value!r} is not named in [characteristics] (named: {named})")
+    return chars[value]
+
+
+def _source_table(
+    c: _Checker, raw: Any, chars: Mapping[str, str]
+) -> tuple[str, float | None]:
+    """``[source]``: the data characteristic and, for a polled one, the interval."""
+    src = c.table(raw, "source")
     if ("notify" in src) == ("poll" in src):
         raise c.fail("[source] needs exactly one of 'notify' or 'poll'")
-    poll_interval: float | None = None
     if "notify" in src:
         if "poll_interval_s" in src:
             raise c.fail("[source] poll_interval_s goes with 'poll', not 'notify'")
-        source_char = char_ref(src["notify"], "[source] notify =")
-    else:
-        source_char = char_ref(src["poll"], "[source] poll =")
-        if "poll_interval_s" not in src:
-            raise c.fail("missing required key 'poll_interval_s' in [source] (with 'poll')")
-        poll_interval = c.number(src, "poll_interval_s", "[source]", positive=True,
-                                 maximum=MAX_POLL_INTERVAL_S)
-        if poll_interval < 1.0 / MAX_RATE_HZ:
-            raise c.fail(f"[source] poll_interval_s must be at least {1.0 / MAX_RATE_HZ:g} s, "
-                         f"got {poll_interval!r}")
+        return _char_ref(c, chars, src["notify"], "[source] notify ="), None
+    source_char = _char_ref(c, chars, src["poll"], "[source] poll =")
+    if "poll_interval_s" not in src:
+        raise c.fail("missing required key 'poll_interval_s' in [source] (with 'poll')")
+    interval = c.number(src, "poll_interval_s", "[source]", positive=True,
+                        maximum=MAX_POLL_INTERVAL_S)
+    if interval < 1.0 / MAX_RATE_HZ:
+        raise c.fail(f"[source] poll_interval_s must be at least {1.0 / MAX_RATE_HZ:g} s, "
+                     f"got {interval!r}")
+    return source_char, interval
 
-    def writes(key: str) -> list[Write]:
-        items = top.get(key, [])
-        if not isinstance(items, list):
-            raise c.fail(f"[[{key}]] must be an array of tables")
-        out = []
-        for i, item in enumerate(items, 1):
-            label = f"[[{key}]] #{i}"
-            w = c.table(item, key, label)
-            target = w["char"]
-            if not isinstance(target, str) or target not in chars:
-                raise c.fail(
-                    f"{label} writes to {target!r}, which [characteristics] does not name "
-                    f"(named: {named})"
-                )
-            text = c.string(w, "hex", label)
-            try:
-                payload = bytes.fromhex(text.replace(":", " "))
-            except ValueError:
-                raise c.fail(f"{label} hex {text!r} is not hexadecimal bytes") from None
-            if not payload:
-                raise c.fail(f"{label} hex is empty")
-            response = w.get("response", False)
-            if not isinstance(response, bool):
-                raise c.fail(f"{label} response must be true or false, got {response!r}")
-            out.append(Write(chars[target], payload, response))
-        return out
 
-    start_writes = writes("start")
-    stop_writes = writes("stop")
-
-    streams_raw = top["streams"]
-    if not isinstance(streams_raw, list) or not streams_raw:
-        raise c.fail("[[streams]] must be an array with at least one stream")
-    layouts: list[StreamLayout] = []
-    seen_streams: set[str] = set()
-    for si, st_raw in enumerate(streams_raw, 1):
-        st = c.table(st_raw, "streams", f"[[streams]] #{si}")
-        sname = c.string(st, "name", f"[[streams]] #{si}")
-        label = f"[[streams]] {sname!r}"
-        if sname in seen_streams:
-            raise c.fail(f"{label} is defined twice")
-        seen_streams.add(sname)
-        unit = c.string(st, "unit", label)
-        kind_text = st.get("kind", "other")
+def _writes(c: _Checker, top: Mapping[str, Any], key: str, chars: Mapping[str, str]) -> list[Write]:
+    """``[[start]]`` or ``[[stop]]``: writes, only to named characteristics."""
+    items = top.get(key, [])
+    if not isinstance(items, list):
+        raise c.fail(f"[[{key}]] must be an array of tables")
+    out = []
+    for i, item in enumerate(items, 1):
+        label = f"[[{key}]] #{i}"
+        w = c.table(item, key, label)
+        target = w["char"]
+        if not isinstance(target, str) or target not in chars:
+            raise c.fail(
+                f"{label} writes to {target!r}, which [characteristics] does not name "
+                f"(named: {', '.join(sorted(chars))})"
+            )
+        text = c.string(w, "hex", label)
         try:
-            kind = StreamKind(kind_text)
+            payload = bytes.fromhex(text.replace(":", " "))
         except ValueError:
-            kinds = ", ".join(k.value for k in StreamKind)
-            raise c.fail(f"{label} kind {kind_text!r} is not one of: {kinds}") from None
-        if "rate_hz" in st:
-            rate = c.number(st, "rate_hz", label, positive=True, maximum=MAX_RATE_HZ)
-        elif poll_interval is not None:
-            rate = 1.0 / poll_interval
-        else:
-            raise c.fail(f"missing required key 'rate_hz' in {label} (a notify source)")
-        spp = (
-            c.integer(st, "samples_per_packet", label, minimum=1)
-            if "samples_per_packet" in st
-            else 1
+            raise c.fail(f"{label} hex {text!r} is not hexadecimal bytes") from None
+        if not payload:
+            raise c.fail(f"{label} hex is empty")
+        response = w.get("response", False)
+        if not isinstance(response, bool):
+            raise c.fail(f"{label} response must be true or false, got {response!r}")
+        out.append(Write(chars[target], payload, response))
+    return out
+
+
+def _stream(c: _Checker, raw: Any, si: int, poll_interval: float | None) -> StreamLayout:
+    """One ``[[streams]]`` table: spec, channels, samples per packet and length."""
+    st = c.table(raw, "streams", f"[[streams]] #{si}")
+    sname = c.string(st, "name", f"[[streams]] #{si}")
+    label = f"[[streams]] {sname!r}"
+    unit = c.string(st, "unit", label)
+    kind_text = st.get("kind", "other")
+    try:
+        kind = StreamKind(kind_text)
+    except ValueError:
+        kinds = ", ".join(k.value for k in StreamKind)
+        raise c.fail(f"{label} kind {kind_text!r} is not one of: {kinds}") from None
+    if "rate_hz" in st:
+        rate = c.number(st, "rate_hz", label, positive=True, maximum=MAX_RATE_HZ)
+    elif poll_interval is not None:
+        rate = 1.0 / poll_interval
+    else:
+        raise c.fail(f"missing required key 'rate_hz' in {label} (a notify source)")
+    spp = c.integer(st, "samples_per_packet", label, minimum=1) if "samples_per_packet" in st else 1
+    stride = c.integer(st, "stride", label, minimum=1) if "stride" in st else 0
+    if spp > 1 and stride == 0:
+        raise c.fail(f"missing required key 'stride' in {label} (samples_per_packet > 1)")
+    chans_raw = st["channels"]
+    if not isinstance(chans_raw, list) or not chans_raw:
+        raise c.fail(f"{label} channels must be an array with at least one channel")
+    channels: list[ChannelLayout] = []
+    for ci, ch_raw in enumerate(chans_raw, 1):
+        lay = _channel(c, ch_raw, f"[[streams.channels]] #{ci} of {label}", label)
+        if any(x.name == lay.name for x in channels):
+            raise c.fail(f"channel {lay.name!r} of {label} is defined twice")
+        channels.append(lay)
+    min_len = _min_len(c, st, label, channels, spp, stride)
+    spec = StreamSpec(sname, kind, tuple(lay.name for lay in channels), unit, rate)
+    return StreamLayout(spec, tuple(channels), spp, stride, min_len)
+
+
+def _channel(c: _Checker, raw: Any, where: str, stream_label: str) -> ChannelLayout:
+    """One ``[[streams.channels]]`` table: offset, struct format, scale."""
+    ch = c.table(raw, "streams.channels", where)
+    cname = c.string(ch, "name", where)
+    clabel = f"channel {cname!r} of {stream_label}"
+    offset = c.integer(ch, "offset", clabel)
+    fmt = c.string(ch, "format", clabel)
+    m = _FORMAT.fullmatch(fmt)
+    if m is None:
+        raise c.fail(
+            f"{clabel} format {fmt!r} is not one struct value (e.g. '<h', '>H', 'B', '<f')"
         )
-        stride = c.integer(st, "stride", label, minimum=1) if "stride" in st else 0
-        if spp > 1 and stride == 0:
-            raise c.fail(f"missing required key 'stride' in {label} (samples_per_packet > 1)")
+    if struct.calcsize(fmt) > 1 and m.group(1) == "":
+        raise c.fail(f"{clabel} format {fmt!r} needs a byte order: '<{fmt}' or '>{fmt}'")
+    scale = c.number(ch, "scale", clabel) if "scale" in ch else 1.0
+    add = c.number(ch, "offset_add", clabel) if "offset_add" in ch else 0.0
+    return ChannelLayout(cname, offset, fmt, scale, add)
 
-        chans_raw = st["channels"]
-        if not isinstance(chans_raw, list) or not chans_raw:
-            raise c.fail(f"{label} channels must be an array with at least one channel")
-        channels: list[ChannelLayout] = []
-        for ci, ch_raw in enumerate(chans_raw, 1):
-            ch = c.table(ch_raw, "streams.channels", f"[[streams.channels]] #{ci} of {label}")
-            cname = c.string(ch, "name", f"[[streams.channels]] #{ci} of {label}")
-            clabel = f"channel {cname!r} of {label}"
-            if any(x.name == cname for x in channels):
-                raise c.fail(f"{clabel} is defined twice")
-            offset = c.integer(ch, "offset", clabel)
-            fmt = c.string(ch, "format", clabel)
-            m = _FORMAT.fullmatch(fmt)
-            if m is None:
-                raise c.fail(
-                    f"{clabel} format {fmt!r} is not one struct value (e.g. '<h', '>H', 'B', '<f')"
-                )
-            size = struct.calcsize(fmt)
-            if size > 1 and m.group(1) == "":
-                raise c.fail(f"{clabel} format {fmt!r} needs a byte order: '<{fmt}' or '>{fmt}'")
-            scale = c.number(ch, "scale", clabel) if "scale" in ch else 1.0
-            add = c.number(ch, "offset_add", clabel) if "offset_add" in ch else 0.0
-            channels.append(ChannelLayout(cname, offset, fmt, scale, add))
 
-        step = stride or 0
-        extent = max(lay.offset + (spp - 1) * step + lay.size for lay in channels)
-        if "min_len" in st:
-            min_len = c.integer(st, "min_len", label, minimum=1)
-            for lay in channels:
-                end = lay.offset + (spp - 1) * step + lay.size
-                if end > min_len:
-                    raise c.fail(
-                        f"channel {lay.name!r} of {label} reads bytes {lay.offset}..{end - 1} "
-                        f"(format {lay.format!r} is {lay.size} bytes"
-                        + (f", {spp} samples {step} bytes apart" if spp > 1 else "")
-                        + f") but min_len is {min_len}"
-                    )
-        else:
-            min_len = extent
-        spec = StreamSpec(sname, kind, tuple(lay.name for lay in channels), unit, rate)
-        layouts.append(StreamLayout(spec, tuple(channels), spp, stride, min_len))
-
-    writable = tuple(dict.fromkeys(w.char for w in (*start_writes, *stop_writes)))
-    info = DriverInfo(
-        id=driver_id,
-        title=title,
-        support=SupportLevel.USER_DEFINED,
-        name_patterns=tuple(names),
-        service_uuids=tuple(service_uuids),
-        streams=tuple(s.spec for s in layouts),
-        notify_chars=(source_char,) if poll_interval is None else (),
-        poll_chars=((source_char, poll_interval),) if poll_interval is not None else (),
-        writable_chars=writable,
-        battery=battery,
-        notes=notes,
-    )
-    return DeclarativeDriver(info, source_char, layouts, start_writes, stop_writes)
+def _min_len(
+    c: _Checker,
+    st: Mapping[str, Any],
+    label: str,
+    channels: Sequence[ChannelLayout],
+    spp: int,
+    stride: int,
+) -> int:
+    """The packet length below which a packet is malformed (default: what the layout reads)."""
+    ends = {lay.name: lay.offset + (spp - 1) * stride + lay.size for lay in channels}
+    if "min_len" not in st:
+        return max(ends.values())
+    min_len = c.integer(st, "min_len", label, minimum=1)
+    for lay in channels:
+        end = ends[lay.name]
+        if end > min_len:
+            raise c.fail(
+                f"channel {lay.name!r} of {label} reads bytes {lay.offset}..{end - 1} "
+                f"(format {lay.format!r} is {lay.size} bytes"
+                + (f", {spp} samples {stride} bytes apart" if spp > 1 else "")
+                + f") but min_len is {min_len}"
+            )
+    return min_len
 
 
 def load_toml_driver(path: Path | str) -> DeclarativeDriver:
