@@ -117,10 +117,10 @@ def test_bad_flag_is_a_usage_error(cli: Cli) -> None:
 
 
 def test_demo_headless_json(cli: Cli) -> None:
-    r = cli("demo", "--headless", "--duration", "30", "--seed", "3", "--speed", "max", "--json",
-            "--skip-calibration")
+    r = cli("demo", "--headless", "--duration", "30", "--seed", "3", "--speed", "max", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
+    assert "calibration" not in out  # the session first; calibrating is asked for (--calibrate)
     streams = out["streams"]
     assert {"kgoal.pressure", "gdx-rb.force", "gdx-rb.rate"} <= set(streams)
     for s in streams.values():
@@ -131,8 +131,7 @@ def test_demo_headless_json(cli: Cli) -> None:
 
 
 def test_demo_is_deterministic_for_a_seed(cli: Cli) -> None:
-    args = ("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json",
-            "--skip-calibration")
+    args = ("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json")
     a, b = cli(*args), cli(*args)
     assert json.loads(a.stdout)["streams"].keys() == json.loads(b.stdout)["streams"].keys()
 

@@ -213,7 +213,8 @@ def test_sigint_stops_and_keeps_the_recording() -> None:
 
 
 def test_demo_runs_a_recorded_session(tmp_path: Path, cli: Cli) -> None:
-    proc = cli("demo", "--headless", "--speed", "max", "--duration", "30", "--json")
+    proc = cli("demo", "--headless", "--speed", "max", "--duration", "30", "--json",
+               "--calibrate")
     assert proc.returncode == 0, proc.stderr
     out = _json(proc)
     # The existing keys stay; the session's and the calibration's are added.

@@ -41,7 +41,7 @@ def test_unreachable_display_falls_back_to_the_terminal() -> None:
            if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
     env["DISPLAY"] = ":93"  # set, but no X server there
     proc = subprocess.run(
-        [*ENTRY, "demo", "--duration", "5", "--speed", "max", "--skip-calibration"],
+        [*ENTRY, "demo", "--duration", "5", "--speed", "max"],
         capture_output=True, text=True, timeout=180, env=env, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
@@ -54,7 +54,7 @@ def test_unreachable_display_falls_back_to_the_terminal() -> None:
 def test_sigterm_closes_the_window_cleanly() -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.Popen(
-        [*ENTRY, "demo", "--duration", "120", "--speed", "4", "--skip-calibration"],
+        [*ENTRY, "demo", "--duration", "120", "--speed", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         stdin=subprocess.DEVNULL,
     )

@@ -154,13 +154,29 @@ def devices(app: AppContext) -> None:
 @click.option("--duration", type=SESSION_S, default=60.0, show_default=True,
               help="Simulated seconds of the session (the quick protocol is fitted to it).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the virtual person.")
-@click.option("--skip-calibration", is_flag=True,
-              help="Go straight to the session (the pipeline then adapts on its own).")
+@click.option("--calibrate", is_flag=True,
+              help="Calibrate the virtual person first (a 2.5-minute quick calibration); "
+                   "without it the session starts at once and the pipeline adapts on its own.")
+@click.option("--skip-calibration", is_flag=True, hidden=True,
+              help="The default now (kept so that older scripts still run).")
 @command_options()
 def demo(
-    app: AppContext, headless: bool, duration: float, seed: int, skip_calibration: bool
+    app: AppContext, headless: bool, duration: float, seed: int, calibrate: bool,
+    skip_calibration: bool,
 ) -> None:
-    """The whole path on the virtual radio: scan, pair, a paced session recorded to the store."""
+    """The whole path on the virtual radio: scan, pair, a paced session recorded to the store.
+
+    Opens on the live session at once (an uncalibrated default profile): breath
+    and pelvic traces move within seconds. The session lasts --duration seconds
+    of simulated time (60 by default: one minute at --speed 1).
+
+    \b
+    Examples:
+      biofeedback demo                       # the window, one minute
+      biofeedback demo --calibrate           # calibrate the virtual person first
+      biofeedback demo --headless --speed max --json
+    """
+    calibrate = calibrate and not skip_calibration
     if duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")
     app.virtual = True
@@ -172,7 +188,7 @@ def demo(
 
         async def in_window(window: Any) -> dict[str, Any]:
             return await _demo(app, duration, seed, quiet=False, window=window,
-                               calibrate=not skip_calibration)
+                               calibrate=calibrate)
 
         shown = run_window(
             in_window, linger=lambda r: r["summary"].get("ended_by") != "interrupted",
@@ -182,7 +198,7 @@ def demo(
             return
         result = shown
     else:
-        result = run(_demo(app, duration, seed, quiet=app.json, calibrate=not skip_calibration))
+        result = run(_demo(app, duration, seed, quiet=app.json, calibrate=calibrate))
     if app.json:
         emit_json(result)
         return
@@ -206,7 +222,7 @@ async def _demo(
     *,
     quiet: bool,
     window: Any = None,
-    calibrate: bool = True,
+    calibrate: bool = False,
 ) -> dict[str, Any]:
     from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 
