@@ -41,7 +41,7 @@ from devices.clock import Clock
 from devices.errors import DeviceNotFoundError, InputError
 from devices.merge import merged
 from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent, StreamSpec
+from devices.stream import Chunk, LinkEvent, StreamKey, StreamSpec
 
 __all__ = [
     "DEMO_DEVICES",
@@ -173,10 +173,11 @@ def remember_devices(chosen: Sequence[Found], *, virtual: bool) -> None:
 
 
 def _prefix(f: Found) -> str:
-    """Stream ids ``<device name>/<driver>.<stream>`` so link events map to their streams."""
+    """What the source puts before its stream names: the :class:`StreamKey` id of the
+    device and driver (``"<device name>/<driver>."``), so link events map to streams."""
     assert f.driver is not None
-    name = (f.name or f.adv.address).replace("/", "_")
-    return f"{name}/{f.driver.id}."
+    device = (f.name or f.adv.address).replace("/", "_")
+    return StreamKey(stream="", driver=f.driver.id, device=device).id
 
 
 def stream_stats(sources: Sequence[BleSource]) -> dict[str, dict[str, Any]]:
@@ -186,7 +187,7 @@ def stream_stats(sources: Sequence[BleSource]) -> dict[str, dict[str, Any]]:
         for spec in s.driver.info.streams:
             st = s.stats.streams[s.prefix + spec.name]
             rate = st.measured_rate()
-            out[f"{s.driver.id}.{spec.name}"] = {
+            out[StreamKey(spec.name, s.driver.id).id] = {
                 "samples": st.samples,
                 "rate_hz": round(rate, 2) if rate else None,
                 "gaps": st.gaps,

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -34,7 +34,9 @@ __all__ = [
     "LinkEvent",
     "LinkKind",
     "Source",
+    "StreamKey",
     "StreamKind",
+    "StreamResolver",
     "StreamSpec",
     "SupportLevel",
     "TaskSource",
@@ -63,6 +65,52 @@ class StreamKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class StreamKey:
+    """Who a stream comes from: its structured identity.
+
+    Its text form :attr:`id` (``"<device>/<driver>.<stream>"``, or
+    ``"<driver>.<stream>"``, or ``"<stream>"``) is the stream id chunks carry,
+    the store keeps on disk and exports are named after; :meth:`parse` is the
+    one place that reads it back.
+
+    Parameters
+    ----------
+    stream : str
+        The driver's stream name (``"pressure"``, ``"force"``...).
+    driver : str, optional
+        The driver id (``"kgoal"``...).
+    device : str, optional
+        The device's name (or address) when a session has several.
+    """
+
+    stream: str
+    driver: str | None = None
+    device: str | None = None
+
+    @property
+    def id(self) -> str:
+        head = f"{self.driver}.{self.stream}" if self.driver else self.stream
+        return f"{self.device}/{head}" if self.device else head
+
+    @classmethod
+    def parse(cls, stream_id: str) -> StreamKey:
+        """The key of a stream id (driver ids and stream names hold no dot)."""
+        device, _, head = stream_id.rpartition("/")
+        driver, dot, stream = head.partition(".")
+        if not dot:
+            driver, stream = "", head
+        return cls(stream=stream, driver=driver or None, device=device or None)
+
+    def matches(self, other: StreamKey) -> bool:
+        """Same stream, and no part the two both name differs (an unnamed part is any)."""
+        return (
+            self.stream == other.stream
+            and (self.driver is None or other.driver is None or self.driver == other.driver)
+            and (self.device is None or other.device is None or self.device == other.device)
+        )
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     """Static description of one stream a driver delivers.
 
@@ -86,6 +134,11 @@ class StreamSpec:
     unit: str
     rate_hz: float | None
 
+    @property
+    def key(self) -> StreamKey:
+        """The structured identity its name encodes."""
+        return StreamKey.parse(self.name)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -94,6 +147,65 @@ class StreamSpec:
             "unit": self.unit,
             "rate_hz": self.rate_hz,
         }
+
+
+class StreamResolver:
+    """Which of a session's streams a chunk's stream id means, and a device's streams.
+
+    The one resolver of stream ids (the pipeline, the live model, the engine
+    and calibration use it): an exact name, else the spec whose
+    :class:`StreamKey` matches (``"Boost/kgoal.pressure"`` finds a spec named
+    ``"pressure"`` or ``"kgoal.pressure"``).
+
+    Parameters
+    ----------
+    specs : iterable of StreamSpec
+        The session's streams.
+    """
+
+    def __init__(self, specs: Iterable[StreamSpec]) -> None:
+        self.specs = {s.name: s for s in specs}
+        self._keys = {name: s.key for name, s in self.specs.items()}
+        self._cache: dict[str, str | None] = {}
+        self._device_of: dict[str, set[str]] = {}  # device -> spec names seen from it
+
+    def add(self, spec: StreamSpec) -> None:
+        """A stream that was not known at the start."""
+        self.specs[spec.name] = spec
+        self._keys[spec.name] = spec.key
+        self._cache = {k: v for k, v in self._cache.items() if v is not None}
+
+    def name(self, stream_id: str) -> str | None:
+        """The spec name ``stream_id`` means, or None."""
+        try:
+            return self._cache[stream_id]
+        except KeyError:
+            pass
+        key = StreamKey.parse(stream_id)
+        name = stream_id if stream_id in self.specs else next(
+            (n for n, k in self._keys.items() if k.matches(key)), None
+        )
+        self._cache[stream_id] = name
+        if name is not None:
+            device = key.device or self._keys[name].device
+            if device is not None:
+                self._device_of.setdefault(device, set()).add(name)
+        return name
+
+    def spec(self, stream_id: str) -> StreamSpec | None:
+        """The spec ``stream_id`` means, or None."""
+        name = self.name(stream_id)
+        return None if name is None else self.specs[name]
+
+    def streams_of(self, device: str) -> set[str]:
+        """Spec names of ``device``'s streams (all of them when no stream names a device)."""
+        named = {n for n, k in self._keys.items() if k.device == device}
+        named |= self._device_of.get(device, set())
+        if named:
+            return named
+        if self._device_of or any(k.device for k in self._keys.values()):
+            return set()  # several devices, none of them this one
+        return set(self.specs)  # one source: its streams are the device's
 
 
 @dataclass(frozen=True, eq=False)

@@ -61,7 +61,7 @@ from calibration import (
 from devices.clock import Clock
 from devices.errors import GaveUpError, InputError
 from devices.intent import Intent, PelvicAction
-from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
+from devices.stream import Chunk, LinkEvent, StreamKind, StreamResolver, StreamSpec
 
 __all__ = [
     "PLANS",
@@ -477,6 +477,7 @@ class CalibrationRunner:
         if not self.schedule or t0 is not None:
             self.start(t0)
         pipe = Pipeline(streams)
+        resolver = StreamResolver(streams)
         bufs: dict[str, _Buffer] = {}
         rec = Recording(pressure=pressure, channel=pick_channel(pressure.channels))
         rec.schedule = list(self.schedule)
@@ -498,7 +499,7 @@ class CalibrationRunner:
                     break
                 if isinstance(item, Chunk):
                     upd = pipe.process(item)
-                    name = _spec_name(item.stream, streams)
+                    name = resolver.name(item.stream)
                     if name is not None:
                         bufs.setdefault(name, _Buffer()).add(item)
                     if upd.breath is not None:
@@ -592,17 +593,6 @@ class CalibrationRunner:
         return Profile.from_result(
             result, person=person, sensor=sensor, breath_sensor=breath_sensor
         )
-
-
-def _spec_name(stream_id: str, streams: Sequence[StreamSpec]) -> str | None:
-    for s in streams:
-        if s.name == stream_id:
-            return s.name
-    tail = stream_id.rsplit("/", 1)[-1]
-    for s in streams:
-        if s.name == tail:
-            return s.name
-    return None
 
 
 def thresholds_from_profile(profile: Profile | dict[str, Any]) -> Thresholds:

@@ -64,7 +64,7 @@ from biofeedback.signal.types import (
 from devices.clock import Clock
 from devices.errors import DeviceError, InputError
 from devices.intent import Intent, PelvicAction
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = [
@@ -1143,11 +1143,9 @@ class SessionEngine:
             self._on_rep(rep)
 
     def pipeline_unit(self, stream: str) -> str | None:
-        """The unit of a pipeline stream, matched by name or ``device/name``."""
-        for spec in self.pipeline.streams:
-            if spec.name == stream or stream.endswith("/" + spec.name):
-                return spec.unit
-        return None
+        """The unit of a pipeline stream (by its id, resolved like the pipeline does)."""
+        spec = StreamResolver(self.pipeline.streams).spec(stream)
+        return None if spec is None else spec.unit
 
     def _in_reps(self, t: float) -> bool:
         seg = self.current

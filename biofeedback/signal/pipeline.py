@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.coupling import CouplingScorer
@@ -41,7 +40,7 @@ from biofeedback.signal.types import (
     Thresholds,
 )
 from devices.pacer import Pacer
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = ["Pipeline"]
@@ -55,12 +54,6 @@ HOLD_STILL_S = 2.5
 # code -> member, a list lookup instead of an enum call per chunk
 _PELVIC_STATES = [PelvicState(i) for i in range(max(PelvicState) + 1)]
 _BREATH_PHASES = [BreathPhase(i) for i in range(max(BreathPhase) + 1)]
-
-
-@dataclass
-class _Stream:
-    spec: StreamSpec
-    ids: set[str]  # chunk stream ids seen for this spec
 
 
 class Pipeline:
@@ -81,8 +74,7 @@ class Pipeline:
 
     def __init__(self, streams: Sequence[StreamSpec], thresholds: Thresholds | None = None) -> None:
         self._streams = tuple(streams)
-        self._by_name = {s.name: _Stream(s, set()) for s in self._streams}
-        self._id_to_name: dict[str, str] = {}
+        self._resolver = StreamResolver(self._streams)
         self._pelvic_spec = next(
             (s for s in self._streams if s.kind is StreamKind.PRESSURE and s.rate_hz), None
         )
@@ -227,20 +219,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ data
 
-    def _resolve(self, stream_id: str) -> str | None:
-        name = self._id_to_name.get(stream_id)
-        if name is not None:
-            return name
-        if stream_id in self._by_name:
-            name = stream_id
-        else:
-            tail = stream_id.rsplit("/", 1)[-1]
-            name = tail if tail in self._by_name else None
-        if name is not None:
-            self._id_to_name[stream_id] = name
-            self._by_name[name].ids.add(stream_id)
-        return name
-
     def _holding(self, now: float) -> bool:
         """The breath is held: the breath signal has stopped moving for longer
         than a breathing pause lasts, or no onset came for longer than a breath
@@ -264,9 +242,7 @@ class Pipeline:
     def process(self, chunk: Chunk) -> PipelineUpdate:
         """Feed one chunk (causal; chunks of each stream in time order)."""
         sid = chunk.stream
-        name = self._id_to_name.get(sid)
-        if name is None:
-            name = self._resolve(sid)
+        name = self._resolver.name(sid)
         breath_out: BreathOutput | None = None
         pelvic_out: PelvicOutput | None = None
         coupling: tuple[CouplingResult, ...] = ()
@@ -362,17 +338,7 @@ class Pipeline:
 
     def _streams_of(self, device: str) -> set[str]:
         """Spec names of the streams that belong to ``device``."""
-        prefixed = {
-            name
-            for name, st in self._by_name.items()
-            for sid in st.ids
-            if "/" in sid and sid.rsplit("/", 1)[0] == device
-        }
-        if prefixed:
-            return prefixed
-        if any("/" in sid for st in self._by_name.values() for sid in st.ids):
-            return set()  # several devices, none of them this one
-        return set(self._by_name)  # one source: its streams are the device's
+        return self._resolver.streams_of(device)
 
     # ------------------------------------------------------------------ status
 

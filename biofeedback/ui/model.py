@@ -33,7 +33,7 @@ from biofeedback.signal.types import (
     RepResult,
 )
 from devices.intent import BreathTarget
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
+from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = [
@@ -344,7 +344,7 @@ class LiveModel:
         self.clock = clock
         self.specs: dict[str, StreamSpec] = {}
         self._rings: dict[str, Ring] = {}
-        self._alias: dict[str, str] = {}
+        self._resolver = StreamResolver(())
         self._arrived: dict[str, float] = {}
         self._device_of = dict(device_of or {})
         for spec in streams:
@@ -385,19 +385,11 @@ class LiveModel:
     def _add_stream(self, spec: StreamSpec) -> None:
         self.specs[spec.name] = spec
         self._rings[spec.name] = Ring(self._capacity(spec.rate_hz), max(1, len(spec.channels)))
+        self._resolver.add(spec)
 
     def _resolve(self, stream: str) -> str | None:
-        """The spec name a chunk's stream id means (exact, or ``<device>/<name>``)."""
-        if stream in self._rings:
-            return stream
-        if stream in self._alias:
-            return self._alias[stream]
-        tail = stream.rsplit("/", 1)[-1]
-        for name in self._rings:
-            if name == tail or name.rsplit("/", 1)[-1] == tail or stream.endswith("/" + name):
-                self._alias[stream] = name
-                return name
-        return None
+        """The spec name a chunk's stream id means (see :class:`StreamResolver`)."""
+        return self._resolver.name(stream)
 
     def _rate_of(self, stream: str) -> float | None:
         name = self._resolve(stream)
