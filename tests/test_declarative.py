@@ -111,12 +111,12 @@ def test_minimal_file_loads(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------- validation cases
 def test_unknown_top_level_key(tmp_path: Path) -> None:
-    fails(tmp_path, "extra = 1\n" + MINIMAL, r"unknown key 'extra' in the top level")
+    fails(tmp_path, "extra = 1\n" + MINIMAL, r"Object contains unknown field `extra`$")
 
 
 def test_unknown_key_in_driver(tmp_path: Path) -> None:
     text = edit(MINIMAL, 'id = "probe"', 'id = "probe"\nversion = 2')
-    fails(tmp_path, text, r"unknown key 'version' in \[driver\] \(known keys: battery, id, notes")
+    fails(tmp_path, text, r"unknown field `version` - at `\$.driver`")
 
 
 def test_unknown_key_in_channel(tmp_path: Path) -> None:
@@ -124,19 +124,18 @@ def test_unknown_key_in_channel(tmp_path: Path) -> None:
     fails(
         tmp_path,
         text,
-        r"unknown key 'endian' in \[\[streams.channels\]\] #1 of \[\[streams\]\] 'pressure' "
-        r"\(known keys: format, name, offset, offset_add, scale\)",
+        r"unknown field `endian` - at `\$.streams\[0\].channels\[0\]`",
     )
 
 
 def test_unknown_key_in_stream(tmp_path: Path) -> None:
     text = edit(MINIMAL, "rate_hz = 25", "rate_hz = 25\nrate = 25")
-    fails(tmp_path, text, r"unknown key 'rate' in \[\[streams\]\] #1")
+    fails(tmp_path, text, r"unknown field `rate` - at `\$.streams\[0\]`")
 
 
 def test_unknown_key_in_write(tmp_path: Path) -> None:
     text = edit(MINIMAL, 'hex = "01"', 'hex = "01"\nwithout_response = true')
-    fails(tmp_path, text, r"unknown key 'without_response' in \[\[start\]\] #1")
+    fails(tmp_path, text, r"unknown field `without_response` - at `\$.start\[0\]`")
 
 
 def test_bad_characteristic_uuid(tmp_path: Path) -> None:
@@ -195,20 +194,20 @@ def test_missing_driver_id(tmp_path: Path) -> None:
     fails(
         tmp_path,
         edit(MINIMAL, 'id = "probe"', 'title = "Probe"'),
-        r"missing required key 'id' in \[driver\]",
+        r"missing required field `id` - at `\$.driver`",
     )
 
 
 def test_missing_streams_table(tmp_path: Path) -> None:
     text = MINIMAL.split("[[streams]]")[0]
-    fails(tmp_path, text, r"missing required key 'streams' in the top level")
+    fails(tmp_path, text, r"missing required field `streams`$")
 
 
 def test_missing_channel_format(tmp_path: Path) -> None:
     fails(
         tmp_path,
         edit(MINIMAL, 'format = "<H"\n', ""),
-        r"missing required key 'format' in \[\[streams.channels\]\] #1",
+        r"missing required field `format` - at `\$.streams\[0\].channels\[0\]`",
     )
 
 
@@ -216,7 +215,7 @@ def test_missing_unit(tmp_path: Path) -> None:
     fails(
         tmp_path,
         edit(MINIMAL, 'unit = "count"\n', ""),
-        r"missing required key 'unit' in \[\[streams\]\] #1",
+        r"missing required field `unit` - at `\$.streams\[0\]`",
     )
 
 
@@ -296,13 +295,15 @@ def test_bad_kind(tmp_path: Path) -> None:
     fails(
         tmp_path,
         edit(MINIMAL, 'kind = "pressure"', 'kind = "squeeze"'),
-        r"kind 'squeeze' is not one of: pressure",
+        r"Invalid enum value 'squeeze' - at `\$.streams\[0\].kind`",
     )
 
 
 def test_bad_rate(tmp_path: Path) -> None:
     fails(
-        tmp_path, edit(MINIMAL, "rate_hz = 25", "rate_hz = -1"), r"rate_hz must be positive, got -1"
+        tmp_path,
+        edit(MINIMAL, "rate_hz = 25", "rate_hz = -1"),
+        r"Expected `float` > 0.0 - at `\$.streams\[0\].rate_hz`",
     )
 
 
@@ -340,7 +341,7 @@ def test_wrong_type_for_table(tmp_path: Path) -> None:
     fails(
         tmp_path,
         'driver = "x"\n' + MINIMAL.split("[match]", 1)[1].join(["[match]", ""]),
-        r"\[driver\] must be a table",
+        r"Expected `object`, got `str` - at `\$.driver`",
     )
 
 
@@ -512,7 +513,8 @@ def test_driver_from_dict_and_registry(tmp_path: Path) -> None:
     }
     d = driver_from_dict(data, "inline")
     assert d.info.service_uuids == ("0000180d-0000-1000-8000-00805f9b34fb",)
-    with pytest.raises(DriverConfigError, match=r"^inline: missing required key 'name'"):
+    empty = r"^inline: Expected `array` of length >= 1 - at `\$.streams\[0\].channels`"
+    with pytest.raises(DriverConfigError, match=empty):
         driver_from_dict({**data, "streams": [{"unit": "u", "channels": []}]}, "inline")
     reg = Registry([KGoalDriver()])
     reg.load_toml([EXAMPLES])
@@ -521,6 +523,6 @@ def test_driver_from_dict_and_registry(tmp_path: Path) -> None:
     write(tmp_path, edit(MINIMAL, 'unit = "count"\n', ""), "bad.toml")
     reg = Registry()
     reg.load_toml([tmp_path])  # in a folder: skipped, listed as broken
-    assert "bad.toml: missing required key 'unit'" in reg.broken[tmp_path / "bad.toml"]
-    with pytest.raises(DriverConfigError, match=r"bad.toml: missing required key 'unit'"):
+    assert "bad.toml: Object missing required field `unit`" in reg.broken[tmp_path / "bad.toml"]
+    with pytest.raises(DriverConfigError, match=r"bad.toml: Object missing required field `unit`"):
         Registry().load_toml([tmp_path / "bad.toml"])  # named on its own: refused

@@ -46,22 +46,26 @@ shipped in ``devices/drivers/examples/kgoal.toml``)::
 
 Writes go only to characteristics the file names; the driver's
 ``writable_chars`` are exactly the targets of its ``start``/``stop`` writes.
-Every problem raises :class:`~devices.errors.DriverConfigError` naming the
-file, the table and the key. Support level: ``user-defined``.
+The file's shape (tables, keys, types, ranges) is stated as data in
+:class:`DriverFile` and checked by msgspec; the checks across tables follow in
+:func:`driver_from_dict`. Every problem raises
+:class:`~devices.errors.DriverConfigError` naming the file and the field
+(``$.streams[0].rate_hz``) or the table and key. Support level: ``user-defined``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import struct
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
 from devices.drivers.base import (
     CharFilter,
@@ -254,24 +258,98 @@ class DeclarativeDriver(Driver):
             await io.write(w.char, w.data, response=w.response)
 
 
-# ---------------------------------------------------------------- validation
+# ---------------------------------------------------------------- the file's schema
+
+#: No BLE sensor notifies faster than this; a larger rate is a typo (or an attack).
+MAX_RATE_HZ = 10_000.0
+#: Reading a characteristic less often than hourly is not a stream.
+MAX_POLL_INTERVAL_S = 3600.0
+
+_Text = Annotated[str, Meta(min_length=1)]
+_Rate = Annotated[float, Meta(gt=0, le=MAX_RATE_HZ)]
+_Interval = Annotated[float, Meta(ge=1.0 / MAX_RATE_HZ, le=MAX_POLL_INTERVAL_S)]
+#: A finite factor or offset (the bounds also refuse nan and inf).
+_Real = Annotated[float, Meta(ge=-1e12, le=1e12)]
+_Count = Annotated[int, Meta(ge=1)]
+_Offset = Annotated[int, Meta(ge=0)]
+
+
+class _Table(msgspec.Struct, forbid_unknown_fields=True):
+    """A TOML table: unknown keys are errors (a typo must not pass silently)."""
+
+
+class DriverTable(_Table):
+    """``[driver]``."""
+
+    id: _Text
+    title: _Text | None = None
+    notes: str = ""
+    battery: bool = False
+
+
+class MatchTable(_Table):
+    """``[match]``: regular expressions on the advertised name, service UUIDs."""
+
+    names: list[_Text] = []
+    services: list[str] = []
+
+
+class SourceTable(_Table):
+    """``[source]``: ``notify = name``, or ``poll = name`` with ``poll_interval_s``."""
+
+    notify: str | None = None
+    poll: str | None = None
+    poll_interval_s: _Interval | None = None
+
+
+class WriteTable(_Table):
+    """One ``[[start]]`` or ``[[stop]]`` write."""
+
+    char: str
+    hex: _Text
+    response: bool = False
+
+
+class ChannelTable(_Table):
+    """One ``[[streams.channels]]``: value = raw * scale + offset_add."""
+
+    name: _Text
+    offset: _Offset
+    format: str
+    scale: _Real = 1.0
+    offset_add: _Real = 0.0
+
+
+class StreamTable(_Table):
+    """One ``[[streams]]``."""
+
+    name: _Text
+    unit: _Text
+    channels: Annotated[list[ChannelTable], Meta(min_length=1)]
+    kind: StreamKind = StreamKind.OTHER
+    rate_hz: _Rate | None = None
+    samples_per_packet: _Count = 1
+    stride: _Count | None = None
+    min_len: _Count | None = None
+
+
+class DriverFile(_Table):
+    """A whole driver file; :func:`driver_from_dict` adds the checks across tables."""
+
+    driver: DriverTable
+    match: MatchTable
+    characteristics: Annotated[dict[str, str], Meta(min_length=1)]
+    source: SourceTable
+    streams: Annotated[list[StreamTable], Meta(min_length=1)]
+    start: list[WriteTable] = []
+    stop: list[WriteTable] = []
+
+
+# ---------------------------------------------------------------- checks across tables
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
-
-_TABLES: dict[str, tuple[set[str], set[str]]] = {
-    # table: (required keys, optional keys)
-    "": ({"driver", "match", "characteristics", "source", "streams"}, {"start", "stop"}),
-    "driver": ({"id"}, {"title", "notes", "battery"}),
-    "match": (set(), {"names", "services"}),
-    "source": (set(), {"notify", "poll", "poll_interval_s"}),
-    "start": ({"char", "hex"}, {"response"}),
-    "stop": ({"char", "hex"}, {"response"}),
-    "streams": (
-        {"name", "unit", "channels"},
-        {"kind", "rate_hz", "samples_per_packet", "stride", "min_len"},
-    ),
-    "streams.channels": ({"name", "offset", "format"}, {"scale", "offset_add"}),
-}
+# C0, DEL and C1 controls: an escape sequence in a title would reach the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class _Checker:
@@ -281,62 +359,13 @@ class _Checker:
     def fail(self, msg: str) -> DriverConfigError:
         return DriverConfigError(f"{self.where}: {msg}")
 
-    def table(self, obj: Any, name: str, label: str | None = None) -> Mapping[str, Any]:
-        label = label or f"[{name}]"
-        if not isinstance(obj, Mapping):
-            raise self.fail(f"{label} must be a table, got {type(obj).__name__}")
-        required, optional = _TABLES[name]
-        shown = "the top level" if name == "" else label
-        for key in obj:
-            if key not in required | optional:
-                known = ", ".join(sorted(required | optional))
-                raise self.fail(f"unknown key {key!r} in {shown} (known keys: {known})")
-        for key in sorted(required):
-            if key not in obj:
-                raise self.fail(f"missing required key {key!r} in {shown}")
-        return obj
+    def text(self, value: str, label: str, *, lines: bool = False) -> str:
+        """``value``, refused when it holds control characters (newlines with ``lines``)."""
+        if _CONTROL.search(value.replace("\n", "") if lines else value):
+            raise self.fail(f"{label} must not hold control characters, got {value!r}")
+        return value
 
-    def string(
-        self, obj: Mapping[str, Any], key: str, label: str, *, lines: bool = False
-    ) -> str:
-        v = obj[key]
-        if not isinstance(v, str) or not v:
-            raise self.fail(f"{label} {key} must be a non-empty string, got {v!r}")
-        # Text reaches the terminal: no escape sequences or other control characters.
-        allowed = "\n" if lines else ""
-        if not all(ch.isprintable() or ch in allowed for ch in v):
-            raise self.fail(f"{label} {key} must not hold control characters, got {v!r}")
-        return v
-
-    def number(
-        self,
-        obj: Mapping[str, Any],
-        key: str,
-        label: str,
-        *,
-        positive: bool = False,
-        maximum: float | None = None,
-    ) -> float:
-        v = obj[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail(f"{label} {key} must be a number, got {v!r}")
-        if not math.isfinite(v):
-            raise self.fail(f"{label} {key} must be a finite number, got {v!r}")
-        if positive and not v > 0:
-            raise self.fail(f"{label} {key} must be positive, got {v!r}")
-        if maximum is not None and v > maximum:
-            raise self.fail(f"{label} {key} must be at most {maximum:g}, got {v!r}")
-        return float(v)
-
-    def integer(self, obj: Mapping[str, Any], key: str, label: str, *, minimum: int = 0) -> int:
-        v = obj[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self.fail(f"{label} {key} must be an integer >= {minimum}, got {v!r}")
-        return int(v)
-
-    def uuid(self, value: Any, label: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(f"{label} must be a UUID string, got {value!r}")
+    def uuid(self, value: str, label: str) -> str:
         if short_uuid_form(value) is not None:
             return value.strip().lower().removeprefix("0x")
         try:
@@ -345,238 +374,185 @@ class _Checker:
             raise self.fail(f"{label} = {value!r} is not a UUID") from None
 
 
-#: No BLE sensor notifies faster than this; a larger rate is a typo (or an attack).
-MAX_RATE_HZ = 10_000.0
-#: Reading a characteristic less often than hourly is not a stream.
-MAX_POLL_INTERVAL_S = 3600.0
-
-
 def driver_from_dict(data: Mapping[str, Any], where: str = "<driver>") -> DeclarativeDriver:
     """Build a declarative driver from parsed TOML.
+
+    The shape of the file (tables, keys, types, ranges) is :class:`DriverFile`;
+    the checks across tables (names referring to characteristics, layouts
+    fitting the packet) follow.
 
     Raises
     ------
     DriverConfigError
-        Naming ``where``, the table and the key of the first problem found.
+        Naming ``where`` and the field of the first problem found
+        (``$.streams[0].rate_hz`` for the first stream's rate).
     """
+    try:
+        f = msgspec.convert(data, DriverFile, strict=True)
+    except msgspec.ValidationError as exc:
+        raise DriverConfigError(f"{where}: {exc}") from None
     c = _Checker(where)
-    top = c.table(data, "")
-    driver_id, title, notes, battery = _driver_table(c, top["driver"])
-    names, service_uuids = _match_table(c, top["match"])
-    chars = _characteristics(c, top["characteristics"])
-    source_char, poll_interval = _source_table(c, top["source"], chars)
-    start_writes = _writes(c, top, "start", chars)
-    stop_writes = _writes(c, top, "stop", chars)
-    streams_raw = top["streams"]
-    if not isinstance(streams_raw, list) or not streams_raw:
-        raise c.fail("[[streams]] must be an array with at least one stream")
+    _check_driver(c, f.driver)
+    service_uuids = _check_match(c, f.match)
+    chars = {k: c.uuid(v, f"[characteristics] {k}") for k, v in f.characteristics.items()}
+    source_char, poll_interval = _check_source(c, f.source, chars)
+    start_writes = _writes(c, f.start, "start", chars)
+    stop_writes = _writes(c, f.stop, "stop", chars)
     layouts: list[StreamLayout] = []
-    for si, st_raw in enumerate(streams_raw, 1):
-        layout = _stream(c, st_raw, si, poll_interval)
+    for st in f.streams:
+        layout = _stream(c, st, poll_interval)
         if any(x.spec.name == layout.spec.name for x in layouts):
             raise c.fail(f"[[streams]] {layout.spec.name!r} is defined twice")
         layouts.append(layout)
     writable = tuple(dict.fromkeys(w.char for w in (*start_writes, *stop_writes)))
     info = DriverInfo(
-        id=driver_id,
-        title=title,
+        id=f.driver.id,
+        title=f.driver.title or f.driver.id,
         support=SupportLevel.USER_DEFINED,
-        name_patterns=tuple(names),
+        name_patterns=tuple(f.match.names),
         service_uuids=tuple(service_uuids),
         streams=tuple(s.spec for s in layouts),
         notify_chars=(source_char,) if poll_interval is None else (),
         poll_chars=((source_char, poll_interval),) if poll_interval is not None else (),
         writable_chars=writable,
-        battery=battery,
-        notes=notes,
+        battery=f.driver.battery,
+        notes=f.driver.notes,
     )
     return DeclarativeDriver(info, source_char, layouts, start_writes, stop_writes)
 
 
-def _driver_table(c: _Checker, raw: Any) -> tuple[str, str, str, bool]:
-    """``[driver]``: id, title, notes, battery."""
-    drv = c.table(raw, "driver")
-    driver_id = c.string(drv, "id", "[driver]")
-    if not _ID.fullmatch(driver_id):
-        raise c.fail(f"[driver] id {driver_id!r} must be lower-case letters, digits and '-'")
-    title = c.string(drv, "title", "[driver]") if "title" in drv else driver_id
-    notes = c.string(drv, "notes", "[driver]", lines=True) if "notes" in drv else ""
-    battery = drv.get("battery", False)
-    if not isinstance(battery, bool):
-        raise c.fail(f"[driver] battery must be true or false, got {battery!r}")
-    return driver_id, title, notes, battery
+def _check_driver(c: _Checker, drv: DriverTable) -> None:
+    if not _ID.fullmatch(drv.id):
+        raise c.fail(f"[driver] id {drv.id!r} must be lower-case letters, digits and '-'")
+    if drv.title is not None:
+        c.text(drv.title, "[driver] title")
+    c.text(drv.notes, "[driver] notes", lines=True)
 
 
-def _match_table(c: _Checker, raw: Any) -> tuple[list[str], list[str]]:
-    """``[match]``: name patterns and service UUIDs (at least one of them)."""
-    match = c.table(raw, "match")
-    names = match.get("names", [])
-    services = match.get("services", [])
-    if not isinstance(names, list) or not all(
-        isinstance(n, str) and n and n.isprintable() for n in names
-    ):
-        raise c.fail(f"[match] names must be a list of non-empty strings, got {names!r}")
-    if not isinstance(services, list):
-        raise c.fail(f"[match] services must be a list of UUIDs, got {services!r}")
-    if not names and not services:
+def _check_match(c: _Checker, match: MatchTable) -> list[str]:
+    """The service UUIDs (SIG short forms expanded); the name patterns compile."""
+    if not match.names and not match.services:
         raise c.fail("[match] needs at least one of 'names' or 'services'")
-    for n in names:
+    for n in match.names:
+        c.text(n, "[match] names")
         try:
             re.compile(n)
         except re.error as exc:
             raise c.fail(f"[match] names: {n!r} is not a regular expression ({exc})") from None
     service_uuids = []
-    for i, s in enumerate(services):
+    for i, s in enumerate(match.services):
         u = c.uuid(s, f"[match] services[{i}]")
         if short_uuid_form(u) is not None:
             u = normalize_uuid(u)  # advertisements carry SIG short forms as such
         service_uuids.append(u)
-    return names, service_uuids
+    return service_uuids
 
 
-def _characteristics(c: _Checker, raw: Any) -> dict[str, str]:
-    """``[characteristics]``: name -> UUID (or a short form matched on discovery)."""
-    if not isinstance(raw, Mapping) or not raw:
-        raise c.fail("[characteristics] must be a table naming at least one characteristic")
-    return {str(k): c.uuid(v, f"[characteristics] {k}") for k, v in raw.items()}
-
-
-def _char_ref(c: _Checker, chars: Mapping[str, str], value: Any, label: str) -> str:
-    if not isinstance(value, str) or value not in chars:
+def _char_ref(c: _Checker, chars: Mapping[str, str], value: str, label: str) -> str:
+    if value not in chars:
         named = ", ".join(sorted(chars))
         raise c.fail(f"{label} {value!r} is not named in [characteristics] (named: {named})")
     return chars[value]
 
 
-def _source_table(
-    c: _Checker, raw: Any, chars: Mapping[str, str]
+def _check_source(
+    c: _Checker, src: SourceTable, chars: Mapping[str, str]
 ) -> tuple[str, float | None]:
-    """``[source]``: the data characteristic and, for a polled one, the interval."""
-    src = c.table(raw, "source")
-    if ("notify" in src) == ("poll" in src):
+    """The data characteristic and, for a polled one, the interval."""
+    if (src.notify is None) == (src.poll is None):
         raise c.fail("[source] needs exactly one of 'notify' or 'poll'")
-    if "notify" in src:
-        if "poll_interval_s" in src:
+    if src.notify is not None:
+        if src.poll_interval_s is not None:
             raise c.fail("[source] poll_interval_s goes with 'poll', not 'notify'")
-        return _char_ref(c, chars, src["notify"], "[source] notify ="), None
-    source_char = _char_ref(c, chars, src["poll"], "[source] poll =")
-    if "poll_interval_s" not in src:
+        return _char_ref(c, chars, src.notify, "[source] notify ="), None
+    assert src.poll is not None
+    source_char = _char_ref(c, chars, src.poll, "[source] poll =")
+    if src.poll_interval_s is None:
         raise c.fail("missing required key 'poll_interval_s' in [source] (with 'poll')")
-    interval = c.number(src, "poll_interval_s", "[source]", positive=True,
-                        maximum=MAX_POLL_INTERVAL_S)
-    if interval < 1.0 / MAX_RATE_HZ:
-        raise c.fail(f"[source] poll_interval_s must be at least {1.0 / MAX_RATE_HZ:g} s, "
-                     f"got {interval!r}")
-    return source_char, interval
+    return source_char, src.poll_interval_s
 
 
-def _writes(c: _Checker, top: Mapping[str, Any], key: str, chars: Mapping[str, str]) -> list[Write]:
+def _writes(
+    c: _Checker, items: list[WriteTable], key: str, chars: Mapping[str, str]
+) -> list[Write]:
     """``[[start]]`` or ``[[stop]]``: writes, only to named characteristics."""
-    items = top.get(key, [])
-    if not isinstance(items, list):
-        raise c.fail(f"[[{key}]] must be an array of tables")
     out = []
-    for i, item in enumerate(items, 1):
+    for i, w in enumerate(items, 1):
         label = f"[[{key}]] #{i}"
-        w = c.table(item, key, label)
-        target = w["char"]
-        if not isinstance(target, str) or target not in chars:
+        if w.char not in chars:
             raise c.fail(
-                f"{label} writes to {target!r}, which [characteristics] does not name "
+                f"{label} writes to {w.char!r}, which [characteristics] does not name "
                 f"(named: {', '.join(sorted(chars))})"
             )
-        text = c.string(w, "hex", label)
         try:
-            payload = bytes.fromhex(text.replace(":", " "))
+            payload = bytes.fromhex(w.hex.replace(":", " "))
         except ValueError:
-            raise c.fail(f"{label} hex {text!r} is not hexadecimal bytes") from None
+            raise c.fail(f"{label} hex {w.hex!r} is not hexadecimal bytes") from None
         if not payload:
             raise c.fail(f"{label} hex is empty")
-        response = w.get("response", False)
-        if not isinstance(response, bool):
-            raise c.fail(f"{label} response must be true or false, got {response!r}")
-        out.append(Write(chars[target], payload, response))
+        out.append(Write(chars[w.char], payload, w.response))
     return out
 
 
-def _stream(c: _Checker, raw: Any, si: int, poll_interval: float | None) -> StreamLayout:
+def _stream(c: _Checker, st: StreamTable, poll_interval: float | None) -> StreamLayout:
     """One ``[[streams]]`` table: spec, channels, samples per packet and length."""
-    st = c.table(raw, "streams", f"[[streams]] #{si}")
-    sname = c.string(st, "name", f"[[streams]] #{si}")
-    label = f"[[streams]] {sname!r}"
-    unit = c.string(st, "unit", label)
-    kind_text = st.get("kind", "other")
-    try:
-        kind = StreamKind(kind_text)
-    except ValueError:
-        kinds = ", ".join(k.value for k in StreamKind)
-        raise c.fail(f"{label} kind {kind_text!r} is not one of: {kinds}") from None
-    if "rate_hz" in st:
-        rate = c.number(st, "rate_hz", label, positive=True, maximum=MAX_RATE_HZ)
+    label = f"[[streams]] {st.name!r}"
+    c.text(st.name, "[[streams]] name")
+    c.text(st.unit, f"{label} unit")
+    if st.rate_hz is not None:
+        rate = st.rate_hz
     elif poll_interval is not None:
         rate = 1.0 / poll_interval
     else:
         raise c.fail(f"missing required key 'rate_hz' in {label} (a notify source)")
-    spp = c.integer(st, "samples_per_packet", label, minimum=1) if "samples_per_packet" in st else 1
-    stride = c.integer(st, "stride", label, minimum=1) if "stride" in st else 0
-    if spp > 1 and stride == 0:
+    stride = st.stride or 0
+    if st.samples_per_packet > 1 and stride == 0:
         raise c.fail(f"missing required key 'stride' in {label} (samples_per_packet > 1)")
-    chans_raw = st["channels"]
-    if not isinstance(chans_raw, list) or not chans_raw:
-        raise c.fail(f"{label} channels must be an array with at least one channel")
     channels: list[ChannelLayout] = []
-    for ci, ch_raw in enumerate(chans_raw, 1):
-        lay = _channel(c, ch_raw, f"[[streams.channels]] #{ci} of {label}", label)
+    for ch in st.channels:
+        lay = _channel(c, ch, label)
         if any(x.name == lay.name for x in channels):
             raise c.fail(f"channel {lay.name!r} of {label} is defined twice")
         channels.append(lay)
-    min_len = _min_len(c, st, label, channels, spp, stride)
-    spec = StreamSpec(sname, kind, tuple(lay.name for lay in channels), unit, rate)
-    return StreamLayout(spec, tuple(channels), spp, stride, min_len)
+    min_len = _min_len(c, st, label, channels, stride)
+    spec = StreamSpec(st.name, st.kind, tuple(lay.name for lay in channels), st.unit, rate)
+    return StreamLayout(spec, tuple(channels), st.samples_per_packet, stride, min_len)
 
 
-def _channel(c: _Checker, raw: Any, where: str, stream_label: str) -> ChannelLayout:
-    """One ``[[streams.channels]]`` table: offset, struct format, scale."""
-    ch = c.table(raw, "streams.channels", where)
-    cname = c.string(ch, "name", where)
-    clabel = f"channel {cname!r} of {stream_label}"
-    offset = c.integer(ch, "offset", clabel)
-    fmt = c.string(ch, "format", clabel)
-    m = _FORMAT.fullmatch(fmt)
+def _channel(c: _Checker, ch: ChannelTable, stream_label: str) -> ChannelLayout:
+    """One channel: its struct format is one value with a byte order."""
+    clabel = f"channel {ch.name!r} of {stream_label}"
+    c.text(ch.name, f"{clabel} name")
+    m = _FORMAT.fullmatch(ch.format)
     if m is None:
         raise c.fail(
-            f"{clabel} format {fmt!r} is not one struct value (e.g. '<h', '>H', 'B', '<f')"
+            f"{clabel} format {ch.format!r} is not one struct value (e.g. '<h', '>H', 'B', '<f')"
         )
-    if struct.calcsize(fmt) > 1 and m.group(1) == "":
-        raise c.fail(f"{clabel} format {fmt!r} needs a byte order: '<{fmt}' or '>{fmt}'")
-    scale = c.number(ch, "scale", clabel) if "scale" in ch else 1.0
-    add = c.number(ch, "offset_add", clabel) if "offset_add" in ch else 0.0
-    return ChannelLayout(cname, offset, fmt, scale, add)
+    if struct.calcsize(ch.format) > 1 and m.group(1) == "":
+        raise c.fail(
+            f"{clabel} format {ch.format!r} needs a byte order: '<{ch.format}' or '>{ch.format}'"
+        )
+    return ChannelLayout(ch.name, ch.offset, ch.format, ch.scale, ch.offset_add)
 
 
 def _min_len(
-    c: _Checker,
-    st: Mapping[str, Any],
-    label: str,
-    channels: Sequence[ChannelLayout],
-    spp: int,
-    stride: int,
+    c: _Checker, st: StreamTable, label: str, channels: Sequence[ChannelLayout], stride: int
 ) -> int:
     """The packet length below which a packet is malformed (default: what the layout reads)."""
+    spp = st.samples_per_packet
     ends = {lay.name: lay.offset + (spp - 1) * stride + lay.size for lay in channels}
-    if "min_len" not in st:
+    if st.min_len is None:
         return max(ends.values())
-    min_len = c.integer(st, "min_len", label, minimum=1)
     for lay in channels:
         end = ends[lay.name]
-        if end > min_len:
+        if end > st.min_len:
             raise c.fail(
                 f"channel {lay.name!r} of {label} reads bytes {lay.offset}..{end - 1} "
                 f"(format {lay.format!r} is {lay.size} bytes"
                 + (f", {spp} samples {stride} bytes apart" if spp > 1 else "")
-                + f") but min_len is {min_len}"
+                + f") but min_len is {st.min_len}"
             )
-    return min_len
+    return st.min_len
 
 
 def load_toml_driver(path: Path | str) -> DeclarativeDriver:
