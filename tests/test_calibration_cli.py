@@ -146,3 +146,27 @@ def test_steps_reach_the_window_calibration_screen(qtbot: Any) -> None:
     prompter.show_step(sched[2].step.text, 5.0)
     assert view.prompt_label.text() == "squeeze as hard as you comfortably can (1)"
     assert view.progress.value() == 0
+
+
+def test_terminal_countdown_clears_its_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: "\r" alone left the end of a longer text behind ("...   1 s s ce").
+    import os
+
+    from biofeedback.cli.calibrate_cmds import StepPrompter, countdown_line
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((60, 24)))
+    prompter = StepPrompter(9)
+    prompter.tty = True
+    prompter._number = 1
+    prompter.show_step("squeeze as hard as you comfortably can, then let go fully", 12.0)
+    prompter.show_step("squeeze as hard as you comfortably can, then let go fully", 1.0)
+    prompter._number = 2
+    prompter.show_step("rest", 5.0)
+    err = capsys.readouterr().err
+    draws = [d for d in err.split("\r") if d.strip()]
+    assert all(d.rstrip("\n").endswith("\x1b[K") for d in draws)  # the rest of the line erased
+    assert all(len(d.rstrip("\n").removesuffix("\x1b[K")) < 60 for d in draws)  # never wraps
+    assert err.count("\n") == 1  # the finished step keeps its own line
+    assert countdown_line("[ 2/9] rest", 5, 80) == "\r[ 2/9] rest ...   5 s\x1b[K"

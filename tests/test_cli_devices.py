@@ -170,3 +170,9 @@ def test_drivers_json_lists_every_driver(cli: Cli) -> None:
     assert ids["polar-h10"]["rates"]["ecg"] == 130
     assert ids["perifit"]["channels"]["pressure"] == ["base", "tip"]
     assert ids["kgoal"]["support"] == "reverse-engineered"
+
+
+def test_capture_output_has_help(cli: Cli) -> None:
+    r = cli("capture", "--help")
+    assert r.returncode == 0
+    assert "JSON-lines file to write" in r.stdout

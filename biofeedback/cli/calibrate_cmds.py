@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,17 @@ def profiles_dir() -> Path:
     return data_dir() / "profiles"
 
 
+def countdown_line(head: str, left: int, columns: int) -> str:
+    """One redraw of the countdown: back to the line start, cut to the terminal's
+    width (a wrapped line cannot be redrawn in place), and the rest of the line
+    erased (a shorter text would leave the end of the longer one behind)."""
+    tail = f" ... {left:3d} s"
+    room = max(columns - 1 - len(tail), 8)
+    if len(head) > room:
+        head = head[: room - 3] + "..."
+    return f"\r{head}{tail}\x1b[K"
+
+
 class StepPrompter:
     """Where the steps are shown: stderr (a line per step, a countdown on a TTY) and,
     when set, the window's calibration screen (``view``, a ``CalibrationView``)."""
@@ -80,7 +92,10 @@ class StepPrompter:
             return
         head = f"[{self._number:2d}/{self.total}] {prompt}"
         if self.tty:
-            click.echo(f"\r{head} ... {left:3d} s ", err=True, nl=False)
+            if self._shown and prompt != self._shown:
+                click.echo("", err=True)  # the finished step keeps its line
+            click.echo(countdown_line(head, left, shutil.get_terminal_size().columns),
+                       err=True, nl=False, color=True)  # (click would strip the erase code)
         elif prompt != self._shown:
             click.echo(f"{head} ({left} s)", err=True)
         self._shown = prompt

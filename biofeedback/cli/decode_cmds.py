@@ -263,7 +263,9 @@ def _decode_all(driver: Driver, items: list[tuple[float | None, str, str]]) -> t
 
 @cli.command()
 @click.argument("target", metavar="DEVICE")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The JSON-lines file to write: one {t_host, char, hex} per notification "
+                   "(readable only by you; an existing file needs --force).")
 @click.option("--duration", type=SESSION_S, default=30.0, show_default=True,
               help="Seconds to record.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
