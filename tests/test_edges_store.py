@@ -266,3 +266,82 @@ def test_a_suspended_recording_is_not_taken_for_an_interrupted_one(
     with Store(store_path()) as store:
         assert store.session(sid).status == "interrupted"  # the OS let go of its lock
     assert clean(cli("delete", str(sid), "--yes")).returncode == 0
+
+
+# -- 13.4, 13.6: foreign, damaged, read-only and misplaced stores -------------------------
+
+FOREIGN_WAL = r"""
+import os, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("CREATE TABLE notes (t TEXT)")
+c.execute("INSERT INTO notes VALUES ('not yours')")
+os._exit(0)  # leave the -wal as a live application would
+"""
+
+
+def test_a_foreign_wal_database_is_really_left_untouched(cli: Cli) -> None:
+    sp = store_path()  # (its folder is made by looking it up)
+    subprocess.run([sys.executable, "-c", FOREIGN_WAL, str(sp)], check=True)
+    wal = Path(f"{sp}-wal")
+    assert wal.exists()
+    before = (digest(sp), digest(wal))
+    for args in (["sessions"], ["data"], ["show", "1"]):
+        run = clean(cli(*args))
+        assert run.returncode == 1 and "another application" in run.stderr, run
+    assert wal.exists() and (digest(sp), digest(wal)) == before  # not checkpointed
+
+
+def test_a_directory_at_the_store_path(cli: Cli) -> None:
+    store_path().mkdir()
+    run = clean(cli("sessions"))
+    assert run.returncode == 1 and "is a directory" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_bit_flips_are_named_and_the_store_can_still_be_wiped(cli: Cli) -> None:
+    record()
+    sp = store_path()
+    data = bytearray(sp.read_bytes())
+    for k in range(4096 + 200, len(data), 97):  # schema and rows, not the header
+        data[k] ^= 0x55
+    sp.write_bytes(bytes(data))
+    before = digest(sp)
+    for args in (["sessions"], ["show", "1"], ["data"], ["export", "1", "--format", "json"]):
+        run = clean(cli(*args))
+        assert run.returncode == 1 and str(sp) in run.stderr, run
+        assert "damaged" in run.stderr or "corrupt" in run.stderr
+    assert digest(sp) == before
+    run = clean(cli("data", "wipe", "--yes"))
+    assert run.returncode == 0 and not sp.exists()
+
+
+def _chattr(flag: str, path: Path) -> None:
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"chattr {flag} is not available here: {done.stderr!r}")
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_read_only_commands_work_on_a_read_only_store(cli: Cli, what: str) -> None:
+    # Immutable even for root: the honest way to test a read-only store in CI. Recorded
+    # by another process, as a user's store is (SQLite keeps per-process state of files
+    # this process has written).
+    root = str(Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", "from tests.test_edges_store import record; record()"],
+                   check=True, cwd=root)
+    sid = 1
+    sp = store_path()
+    target = sp if what == "file" else sp.parent
+    _chattr("+i", target)
+    try:
+        before = digest(sp)
+        run = clean(cli("sessions", "--json"))
+        assert run.returncode == 0, run
+        assert json.loads(run.stdout)[0]["id"] == sid
+        assert clean(cli("show", str(sid))).returncode == 0
+        assert clean(cli("data")).returncode == 0
+        run = clean(cli("delete", str(sid), "--yes"))
+        assert run.returncode == 1 and "read-only" in run.stderr, run
+        assert digest(sp) == before
+    finally:
+        _chattr("-i", target)

@@ -15,6 +15,7 @@ import functools
 import importlib
 import logging
 import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -244,6 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except sqlite3.DatabaseError as exc:  # damage found while reading the store
+        _fail(f"the store could not be read ({exc}): it may be damaged; 'biofeedback data' "
+              "says where it is", 1, json_mode, verbose)
     except Exception as exc:  # an unexpected bug: still one line unless -v
         _fail(f"internal error: {type(exc).__name__}: {exc}", 1, json_mode, verbose)
     sys.exit(0)

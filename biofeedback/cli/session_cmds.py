@@ -18,6 +18,7 @@ from biofeedback.export import FORMATS, default_path, export_session
 from biofeedback.export.common import Progress, check_target, private_file
 from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
 from biofeedback.store import SessionInfo, Store, StoreError
+from biofeedback.store.sessions import recording_lock_held
 from devices.errors import InputError
 
 __all__ = ["data", "delete", "export", "sessions", "show"]
@@ -369,17 +370,35 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
         _say(f"session {s['id']}: no {s['format']} ({s['reason']})")
 
 
+def _recording_now(sp: Path) -> list[int]:
+    """Sessions whose recording process is alive, told by their OS locks.
+
+    The store itself is not opened: a damaged store can still be wiped.
+    """
+    held: list[int] = []
+    for p in sorted(Path(f"{sp}.locks").glob("session-*.lock")):
+        state = recording_lock_held(p)
+        if state is None and sp.exists():  # no OS locks here: ask the store
+            try:
+                with Store(sp) as store:
+                    return [i.id for i in store.sessions() if i.status == "recording"]
+            except (StoreError, sqlite3.DatabaseError):
+                return []
+        sid = p.stem.removeprefix("session-")
+        if state and sid.isdigit():
+            held.append(int(sid))
+    return held
+
+
 @data.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @command_options()
 def wipe(app: AppContext, yes: bool) -> None:
     """Delete every session, known device, profile and the log (asks first)."""
     sp = store_path()
-    if sp.exists():
-        with _open_store(sp) as store:
-            live = [i for i in store.sessions() if i.status == "recording"]
-        if live:
-            raise InputError(f"session {live[0].id} is being recorded right now; stop it first")
+    live = _recording_now(sp)
+    if live:
+        raise InputError(f"session {live[0]} is being recorded right now; stop it first")
     targets = [p for p in (sp, Path(f"{sp}-wal"), Path(f"{sp}-shm"), Path(f"{sp}.locks"),
                            _profiles_dir(), log_file()) if p.exists()]
     if not targets:

@@ -20,6 +20,7 @@ import os
 import sqlite3
 import stat
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -212,6 +213,11 @@ def _create_file(path: Path) -> None:
     os.close(fd)
 
 
+def _writable(path: Path) -> bool:
+    """The file and its folder can be written (WAL keeps two files beside it)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
 def _split_sql(script: str) -> list[str]:
     """The statements of a migration script (executescript would commit our transaction)."""
     out: list[str] = []
@@ -269,21 +275,62 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        #: True when the file or its folder cannot be written: reading works, writing says why.
+        self.readonly = False
         _check_file(self.path)
         if not self.path.exists():
-            _create_file(self.path)
+            try:
+                _create_file(self.path)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the store {self.path}: {exc.strerror or exc}"
+                ) from None
+        # Identify the file on a read-only connection first: a foreign database is
+        # never written (not even checkpointed) before we know it is ours.
+        self.conn = self._connect(readonly=True)
         try:
-            self.conn = sqlite3.connect(
-                self.path, timeout=self.BUSY_TIMEOUT_S, isolation_level=None
-            )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
-        self.conn.row_factory = sqlite3.Row
-        try:
-            self._open()
+            header = self._identify()
+            if _writable(self.path):
+                self.conn.close()
+                self.conn = self._connect(readonly=False)
+                self._open()
+            elif header.version < len(MIGRATIONS):
+                raise StoreError(f"{self.path} is read-only and needs an upgrade to this "
+                                 "version's format: make it writable once")
+            else:
+                self.readonly = True
+                self.conn.execute("PRAGMA foreign_keys=ON")
         except BaseException:
             self.conn.close()
             raise
+
+    def _identify(self) -> _Header:
+        """The header, on the read-only connection.
+
+        In a read-only folder SQLite cannot create the WAL index beside the
+        file; with no ``-wal`` there, nobody is writing, so the file is read
+        as immutable.
+        """
+        try:
+            return self._header(lock=False)
+        except StoreError:
+            folder = self.path.parent
+            if Path(f"{self.path}-wal").exists() or os.access(folder, os.W_OK | os.X_OK):
+                raise
+        self.conn.close()
+        self.conn = self._connect(readonly=True, immutable=True)
+        return self._header(lock=False)
+
+    def _connect(self, *, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute()))
+        uri += "?mode=ro&immutable=1" if immutable else "?mode=ro" if readonly else "?mode=rw"
+        try:
+            conn = sqlite3.connect(uri, uri=True,
+                                   timeout=self.BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        return conn
 
     def _open(self) -> None:
         """Identify the file, migrate it if needed, then switch it to WAL."""
@@ -328,7 +375,11 @@ class Store:
                 finally:
                     self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is corrupt or not a biofeedback store: {exc}") from exc
+            if "unable to open" in str(exc):
+                raise StoreError(f"{self.path}: cannot open the store ({exc}); check the "
+                                 "permissions of the file and its folder") from None
+            raise StoreError(f"{self.path} is corrupt or not a biofeedback store ({exc}); "
+                             "left untouched") from None
         if header.app_id != APPLICATION_ID and (header.has_tables or header.version):
             raise StoreError(
                 f"{self.path} is an SQLite file of another application; left untouched"
@@ -374,7 +425,16 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
+
+        Raises
+        ------
+        StoreError
+            When the store is read-only.
+        """
+        if self.readonly:
+            raise StoreError(f"{self.path} is read-only (the file or its folder): this command "
+                             "needs to write to it")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
