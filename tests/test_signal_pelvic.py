@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from scipy import signal as sps
 
 from biofeedback.signal.pelvic import PelvicTracker
 from biofeedback.signal.types import PelvicOutput, Quality, Thresholds
@@ -114,7 +115,8 @@ def test_one_channel_uses_the_breath_hold_to_tell_strain(seed: int, noise: float
     assert strain_as_drop(outs, rec) == 0
     st_ = np.concatenate([o.state for o in outs])
     strain = rec["label"] == PelvicState.STRAIN
-    assert np.mean(np.isin(st_[strain], [PelvicState.CONTRACTION, PelvicState.STRAIN])) > 0.9
+    # (0.89: a fast rise's first 0.1 s is held while the jump gate tells it from a cough)
+    assert np.mean(np.isin(st_[strain], [PelvicState.CONTRACTION, PelvicState.STRAIN])) > 0.89
     # with the hold flag (here from the truth; live, from the breath detector)
     held = rec["breath"] == BreathPhase.PAUSE
     tr, outs = track(rec, channels=1, hold=held)
@@ -140,7 +142,9 @@ def test_resting_tone_follows_drift_but_not_a_drop() -> None:
     rng = np.random.default_rng(0)
     ripple = 0.3 * np.sin(2 * np.pi * 0.2 * t)
     drift = np.where(t < 200, 30.0 + 0.01 * t, 32.0)  # +2 cmH2O over 200 s
-    drop = np.where((t > 250) & (t < 330), -4.0, 0.0)  # a long sustained drop
+    # a long sustained drop, made at muscle speed (a square step would be a slip)
+    a = np.exp(-1 / (0.35 * FS))
+    drop = sps.lfilter([1 - a], [1, -a], np.where((t > 250) & (t < 330), -4.0, 0.0))
     p = drift + ripple + drop + 0.05 * rng.standard_normal(t.size)
     tr = PelvicTracker(FS, 1)
     rest_at: dict[int, float] = {}

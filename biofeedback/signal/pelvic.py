@@ -44,6 +44,7 @@ from biofeedback.signal.filters import (
     noise_sd,
     phase_delay_s,
 )
+from biofeedback.signal.jumps import JumpGate
 from biofeedback.signal.types import (
     Int8Array,
     PelvicEvent,
@@ -152,6 +153,7 @@ class PelvicTracker:
         self._base = 0 if (self._tip != 0 or not self.two) else 1
         self._dec = BlockMean(max(1, int(rate_hz // 50.0)), n_channels)
         self.fs = rate_hz / self._dec.factor
+        self._gate = JumpGate(self.fs, n_channels, main=self._base)
         lp = min(2.0, 0.4 * self.fs)
         self._sos = lowpass_sos(lp, self.fs, 2)
         self._lp = SosFilter(self._sos, 2 if self.two else 1)
@@ -220,6 +222,7 @@ class PelvicTracker:
         rest, tip, rv, sg = self._rest, self._rest_tip, self._ripple_var, self._sigma
         peak = self._rise_peak
         self._dec.reset()
+        self._gate.reset()
         self._lp.reset()
         self._slow.reset()
         self._raw.clear()
@@ -325,6 +328,9 @@ class PelvicTracker:
             t = np.asarray(t, dtype=np.float64)
         x = ffill_nan(values, self._last_in)
         tt, xb = self._dec.process(t, x)
+        xr = xb  # the sensor's own samples, for its quality
+        if xb.shape[0]:
+            xb = self._gate.process(xb)  # a cough's spike, a probe's slip: not the floor
         m = int(tt.shape[0])
         if m == 0:
             return self._output(tt, np.empty(0), np.empty(0), np.empty(0, np.int8), np.empty(0), [])
@@ -332,8 +338,8 @@ class PelvicTracker:
         base = lp[:, 0]
         tip = lp[:, 1] if self.two else base
         ripple = base - self._slow.process(base)
-        self._raw.append(tt, xb[:, self._base])
-        quality = self._quality.process(xb, self._sigma / self._lp_noise)
+        self._raw.append(tt, xr[:, self._base])
+        quality = self._quality.process(xr, self._sigma / self._lp_noise)
 
         state = np.empty(m, dtype=np.int8)
         rel = np.empty(m)  # (a settling stretch fills in NaN)
@@ -724,7 +730,12 @@ class PelvicTracker:
         self._b_rise = False
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
-        """Far below rest for a second: the probe slipped, not a drop."""
+        """Far below rest for a second, or a sudden step taken out in the last
+        10 s: the probe slipped, not a drop."""
+        moved = self._gate.moved_at
+        recent = moved >= 0 and self._n - moved < 10.0 * self.fs
+        if recent and quality in (Quality.OK, Quality.NOISY):
+            return Quality.PROBE_MOVED
         if self._rest is None or not t.shape[0] or math.isnan(rel.item(-1)):
             return quality
         md = self.margins()[0]

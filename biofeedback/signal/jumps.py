@@ -1,0 +1,179 @@
+"""Changes faster than a muscle: a cough's spike and a probe's slip, taken out.
+
+The pelvic floor changes the probe pressure with muscle time constants (a
+contraction rises over about a second, a drop over half a second). A cough
+(a sharp spike of abdominal pressure) or a probe that slips (a sudden offset)
+changes it within a tenth of a second. :class:`JumpGate` watches the change
+over 0.1 s; when it is far beyond what the signal usually does in that time,
+it holds the signal at its level from before the jump and decides what
+happened:
+
+* **spike** -- back near the level before: nothing happened to the floor;
+* **step** -- it reached its new level at once and stays there: the probe
+  moved; the offset is removed from then on (the rest stays where it was);
+* **action** -- it kept going the same way after its first 0.1 s (a quick
+  contraction, a drop: muscles do not finish in 0.1 s): the hold ends at once
+  and the signal passes unchanged.
+
+Causal, per sample, and the same however the stream is chunked: its noise
+scale is updated at fixed sample indices, and the per-sample loop runs only
+inside a window (rare).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from biofeedback.signal.filters import FloatArray
+
+__all__ = ["JumpGate"]
+
+_K_SD = 8.0  # a jump is this many typical 0.1 s changes
+_SPIKE_BACK = 0.3  # within this fraction of the excursion: back where it was
+_STEP_FAST = 0.7  # a step had this much of its size within its first 0.1 s
+_STEADY = 6.0  # a step is this many times the spread of the levels around it
+_GOING_ON = 0.3  # an action still grows by this fraction in its second 0.1 s
+
+
+class JumpGate:
+    """Removes spikes and steps faster than a muscle from probe pressure.
+
+    Parameters
+    ----------
+    fs : float
+        Sample rate (after any decimation).
+    n_channels : int
+        Columns; column ``main`` decides, every column is corrected.
+    main : int
+        The column that decides (the base sensor).
+    window_s : float
+        How long a jump is held before deciding (longer than a cough).
+    """
+
+    def __init__(self, fs: float, n_channels: int, main: int = 0, window_s: float = 0.7) -> None:
+        self.k = max(1, round(0.1 * fs))
+        self.main = main
+        self._win_n = max(self.k + 2, round(window_s * fs))
+        self._block_n = max(4 * self.k, round(2.0 * fs))
+        self._hist = np.zeros((0, n_channels))  # the last k input samples
+        self.offset = np.zeros(n_channels)  # removed steps, per column
+        self._scale = math.nan  # typical |change over k samples| (robust)
+        self._n = 0  # samples seen
+        self._d_block: list[FloatArray] = []  # 0.1 s changes of the current block
+        # the open window: samples left, level before, largest excursion, first 0.1 s
+        self._left = 0
+        self._pre = np.zeros(n_channels)
+        self._peak = 0.0
+        self._early = 0.0
+        self._since = 0
+        self._pre_sd = 0.0
+        self._armed = True  # False from a muscle's change until it slows
+        self._es: list[float] = []
+        self.jumps = 0  # spikes and steps removed
+        self.moved_at = -1  # sample index of the last step removed (-1: none)
+
+    def reset(self) -> None:
+        """A gap: forget the history (the removed offset and the scale stay)."""
+        self._hist = np.zeros((0, self._hist.shape[1]))
+        self._d_block = []
+        self._left = 0
+
+    def process(self, x: FloatArray) -> FloatArray:
+        """Corrected samples, shape as ``x`` (``(n, channels)``)."""
+        out = np.empty_like(x)
+        a = 0
+        m = x.shape[0]
+        while a < m:
+            # pieces end at the scale's block boundaries (fixed sample indices)
+            b = min(m, a + self._block_n - self._n % self._block_n)
+            out[a:b] = self._piece(x[a:b])
+            a = b
+        return out
+
+    def _piece(self, x: FloatArray) -> FloatArray:
+        k = self.k
+        ext = np.concatenate((self._hist, x)) if self._hist.shape[0] else x
+        h = ext.shape[0] - x.shape[0]
+        d = np.full(x.shape[0], np.nan)
+        if ext.shape[0] > k:
+            lo = max(h, k)
+            d[lo - h :] = ext[lo:, self.main] - ext[lo - k : -k if k else None, self.main]
+        thr = _K_SD * self._scale
+        trig = np.abs(d) > thr  # (False while the scale is unknown: NaN)
+        quiet = self._left == 0 and not trig.any()
+        if quiet and not self._armed:
+            self._armed = not np.all(np.isfinite(d)) or bool(np.any(np.abs(d) <= 0.5 * thr))
+        out = x - self.offset if quiet else self._walk(ext, h, d, thr)
+        self._hist = ext[-3 * k :].copy()
+        self._n += x.shape[0]
+        seen = d[np.isfinite(d)]
+        if seen.size:
+            self._d_block.append(seen)
+        if self._n % self._block_n == 0 and self._d_block:
+            # the scale from blocks as they come: a robust spread of the 0.1 s changes
+            dd = np.concatenate(self._d_block)
+            s = 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
+            if s > 0:
+                self._scale = s if math.isnan(self._scale) else 0.8 * self._scale + 0.2 * s
+            self._d_block = []
+        return out
+
+    def _walk(self, ext: FloatArray, h: int, d: FloatArray, thr: float) -> FloatArray:
+        """Sample by sample through a window (opened here or before); ``ext`` is
+        the piece with the ``h`` samples of history before it."""
+        x = ext[h:]
+        out = np.empty_like(x)
+        main = self.main
+        for i in range(x.shape[0]):
+            if not self._armed:
+                # after a muscle's change: wait until it slows before watching again
+                self._armed = not abs(d[i]) > 0.5 * thr
+            elif self._left == 0 and abs(d[i]) > thr:
+                # opened: the level before is the one 0.1 s back
+                self._left = self._win_n
+                j = max(h + i - self.k, 0)
+                self._pre = ext[j] - self.offset
+                self._pre_sd = float(np.std(ext[max(j - 2 * self.k, 0) : j + 1, main]))
+                self._peak = 0.0
+                self._since = 0
+                self._es = []
+            if self._left == 0:
+                out[i] = x[i] - self.offset
+                continue
+            e = x[i, main] - self.offset[main] - self._pre[main]
+            if abs(e) > abs(self._peak):
+                self._peak = e
+            self._since += 1
+            self._es.append(e)
+            if self._since == self.k:
+                self._early = e
+            elif self._since > self.k and (e - self._early) * self._early > _GOING_ON * (
+                self._early * self._early
+            ):
+                # still going the same way after its first 0.1 s: a muscle, let it pass
+                self._left = 0
+                self._armed = False
+                out[i] = x[i] - self.offset
+                continue
+            out[i] = self._pre
+            self._left -= 1
+            if self._left == 0:
+                self._decide(x[i] - self.offset, e, i)
+        return out
+
+    def _decide(self, now: FloatArray, e: float, i: int) -> None:
+        peak = self._peak
+        if abs(e) <= _SPIKE_BACK * abs(peak):
+            self.jumps += 1  # a spike: nothing to keep
+        elif (
+            abs(self._early) >= _STEP_FAST * abs(e)
+            and abs(e) >= 0.7 * abs(peak)
+            # steady before and after: not a jolt within a tremulous contraction
+            and abs(e) > _STEADY * max(self._pre_sd, float(np.std(self._es[-self.k :])))
+        ):
+            self.offset = self.offset + (now - self._pre)  # a step: the probe moved
+            self.jumps += 1
+            self.moved_at = self._n + i
+        # else an action: it passes from here on

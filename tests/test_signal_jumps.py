@@ -1,0 +1,63 @@
+"""The jump gate: a cough's spike and a probe's slip out, a muscle's change through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biofeedback.signal.jumps import JumpGate
+from devices.virtual.body import Artefact, ArtefactKind, SessionArtefacts
+
+FS = 50.0
+
+
+def signal(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(0.0, 40.0, 1 / FS)
+    rng = np.random.default_rng(3)
+    x = 30.0 + 0.3 * np.sin(2 * np.pi * 0.25 * t) + 0.05 * rng.standard_normal(t.size)
+    after = t - 20.0
+    if kind in ("cough", "slip"):  # as the body model makes them
+        kind_ = ArtefactKind.COUGH if kind == "cough" else ArtefactKind.SLIP
+        size, dur = (40.0, 0.4) if kind == "cough" else (-10.0, 0.04)
+        x += SessionArtefacts([Artefact(kind_, 20.0, dur, size)]).probe(t)[0]
+    elif kind == "contraction":  # a muscle: rises with a 0.3 s time constant
+        x += np.where(after >= 0, 15.0 * (1 - np.exp(-np.maximum(after, 0) / 0.3)), 0.0)
+    return t, x
+
+
+def run(x: np.ndarray, chunk: int) -> tuple[np.ndarray, JumpGate]:
+    g = JumpGate(FS, 1)
+    out = np.concatenate([g.process(x[i : i + chunk, None]) for i in range(0, x.size, chunk)])
+    return out[:, 0], g
+
+
+def test_a_cough_is_taken_out() -> None:
+    _t, x = signal("cough")
+    out, g = run(x, 25)
+    assert np.max(np.abs(out - signal("none")[1])) < 1.0
+    assert g.jumps == 1 and g.moved_at == -1
+
+
+def test_a_slip_is_taken_out_and_remembered() -> None:
+    t, x = signal("slip")
+    out, g = run(x, 25)
+    base = signal("none")[1]
+    assert np.max(np.abs(out - base)[t > 21.0]) < 0.5  # the offset is removed from then on
+    assert g.offset[0] == pytest.approx(-10.0, abs=0.5)
+    assert g.moved_at == pytest.approx(20.0 * FS, abs=0.8 * FS)
+
+
+def test_a_muscle_passes() -> None:
+    t, x = signal("contraction")
+    out, g = run(x, 25)
+    assert g.offset[0] == 0.0
+    held = out != x
+    assert np.all(t[held] < 21.0) and held.sum() <= 0.2 * FS  # held 0.2 s at most
+
+
+@pytest.mark.parametrize("kind", ["cough", "slip", "contraction"])
+def test_chunking_does_not_change_the_output(kind: str) -> None:
+    _, x = signal(kind)
+    whole, _ = run(x, x.size)
+    for chunk in (1, 7, 33):
+        np.testing.assert_array_equal(run(x, chunk)[0], whole)
