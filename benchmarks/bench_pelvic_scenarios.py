@@ -134,7 +134,12 @@ def _score(
     near = np.zeros(t.size, bool)
     for e in coughs:
         near |= (t >= e.start) & (t < e.start + e.dur + 1.5)
-    cough_drop = int(np.sum(near & (est_al == PelvicState.DROP) & (ref != PelvicState.DROP)))
+    # a drop entered during a cough (or just after it) while the floor did not drop
+    entered = (
+        np.flatnonzero((est_al[1:] == PelvicState.DROP) & (est_al[:-1] != PelvicState.DROP)) + 1
+    )
+    no_drop = ~np.convolve(ref == PelvicState.DROP, np.ones(int(2 * FS) + 1), "same").astype(bool)
+    cough_drop = int(np.sum(near[entered] & no_drop[entered]))
     cough_reps = 0
     for r in reps_good:
         w = (t >= r.coupling.inhale_onset) & (t < r.coupling.end)
@@ -148,8 +153,12 @@ def _score(
 
 
 def _settle_time(t: npt.NDArray[np.float64], est: IntArray, ref: IntArray, t_end: float) -> float:
-    """Time after ``t_end`` until the state last disagrees with the truth (15 s window)."""
+    """Time after ``t_end`` until the state last disagrees with the truth: over 15 s,
+    or until the truth changes (then the state follows an action, not the step)."""
     w = np.flatnonzero((t >= t_end) & (t < t_end + 15.0))
+    if w.size:
+        change = np.flatnonzero(ref[w] != ref[w[0]])
+        w = w[: change[0]] if change.size else w
     bad = w[est[w] != ref[w]]
     return float(t[bad[-1]] - t_end) if bad.size else 0.0
 

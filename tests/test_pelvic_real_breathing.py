@@ -3,7 +3,9 @@ a real session's artefacts (issue 12 item 4). Needs ../shared/data (skips when a
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +95,32 @@ def test_each_artefact_has_its_shape() -> None:
     base, tip, _ = slip.probe(t)
     assert np.all(base[t >= 10.05] == -10.0) and np.all(tip[t >= 10.05] == -10.0)
     assert np.all(base[t < 10.0] == 0.0)
+
+
+# ------------------------------------------------- the goals, on a reduced set
+# (benchmarks/bench_pelvic_scenarios.py prints the full table: 6 seeds x 6 scenarios)
+
+
+def _bench():  # type: ignore[no-untyped-def]
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pelvic_scenarios.py"
+    spec = importlib.util.spec_from_file_location("bench_pelvic_scenarios", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (its dataclasses look their module up)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("setup", ["1ch+belt", "2ch"])
+@pytest.mark.parametrize("scenario", ["cough", "slip"])
+def test_pelvic_state_through_coughs_and_slips(
+    respiration_dir: Path, setup: str, scenario: str
+) -> None:
+    b = _bench()
+    files = b.traces(respiration_dir.parent)
+    for seed in (0, 1, 2):
+        sc = b.run(files[seed % len(files)], seed, b.SCENARIOS[scenario], setup)
+        assert sc.agreement >= (0.95 if setup == "2ch" else 0.94), (seed, sc)
+        assert sc.strain_as_drop == 0, (seed, sc)
+        assert sc.cough_as_drop == 0 and sc.cough_good_reps == 0, (seed, sc)
+        assert sc.settle_s <= 5.0, (seed, sc)
