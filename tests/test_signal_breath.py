@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
-from biofeedback.signal.breath import AccFrontEnd, BreathDetector, BreathTracker, noise_sd
+from biofeedback.signal.breath import (
+    AccFrontEnd,
+    BreathDetector,
+    BreathTracker,
+    detect_breaths,
+    noise_sd,
+)
+from biofeedback.signal.breath.stages import next_crossing, next_crossing_reference, onset_time
 from biofeedback.signal.types import BreathEvent, BreathOutput, Quality
 from devices.intent import Intent
 from devices.pacer import Pacer
@@ -449,3 +456,95 @@ def test_last_move_stops_at_a_breath_hold() -> None:
         if now > 66:
             assert tr.detector.last_move_t < 61.5
     assert max(lag) < 1.5
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=10_000),
+    n=st.integers(min_value=0, max_value=80),
+    mode=st.sampled_from([-1, 0, 1]),
+)
+def test_crossing_kernel_equals_its_reference(seed: int, n: int, mode: int) -> None:
+    """The vectorised crossing search gives the plain loop's answer, sample for sample."""
+    rng = np.random.default_rng(seed)
+    d = rng.standard_normal(n) * rng.uniform(0.1, 3.0)
+    h = np.abs(rng.standard_normal(n)) + rng.uniform(0.0, 1.0)
+    if n and seed % 3 == 0:
+        d[rng.integers(0, n)] = h[0]  # exactly on the threshold: not a crossing
+    assert next_crossing(d, h, mode) == next_crossing_reference(d, h, mode)
+
+
+def test_onset_is_the_end_of_a_plateau_or_a_smooth_vertex() -> None:
+    t = np.arange(0.0, 4.0, 0.04)
+    hold = np.where(t < 1.0, 1.0, 1.0 - 0.5 * (t - 1.0))  # a hold at the top, then exhale
+    # (on a sharp corner the parabola's step back overshoots by the band's width in time)
+    assert abs(onset_time(t, hold, +1, 0.05) - 1.0) <= 0.2
+    vertex = -((t - 0.0) ** 2)  # a smooth top at t = 0
+    assert onset_time(t, vertex, +1, 0.2) < 0.25
+    trough = 0.3 * t**2  # a trough at t = 0, kind -1
+    assert onset_time(t, trough, -1, 0.05) < 0.25
+
+
+def test_whole_array_entry_point_equals_the_stream() -> None:
+    """detect_breaths (a recording at once) and the tracker fed notifications agree."""
+    t, v = short_signal()
+    whole = detect_breaths(t, v[:, 0], StreamKind.BREATH_FORCE, 50.0)
+    tr = BreathTracker(StreamKind.BREATH_FORCE, 50.0)
+    parts = [tr.process(t[i : i + 5], v[i : i + 5]) for i in range(0, len(t), 5)]
+    assert [e for p in parts for e in p.events] == list(whole.events)
+    assert [b for p in parts for b in p.breaths] == list(whole.breaths)
+
+
+def test_breath_source_trust_ranks_belt_over_heartbeat_intervals() -> None:
+    t, v = short_signal()
+    belt = BreathTracker(StreamKind.BREATH_FORCE, 50.0).process(t, v)
+    rec = record(BodyModel(7, params=BodyParams(natural_rate_bpm=14)), 60, ("rr",))
+    rr = detect_breaths(rec["beats"], rec["rr"], StreamKind.RR, None)
+    assert belt.trust is not None and rr.trust is not None
+    assert belt.trust == 1.0 and 0.0 < rr.trust < 0.5
+
+
+def test_rising_crossing_confirms_a_trough_and_falling_one_a_peak() -> None:
+    """A heartbeat-sized ripple on a breath neither adds nor drops breaths."""
+    fs = 25.0
+    t = np.arange(0, 120, 1 / fs)
+    breath = np.sin(2 * np.pi * 0.25 * t)
+    ripple = 0.25 * np.sin(2 * np.pi * 1.2 * t)  # 72 beats/min riding on it
+    out = detect_breaths(t, breath + ripple, StreamKind.BREATH_FORCE, fs)
+    inh = np.array([e.t for e in out.events if e.phase is BreathPhase.INHALE])
+    assert abs(len(inh) - 0.25 * 120) <= 2
+    assert np.all(np.diff(inh) > 3.0)
+
+
+def _labelled(d: Path, rec: str) -> tuple[np.ndarray, np.ndarray] | None:
+    import gzip
+    import json
+
+    if not d.is_dir():
+        return None
+    with gzip.open(d / f"bidmc_{rec}.csv.gz", "rt") as f:
+        x = np.loadtxt(f, delimiter=",", skiprows=1, usecols=1)
+    ref = np.asarray(json.loads((d / f"bidmc_{rec}.breaths.json").read_text())["ann1_s"])
+    return x, ref
+
+
+@pytest.mark.parametrize(
+    ("rec", "why"),
+    [("13", "cardiac artefact"), ("05", "slow breathing, 6/min"), ("33", "sighs and pauses")],
+)
+def test_one_event_per_marked_breath_on_real_records(
+    respiration_dir: Path, rec: str, why: str
+) -> None:
+    """Human-marked ICU records: about one inhale onset per marked breath (the
+    old detector counted the heartbeat on bidmc_13 as breaths)."""
+    data = _labelled(respiration_dir.parent / "respiration-labelled", rec)
+    if data is None:
+        pytest.skip("../shared/data/respiration-labelled is absent")
+    x, ref = data
+    out = detect_breaths(np.arange(x.size) / 125.0, x, StreamKind.BREATH_FORCE, 125.0)
+    inh = np.array([e.t for e in out.events if e.phase is BreathPhase.INHALE])
+    inh = inh[(inh > ref[0]) & (inh < ref[-1])]
+    assert abs(inh.size - (ref.size - 1)) <= 0.05 * ref.size, (why, inh.size, ref.size)

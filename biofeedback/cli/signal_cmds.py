@@ -18,7 +18,7 @@ import numpy as np
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SAMPLE_RATE_HZ
-from biofeedback.signal.breath import BreathTracker
+from biofeedback.signal.breath import detect_breaths
 from biofeedback.signal.types import Breath, BreathEvent, FloatArray
 from devices.errors import InputError
 from devices.stream import StreamKind
@@ -155,10 +155,8 @@ class BreathReport:
         }
 
 
-def analyse_breaths(
-    values: FloatArray, rate_hz: float, *, invert: bool = False, chunk_s: float = 1.0
-) -> BreathReport:
-    """Run the streaming breath detector over a whole trace, chunk by chunk.
+def analyse_breaths(values: FloatArray, rate_hz: float, *, invert: bool = False) -> BreathReport:
+    """Run the causal breath detector over a whole trace.
 
     Times are recording seconds (sample index / rate). The polarity is
     detected unless ``invert``; when the detector decides the trace is
@@ -166,25 +164,15 @@ def analyse_breaths(
     the first breaths are labelled the same way as the rest.
     """
     t = np.arange(values.shape[0]) / rate_hz
-    report = _run(t, values, rate_hz, -1 if invert else None, chunk_s)
+    report = _run(t, values, rate_hz, -1 if invert else None)
     if not invert and report.polarity < 0:
-        report = _run(t, values, rate_hz, -1, chunk_s)
+        report = _run(t, values, rate_hz, -1)
     return report
 
 
-def _run(
-    t: FloatArray, values: FloatArray, rate_hz: float, polarity: int | None, chunk_s: float
-) -> BreathReport:
-    tracker = BreathTracker(StreamKind.BREATH_FORCE, rate_hz, stream="csv", polarity=polarity)
-    n = max(1, round(chunk_s * rate_hz))
-    v2 = values[:, np.newaxis]
-    breaths: list[Breath] = []
-    events: list[BreathEvent] = []
-    for i in range(0, t.shape[0], n):
-        out = tracker.process(t[i : i + n], v2[i : i + n])
-        breaths.extend(out.breaths)
-        events.extend(out.events)
-    return BreathReport(breaths, events, tracker.detector.sign)
+def _run(t: FloatArray, values: FloatArray, rate_hz: float, polarity: int | None) -> BreathReport:
+    out = detect_breaths(t, values, StreamKind.BREATH_FORCE, rate_hz, polarity=polarity)
+    return BreathReport(list(out.breaths), list(out.events), -1 if out.polarity < 0 else 1)
 
 
 def _check(values: FloatArray, times: FloatArray | None, rate: float, path: Path) -> None:

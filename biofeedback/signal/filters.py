@@ -48,51 +48,12 @@ _add_reduce = np.add.reduce
 _count_nonzero = np.count_nonzero
 
 
-def _lfilter_public(
+def lfilter_zi(
     b: FloatArray, a: FloatArray, x: FloatArray, axis: int, zi: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
+    """``(y, zf)``: :func:`scipy.signal.lfilter` with initial state ``zi`` (float64 arrays)."""
     y, zf = sps.lfilter(b, a, x, axis=axis, zi=zi)
     return np.asarray(y), np.asarray(zf)
-
-
-def _pick_lfilter() -> Any:
-    """scipy's compiled IIR recursion, called directly when it matches ``lfilter``.
-
-    ``scipy.signal.lfilter`` spends ~3 us per call validating and converting
-    before it calls the same compiled routine; at one call per section per
-    chunk that is most of a small chunk's filtering cost. The private routine
-    is checked against the public function once, here; on any mismatch (a
-    scipy that moved or changed it) the public function is used.
-    """
-    try:
-        from scipy.signal._sigtools import _linear_filter as lf
-
-        b = np.array([0.2, 0.3, 0.1])
-        a = np.array([1.0, -0.5, 0.25])
-        x = np.linspace(-1.0, 2.0, 7)
-        zi = np.array([0.3, -0.1])
-        y, zf = lf(b, a, x, -1, zi)
-        y_ref, zf_ref = _lfilter_public(b, a, x, -1, zi)
-        x2 = np.column_stack([x, x[::-1]])
-        zi2 = np.array([[0.3, 0.1], [-0.1, 0.2]])
-        y2, zf2 = lf(b, a, x2, 0, zi2)
-        y2_ref, zf2_ref = _lfilter_public(b, a, x2, 0, zi2)
-        if (
-            np.array_equal(y, y_ref)
-            and np.array_equal(zf, zf_ref)
-            and np.array_equal(y2, y2_ref)
-            and np.array_equal(zf2, zf2_ref)
-        ):
-            return lf
-    except Exception:  # any failure: the public function
-        pass
-    return _lfilter_public
-
-
-#: ``(b, a, x, axis, zi) -> (y, zf)``: the DF2T recursion of ``lfilter``
-#: (float64 arrays, ``a[0] == 1``, ``zi`` shaped like ``x`` with
-#: ``len(b) - 1`` along ``axis``).
-lfilter_zi = _pick_lfilter()
 
 
 def median(x: FloatArray, overwrite: bool = False) -> float:

@@ -259,6 +259,11 @@ class BreathOutput:
         The level taken off this chunk's cleaned signal before the polarity
         (``signal = (cleaned - midline) * sign``): it moves at every breath, so
         a display that keeps history re-centres all of it on the latest one.
+    trust : float or None
+        0..1: how far the breaths of this source can be trusted now -- the
+        source kind's agreement with human breath marks (a belt most, a rate
+        from heartbeat intervals least) times what the quality leaves of it.
+        None when not assessed.
     """
 
     stream: str
@@ -275,6 +280,7 @@ class BreathOutput:
     delay_s: float
     quality: Quality
     midline: float = 0.0
+    trust: float | None = None
 
 
 # --------------------------------------------------------------------------- pelvic

@@ -1,0 +1,389 @@
+"""The breath detector: the stages of :mod:`.stages` and :mod:`.figures`, run causally.
+
+Per chunk of the cleaned breath signal ``y``: the detection signal ``d`` (``y``
+about its midline) and its hysteresis; then, stretch by stretch, the next
+sample that confirms an extremum (the kernel), the extreme of ``y`` in the
+stretch, the phase labels of the stretch, and at each confirmation the event:
+its onset (knee, back-dated by the cleaning's delay), polarity evidence,
+figures and the breath record. State lives in small objects that change per
+sample through kept filter state or at events only, so any chunking gives the
+same output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biofeedback.signal.breath.figures import BreathFigures, PhaseLabeller, slope_threshold
+from biofeedback.signal.breath.stages import (
+    DetectionSignal,
+    PolarityVote,
+    RecentSwings,
+    hysteresis,
+    next_crossing,
+    onset_time,
+    polarity_evidence,
+)
+from biofeedback.signal.filters import FloatArray, RingBuffer, noise_sd
+from biofeedback.signal.types import Breath, BreathEvent, Int8Array
+from devices.vocab import BreathPhase
+
+__all__ = ["BreathDetector", "Extremum"]
+
+#: The band around an extreme the onset leaves, as fractions of the typical
+#: breath (at least, at most).
+KNEE_BAND = (0.03, 0.12)
+
+
+@dataclass(frozen=True, slots=True)
+class Extremum:
+    """A confirmed peak or trough of the cleaned signal (raw orientation)."""
+
+    kind: int  # +1 peak, -1 trough
+    idx: int  # global index of the extreme sample
+    value: float
+    t: float  # its onset, back-dated
+    phase: BreathPhase  # the onset it was reported as
+
+
+@dataclass(slots=True)
+class Search:
+    """The search for the next extremum: which side of the midline, and the
+    running extreme of the cleaned signal since the last confirmation."""
+
+    mode: int = 0  # +1 above the midline (seeking a peak), -1 below, 0 not placed yet
+    ext_i: int = -1
+    ext_v: float = math.nan
+    swing: float = 0.0  # largest |d| since the last confirmation
+
+    def restart(self, mode: int, i: int, v: float, d: float) -> None:
+        self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
+
+    def extend(self, y: FloatArray, d: FloatArray, g0: int) -> None:
+        """Take in samples ``y``, ``d`` (global indices from ``g0``)."""
+        if self.mode == 0 or y.shape[0] == 0:
+            return
+        j = int(y.argmax()) if self.mode > 0 else int(y.argmin())
+        v = float(y[j])
+        if (v > self.ext_v) if self.mode > 0 else (v < self.ext_v):
+            self.ext_i, self.ext_v = g0 + j, v
+        self.swing = max(self.swing, float(np.abs(d).max()))
+
+
+@dataclass(slots=True)
+class Boot:
+    """Learning the signal's size before the first detection."""
+
+    at: int  # global index of the next check
+    started: bool = False
+    amplitude: float = math.nan  # p5-p95 range of the boot window
+
+
+@dataclass(slots=True)
+class Timing:
+    """Back-dating: the cleaning's delay at the current breath frequency."""
+
+    delay: Callable[[float], float] | None
+    period: float = -1.0  # the period ``comp`` is for
+    comp: float = 0.0
+    t_first: float = -math.inf  # the stream's first sample
+    events: deque[Extremum] = field(default_factory=lambda: deque(maxlen=4))
+
+    def compensation(self, period: float) -> float:
+        if period != self.period and not (math.isnan(period) and math.isnan(self.period)):
+            self.period = period
+            f = 1.0 / period if math.isfinite(period) and period > 0 else 0.25
+            self.comp = self.delay(f) if self.delay is not None else 0.0
+        return self.comp
+
+
+class BreathDetector:
+    """Causal breath onset detector on a cleaned breath signal.
+
+    Parameters
+    ----------
+    fs : float
+        Rate of the cleaned signal.
+    polarity : int or None
+        +1 (inhale rises) or -1 (inhale falls) to fix it; None to detect it.
+    prior : int
+        Polarity assumed while undecided (0 labels as +1 but decides freely;
+        +1 or -1 need stronger contrary evidence to flip).
+    delay : callable, optional
+        ``f_hz -> seconds``: the cleaning's delay at the breath frequency,
+        subtracted from event times (back-dating).
+    boot_s : float
+        Signal needed before the first detection (to learn its size).
+    history_s : float
+        Signal kept for back-dating and the polarity evidence.
+    noise_gain : float
+        Factor from the raw signal's white noise to the cleaned signal's.
+    """
+
+    def __init__(
+        self,
+        fs: float,
+        *,
+        polarity: int | None = None,
+        prior: int = 0,
+        delay: Callable[[float], float] | None = None,
+        boot_s: float = 3.0,
+        history_s: float = 60.0,
+        noise_gain: float = 1.0,
+    ) -> None:
+        if not fs > 0:
+            raise ValueError(f"fs must be a strictly positive number, {fs!r} is invalid")
+        if polarity not in (None, 1, -1):
+            raise ValueError(f"polarity must be +1, -1 or None, {polarity!r} is invalid")
+        self.fs = fs
+        self._fixed = polarity
+        self._boot_n = max(8, round(boot_s * fs))
+        self._ring = RingBuffer(max(round(history_s * fs), 2 * self._boot_n), aux=True)
+        self._noise_gain = noise_gain
+        self._noise_n = max(16, round(10.0 * fs))  # raw samples the noise is measured on
+        self._window = max(64, round(8.0 * fs))  # samples the search looks at per step
+        self.figures = BreathFigures()
+        self.swings = RecentSwings()
+        self.vote = PolarityVote(polarity if polarity is not None else prior, prior)
+        self.labeller = PhaseLabeller(fs)
+        self._timing = Timing(delay)
+        self._start()
+
+    def _start(self) -> None:
+        """(Re)start the per-run state; learned figures are kept."""
+        self._signal = DetectionSignal(self.fs)
+        self._search = Search()
+        self._boot = Boot(at=self._ring.total + self._boot_n - 1)
+        self._timing.events.clear()
+        self._timing.t_first = -math.inf
+        self.labeller.reset()
+        self._n_events = 0
+        self.last_event_t = -math.inf  # when the last onset was confirmed
+        self.last_move_t = -math.inf  # when the signal last moved like breathing
+
+    def reset(self) -> None:
+        """A gap in the signal: start over, keeping what was learned about the person."""
+        self._ring.clear()
+        self._start()
+
+    # ------------------------------------------------------------------ figures
+
+    @property
+    def polarity(self) -> int:
+        """+1 inhale rises, -1 falls, 0 undecided."""
+        return self.vote.polarity
+
+    @property
+    def sign(self) -> int:
+        """+1 or -1: how to turn the raw signal so inhale is up."""
+        return -1 if self.vote.polarity < 0 else 1
+
+    @property
+    def period_s(self) -> float:
+        return self.figures.period_s
+
+    @property
+    def amplitude(self) -> float:
+        a = self.figures.amplitude
+        return a if math.isfinite(a) else self._boot.amplitude
+
+    @property
+    def delay_s(self) -> float:
+        return self.figures.delay_s
+
+    @property
+    def regularity(self) -> float | None:
+        return self.figures.regularity
+
+    def rate_bpm(self, now: float) -> float | None:
+        return self.figures.rate_bpm(now)
+
+    @property
+    def midline(self) -> float:
+        """Level halfway between the last trough and peak (display centre)."""
+        ev = self._timing.events
+        return 0.5 * (ev[-1].value + ev[-2].value) if len(ev) >= 2 else 0.0
+
+    @property
+    def noise_raw(self) -> float:
+        """Noise SD of the raw signal (0 before it was measured)."""
+        return self.swings.noise / self._noise_gain if self._noise_gain > 0 else 0.0
+
+    # ------------------------------------------------------------------ processing
+
+    def process(
+        self, t: FloatArray, y: FloatArray, raw: FloatArray
+    ) -> tuple[list[BreathEvent], list[Breath], Int8Array]:
+        """Detect in one chunk of the cleaned signal.
+
+        Parameters
+        ----------
+        t, y : ndarray, shape (n,)
+            Times and cleaned breath signal.
+        raw : ndarray, shape (n,)
+            The signal before cleaning, at the same rate (its noise is
+            measured at events and scaled by ``noise_gain``).
+
+        Returns
+        -------
+        events : list of BreathEvent
+            Onsets confirmed in this chunk (back-dated).
+        breaths : list of Breath
+            Breaths completed (exhale onset confirmed) in this chunk.
+        phase : ndarray of int8, shape (n,)
+            Phase per sample.
+        """
+        events: list[BreathEvent] = []
+        breaths: list[Breath] = []
+        piece = self._ring.capacity // 2  # the history must hold a whole piece
+        phases = [
+            self._piece(t[i : i + piece], y[i : i + piece], raw[i : i + piece], events, breaths)
+            for i in range(0, t.shape[0], piece)
+        ]
+        return events, breaths, np.concatenate(phases) if phases else np.empty(0, np.int8)
+
+    def _piece(
+        self,
+        t: FloatArray,
+        y: FloatArray,
+        raw: FloatArray,
+        events: list[BreathEvent],
+        breaths: list[Breath],
+    ) -> Int8Array:
+        n = t.shape[0]
+        if self._timing.t_first == -math.inf:
+            self._timing.t_first = float(t[0])
+        g0 = self._ring.total
+        self._ring.append(t, y, raw)
+        d, level = self._signal.process(y)
+        start = 0 if self._boot.started else self._try_boot(g0, n)
+        phase = np.empty(n, dtype=np.int8)
+        if start > 0:
+            phase[:start] = self.labeller.label(y[:start], known=False)
+        p = start
+        while p < n:
+            q = min(n, p + self._window)
+            floor, cap = self.swings.bounds()
+            c = next_crossing(d[p:q], hysteresis(level[p:q], floor, cap), self._search.mode)
+            end = p + c + 1 if c >= 0 else q
+            self._search.extend(y[p:end], d[p:end], g0 + p)
+            phase[p:end] = self.labeller.label(y[p:end])
+            if self.labeller.last_move >= 0:
+                self.last_move_t = float(t[p + self.labeller.last_move])
+            if c >= 0:
+                self._confirm(g0 + p + c, float(y[p + c]), float(d[p + c]), events, breaths)
+            p = end
+        return phase
+
+    def _try_boot(self, g0: int, n: int) -> int:
+        """Boot checks due in this piece; the local index detection starts at (n: not yet)."""
+        boot = self._boot
+        while boot.at < g0 + n:
+            w = self._ring.x(max(self._ring.first, boot.at - self._boot_n + 1), boot.at + 1)
+            p5, p95 = np.percentile(w, [5.0, 95.0])
+            rng = float(p95 - p5)
+            sigma = self._noise_at(boot.at)
+            if rng > 0 and rng > 8.0 * sigma:
+                boot.started, boot.amplitude = True, rng
+                self.swings.noise = sigma
+                self._set_labels()
+                return boot.at + 1 - g0
+            boot.at += self._boot_n // 2
+        return n
+
+    def _noise_at(self, g: int) -> float:
+        """Noise SD of the cleaned signal, measured on the raw samples up to global ``g``."""
+        lo = max(self._ring.first, g + 1 - self._noise_n)
+        r = self._ring.aux_storage()[lo - self._ring.first : g + 1 - self._ring.first]
+        return noise_sd(r) * self._noise_gain
+
+    def _set_labels(self) -> None:
+        p = self.labeller.params
+        amp = self.amplitude
+        p.theta = slope_threshold(amp, self.figures.period_s, self.labeller.slope_dt)
+        p.band = 0.2 * amp
+        p.sign = self.sign
+
+    def _confirm(
+        self, g: int, y_g: float, d_g: float, events: list[BreathEvent], breaths: list[Breath]
+    ) -> None:
+        """Sample ``g`` confirmed the extremum sought (or placed the search first)."""
+        search = self._search
+        if search.mode == 0:  # the first crossing only says which side we are on
+            search.restart(1 if d_g > 0 else -1, g, y_g, d_g)
+            return
+        kind = search.mode
+        if self._n_events % 8 == 0:  # the noise changes slowly: every eighth event
+            self.swings.noise = self._noise_at(g)
+        self._n_events += 1
+        self.swings.add(search.swing)
+        ext = self._event(kind, search.ext_i, search.ext_v, g, events, breaths)
+        self._timing.events.append(ext)
+        self._set_labels()
+        if ext.phase is BreathPhase.EXHALE:
+            self.labeller.exhale_onset()
+        search.restart(-kind, g, y_g, d_g)
+
+    def _event(
+        self,
+        kind: int,
+        i_ext: int,
+        v_ext: float,
+        g: int,
+        events: list[BreathEvent],
+        breaths: list[Breath],
+    ) -> Extremum:
+        """The event for the extreme at ``i_ext`` confirmed at ``g``: onset, figures, records."""
+        ring, fig, timing = self._ring, self.figures, self._timing
+        t_conf = float(ring.t(g, g + 1)[0])
+        amp = self.amplitude
+        # the extreme's band: above the noise, but never a large part of the breath
+        # (a noise estimate inflated by, say, the heartbeat must not smear the knee)
+        lo, hi = KNEE_BAND
+        delta = min(max(5.0 * self.swings.noise, lo * amp), hi * amp)
+        knee = onset_time(ring.t(i_ext, g + 1), ring.x(i_ext, g + 1), kind, delta)
+        t_ev = max(knee - timing.compensation(fig.period_s), timing.t_first)
+        prev = timing.events[-1] if timing.events else None
+        if prev is not None:
+            t_ev = max(t_ev, prev.t + 1e-3)  # onsets in order
+            fig.add_swing(abs(v_ext - prev.value))
+        if len(timing.events) >= 2 and timing.events[-2].kind == kind:
+            a = timing.events[-2]
+            fig.add_period(t_ev - a.t)
+            if self._fixed is None and prev is not None and a.idx >= ring.first:
+                self._vote(a, prev, kind, i_ext)
+        inhale = kind == (-1 if self.vote.polarity >= 0 else 1)
+        ph = BreathPhase.INHALE if inhale else BreathPhase.EXHALE
+        fig.add_delay(t_conf - t_ev)
+        self.last_event_t = t_conf
+        level = -v_ext if self.vote.polarity < 0 else v_ext
+        events.append(BreathEvent(phase=ph, t=t_ev, t_detected=t_conf, level=level))
+        if inhale:
+            fig.add_inhale_onset(t_ev)
+        elif prev is not None and prev.phase is BreathPhase.INHALE:
+            size = abs(v_ext - prev.value)
+            breaths.append(
+                Breath(
+                    inhale_onset=prev.t,
+                    exhale_onset=t_ev,
+                    amplitude=size,
+                    depth=fig.depth(size),
+                    t_detected=t_conf,
+                )
+            )
+        return Extremum(kind=kind, idx=i_ext, value=v_ext, t=t_ev, phase=ph)
+
+    def _vote(self, a: Extremum, m: Extremum, kind: int, i_ext: int) -> None:
+        """Polarity evidence from the whole cycle ``a`` -> ``m`` -> this extreme."""
+        ring = self._ring
+        ta, tm, tb = (float(ring.t(i, i + 1)[0]) for i in (a.idx, m.idx, i_ext))
+        # trough -> peak -> trough rises first; peak -> trough -> peak falls first
+        rise, fall = (tm - ta, tb - tm) if kind < 0 else (tb - tm, tm - ta)
+        e = polarity_evidence(ring.x(a.idx, i_ext + 1), rise, fall)
+        if e is not None:
+            self.vote.add(e)
