@@ -138,8 +138,17 @@ def rescore_from(
     that followed would look late ("dropped on exhale").
     """
     drop, con = margins
-    res = score_cycle(t, relative, state, t_start, c.exhale_onset, c.end,
-                      rest_level=c.rest_level, drop_margin=drop, contraction_margin=con)
+    res = score_cycle(
+        t,
+        relative,
+        state,
+        t_start,
+        c.exhale_onset,
+        c.end,
+        rest_level=c.rest_level,
+        drop_margin=drop,
+        contraction_margin=con,
+    )
     return c if res is None else res
 
 
