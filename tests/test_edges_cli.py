@@ -397,3 +397,19 @@ def test_a_bad_driver_file_named_on_its_own_is_refused(tmp_path: Path, name: str
     before = hashes(tmp_path)
     refused(bf("drivers", "--driver", str(path)), 1, str(path), reason)
     assert hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["show", "delete", "export", "report", "replay"])
+@pytest.mark.parametrize("session_id", ["99999999999999999999", "0", "-3"])
+def test_session_id_out_of_range_is_a_usage_error(
+    command: str, session_id: str, unchanged: None
+) -> None:
+    extra = ["--format", "json"] if command == "export" else []
+    refused(bf(command, "--", session_id, *extra) if session_id.startswith("-")
+            else bf(command, session_id, *extra), 2, "1<=x<=9223372036854775807")
+
+
+def test_decode_empty_file_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "empty.jsonl"
+    f.write_text("\n# nothing\n")
+    refused(bf("decode", "kgoal", "--file", str(f)), 1, "holds no packets")

@@ -229,6 +229,8 @@ def decode(
     items: list[tuple[float | None, str, str]] = [(None, default_char, p) for p in packets]
     if file is not None:
         items.extend(_file_packets(_read_text(file), default_char))
+    if not items:
+        raise InputError(f"{file} holds no packets (capture JSON lines or one hex packet per line)")
     failed, unmatched = _decode_all(driver, items)
     if items and unmatched == len(items):
         known = ", ".join(sorted(_known_chars(driver))) or "none"

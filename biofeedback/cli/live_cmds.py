@@ -29,6 +29,7 @@ from biofeedback.cli.options import (
     BREATH_HOLD_S,
     BREATH_PHASE_S,
     PAIN_0_10,
+    SESSION_ID,
     SESSION_S,
 )
 from biofeedback.cli.runtime import radio, registry_for, run
@@ -522,7 +523,7 @@ async def _then_wait(
 
 
 @cli.command()
-@click.argument("session_id", type=int, metavar="ID")
+@click.argument("session_id", type=SESSION_ID, metavar="ID")
 @click.option("--headless", is_flag=True, help="Terminal view instead of the window.")
 @command_options()
 def replay(app: AppContext, session_id: int, headless: bool) -> None:
@@ -599,7 +600,7 @@ async def _replay(
 
 
 @cli.command()
-@click.argument("session_id", type=int, metavar="ID")
+@click.argument("session_id", type=SESSION_ID, metavar="ID")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The HTML file (default: session-<id>-<date>-report.html here).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path),

@@ -17,6 +17,7 @@ __all__ = [
     "PAIN_0_10",
     "SAMPLE_RATE_HZ",
     "SCAN_TIMEOUT_S",
+    "SESSION_ID",
     "SESSION_S",
     "UUID",
     "FiniteRange",
@@ -53,6 +54,8 @@ SESSION_S = FiniteRange(0.0, 86_400.0, min_open=True)
 SCAN_TIMEOUT_S = FiniteRange(0.0, 600.0, min_open=True)
 #: Sample rate of a file: positive, and no sensor here goes above 10 kHz.
 SAMPLE_RATE_HZ = FiniteRange(0.0, 10_000.0, min_open=True)
+#: A session id as the store keeps it (SQLite INTEGER: 1 .. 2**63 - 1).
+SESSION_ID = click.IntRange(1, 2**63 - 1)
 #: A 0-10 discomfort or pain rating.
 PAIN_0_10 = click.IntRange(0, 10)
 

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.cli.options import SESSION_ID
 from biofeedback.export import FORMATS, default_path, export_session
 from biofeedback.export.common import Progress, check_target, private_file
 from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
@@ -170,7 +171,7 @@ def _show_json(store: Store, info: SessionInfo) -> dict[str, Any]:
 
 
 @cli.command()
-@click.argument("session_id", metavar="ID", type=int)
+@click.argument("session_id", metavar="ID", type=SESSION_ID)
 @command_options()
 def show(app: AppContext, session_id: int) -> None:
     """One session: when, who, devices, streams, events, summary."""
@@ -221,7 +222,7 @@ def show(app: AppContext, session_id: int) -> None:
 
 
 @cli.command()
-@click.argument("session_id", metavar="ID", type=int)
+@click.argument("session_id", metavar="ID", type=SESSION_ID)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @command_options()
 def delete(app: AppContext, session_id: int, yes: bool) -> None:
@@ -242,7 +243,7 @@ def delete(app: AppContext, session_id: int, yes: bool) -> None:
 
 
 @cli.command()
-@click.argument("session_id", metavar="ID", type=int)
+@click.argument("session_id", metavar="ID", type=SESSION_ID)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
               help="csv: a folder (one file per stream, events.csv); edf: EDF+ file; "
                    "json: summary file.")
