@@ -310,7 +310,10 @@ class _ClientIO:
         await self.client.write_gatt_char(uuid, data, response=response)
 
     async def read(self, char: str) -> bytes:
-        return bytes(await self.client.read_gatt_char(self.resolve(char)))
+        # A radio operation in flight: over D-Bus (BlueZ) the reply is no
+        # loop callback, so an event-driven SimClock would jump meanwhile.
+        async with self.clock.busy():
+            return bytes(await self.client.read_gatt_char(self.resolve(char)))
 
     async def subscribe(self, char: str) -> None:
         uuid = self.resolve(char)

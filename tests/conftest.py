@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,6 +49,28 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("BIOFEEDBACK_HOME", str(home))
     monkeypatch.delenv("BIOFEEDBACK_VIRTUAL", raising=False)
     yield home
+
+
+@pytest.fixture(scope="session")
+def private_bus() -> Iterator[Any]:
+    """One private dbus-daemon for the session (the BlueZ double's bus)."""
+    from devices.virtual.bluez import BusUnavailableError, PrivateBus
+
+    bus = PrivateBus()
+    try:
+        bus.start()
+    except BusUnavailableError as exc:
+        pytest.skip(f"the BlueZ double needs a D-Bus daemon: {exc}")
+    yield bus
+    bus.stop()
+
+
+@pytest.fixture
+def bluez_bus(private_bus: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The private bus, with bleak pointed at it for this test (DBUS_SYSTEM_BUS_ADDRESS, PATH)."""
+    for key, value in private_bus.environ().items():
+        monkeypatch.setenv(key, value)
+    return private_bus
 
 
 @pytest.fixture

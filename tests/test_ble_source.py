@@ -31,6 +31,7 @@ from devices.errors import (
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec, SupportLevel
 from devices.virtual.backend import installed
+from devices.virtual.bluez import BluezDouble
 from devices.virtual.peripheral import Faults, VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
 
@@ -142,12 +143,19 @@ pytestmark = pytest.mark.asyncio
 FAST = ReconnectPolicy(backoff=(0.2,), max_consecutive_failures=3, stall_timeout=2.0)
 
 
-@pytest_asyncio.fixture
-async def radio() -> AsyncIterator[VirtualRadio]:
+@pytest_asyncio.fixture(params=["virtual", "bluez"])
+async def radio(request: pytest.FixtureRequest) -> AsyncIterator[VirtualRadio]:
+    """The virtual radio, reached through our backend or through bleak's BlueZ backend."""
     r = await VirtualRadio.create()
     try:
-        with installed(r):
-            yield r
+        if request.param == "virtual":
+            with installed(r):
+                yield r
+        else:
+            bus = request.getfixturevalue("bluez_bus")
+            async with BluezDouble(r) as double:
+                await double.start(bus.address)
+                yield r
     finally:
         await r.close()
 
