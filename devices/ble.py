@@ -622,7 +622,9 @@ class BleSource(TaskSource):
         """Stop commands, unsubscribe, disconnect; never raises."""
         if client.is_connected:
             try:
-                async with asyncio.timeout(3.0):
+                # Radio work: simulated time must not run ahead while the
+                # stack (BlueZ over D-Bus) answers.
+                async with self.clock.busy(), asyncio.timeout(3.0):
                     with contextlib.suppress(BleakError, BiofeedbackError, TimeoutError, OSError):
                         await self.driver.stop(io)
                     for uuid in io.subscribed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
@@ -168,16 +168,38 @@ async def _twin(
     return twin
 
 
-async def _collect(src: BleSource, clock: SimClock, seconds: float) -> list[Chunk | LinkEvent]:
+async def _collect(
+    src: BleSource,
+    clock: SimClock,
+    seconds: float,
+    until: Callable[[list[Chunk | LinkEvent]], bool] | None = None,
+) -> list[Chunk | LinkEvent]:
+    """What the source yields in ``seconds`` of simulated time, or until ``until(items)``.
+
+    Tests that wait for something (a loss, a reconnect) pass ``until`` and a
+    generous timeout: a connection on the BlueZ double runs at the real rate
+    (see :meth:`Clock.busy`), so a busy machine must not eat the window.
+    """
     items: list[Chunk | LinkEvent] = []
 
     async def go() -> None:
         async for item in src:
             items.append(item)
+            if until is not None and until(items):
+                return
 
     with contextlib.suppress(TimeoutError):
         await clock.wait_for(go(), seconds)
     return items
+
+
+def _after_connections(n: int) -> Callable[[list[Chunk | LinkEvent]], bool]:
+    """Stop at the first chunk after the ``n``-th connection."""
+
+    def done(items: list[Chunk | LinkEvent]) -> bool:
+        return isinstance(items[-1], Chunk) and _kinds(items).count(LinkKind.CONNECTED) >= n
+
+    return done
 
 
 def _chunks(items: list[Chunk | LinkEvent]) -> list[Chunk]:
@@ -268,7 +290,7 @@ async def test_link_drop_reconnects_resends_start_and_counts_gap(radio: VirtualR
         found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
         src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
         async with src:
-            items = await _collect(src, clock, 12.0)
+            items = await _collect(src, clock, 60.0, until=_after_connections(3))
         kinds = _kinds(items)
         assert kinds.count(LinkKind.LOST) == 2
         assert kinds.count(LinkKind.CONNECTED) == 3
@@ -343,7 +365,7 @@ async def test_silent_sensor_is_restarted(radio: VirtualRadio) -> None:
         found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
         src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
         async with src:
-            items = await _collect(src, clock, 5.0)
+            items = await _collect(src, clock, 60.0, until=_after_connections(2))
         lost = [i for i in items if isinstance(i, LinkEvent) and i.kind == LinkKind.LOST]
         assert lost and "no data for 2 s" in lost[0].detail
         assert twin.starts >= 2
