@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from devices.intent import Intent
 from devices.virtual.body.common import DO, DT, MISS, PUSH, FloatArray
+from devices.virtual.body.learner import Learner
 from devices.virtual.body.params import BodyParams
 from devices.vocab import BreathPhase
 
@@ -58,6 +59,7 @@ class Seg:
         "prev_kind",
         "rep",
         "shape",
+        "squeeze",
         "start",
         "v0",
         "v1",
@@ -74,6 +76,7 @@ class Seg:
         rep: int,
         gain: float,
         shape: FloatArray | None = None,
+        squeeze: float = 0.0,
     ) -> None:
         self.start = start
         self.dur = dur
@@ -85,6 +88,8 @@ class Seg:
         self.rep = rep  # outcome of the drop rep this breath carries
         self.gain = gain
         self.shape = shape
+        # A learner's squeeze on the exhale of this rep (fraction of the maximum).
+        self.squeeze = squeeze
         # Drop depth (fraction of the maximal drop) when the segment starts; set
         # once, when the segment is first generated (by the pelvic floor).
         self.d0: float | None = None
@@ -196,6 +201,8 @@ class Breathing:
         Breathing decisions; the drop-rep outcome each inhale carries.
     source : BreathSource or None
         Free breaths; None draws them with ``rng_breath``.
+    learner : Learner or None
+        A beginner's mistakes (None: a skilled person).
     """
 
     def __init__(
@@ -205,8 +212,11 @@ class Breathing:
         rng_breath: np.random.Generator,
         rng_rep: np.random.Generator,
         source: BreathSource | None = None,
+        *,
+        learner: Learner | None = None,
     ) -> None:
         self.params = params
+        self.learner = learner
         self._rng = rng_breath
         self._rng_rep = rng_rep
         self.level = 0.0  # end-expiratory volume (drifts a little)
@@ -278,6 +288,8 @@ class Breathing:
         if u < 0.6 * miss + 0.4 * miss**4:
             return  # did not follow this cue
         lag = max(0.05, 0.2 + 0.5 * miss + (0.07 + 0.6 * miss) * z[0])
+        if self.learner is not None and bt.phase == BreathPhase.EXHALE:
+            lag += self.learner.hold_s()  # a beginner holds the breath at the top
         t_sw = max(tk, onset + lag)
         rem = max(0.3, onset + dur_p - t_sw)
         dur = max(0.4, rem * (1.0 + (0.04 + 0.3 * miss) * z[1]))
@@ -339,13 +351,21 @@ class Breathing:
             v1 = v0
         prev = self.segs[-1] if self.segs else None
         prev_kind = prev.kind if prev is not None else 0
+        squeeze = 0.0
         if kind == INHALE:
             rep, gain = self._draw_rep()
+            if self.learner is not None:
+                m = self.learner.rep()
+                gain *= m.depth
+                squeeze = m.squeeze
+                if m.push and rep == DO:
+                    rep = PUSH
         elif prev is not None:
-            rep, gain = prev.rep, prev.gain
+            rep, gain, squeeze = prev.rep, prev.gain, prev.squeeze
         else:
             rep, gain = MISS, 1.0
-        self.segs.append(Seg(t, max(dur, 1e-3), kind, v0, v1, prev_kind, rep, gain, shape))
+        self.segs.append(Seg(t, max(dur, 1e-3), kind, v0, v1, prev_kind, rep, gain, shape,
+                             squeeze))
         self._cache = None
 
     def _draw_rep(self) -> tuple[int, float]:

@@ -117,6 +117,7 @@ class PelvicFloor:
         self._run_last = False  # dropping on inhale at the end of the last block
         self._lag_d = Lag(params.drop_tau_s, block_n)
         self._lag_s = Lag(params.strain_tau_s, block_n)
+        self._lag_sq = Lag(params.contract_rise_s, block_n)  # a learner's exhale squeeze
         self._ticks: list[tuple[int, float, bool, int, float, float, float]] = []
 
     @property
@@ -184,9 +185,11 @@ class PelvicFloor:
         act_i, outc_i, doi_b = act.astype(np.int8), outc.astype(np.int8), doi.astype(bool)
         kind = np.empty(tg.size, dtype=np.int8)
         rep = np.empty(tg.size, dtype=np.int8)
+        squeeze = np.zeros(tg.size)
         for seg, (a, b) in zip(segs, spans, strict=True):
             kind[a:b] = seg.kind
             rep[a:b] = seg.rep
+            squeeze[a:b] = seg.squeeze
         dropping = act_i == _A_DROP
         run = dropping & doi_b & (rep == DO)
         depth = self._drop_depths(tg, segs, spans, run)
@@ -203,7 +206,12 @@ class PelvicFloor:
         c_start, c_tgt, c_tau = ticks[4], ticks[5], ticks[6]
         jt = np.arange(SPT) * DT
         c = c_tgt[:, None] + (c_start - c_tgt)[:, None] * np.exp(-jt[None, :] / c_tau[:, None])
-        return FloorBlock(d=d, c=c.reshape(-1), s=s, dref=dref)
+        c = c.reshape(-1)
+        if np.any(squeeze) or np.any(self._lag_sq.state):
+            # A beginner squeezes on some exhales of a drop-on-inhale set.
+            sq = np.where(dropping & doi_b & (kind == EXHALE), squeeze * p.mvc_cmH2O, 0.0)
+            c = c + self._lag_sq(sq)
+        return FloorBlock(d=d, c=c, s=s, dref=dref)
 
     def _drop_depths(
         self,

@@ -21,6 +21,7 @@ from devices.virtual.body.common import (
 )
 from devices.virtual.body.floor import PelvicFloor, pelvic_labels
 from devices.virtual.body.heart import ECG_WAVES, SCG_WAVES, T_WAVE, Heart
+from devices.virtual.body.learner import Learner
 from devices.virtual.body.motion import Motion
 from devices.virtual.body.noise import Noise
 from devices.virtual.body.params import BodyParams
@@ -148,8 +149,10 @@ class BodyModel:
         B = self._B = ticks * SPT
         cap_s = retention_s + block_s + ECG_LOOKAHEAD_S + 1.0
         self._grid = _GridBuffer(self.t0, math.ceil(cap_s / block_s) * B)
-        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(6)]
-        self._breathing = Breathing(p, self.t0, rngs[0], rngs[1], breaths)
+        # The 7th stream is the learner's: the first six stay those of a skilled person.
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(7)]
+        learner = Learner(p.skill, rngs[6]) if p.skill < 1.0 else None
+        self._breathing = Breathing(p, self.t0, rngs[0], rngs[1], breaths, learner=learner)
         self._floor = PelvicFloor(p, rngs[2], B)
         self._heart = Heart(p, self.t0, rngs[3], B)
         self._noise = Noise(rngs[4], B, self.noise)

@@ -71,6 +71,10 @@ class BodyParams:
         Scale of the ECG amplitude (R wave about 1.15 mV at 1).
     motion_rate_hz : float
         Rate of motion artefacts at ``Intent.motion == 1``.
+    skill : float
+        0..1, how well the person already does the reverse Kegel (1: right
+        every time; below 1 a beginner's mistakes, see
+        :mod:`devices.virtual.body.learner`).
     """
 
     rest_cmH2O: float = 30.0
@@ -100,6 +104,7 @@ class BodyParams:
     tilt_deg: float = 2.0
     ecg_scale: float = 1.0
     motion_rate_hz: float = 0.1
+    skill: float = 1.0
 
     def __post_init__(self) -> None:
         if self.posture not in POSTURES:
@@ -109,5 +114,7 @@ class BodyParams:
         for name in ("natural_rate_bpm", "tidal_depth", "heart_rate_bpm", "mvc_cmH2O"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive; {getattr(self, name)!r} is invalid")
+        if not 0.0 <= self.skill <= 1.0:
+            raise ValueError(f"skill must be in [0, 1]; {self.skill!r} is invalid")
         if not 0.0 <= self.exhale_recoil <= 1.0:
             raise ValueError(f"exhale_recoil must be in [0, 1]; {self.exhale_recoil} is invalid")
