@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from biofeedback.audio.session import AudioRequest, audio_options
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SCAN_TIMEOUT_S, SESSION_S
 from biofeedback.cli.runtime import radio, registry_for, run
@@ -159,10 +160,11 @@ def devices(app: AppContext) -> None:
                    "without it the session starts at once and the pipeline adapts on its own.")
 @click.option("--skip-calibration", is_flag=True, hidden=True,
               help="The default now (kept so that older scripts still run).")
+@audio_options
 @command_options()
 def demo(
     app: AppContext, headless: bool, duration: float, seed: int, calibrate: bool,
-    skip_calibration: bool,
+    skip_calibration: bool, audio: AudioRequest,
 ) -> None:
     """The whole path on the virtual radio: scan, pair, a paced session recorded to the store.
 
@@ -188,7 +190,7 @@ def demo(
 
         async def in_window(window: Any) -> dict[str, Any]:
             return await _demo(app, duration, seed, quiet=False, window=window,
-                               calibrate=calibrate)
+                               calibrate=calibrate, audio=audio)
 
         shown = run_window(
             in_window, linger=lambda r: r["summary"].get("ended_by") != "interrupted",
@@ -198,7 +200,8 @@ def demo(
             return
         result = shown
     else:
-        result = run(_demo(app, duration, seed, quiet=app.json, calibrate=calibrate))
+        result = run(_demo(app, duration, seed, quiet=app.json, calibrate=calibrate,
+                           audio=audio))
     if app.json:
         emit_json(result)
         return
@@ -223,6 +226,7 @@ async def _demo(
     quiet: bool,
     window: Any = None,
     calibrate: bool = False,
+    audio: AudioRequest | None = None,
 ) -> dict[str, Any]:
     from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 
@@ -237,6 +241,8 @@ async def _demo(
     opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
                        person="demo", status_lines=not quiet, window=window,
                        say=lambda t: _say(app, t))
+    if audio is not None and audio.wanted(window is not None):
+        opts.attach.append(audio.attach(opts))
     result = await run_demo_session(app.clock(), registry_for(), opts, seed=seed,
                                     on_paired=paired)
     summary = result.engine.finish()

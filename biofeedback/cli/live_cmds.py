@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from biofeedback.audio.session import AudioRequest, audio_options
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import (
     BREATH_HOLD_S,
@@ -351,6 +352,7 @@ def _refuse_pain(pain_before: int | None) -> None:
 @click.option("--driver", "driver_files", multiple=True,
               type=click.Path(exists=True, dir_okay=True, path_type=Path),
               help="A TOML driver file (or folder of them).")
+@audio_options
 @command_options()
 def live(
     app: AppContext,
@@ -369,6 +371,7 @@ def live(
     note: str | None,
     seed: int,
     driver_files: tuple[Path, ...],
+    audio: AudioRequest,
 ) -> None:
     """A guided down-training session: settle, baseline, reps against the pacer, post-baseline.
 
@@ -396,6 +399,8 @@ def live(
         status_lines=not app.json, say=_say,
         attach=[lambda engine, _model: _install_keyboard(engine)] if interactive else [],
     )
+    if audio.wanted(windowed):
+        opts.attach.append(audio.attach(opts))
     app.seed = seed
     if windowed:
         from biofeedback.ui.app import run_window

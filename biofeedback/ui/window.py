@@ -597,6 +597,9 @@ class SessionView(QWidget):
         self.stop_note.setStyleSheet("color: #A34700; font-weight: bold;")
         self.stop_note.setWordWrap(True)
         side.addWidget(self.stop_note)
+        # Sound for eyes-closed practice (biofeedback.audio wires it to the player).
+        self.sound_switch = QCheckBox("Sound: tone sinks as the floor drops, pacer chimes")
+        side.addWidget(self.sound_switch)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.pause_button = QPushButton("Pause")
