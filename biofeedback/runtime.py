@@ -94,6 +94,7 @@ class LiveOptions:
     status_lines: bool = True
     effort: float = 0.8
     compliance: float = 1.0
+    position: str | None = None  # lying, sitting, standing (recorded with the session)
     window: Any = None
     attach: list[Attach] = field(default_factory=list)
     say: Callable[[str], None] = _stderr
@@ -381,6 +382,7 @@ def _begin_recording(
                 virtual=virtual,
                 pain_before=engine.pain_before,
                 note_before=opts.note_before,
+                position=opts.position,
             )
         )
 

@@ -348,6 +348,8 @@ def _refuse_pain(pain_before: int | None) -> None:
                    "there can then find and read your health data.")
 @click.option("--pain-before", type=PAIN_0_10, help="Discomfort or pain now, 0-10 (5+ refuses).")
 @click.option("--note", help="A note for this session.")
+@click.option("--position", type=click.Choice(("lying", "sitting", "standing")),
+              help="The position you train in (recorded; the plan progresses by it).")
 @click.option("--seed", default=0, show_default=True, help="Virtual only: the person's seed.")
 @click.option("--driver", "driver_files", multiple=True,
               type=click.Path(exists=True, dir_okay=True, path_type=Path),
@@ -369,6 +371,7 @@ def live(
     lsl_network: bool,
     pain_before: int | None,
     note: str | None,
+    position: str | None,
     seed: int,
     driver_files: tuple[Path, ...],
     audio: AudioRequest,
@@ -395,7 +398,7 @@ def live(
     interactive = sys.stdin.isatty() and not app.json and not windowed
     opts = LiveOptions(
         protocol=protocol, pacer=pacer, duration=duration, person=person,
-        pain_before=pain_before, note_before=note, lsl=lsl,
+        pain_before=pain_before, note_before=note, lsl=lsl, position=position,
         status_lines=not app.json, say=_say,
         attach=[lambda engine, _model: _install_keyboard(engine)] if interactive else [],
     )

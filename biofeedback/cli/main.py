@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "biofeedback.cli.calibrate_cmds",
     "biofeedback.cli.session_cmds",
     "biofeedback.cli.live_cmds",
+    "biofeedback.cli.plan_cmds",
 )
 
 

@@ -4,7 +4,8 @@ The schema version lives in ``PRAGMA user_version`` and an application id in
 ``PRAGMA application_id``, so a foreign SQLite file (or anything that is not
 SQLite) is refused with a clear error and left untouched. Migrations are an
 ordered list of SQL scripts; opening a file applies the missing ones in one
-transaction each (append only: migration 1 is known devices, 2 sessions).
+transaction each (append only: migration 1 is known devices, 2 sessions, 3 a
+session's position).
 
 Sessions are written as they stream by a
 :class:`~biofeedback.store.sessions.SessionWriter` (its own thread and
@@ -148,6 +149,10 @@ MIGRATIONS: list[str] = [
         created_at  TEXT NOT NULL
     );
     CREATE INDEX annotations_by_session ON annotations (session_id, t);
+    """,
+    # 3: the position a session was done in (lying, sitting, standing; NULL: not said)
+    """
+    ALTER TABLE sessions ADD COLUMN position TEXT;
     """,
 ]
 
@@ -523,12 +528,13 @@ class Store:
                 cur = c.execute(
                     """INSERT INTO sessions (started_at, t0, t_last, person, protocol, pacer,
                            profile, devices, virtual, pain_before, note_before, writer_pid,
-                           heartbeat)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (now_iso(), float(meta.t0), float(meta.t0), meta.person, meta.protocol,
+                           heartbeat, position)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (meta.started_at or now_iso(), float(meta.t0), float(meta.t0),
+                     meta.person, meta.protocol,
                      None if meta.pacer is None else _dumps(meta.pacer), meta.profile,
                      _dumps(list(meta.devices)), int(meta.virtual), pain, meta.note_before,
-                     os.getpid(), _wall()),
+                     os.getpid(), _wall(), meta.position),
                 )
                 sid = cur.lastrowid
                 assert sid is not None
@@ -838,6 +844,7 @@ def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...], store: Path) -> 
                             lock_held=held)
     t0, duration_s = f.number("t0", 0.0), f.number("duration_s", 0.0)
     person, protocol, profile = f.text("person"), f.text("protocol"), f.text("profile")
+    position = f.text("position")
     notes = f.text("note_before"), f.text("note_after")
     damage = ", ".join(sorted(set(f.damaged))) or None
     return SessionInfo(
@@ -862,6 +869,7 @@ def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...], store: Path) -> 
         score=score,
         streams=streams,
         damage=None if damage is None else f"unreadable {damage}",
+        position=position,
     )
 
 

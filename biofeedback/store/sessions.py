@@ -135,6 +135,12 @@ class SessionMeta:
         Pain before the session, 0-10.
     note_before : str or None
         Free text before the session.
+    position : str or None
+        The position the session is done in (``lying``, ``sitting``,
+        ``standing``; None: not said).
+    started_at : str or None
+        ISO 8601 start to store instead of now (a simulated programme's
+        sessions, spread over its weeks).
     """
 
     person: str | None
@@ -147,6 +153,8 @@ class SessionMeta:
     virtual: bool = False
     pain_before: int | None = None
     note_before: str | None = None
+    position: str | None = None
+    started_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,7 @@ class SessionInfo:
     score: float | None
     streams: tuple[StreamSpec, ...] = ()
     damage: str | None = None
+    position: str | None = None
 
     @property
     def start(self) -> dt.datetime:
@@ -241,6 +250,7 @@ class SessionInfo:
                 "pain_after": self.pain_after,
                 "note_before": self.note_before,
                 "note_after": self.note_after,
+                "position": self.position,
                 "streams": [s.to_json() for s in self.streams],
                 "summary": self.summary,
             }

@@ -1,0 +1,114 @@
+"""``plan``: today's session of the programme, what comes next, and the steps so far."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+
+from biofeedback.cli.main import AppContext, cli, command_options, emit_json
+from biofeedback.paths import store_path
+from biofeedback.programme import DEFAULT_PLAN, POSITIONS, PlanState, follow
+from biofeedback.programme.changes import DEFAULT_PERSON, add_change, load_changes
+from biofeedback.store import Store
+from devices.errors import InputError
+
+__all__ = ["plan", "plan_state", "plan_to_json"]
+
+_ACTION_WORDS = {
+    "next_position": "next position",
+    "more_reps": "one more rep",
+    "longer_exhale": "a longer exhale",
+    "fewer_reps": "one rep fewer",
+    "hold": "no progression",
+}
+
+
+def plan_state(store: Store, person: str | None) -> PlanState:
+    """The default plan replayed over a person's stored sessions and changes."""
+    sessions = [s for s in store.sessions() if s.person == person]
+    return follow(DEFAULT_PLAN, sessions, load_changes(person))
+
+
+def _week_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def plan_to_json(state: PlanState, person: str | None, today: dt.date) -> dict[str, Any]:
+    """The ``plan --json`` document."""
+    week = _week_start(today)
+    this_week = sum(1 for s in state.sessions if s.start.astimezone().date() >= week)
+    nxt = state.next_step()
+    return {
+        "person": person,
+        "plan": state.plan.to_json(),
+        "today": {**state.current.to_json(), "date": today.isoformat(),
+                  "done_today": state.done_on(today),
+                  "this_week": {"done": this_week, "target": state.current.per_week}},
+        "next": None if nxt is None else nxt.to_json(),
+        "progress": [p.to_json() for p in state.progress()],
+        "steps": [s.to_json() for s in state.steps],
+        "sessions_counted": len(state.sessions),
+    }
+
+
+def _print(doc: dict[str, Any]) -> None:
+    t = doc["today"]
+    who = doc["person"] or DEFAULT_PERSON
+    click.echo(f"Plan '{doc['plan']['name']}' for {who} ({doc['sessions_counted']} sessions so "
+               "far)")
+    click.echo(f"Today: {t['position']}, {t['reps']} reps, breathe in {t['inhale_s']:g} s / "
+               f"out {t['exhale_s']:g} s")
+    click.echo(f"  done today {t['done_today']}; this week {t['this_week']['done']} of "
+               f"{t['this_week']['target']}")
+    nxt = doc["next"]
+    if nxt is None:
+        click.echo("Next: the plan is at its last step; keep practising.")
+    else:
+        click.echo(f"Next: {_ACTION_WORDS.get(nxt['action'], nxt['action'])} after "
+                   f"{nxt['why']} ({nxt['met']} of {nxt['needed']} so far)")
+    if doc["steps"]:
+        click.echo("Steps so far:")
+    for s in doc["steps"]:
+        day = dt.datetime.fromisoformat(s["at"]).astimezone().strftime("%Y-%m-%d")
+        what = ", ".join(f"{k} {v}" for k, v in s["changed"].items()) or "count restarted"
+        src = f" (after session {s['session_id']})" if s["session_id"] is not None else ""
+        click.echo(f"  {day}  {what}{src}: {s['why']}")
+    click.echo("Stop if anything hurts; never push.")
+
+
+@cli.command()
+@click.option("--person", help="Whose plan (default: sessions recorded without a person).")
+@click.option("--position", type=click.Choice(POSITIONS), help="Change: the position.")
+@click.option("--reps", type=click.IntRange(1, 30), help="Change: reps per session.")
+@click.option("--inhale", type=click.FloatRange(2.0, 15.0), help="Change: inhale seconds.")
+@click.option("--exhale", type=click.FloatRange(2.0, 20.0), help="Change: exhale seconds.")
+@click.option("--per-week", type=click.IntRange(1, 14), help="Change: sessions per week.")
+@command_options()
+def plan(app: AppContext, person: str | None, position: str | None, reps: int | None,
+         inhale: float | None, exhale: float | None, per_week: int | None) -> None:
+    """Today's session of the down-training programme and what comes next.
+
+    The plan starts lying down with 5 reps a day; its rules add reps, lengthen
+    the exhale and move on to sitting, then standing, when the drop is reliable
+    and strain-free, each step saying why. Options change the plan from now on.
+    """
+    given = {"position": position, "reps": reps, "inhale_s": inhale, "exhale_s": exhale,
+             "per_week": per_week}
+    values = {k: v for k, v in given.items() if v is not None}
+    with Store(store_path()) as store:
+        state = plan_state(store, person)
+    if values:
+        try:
+            state.current.changed(values)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        add_change(person, values)
+        with Store(store_path()) as store:
+            state = plan_state(store, person)
+    doc = plan_to_json(state, person, dt.datetime.now().astimezone().date())
+    if app.json:
+        emit_json(doc)
+    else:
+        _print(doc)
