@@ -22,13 +22,14 @@ from devices.virtual.world import DEFAULT_TWINS, VirtualWorld
 async def first_sample_latency(family: str) -> float:
     clock = RealClock()
     specs = [s for s in DEFAULT_TWINS if s.family == family]
-    async with VirtualWorld(clock, seed=1, twins=specs):
+    async with VirtualWorld(clock, seed=1, twins=specs) as world:
         reg = Registry.builtin()
         t0 = time.perf_counter()
-        found = await scan(reg, clock, timeout=5.0, stop_when=lambda f: f.driver is not None)
+        found = await scan(reg, clock, timeout=5.0, stop_when=lambda f: f.driver is not None,
+                           backend=world.backend)
         hit = next(f for f in found if f.driver is not None)
         assert hit.driver is not None
-        async with BleSource(hit.device, hit.driver, clock) as src:
+        async with BleSource(hit.device, hit.driver, clock, backend=hit.backend) as src:
             async for item in src:
                 if isinstance(item, Chunk):
                     return time.perf_counter() - t0
@@ -39,16 +40,18 @@ async def reconnect_times(n_drops: int = 5) -> list[float]:
     clock = RealClock()
     specs = [s for s in DEFAULT_TWINS if s.family == "kgoal"]
     faults = {specs[0].name: Faults(drop_after=100, max_drops=n_drops)}
-    async with VirtualWorld(clock, seed=1, twins=specs, faults=faults):
+    async with VirtualWorld(clock, seed=1, twins=specs, faults=faults) as world:
         reg = Registry.builtin()
-        found = await scan(reg, clock, timeout=5.0, stop_when=lambda f: f.driver is not None)
+        found = await scan(reg, clock, timeout=5.0, stop_when=lambda f: f.driver is not None,
+                           backend=world.backend)
         hit = next(f for f in found if f.driver is not None)
         assert hit.driver is not None
         policy = ReconnectPolicy(backoff=(0.0,))
         out: list[float] = []
         lost_at = 0.0
         waiting_first = False
-        async with BleSource(hit.device, hit.driver, clock, policy=policy) as src:
+        async with BleSource(hit.device, hit.driver, clock, policy=policy,
+                             backend=hit.backend) as src:
             async for item in src:
                 if isinstance(item, LinkEvent) and item.kind == LinkKind.LOST:
                     lost_at = time.perf_counter()

@@ -35,13 +35,14 @@ async def simulated_minute() -> tuple[float, float, int]:
     """Wall and CPU seconds for 60 simulated seconds of one kGoal twin at max speed."""
     clock = SimClock(speed=None)
     specs = [s for s in DEFAULT_TWINS if s.family == "kgoal"]
-    async with VirtualWorld(clock, seed=1, twins=specs):
+    async with VirtualWorld(clock, seed=1, twins=specs) as world:
         found = await scan(Registry.builtin(), clock, timeout=5.0,
-                           stop_when=lambda f: f.driver is not None)
+                           stop_when=lambda f: f.driver is not None,
+                           backend=world.backend)
         hit = next(f for f in found if f.driver is not None)
         assert hit.driver is not None
         n = 0
-        async with BleSource(hit.device, hit.driver, clock) as src:
+        async with BleSource(hit.device, hit.driver, clock, backend=hit.backend) as src:
             t_end: float | None = None
             wall, cpu = time.perf_counter(), time.process_time()
             async for item in src:

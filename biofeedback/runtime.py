@@ -14,7 +14,8 @@ This is also the one application module that builds the virtual radio
 ::
 
     async with virtual_world(True, clock, seed=0) as world:
-        chosen = await find_devices_named(DEMO_DEVICES, registry, clock)
+        chosen = await find_devices_named(DEMO_DEVICES, registry, clock,
+                                          backend=backend_of(world))
         run = await run_session(clock, chosen, LiveOptions(duration=60), world=world)
 """
 
@@ -36,7 +37,7 @@ from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.terminal import TerminalView
-from devices.ble import BleSource, Found, scan
+from devices.ble import PLATFORM, BleBackend, BleSource, Found, scan
 from devices.clock import Clock
 from devices.errors import DeviceNotFoundError, InputError
 from devices.merge import merged
@@ -50,6 +51,7 @@ __all__ = [
     "SessionRun",
     "apply_profile",
     "attach_window",
+    "backend_of",
     "cue_printer",
     "find_devices_named",
     "install_signals",
@@ -131,8 +133,19 @@ async def virtual_world(
         yield world
 
 
+def backend_of(world: Any) -> BleBackend:
+    """The bleak backend scans and connections go through: the virtual world's radio, or
+    (``world`` None) the OS stack."""
+    return PLATFORM if world is None else world.backend
+
+
 async def find_devices_named(
-    names: Sequence[str], registry: Registry, clock: Clock, *, timeout: float = 2.0
+    names: Sequence[str],
+    registry: Registry,
+    clock: Clock,
+    *,
+    timeout: float = 2.0,
+    backend: BleBackend = PLATFORM,
 ) -> list[Found]:
     """Scan until a device whose name starts with each of ``names`` (with a driver) is seen.
 
@@ -148,7 +161,7 @@ async def find_devices_named(
         seen.append(f)
         return all(any(_named(x, w) for x in seen) for w in wanted)
 
-    found = await scan(registry, clock, timeout=timeout, stop_when=seen_all)
+    found = await scan(registry, clock, timeout=timeout, stop_when=seen_all, backend=backend)
     chosen = []
     for name, w in zip(names, wanted, strict=True):
         matches = [f for f in found if _named(f, w)]
@@ -331,7 +344,8 @@ def _assemble(
     clock: Clock, chosen: Sequence[Found], opts: LiveOptions, world: Any
 ) -> _Parts:
     """Sources, model, pipeline (with the profile) and engine for the chosen sensors."""
-    sources = [BleSource(f.device, f.driver, clock, prefix=_prefix(f)) for f in chosen if f.driver]
+    sources = [BleSource(f.device, f.driver, clock, prefix=_prefix(f), backend=f.backend)
+               for f in chosen if f.driver]
     specs = [s for src in sources for s in src.streams]
     device_of = {s.name: src.name for src in sources for s in src.streams}
     address_of = {s.name: src.device.address for src in sources for s in src.streams}
@@ -420,6 +434,7 @@ async def run_session(
         view = TerminalView(model) if opts.status_lines and opts.window is None else None
         if opts.window is not None:
             undo.append(attach_window(opts.window, engine, model))
+            opts.window.pairing.backend = backend_of(world)  # its Sensors tab scans there
         try:
             feed: AsyncIterator[Chunk | LinkEvent] = items
             if opts.lsl:
@@ -478,7 +493,8 @@ async def run_demo_session(
         Called with each device once it is stored as known.
     """
     async with virtual_world(True, clock, seed=seed, faults=faults) as world:
-        chosen = await find_devices_named(DEMO_DEVICES, registry, clock)
+        chosen = await find_devices_named(DEMO_DEVICES, registry, clock,
+                                          backend=backend_of(world))
         remember_devices(chosen, virtual=True)
         if on_paired is not None:
             for f in chosen:

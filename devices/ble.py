@@ -22,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from bleak import BleakClient, BleakScanner
+from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData
+from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
 from bleak.exc import BleakError
 from bleak_retry_connector import establish_connection
 
@@ -57,6 +58,8 @@ from devices.stream import Chunk, LinkEvent, LinkKind, StreamSpec, TaskSource
 from devices.timestamps import Timestamper
 
 __all__ = [
+    "PLATFORM",
+    "BleBackend",
     "BleSource",
     "Found",
     "ReconnectPolicy",
@@ -69,14 +72,68 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, eq=False)
+class BleBackend:
+    """Which bleak backend the connection layer drives (bleak's ``backend=`` seam).
+
+    The default is the platform's (BlueZ, WinRT, CoreBluetooth, as bleak
+    picks it). Another one -- the virtual radio's -- is handed to
+    :func:`scan`, :func:`resolve_device` and :class:`BleSource`, which pass it
+    to ``BleakScanner`` / ``BleakClient`` (through bleak-retry-connector's
+    ``establish_connection``); nothing is patched in bleak.
+
+    Parameters
+    ----------
+    scanner, client : type, optional
+        Backend classes; None for the platform's.
+    options : mapping
+        Keyword arguments both backend classes take (the virtual radio's
+        ``radio=``).
+    name : str
+        Shown in logs.
+    """
+
+    scanner: type[BaseBleakScanner] | None = None
+    client: type[BaseBleakClient] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "platform"
+
+    def scanner_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``BleakScanner`` (and its ``discover``/``find_*``)."""
+        return {} if self.scanner is None else {"backend": self.scanner, **self.options}
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``BleakClient`` (and ``establish_connection``)."""
+        return {} if self.client is None else {"backend": self.client, **self.options}
+
+    def new_scanner(
+        self,
+        detection_callback: AdvertisementDataCallback | None = None,
+        service_uuids: list[str] | None = None,
+    ) -> BleakScanner:
+        """A ``BleakScanner`` on this backend."""
+        return BleakScanner(detection_callback, service_uuids, **self.scanner_kwargs())
+
+    def new_client(self, device: BLEDevice, **kwargs: Any) -> BleakClient:
+        """A ``BleakClient`` on this backend (``kwargs`` as for ``BleakClient``)."""
+        return BleakClient(device, **kwargs, **self.client_kwargs())
+
+
+#: The operating system's Bluetooth stack, as bleak picks it.
+PLATFORM = BleBackend()
+
 
 @dataclass(frozen=True)
 class Found:
-    """One device a scan saw, with the driver that claims it (or None)."""
+    """One device a scan saw, with the driver that claims it (or None).
+
+    ``backend`` is the one that saw it: connect through the same.
+    """
 
     device: BLEDevice
     adv: Advertisement
     driver: Driver | None
+    backend: BleBackend = PLATFORM
 
     @property
     def name(self) -> str:
@@ -109,6 +166,7 @@ async def scan(
     timeout: float = 5.0,
     stop_when: Callable[[Found], bool] | None = None,
     service_uuids: list[str] | None = None,
+    backend: BleBackend = PLATFORM,
 ) -> list[Found]:
     """Scan for advertising devices and match each to a driver.
 
@@ -125,6 +183,8 @@ async def scan(
         End the scan early once a found device satisfies it.
     service_uuids : list of str, optional
         Only report devices advertising one of these services.
+    backend : BleBackend
+        The bleak backend to scan through (default: the OS stack).
 
     Returns
     -------
@@ -136,7 +196,7 @@ async def scan(
 
     def on_detect(device: BLEDevice, data: AdvertisementData) -> None:
         adv = _advertisement(device, data)
-        found = Found(device, adv, registry.match(adv))
+        found = Found(device, adv, registry.match(adv), backend)
         seen[device.address] = found
         if stop_when is not None and stop_when(found):
             done.set()
@@ -144,7 +204,7 @@ async def scan(
     uuids = [normalize_uuid(u) for u in service_uuids] if service_uuids else None
     async with clock.busy():
         try:
-            async with BleakScanner(detection_callback=on_detect, service_uuids=uuids):
+            async with backend.new_scanner(on_detect, uuids):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), clock.radio_seconds(timeout))
         except BleakError as exc:
@@ -183,7 +243,12 @@ def find_devices(target: str, found: list[Found]) -> list[Found]:
 
 
 async def resolve_device(
-    target: str, registry: Registry, clock: Clock, *, timeout: float = 5.0
+    target: str,
+    registry: Registry,
+    clock: Clock,
+    *,
+    timeout: float = 5.0,
+    backend: BleBackend = PLATFORM,
 ) -> Found:
     """Scan for the one device ``target`` means.
 
@@ -199,7 +264,7 @@ async def resolve_device(
     def exact(f: Found) -> bool:
         return f.adv.address.lower() == t or (f.adv.name or "").lower() == t
 
-    found = await scan(registry, clock, timeout=timeout, stop_when=exact)
+    found = await scan(registry, clock, timeout=timeout, stop_when=exact, backend=backend)
     matches = find_devices(target, found)
     if not matches:
         raise DeviceNotFoundError(
@@ -354,6 +419,9 @@ class BleSource(TaskSource):
         Prefix of the chunk stream ids (default ``"<driver id>."``).
     on_raw : callable, optional
         Called with every raw packet (``capture``), before parsing.
+    backend : BleBackend
+        The bleak backend to connect (and rescan) through: the one that found
+        the device (:attr:`Found.backend`). Default: the OS stack.
     """
 
     def __init__(
@@ -365,8 +433,10 @@ class BleSource(TaskSource):
         policy: ReconnectPolicy | None = None,
         prefix: str | None = None,
         on_raw: Callable[[RawPacket], None] | None = None,
+        backend: BleBackend = PLATFORM,
     ) -> None:
         self.device = device
+        self.backend = backend
         self.driver = driver
         self.clock = clock
         self.policy = policy or ReconnectPolicy()
@@ -461,7 +531,7 @@ class BleSource(TaskSource):
                 seen.append(device)
                 done.set()
 
-        async with self.clock.busy(), BleakScanner(detection_callback=on_detect):
+        async with self.clock.busy(), self.backend.new_scanner(on_detect):
             try:
                 await asyncio.wait_for(
                     done.wait(), self.clock.radio_seconds(self.policy.rescan_timeout)
@@ -493,6 +563,7 @@ class BleSource(TaskSource):
                 self.name,
                 disconnected_callback=on_disconnect,
                 max_attempts=self.policy.connect_attempts,
+                **self.backend.client_kwargs(),
             )
             io = _ClientIO(client, self.driver, self.clock, on_packet, startup)
             try:

@@ -17,7 +17,15 @@ import pytest
 import pytest_asyncio
 from bumble import gatt
 
-from devices.ble import BleSource, ReconnectPolicy, find_devices, resolve_device, scan
+from devices.ble import (
+    PLATFORM,
+    BleBackend,
+    BleSource,
+    ReconnectPolicy,
+    find_devices,
+    resolve_device,
+    scan,
+)
 from devices.clock import SimClock
 from devices.drivers.base import Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
 from devices.errors import (
@@ -30,7 +38,7 @@ from devices.errors import (
 )
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec, SupportLevel
-from devices.virtual.backend import installed
+from devices.virtual.backend import virtual_backend
 from devices.virtual.bluez import BluezDouble
 from devices.virtual.peripheral import Faults, VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
@@ -144,20 +152,30 @@ FAST = ReconnectPolicy(backoff=(0.2,), max_consecutive_failures=3, stall_timeout
 
 
 @pytest_asyncio.fixture(params=["virtual", "bluez"])
-async def radio(request: pytest.FixtureRequest) -> AsyncIterator[VirtualRadio]:
+async def link(request: pytest.FixtureRequest) -> AsyncIterator[tuple[VirtualRadio, BleBackend]]:
     """The virtual radio, reached through our backend or through bleak's BlueZ backend."""
     r = await VirtualRadio.create()
     try:
         if request.param == "virtual":
-            with installed(r):
-                yield r
+            yield r, virtual_backend(r)
         else:
             bus = request.getfixturevalue("bluez_bus")
             async with BluezDouble(r) as double:
                 await double.start(bus.address)
-                yield r
+                yield r, PLATFORM  # bleak's own BlueZ backend, on the private bus
     finally:
         await r.close()
+
+
+@pytest.fixture
+def radio(link: tuple[VirtualRadio, BleBackend]) -> VirtualRadio:
+    return link[0]
+
+
+@pytest.fixture
+def backend(link: tuple[VirtualRadio, BleBackend]) -> BleBackend:
+    """What the connection layer is handed: the virtual backend, or the platform's (BlueZ)."""
+    return link[1]
 
 
 async def _twin(
@@ -210,13 +228,13 @@ def _kinds(items: list[Chunk | LinkEvent]) -> list[LinkKind]:
     return [i.kind for i in items if isinstance(i, LinkEvent)]
 
 
-async def test_scan_filters_and_registry(radio: VirtualRadio) -> None:
+async def test_scan_filters_and_registry(radio: VirtualRadio, backend: BleBackend) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock)
     other = await _twin(radio, clock, name="Unrelated")
     try:
         reg = Registry([CounterDriver()])
-        found = await scan(reg, clock, timeout=1.0)
+        found = await scan(reg, clock, timeout=1.0, backend=backend)
         by_name = {f.name: f for f in found}
         assert by_name["Counter 1"].driver is not None
         assert by_name["Counter 1"].driver.id == "counter"
@@ -224,11 +242,11 @@ async def test_scan_filters_and_registry(radio: VirtualRadio) -> None:
         assert by_name["Counter 1"].to_json()["support"] == "user-defined"
         # Matched by its advertised service UUID although the name is not the driver's.
         assert by_name["Unrelated"].driver is not None
-        nobody = await scan(Registry([]), clock, timeout=0.5)
+        nobody = await scan(Registry([]), clock, timeout=0.5, backend=backend)
         assert all(f.driver is None and f.to_json()["driver"] is None for f in nobody)
-        only = await scan(reg, clock, timeout=1.0, service_uuids=[SERVICE])
+        only = await scan(reg, clock, timeout=1.0, service_uuids=[SERVICE], backend=backend)
         assert {f.name for f in only} == {"Counter 1", "Unrelated"}
-        none = await scan(reg, clock, timeout=0.5, service_uuids=["180d"])
+        none = await scan(reg, clock, timeout=0.5, service_uuids=["180d"], backend=backend)
         assert none == []
         assert [f.name for f in find_devices("counter 1", found)] == ["Counter 1"]
         assert [f.name for f in find_devices(twin.address.lower(), found)] == ["Counter 1"]
@@ -238,7 +256,7 @@ async def test_scan_filters_and_registry(radio: VirtualRadio) -> None:
         await other.stop()
 
 
-async def test_resolve_errors(radio: VirtualRadio) -> None:
+async def test_resolve_errors(radio: VirtualRadio, backend: BleBackend) -> None:
     clock = SimClock(speed=None)
     a = await _twin(radio, clock, name="Counter A")
     b = await _twin(radio, clock, name="Counter B")
@@ -246,22 +264,23 @@ async def test_resolve_errors(radio: VirtualRadio) -> None:
     try:
         reg = Registry([CounterDriver()])
         with pytest.raises(InputError, match="2 devices match 'Counter'"):
-            await resolve_device("Counter", reg, clock, timeout=0.5)
+            await resolve_device("Counter", reg, clock, timeout=0.5, backend=backend)
         with pytest.raises(DeviceNotFoundError, match="no device called 'Counter Off'"):
-            await resolve_device("Counter Off", reg, clock, timeout=0.5)
-        found = await resolve_device("Counter A", reg, clock, timeout=0.5)
+            await resolve_device("Counter Off", reg, clock, timeout=0.5, backend=backend)
+        found = await resolve_device("Counter A", reg, clock, timeout=0.5, backend=backend)
         assert found.adv.address == a.address
     finally:
         for t in (a, b, off):
             await t.stop()
 
 
-async def test_stream_timestamps_and_clean_stop(radio: VirtualRadio) -> None:
+async def test_stream_timestamps_and_clean_stop(radio: VirtualRadio, backend: BleBackend) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
-        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
             items = await _collect(src, clock, 10.0)
         kinds = _kinds(items)
@@ -283,12 +302,15 @@ async def test_stream_timestamps_and_clean_stop(radio: VirtualRadio) -> None:
         await twin.stop()
 
 
-async def test_link_drop_reconnects_resends_start_and_counts_gap(radio: VirtualRadio) -> None:
+async def test_link_drop_reconnects_resends_start_and_counts_gap(
+    radio: VirtualRadio, backend: BleBackend
+) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, drop_after=100, max_drops=2)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
-        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
             items = await _collect(src, clock, 60.0, until=_after_connections(3))
         kinds = _kinds(items)
@@ -306,12 +328,13 @@ async def test_link_drop_reconnects_resends_start_and_counts_gap(radio: VirtualR
         await twin.stop()
 
 
-async def test_gives_up_after_repeated_failures(radio: VirtualRadio) -> None:
+async def test_gives_up_after_repeated_failures(radio: VirtualRadio, backend: BleBackend) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, drop_after=20)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
-        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         items: list[Chunk | LinkEvent] = []
         twin_ref = twin
 
@@ -328,13 +351,17 @@ async def test_gives_up_after_repeated_failures(radio: VirtualRadio) -> None:
         await twin.stop()
 
 
-async def test_connection_refused_is_a_device_error(radio: VirtualRadio) -> None:
+async def test_connection_refused_is_a_device_error(
+    radio: VirtualRadio, backend: BleBackend
+) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, refuse_connections=100)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
         policy = ReconnectPolicy(backoff=(0.1,), connect_attempts=2)
-        async with BleSource(found.device, CounterDriver(), clock, policy=policy) as src:
+        async with BleSource(found.device, CounterDriver(), clock, policy=policy,
+            backend=backend) as src:
             with pytest.raises(ConnectionFailedError, match="cannot connect to Counter 1"):
                 async for _ in src:
                     pass
@@ -342,12 +369,15 @@ async def test_connection_refused_is_a_device_error(radio: VirtualRadio) -> None
         await twin.stop()
 
 
-async def test_malformed_packets_are_counted_not_fatal(radio: VirtualRadio) -> None:
+async def test_malformed_packets_are_counted_not_fatal(
+    radio: VirtualRadio, backend: BleBackend
+) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, malformed_every=10)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
-        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
             items = await _collect(src, clock, 4.0)
         assert src.stats.malformed >= 15
@@ -358,12 +388,13 @@ async def test_malformed_packets_are_counted_not_fatal(radio: VirtualRadio) -> N
         await twin.stop()
 
 
-async def test_silent_sensor_is_restarted(radio: VirtualRadio) -> None:
+async def test_silent_sensor_is_restarted(radio: VirtualRadio, backend: BleBackend) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, silent_after=50)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
-        src = BleSource(found.device, CounterDriver(), clock, policy=FAST)
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
             items = await _collect(src, clock, 60.0, until=_after_connections(2))
         lost = [i for i in items if isinstance(i, LinkEvent) and i.kind == LinkKind.LOST]
@@ -373,12 +404,12 @@ async def test_silent_sensor_is_restarted(radio: VirtualRadio) -> None:
         await twin.stop()
 
 
-async def test_poll_driver_reads_at_a_steady_rate(radio: VirtualRadio) -> None:
+async def test_poll_driver_reads_at_a_steady_rate(radio: VirtualRadio, backend: BleBackend) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock)
     try:
-        found = await resolve_device("Counter 1", Registry([PollDriver()]), clock)
-        src = BleSource(found.device, PollDriver(), clock, policy=FAST)
+        found = await resolve_device("Counter 1", Registry([PollDriver()]), clock, backend=backend)
+        src = BleSource(found.device, PollDriver(), clock, policy=FAST, backend=backend)
         async with src:
             items = await _collect(src, clock, 5.0)
         t = np.concatenate([c.t for c in _chunks(items)])
@@ -388,12 +419,16 @@ async def test_poll_driver_reads_at_a_steady_rate(radio: VirtualRadio) -> None:
         await twin.stop()
 
 
-async def test_driver_cannot_write_to_unnamed_characteristic(radio: VirtualRadio) -> None:
+async def test_driver_cannot_write_to_unnamed_characteristic(
+    radio: VirtualRadio, backend: BleBackend
+) -> None:
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock)
     try:
-        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock)
-        async with BleSource(found.device, RogueDriver(), clock, policy=FAST) as src:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        async with BleSource(found.device, RogueDriver(), clock, policy=FAST,
+            backend=backend) as src:
             with pytest.raises(WriteNotAllowedError, match="may not write"):
                 async for _ in src:
                     pass

@@ -48,11 +48,11 @@ async def test_link_drop_reconnects_and_resends_start(family: str) -> None:
         fault = Faults(drop_after=15 if family == "hrs" else 60, max_drops=1)
     async with VirtualWorld(clock, seed=2, twins=[spec], faults={spec.name: fault}) as world:
         reg = Registry.builtin()
-        found = await resolve_device(spec.name, reg, clock)
+        found = await resolve_device(spec.name, reg, clock, backend=world.backend)
         assert found.driver is not None and found.driver.id == family
         twin = world.twin(family)
         items: list[Chunk | LinkEvent] = []
-        src = BleSource(found.device, found.driver, clock, policy=POLICY)
+        src = BleSource(found.device, found.driver, clock, policy=POLICY, backend=found.backend)
         async with src:
 
             async def collect() -> None:

@@ -50,7 +50,7 @@ from devices.drivers.gdx_rb import (
 from devices.errors import ConnectionFailedError, InputError, ParseError
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, SupportLevel
-from devices.virtual.backend import installed
+from devices.virtual.backend import virtual_backend
 from devices.virtual.body import BodyModel, BodyParams
 from devices.virtual.peripheral import Faults
 from devices.virtual.radio import VirtualRadio
@@ -488,8 +488,7 @@ def test_breath_rate_estimator_nan_then_updates() -> None:
 async def radio() -> AsyncIterator[VirtualRadio]:
     r = await VirtualRadio.create()
     try:
-        with installed(r):
-            yield r
+        yield r
     finally:
         await r.close()
 
@@ -519,9 +518,11 @@ async def test_twin_streams_force_and_rate_through_bleak(radio: VirtualRadio) ->
     twin = GdxRbTwin(radio, clock, body=body, name=NAME, seed=1)
     await twin.start()
     try:
-        found = await resolve_device(NAME, Registry([GdxRbDriver()]), clock)
+        found = await resolve_device(
+            NAME, Registry([GdxRbDriver()]), clock, backend=virtual_backend(radio)
+        )
         assert found.driver is not None and found.driver.id == "gdx-rb"
-        src = BleSource(found.device, GdxRbDriver(), clock)
+        src = BleSource(found.device, GdxRbDriver(), clock, backend=found.backend)
         async with src:
             items = await _collect(src, clock, 50.0)
         t, force = _stream(items, "gdx-rb.force")
@@ -556,8 +557,10 @@ async def test_twin_at_20_hz(radio: VirtualRadio) -> None:
     twin = GdxRbTwin(radio, clock, body=BodyModel(2, t0=clock.now()), name=NAME, seed=2)
     await twin.start()
     try:
-        found = await resolve_device(NAME, Registry([GdxRbDriver()]), clock)
-        src = BleSource(found.device, GdxRbDriver(period_ms=50), clock)
+        found = await resolve_device(
+            NAME, Registry([GdxRbDriver()]), clock, backend=virtual_backend(radio)
+        )
+        src = BleSource(found.device, GdxRbDriver(period_ms=50), clock, backend=found.backend)
         async with src:
             items = await _collect(src, clock, 10.0)
         t, _ = _stream(items, "gdx-rb.force")
@@ -591,8 +594,10 @@ async def test_twin_protocol_through_plain_bleak_client(radio: VirtualRadio) -> 
                 return GdxResponse.from_bytes(raw, verify=True)
 
     try:
-        found = await resolve_device(NAME, Registry([GdxRbDriver()]), clock)
-        async with BleakClient(found.device) as client:
+        found = await resolve_device(
+            NAME, Registry([GdxRbDriver()]), clock, backend=virtual_backend(radio)
+        )
+        async with BleakClient(found.device, **found.backend.client_kwargs()) as client:
             await client.start_notify(GDX_RESPONSE, on_notify)
             await clock.sleep(2.0)
             assert got.empty() and twin.packets_sent == 0  # nothing before START
@@ -644,10 +649,12 @@ async def test_reconnect_while_the_belt_keeps_streaming(radio: VirtualRadio) -> 
     )
     await twin.start()
     try:
-        found = await resolve_device(NAME, Registry([GdxRbDriver()]), clock)
+        found = await resolve_device(
+            NAME, Registry([GdxRbDriver()]), clock, backend=virtual_backend(radio)
+        )
         policy = ReconnectPolicy(backoff=(0.2,), max_consecutive_failures=3, stall_timeout=3.0)
         driver = GdxRbDriver()
-        src = BleSource(found.device, driver, clock, policy=policy)
+        src = BleSource(found.device, driver, clock, policy=policy, backend=found.backend)
         async with src:
             items = await _collect(src, clock, 30.0)
         assert driver.stale_packets > 0  # measurements arrived during the second start

@@ -30,7 +30,7 @@ from devices.errors import ParseError
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, SupportLevel
 from devices.timestamps import IntervalTimestamper
-from devices.virtual.backend import installed
+from devices.virtual.backend import virtual_backend
 from devices.virtual.body import BodyModel, BodyParams
 from devices.virtual.peripheral import Faults
 from devices.virtual.radio import VirtualRadio
@@ -217,8 +217,7 @@ NAME = "HRM-Pro 51234"
 async def radio() -> AsyncIterator[VirtualRadio]:
     r = await VirtualRadio.create()
     try:
-        with installed(r):
-            yield r
+        yield r
     finally:
         await r.close()
 
@@ -232,8 +231,10 @@ async def _run(
     await twin.start()
     items: list[Chunk | LinkEvent] = []
     try:
-        found = await resolve_device(NAME, Registry([HeartRateDriver()]), clock)
-        src = BleSource(found.device, HeartRateDriver(), clock, policy=FAST)
+        found = await resolve_device(
+            NAME, Registry([HeartRateDriver()]), clock, backend=virtual_backend(radio)
+        )
+        src = BleSource(found.device, HeartRateDriver(), clock, policy=FAST, backend=found.backend)
 
         async def go() -> None:
             async for item in src:

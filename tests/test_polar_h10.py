@@ -48,7 +48,7 @@ from devices.drivers.polar_h10 import (
 from devices.errors import ConnectionFailedError, ParseError
 from devices.registry import BUILTIN, Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, SupportLevel
-from devices.virtual.backend import installed
+from devices.virtual.backend import virtual_backend
 from devices.virtual.body import BodyModel
 from devices.virtual.peripheral import Faults
 from devices.virtual.radio import VirtualRadio
@@ -494,8 +494,7 @@ NAME = "Polar H10 A1B2C3D4"
 async def radio() -> AsyncIterator[VirtualRadio]:
     r = await VirtualRadio.create()
     try:
-        with installed(r):
-            yield r
+        yield r
     finally:
         await r.close()
 
@@ -507,11 +506,15 @@ async def _twin(radio: VirtualRadio, clock: SimClock, **kw: object) -> PolarH10T
     return twin
 
 
-async def _source(clock: SimClock, driver: PolarH10Driver | None = None) -> BleSource:
+async def _source(
+    radio: VirtualRadio, clock: SimClock, driver: PolarH10Driver | None = None
+) -> BleSource:
     reg = Registry([PolarH10Driver(), HeartRateDriver()])
-    found = await resolve_device(NAME, reg, clock)
+    found = await resolve_device(NAME, reg, clock, backend=virtual_backend(radio))
     assert found.driver is not None and found.driver.id == "polar-h10"
-    return BleSource(found.device, driver or PolarH10Driver(), clock, policy=FAST)
+    return BleSource(
+        found.device, driver or PolarH10Driver(), clock, policy=FAST, backend=found.backend
+    )
 
 
 async def _collect(
@@ -556,7 +559,7 @@ async def test_twin_streams_ecg_and_acc_through_ble_source(radio: VirtualRadio) 
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, latency_jitter_s=0.03)
     try:
-        src = await _source(clock)
+        src = await _source(radio, clock)
         async with src:
             items = await _collect(src, clock, 40.0)
         kinds = [i.kind for i in items if isinstance(i, LinkEvent)]
@@ -587,7 +590,7 @@ async def test_twin_raw_frames_option(radio: VirtualRadio) -> None:
     twin = await _twin(radio, clock, compressed=False)
     try:
         frames: list[bytes] = []
-        src = await _source(clock)
+        src = await _source(radio, clock)
         src.on_raw = lambda pkt: frames.append(pkt.data) if pkt.char == PMD_DATA else None
         async with src:
             items = await _collect(src, clock, 5.0)
@@ -604,7 +607,7 @@ async def test_link_drop_resends_start_and_keeps_the_clock(radio: VirtualRadio) 
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, faults=Faults(drop_after=120, max_drops=1))
     try:
-        src = await _source(clock)
+        src = await _source(radio, clock)
         async with src:
             items = await _collect(src, clock, 40.0)
         kinds = [i.kind for i in items if isinstance(i, LinkEvent)]
@@ -626,7 +629,7 @@ async def test_power_cycle_resets_the_sensor_clock_and_streams_resume(radio: Vir
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock)
     try:
-        src = await _source(clock)
+        src = await _source(radio, clock)
         raw: list[RawPacket] = []
         src.on_raw = raw.append
 
@@ -655,7 +658,7 @@ async def test_start_refused_by_the_strap_is_a_connection_error(radio: VirtualRa
     clock = SimClock(speed=None)
     twin = await _twin(radio, clock, start_status=ResponseStatus.DEVICE_IN_CHARGER)
     try:
-        src = await _source(clock)
+        src = await _source(radio, clock)
         async with src:
             with pytest.raises(ConnectionFailedError, match="DEVICE_IN_CHARGER"):
                 async for _ in src:
@@ -670,7 +673,7 @@ async def test_twin_control_point_through_plain_bleak(radio: VirtualRadio) -> No
     twin = await _twin(radio, clock)
     try:
         answers: asyncio.Queue[bytes] = asyncio.Queue()
-        async with BleakClient(twin.address) as client:
+        async with BleakClient(twin.address, **virtual_backend(radio).client_kwargs()) as client:
             assert bytes(await client.read_gatt_char(PMD_CP)) == b"\x0f\x05"
             await client.start_notify(PMD_CP, lambda _c, d: answers.put_nowait(bytes(d)))
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from devices.clock import RealClock
-from devices.virtual.backend import installed
+from devices.virtual.backend import virtual_backend
 from devices.virtual.peripheral import VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
 
@@ -94,19 +94,21 @@ def test_virtual_radio_streams_into_qt_object_under_qasync(qtbot: QtBot) -> None
         sensor = Ticker(radio, RealClock(), name="Qt-Ticker")
         await sensor.start()
         try:
-            with installed(radio):
-                device = await BleakScanner.find_device_by_name("Qt-Ticker", timeout=2.0)
-                assert device is not None
+            backend = virtual_backend(radio)
+            device = await BleakScanner.find_device_by_name(
+                "Qt-Ticker", timeout=2.0, **backend.scanner_kwargs()
+            )
+            assert device is not None
 
-                def on_notify(_char: BleakGATTCharacteristic, data: bytearray) -> None:
-                    sink.sample.emit(*PACKET.unpack(data))
+            def on_notify(_char: BleakGATTCharacteristic, data: bytearray) -> None:
+                sink.sample.emit(*PACKET.unpack(data))
 
-                async with BleakClient(device, timeout=5.0) as client:
-                    await client.start_notify(DATA, on_notify)
-                    await client.write_gatt_char(CTRL, b"\x01", response=True)
-                    await asyncio.wait_for(sink.enough.wait(), 5.0)
-                    await client.write_gatt_char(CTRL, b"\x00", response=True)
-                    await client.stop_notify(DATA)
+            async with BleakClient(device, timeout=5.0, **backend.client_kwargs()) as client:
+                await client.start_notify(DATA, on_notify)
+                await client.write_gatt_char(CTRL, b"\x01", response=True)
+                await asyncio.wait_for(sink.enough.wait(), 5.0)
+                await client.write_gatt_char(CTRL, b"\x00", response=True)
+                await client.stop_notify(DATA)
         finally:
             timer.stop()
             await sensor.stop()
@@ -137,8 +139,10 @@ def test_qasync_loop_can_be_created_again(qtbot: QtBot) -> None:
             radio = await VirtualRadio.create()
             sensor = Ticker(radio, RealClock(), name="Qt-Ticker")
             await sensor.start()
-            with installed(radio):
-                found = await BleakScanner.find_device_by_name("Qt-Ticker", timeout=2.0)
+            backend = virtual_backend(radio)
+            found = await BleakScanner.find_device_by_name(
+                "Qt-Ticker", timeout=2.0, **backend.scanner_kwargs()
+            )
             await sensor.stop()
             await radio.close()
             return found is not None

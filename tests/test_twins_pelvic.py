@@ -32,7 +32,7 @@ from devices.drivers.perifit import PERIFIT_TWIN_CHAR, PerifitDriver
 from devices.errors import WriteNotAllowedError
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind
-from devices.virtual.backend import installed
+from devices.virtual.backend import virtual_backend
 from devices.virtual.body import BodyModel
 from devices.virtual.radio import VirtualRadio
 from devices.virtual.twins import CountsConversion
@@ -62,26 +62,30 @@ FAST = ReconnectPolicy(backoff=(0.2,), max_consecutive_failures=2, stall_timeout
 async def radio() -> AsyncIterator[VirtualRadio]:
     r = await VirtualRadio.create()
     try:
-        with installed(r):
-            yield r
+        yield r
     finally:
         await r.close()
 
 
 async def stream(
-    driver: Driver, name: str, clock: SimClock, seconds: float, chars: set[str] | None = None
+    radio: VirtualRadio,
+    driver: Driver,
+    name: str,
+    clock: SimClock,
+    seconds: float,
+    chars: set[str] | None = None,
 ) -> tuple[list[Chunk | LinkEvent], BleSource]:
     """Connect to ``name`` with ``driver`` through BleSource and collect ``seconds``.
 
     ``chars`` collects the characteristics the raw packets came from.
     """
-    found = await resolve_device(name, Registry([driver]), clock)
+    found = await resolve_device(name, Registry([driver]), clock, backend=virtual_backend(radio))
 
     def on_raw(pkt: RawPacket) -> None:
         if chars is not None:
             chars.add(pkt.char)
 
-    src = BleSource(found.device, driver, clock, policy=FAST, on_raw=on_raw)
+    src = BleSource(found.device, driver, clock, policy=FAST, on_raw=on_raw, backend=found.backend)
     items: list[Chunk | LinkEvent] = []
 
     async def go() -> None:
@@ -123,7 +127,7 @@ async def test_kgoal_twin_streams_raw_first_at_50_hz(radio: VirtualRadio) -> Non
     twin = KGoalTwin(radio, clock, body=body, name="Boost", seed=1)
     await twin.start()
     try:
-        items, src = await stream(KGoalDriver(), "Boost", clock, 10.0)
+        items, src = await stream(radio, KGoalDriver(), "Boost", clock, 10.0)
         t, v = joined(items, "kgoal.pressure")
         assert 480 <= t.size <= 510
         assert np.median(np.diff(t)) == pytest.approx(0.02, abs=1e-4)
@@ -146,7 +150,7 @@ async def test_kgoal_toml_driver_streams_from_the_twin(radio: VirtualRadio) -> N
     await twin.start()
     try:
         toml = load_toml_driver(EXAMPLES / "kgoal.toml")
-        items, _ = await stream(toml, "Boost", clock, 4.0)
+        items, _ = await stream(radio, toml, "Boost", clock, 4.0)
         _, v = joined(items, "kgoal-toml.pressure")
         sent = np.array([h[1] for h in list(twin.history)[: v.shape[0]]], dtype=float)
         np.testing.assert_array_equal(v, sent)
@@ -161,7 +165,7 @@ async def test_perifit_twin_two_channels_found_by_short_uuid(radio: VirtualRadio
     await twin.start()
     try:
         chars: set[str] = set()
-        items, src = await stream(PerifitDriver(), "Perifit_o)", clock, 10.0, chars)
+        items, src = await stream(radio, PerifitDriver(), "Perifit_o)", clock, 10.0, chars)
         t, v = joined(items, "perifit.pressure")
         assert v.shape[1] == 2 and 190 <= t.size <= 205  # 20 Hz
         chunk = next(i for i in items if isinstance(i, Chunk))
@@ -183,7 +187,7 @@ async def test_elvie_twin_is_polled_at_10_hz(radio: VirtualRadio) -> None:
     twin = ElvieTwin(radio, clock, body=body, name="Elvie Trainer", seed=4)
     await twin.start()
     try:
-        items, _ = await stream(ElvieDriver(), "Elvie Trainer", clock, 10.0)
+        items, _ = await stream(radio, ElvieDriver(), "Elvie Trainer", clock, 10.0)
         t, v = joined(items, "elvie.pressure")
         assert 95 <= t.size <= 102
         assert np.median(np.diff(t)) == pytest.approx(0.1, abs=2e-3)
@@ -206,7 +210,7 @@ async def test_magic_motion_twin_streams_and_driver_never_writes(radio: VirtualR
     twin = MagicMotionTwin(radio, clock, body=body, name="Smart Bean3", seed=5)
     await twin.start()
     try:
-        items, _ = await stream(MagicMotionDriver(), "Smart Bean3", clock, 10.0)
+        items, _ = await stream(radio, MagicMotionDriver(), "Smart Bean3", clock, 10.0)
         t, v = joined(items, "magic-motion.pressure")
         assert 190 <= t.size <= 205
         sent = np.array([h[1][0] for h in list(twin.history)[: t.size]], dtype=float)
@@ -216,8 +220,10 @@ async def test_magic_motion_twin_streams_and_driver_never_writes(radio: VirtualR
         assert twin.writes == []
         assert not twin.bricked
         # The danger is real: the twin does expose writable OAD characteristics.
-        found = await resolve_device("Smart Bean3", Registry([MagicMotionDriver()]), clock)
-        async with BleakClient(found.device) as client:
+        found = await resolve_device(
+            "Smart Bean3", Registry([MagicMotionDriver()]), clock, backend=virtual_backend(radio)
+        )
+        async with BleakClient(found.device, **found.backend.client_kwargs()) as client:
             oad = client.services.get_service(MM_OAD_SERVICE)
             assert oad is not None
             props = {c.uuid: c.properties for c in oad.characteristics}
@@ -240,8 +246,10 @@ async def test_magic_motion_oad_write_is_refused_before_the_radio(radio: Virtual
     twin = MagicMotionTwin(radio, clock, body=BodyModel(16, t0=clock.now()), name="Smart Bean")
     await twin.start()
     try:
-        found = await resolve_device("Smart Bean", Registry([MagicMotionDriver()]), clock)
-        src = BleSource(found.device, RogueMagicMotion(), clock, policy=FAST)
+        found = await resolve_device(
+            "Smart Bean", Registry([MagicMotionDriver()]), clock, backend=virtual_backend(radio)
+        )
+        src = BleSource(found.device, RogueMagicMotion(), clock, policy=FAST, backend=found.backend)
         with pytest.raises(WriteNotAllowedError, match="may not write to f000ffc1"):
             async with src:
                 async for _ in src:
@@ -257,8 +265,10 @@ async def test_a_write_to_oad_would_brick_the_twin(radio: VirtualRadio) -> None:
     twin = MagicMotionTwin(radio, clock, body=BodyModel(17, t0=clock.now()), name="Magic Bean")
     await twin.start()
     try:
-        found = await resolve_device("Magic Bean", Registry([MagicMotionDriver()]), clock)
-        async with BleakClient(found.device) as client:
+        found = await resolve_device(
+            "Magic Bean", Registry([MagicMotionDriver()]), clock, backend=virtual_backend(radio)
+        )
+        async with BleakClient(found.device, **found.backend.client_kwargs()) as client:
             await client.write_gatt_char(MM_OAD_BLOCK, b"\x01\x02", response=True)
         assert twin.writes == [(MM_OAD_BLOCK, b"\x01\x02")]
         assert twin.bricked
@@ -280,7 +290,7 @@ async def test_world_twins_are_matched_to_their_drivers() -> None:
     reg = Registry(
         [KGoalDriver(), PerifitDriver(), ElvieDriver(), MagicMotionDriver(), GdxRbDriver()]
     )
-    async with VirtualWorld(clock, seed=3, twins=specs, faults={}):
-        found = await scan(reg, clock, timeout=1.0)
+    async with VirtualWorld(clock, seed=3, twins=specs, faults={}) as world:
+        found = await scan(reg, clock, timeout=1.0, backend=world.backend)
     by_name = {f.name: f.driver.id if f.driver else None for f in found}
     assert by_name == {s.name: s.family for s in specs}

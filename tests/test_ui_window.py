@@ -512,7 +512,8 @@ def test_sensors_screen_scans_and_pairs_on_the_virtual_radio(qtbot: QtBot) -> No
     async def main(win: SessionWindow) -> None:
         win.resize(1280, 820)
         win.show_screen("sensors")
-        async with VirtualWorld(RealClock(), seed=0):
+        async with VirtualWorld(RealClock(), seed=0) as world:
+            win.pairing.backend = world.backend  # what a virtual session sets
             # The Scan button starts the scan on the running loop...
             win.pairing.scan_timeout = 1.0
             win.pairing.scan_button.click()

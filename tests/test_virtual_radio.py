@@ -29,10 +29,8 @@ from devices.virtual.backend import (
     BACKEND_ID,
     BleakClientBumble,
     BleakScannerBumble,
-    install,
-    installed,
     parse_advertising_data,
-    uninstall,
+    virtual_backend,
 )
 from devices.virtual.peripheral import (
     HCI_CONNECTION_TIMEOUT_ERROR,
@@ -161,11 +159,9 @@ class Collector:
 @pytest_asyncio.fixture
 async def radio() -> AsyncIterator[VirtualRadio]:
     r = await VirtualRadio.create()
-    install(r)
     try:
         yield r
     finally:
-        uninstall()
         await r.close()
 
 
@@ -204,8 +200,18 @@ def event_setter(event: asyncio.Event) -> Callable[[BleakClient], None]:
     return lambda _client: event.set()
 
 
-async def find(name: str, timeout: float = 2.0) -> BLEDevice:
-    device = await BleakScanner.find_device_by_name(name, timeout=timeout)
+def scanning(radio: VirtualRadio) -> dict[str, Any]:
+    """``BleakScanner`` keywords that pick the virtual backend and radio (bleak's own seam)."""
+    return virtual_backend(radio).scanner_kwargs()
+
+
+def connecting(radio: VirtualRadio) -> dict[str, Any]:
+    """``BleakClient`` keywords that pick the virtual backend and radio."""
+    return virtual_backend(radio).client_kwargs()
+
+
+async def find(radio: VirtualRadio, name: str, timeout: float = 2.0) -> BLEDevice:
+    device = await BleakScanner.find_device_by_name(name, timeout=timeout, **scanning(radio))
     assert device is not None, f"{name} not found"
     return device
 
@@ -304,7 +310,7 @@ async def test_scan_by_name_and_service_uuid_filters(
     await hr.set_powered(False)  # re-advertise with the TX power
     await hr.set_powered(True)
 
-    found = await BleakScanner.discover(timeout=0.08, return_adv=True)
+    found = await BleakScanner.discover(**scanning(radio), timeout=0.08, return_adv=True)
     assert set(found) == {counter.address, hr.address}
     device, adv = found[hr.address]
     assert device.name == "HR-Strap 1" and adv.local_name == "HR-Strap 1"
@@ -314,26 +320,32 @@ async def test_scan_by_name_and_service_uuid_filters(
     assert "path" not in device.details  # keeps bleak-retry-connector off BlueZ
     assert found[counter.address][1].rssi == -50
 
-    only_counter = await BleakScanner.discover(timeout=0.08, service_uuids=[SERVICE])
+    only_counter = await BleakScanner.discover(
+        **scanning(radio), timeout=0.08, service_uuids=[SERVICE]
+    )
     assert [d.address for d in only_counter] == [counter.address]
-    only_hr = await BleakScanner.discover(timeout=0.08, service_uuids=["180d"])
+    only_hr = await BleakScanner.discover(**scanning(radio), timeout=0.08, service_uuids=["180d"])
     assert [d.name for d in only_hr] == ["HR-Strap 1"]
     nobody = await BleakScanner.discover(
-        timeout=0.08, service_uuids=["0000fee0-0000-1000-8000-00805f9b34fb"]
+        **scanning(radio), timeout=0.08, service_uuids=["0000fee0-0000-1000-8000-00805f9b34fb"]
     )
     assert nobody == []
 
     by_filter = await BleakScanner.find_device_by_filter(
-        lambda d, ad: 0x006B in ad.manufacturer_data, timeout=1.0
+        lambda d, ad: 0x006B in ad.manufacturer_data, timeout=1.0, **scanning(radio)
     )
     assert by_filter is not None and by_filter.address == hr.address
     # Found as soon as seen: with an hour's timeout, only the sighting can end the scan
     # (the outer timeout is a hang guard, not a timing).
     async with asyncio.timeout(30.0):
-        by_name = await BleakScanner.find_device_by_name("Counter-1", timeout=3600.0)
+        by_name = await BleakScanner.find_device_by_name(
+            "Counter-1", timeout=3600.0, **scanning(radio)
+        )
     assert by_name is not None and by_name.address == counter.address
-    assert await BleakScanner.find_device_by_name("Nobody", timeout=0.05) is None
-    by_address = await BleakScanner.find_device_by_address(hr.address.lower(), timeout=1.0)
+    assert await BleakScanner.find_device_by_name("Nobody", timeout=0.05, **scanning(radio)) is None
+    by_address = await BleakScanner.find_device_by_address(
+        hr.address.lower(), timeout=1.0, **scanning(radio)
+    )
     assert by_address is not None and by_address.name == "HR-Strap 1"
 
 
@@ -343,30 +355,32 @@ async def test_detection_callback_and_backend_ids(
 ) -> None:
     await make_sensor("Counter-1")
     seen: asyncio.Queue[str] = asyncio.Queue()
-    scanner = BleakScanner(lambda d, ad: seen.put_nowait(ad.local_name or ""))
-    assert scanner.backend_id == BACKEND_ID
+    backend = virtual_backend(radio)
+    assert backend.name == BACKEND_ID
+    scanner = backend.new_scanner(lambda d, ad: seen.put_nowait(ad.local_name or ""))
+    assert scanner.backend_id == "BleakScannerBumble"
     async with scanner:
         assert await asyncio.wait_for(seen.get(), 1.0) == "Counter-1"
-    assert BleakClient("C0:00:00:00:00:01").backend_id == BACKEND_ID
-    uninstall()
-    try:
-        # Uninstalled: bleak is back to its platform backend, explicit backend= still works.
-        assert BleakScanner().backend_id != BACKEND_ID
-        explicit = BleakScanner(backend=BleakScannerBumble, radio=radio)
-        async with explicit:
-            await asyncio.sleep(0.1)
-        assert [d.name for d in explicit.discovered_devices] == ["Counter-1"]
-    finally:
-        install(radio)
+    client = BleakClient("C0:00:00:00:00:01", **connecting(radio))
+    assert client.backend_id == "BleakClientBumble"
+    explicit = BleakScanner(backend=BleakScannerBumble, radio=radio)
+    async with explicit:
+        await asyncio.sleep(0.1)
+    assert [d.name for d in explicit.discovered_devices] == ["Counter-1"]
 
 
 @pytest.mark.asyncio
-async def test_installed_context_manager_restores(radio: VirtualRadio) -> None:
-    uninstall()
-    with installed(radio):
-        assert BleakScanner().backend_id == BACKEND_ID
-    assert BleakScanner().backend_id != BACKEND_ID
-    install(radio)
+async def test_bleak_is_not_patched() -> None:
+    """The virtual backend goes in through ``backend=`` only: plain bleak stays on the OS stack."""
+    import bleak
+    from bleak.backends.client import get_platform_client_backend_type
+    from bleak.backends.scanner import get_platform_scanner_backend_type
+
+    assert bleak.get_platform_scanner_backend_type is get_platform_scanner_backend_type
+    assert bleak.get_platform_client_backend_type is get_platform_client_backend_type
+    assert BleakScanner().backend_id != "BleakScannerBumble"
+    with pytest.raises(BleakError, match="no virtual radio"):
+        await BleakScannerBumble().start()  # nothing installed to fall back on
 
 
 @pytest.mark.asyncio
@@ -374,9 +388,9 @@ async def test_powered_off_sensor_never_advertises(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Sleepy", faults=Faults(powered=False))
-    assert await BleakScanner.find_device_by_name("Sleepy", timeout=0.1) is None
+    assert await BleakScanner.find_device_by_name("Sleepy", timeout=0.1, **scanning(radio)) is None
     await sensor.set_powered(True)
-    assert (await find("Sleepy")).address == sensor.address
+    assert (await find(radio, "Sleepy")).address == sensor.address
 
 
 # ------------------------------------------------------------------------------------- GATT
@@ -386,7 +400,7 @@ async def test_gatt_layout_properties_and_read_by_address(
 ) -> None:
     sensor = await make_sensor("Counter-1")
     # An address string: the client scans for it first, as on BlueZ.
-    async with BleakClient(sensor.address) as client:
+    async with BleakClient(sensor.address, **connecting(radio)) as client:
         assert client.is_connected and client.mtu_size == 247
         assert client.name == "Counter-1"
         service = client.services.get_service(SERVICE)
@@ -415,7 +429,7 @@ async def test_gatt_layout_properties_and_read_by_address(
 
 @pytest.mark.asyncio
 async def test_unknown_address_raises_device_not_found(radio: VirtualRadio) -> None:
-    client = BleakClient("C1:02:03:04:05:06", timeout=0.1)
+    client = BleakClient("C1:02:03:04:05:06", timeout=0.1, **connecting(radio))
     with pytest.raises(BleakDeviceNotFoundError):
         await client.connect()
 
@@ -425,9 +439,9 @@ async def test_notify_stream_and_writes(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1")
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     collector = Collector()
-    async with BleakClient(device) as client:
+    async with BleakClient(device, **connecting(radio)) as client:
         await client.start_notify(DATA, collector)
         assert sensor.subscriptions == [(DATA, True)]
         await client.write_gatt_char(CTRL, b"\x01", response=True)
@@ -453,7 +467,7 @@ async def test_notify_stream_and_writes(
 async def test_indications(radio: VirtualRadio, make_sensor: PeripheralFactory) -> None:
     sensor = await make_sensor("Counter-1")
     collector = Collector()
-    async with BleakClient(await find("Counter-1")) as client:
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         await client.start_notify(IND, collector)
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(20)
@@ -467,7 +481,7 @@ async def test_start_notify_on_plain_characteristic_raises(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     await make_sensor("Counter-1")
-    async with BleakClient(await find("Counter-1")) as client:
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         with pytest.raises(BleakError):
             await client.start_notify(POLL, Collector())
 
@@ -478,9 +492,9 @@ async def test_peripheral_disconnect_fires_callback_then_reconnect(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1")
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     lost = asyncio.Event()
-    client = BleakClient(device, disconnected_callback=lambda _c: lost.set())
+    client = BleakClient(device, disconnected_callback=lambda _c: lost.set(), **connecting(radio))
     await client.connect()
     collector = Collector()
     await client.start_notify(DATA, collector)
@@ -527,7 +541,7 @@ async def test_link_loss_during_read_raises_bleak_error(
             return b"never"
 
     sensor = await make_sensor("Slow", cls=SlowRead)
-    async with BleakClient(await find("Slow")) as client:
+    async with BleakClient(await find(radio, "Slow"), **connecting(radio)) as client:
         with pytest.raises(BleakError, match="disconnected"):
             await client.read_gatt_char("5a1e0009-7e57-4c0d-9e2a-000000000000")
         assert not sensor.answered  # the link loss ended the read, not the answer
@@ -547,9 +561,9 @@ async def test_fault_drop_after_and_max_drops(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1", faults=Faults(drop_after=25, max_drops=1))
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     lost = asyncio.Event()
-    client = BleakClient(device, disconnected_callback=lambda _c: lost.set())
+    client = BleakClient(device, disconnected_callback=lambda _c: lost.set(), **connecting(radio))
     await client.connect()
     first = Collector()
     await stream_until_lost(client, first, lost)
@@ -574,7 +588,11 @@ async def test_fault_drop_reason_user_terminated(
     faults = Faults(drop_after=3, drop_reason=HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
     await make_sensor("Counter-1", faults=faults)
     lost = asyncio.Event()
-    client = BleakClient(await find("Counter-1"), disconnected_callback=lambda _c: lost.set())
+    client = BleakClient(
+        await find(radio, "Counter-1"),
+        disconnected_callback=lambda _c: lost.set(),
+        **connecting(radio),
+    )
     await client.connect()
     await stream_until_lost(client, Collector(), lost)
     assert backend_of(client).disconnect_reason == 0x13
@@ -585,10 +603,10 @@ async def test_fault_drop_after_every_connection(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1", faults=Faults(drop_after=5))
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     for _ in range(3):
         lost = asyncio.Event()
-        client = BleakClient(device, disconnected_callback=event_setter(lost))
+        client = BleakClient(device, disconnected_callback=event_setter(lost), **connecting(radio))
         await client.connect()
         collector = Collector()
         await stream_until_lost(client, collector, lost)
@@ -605,7 +623,11 @@ async def test_fault_drop_at_clock_time(
     # then, the first notification after it does).
     sensor = await make_sensor("Counter-1", clock=clock, faults=Faults(drop_at=clock.now() + 0.1))
     lost = asyncio.Event()
-    client = BleakClient(await find("Counter-1"), disconnected_callback=lambda _c: lost.set())
+    client = BleakClient(
+        await find(radio, "Counter-1"),
+        disconnected_callback=lambda _c: lost.set(),
+        **connecting(radio),
+    )
     await client.connect()
     collector = Collector()
     # On a loaded machine the timer may fire while the test is still subscribing.
@@ -633,7 +655,7 @@ async def test_fault_drop_at_clock_time(
 async def test_fault_silent_after(radio: VirtualRadio, make_sensor: PeripheralFactory) -> None:
     sensor = await make_sensor("Counter-1", faults=Faults(silent_after=12))
     collector = Collector()
-    async with BleakClient(await find("Counter-1")) as client:
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         await client.start_notify(DATA, collector)
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(12)
@@ -647,7 +669,7 @@ async def test_fault_silent_after(radio: VirtualRadio, make_sensor: PeripheralFa
 async def test_fault_malformed_every(radio: VirtualRadio, make_sensor: PeripheralFactory) -> None:
     await make_sensor("Counter-1", faults=Faults(malformed_every=4))
     collector = Collector()
-    async with BleakClient(await find("Counter-1")) as client:
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         await client.start_notify(DATA, collector)
         await client.write_gatt_char(CTRL, b"\x01", response=True)
         await collector.wait(20)
@@ -662,9 +684,11 @@ async def test_fault_refuse_connections(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1", faults=Faults(refuse_connections=2))
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     called: list[int] = []
-    client = BleakClient(device, disconnected_callback=lambda _c: called.append(1))
+    client = BleakClient(
+        device, disconnected_callback=lambda _c: called.append(1), **connecting(radio)
+    )
     for _ in range(2):
         with pytest.raises(BleakError):
             await client.connect()
@@ -681,12 +705,18 @@ async def test_fault_power_off_while_connected(
 ) -> None:
     sensor = await make_sensor("Counter-1")
     lost = asyncio.Event()
-    client = BleakClient(await find("Counter-1"), disconnected_callback=lambda _c: lost.set())
+    client = BleakClient(
+        await find(radio, "Counter-1"),
+        disconnected_callback=lambda _c: lost.set(),
+        **connecting(radio),
+    )
     await client.connect()
     await sensor.set_powered(False)
     await asyncio.wait_for(lost.wait(), 1.0)
     assert backend_of(client).disconnect_reason == 0x15
-    assert await BleakScanner.find_device_by_name("Counter-1", timeout=0.08) is None
+    assert await BleakScanner.find_device_by_name(
+        "Counter-1", timeout=0.08, **scanning(radio)
+    ) is None
 
 
 # ----------------------------------------------------------------- retry connector, concurrency
@@ -695,8 +725,10 @@ async def test_establish_connection_retries_on_backend(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1", faults=Faults(refuse_connections=1))
-    device = await find("Counter-1")
-    client = await establish_connection(BleakClient, device, "counter", max_attempts=3)
+    device = await find(radio, "Counter-1")
+    client = await establish_connection(
+        BleakClient, device, "counter", max_attempts=3, **connecting(radio)
+    )
     try:
         assert client.is_connected and sensor.refused == 1 and sensor.connections == 1
         assert await client.read_gatt_char(BATTERY_LEVEL) == bytearray([87])
@@ -710,9 +742,9 @@ async def test_concurrent_connects_are_serialised(
 ) -> None:
     a = await make_sensor("Counter-A")
     b = await make_sensor("Counter-B")
-    da, db = await find("Counter-A"), await find("Counter-B")
-    ca, cb = BleakClient(da), BleakClient(db)
-    async with BleakScanner():  # connecting while a scan runs works too
+    da, db = await find(radio, "Counter-A"), await find(radio, "Counter-B")
+    ca, cb = BleakClient(da, **connecting(radio)), BleakClient(db, **connecting(radio))
+    async with BleakScanner(**scanning(radio)):  # connecting while a scan runs works too
         await asyncio.gather(ca.connect(), cb.connect())
     assert ca.is_connected and cb.is_connected
     assert a.connections == 1 and b.connections == 1
@@ -727,7 +759,7 @@ async def test_stream_at_max_speed_sim_clock(
     clock = SimClock(speed=None)
     sensor = await make_sensor("Counter-1", clock=clock, rate_hz=50.0)
     collector = Collector()
-    async with BleakClient(await find("Counter-1")) as client:
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         await client.start_notify(DATA, collector)
         t_sim0 = clock.now()
         await client.write_gatt_char(CTRL, b"\x01", response=True)
@@ -752,7 +784,7 @@ async def test_indication_pending_when_link_drops_returns_false(
     # timeout out of reach, only the link loss can end the wait.
     monkeypatch.setattr(bumble.gatt_server, "GATT_REQUEST_TIMEOUT", 3600.0)
     sensor = await make_sensor("Counter-1")
-    async with BleakClient(await find("Counter-1")) as client:
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         await client.start_notify(IND, Collector())
         assert await sensor.notify(sensor.ind, b"\x00\x00\x00\x00")  # confirmed
         async with asyncio.timeout(60.0):  # a hang guard, not a timing
@@ -769,9 +801,9 @@ async def test_connect_timeout_when_sensor_is_off_then_connects(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1")
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     await sensor.set_powered(False)
-    client = BleakClient(device, timeout=0.1)
+    client = BleakClient(device, timeout=0.1, **connecting(radio))
     with pytest.raises(TimeoutError):
         await client.connect()
     assert not client.is_connected
@@ -802,9 +834,9 @@ async def test_connect_cancelled_from_outside_leaves_radio_usable(
     radio: VirtualRadio, make_sensor: PeripheralFactory
 ) -> None:
     sensor = await make_sensor("Counter-1")
-    device = await find("Counter-1")
+    device = await find(radio, "Counter-1")
     await sensor.set_powered(False)
-    client = BleakClient(device, timeout=10.0)
+    client = BleakClient(device, timeout=10.0, **connecting(radio))
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.1):  # e.g. a caller's own safety timeout
             await client.connect()

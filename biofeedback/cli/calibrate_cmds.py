@@ -15,6 +15,7 @@ from biofeedback.cli.options import refuse_together
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.calibration import CalibrationRunner, ScheduledStep, pick_channel
+from biofeedback.runtime import backend_of
 from calibration import (
     DEFAULT_PERSON,
     Conversion,
@@ -175,7 +176,7 @@ async def run_calibration(
         breath = None
     async with radio(app, clock, seed=seed, intent=runner.intent) as world:
         target = device or _default_device(app, reg)
-        found = await resolve_device(target, reg, clock)
+        found = await resolve_device(target, reg, clock, backend=backend_of(world))
         if found.driver is None:
             raise InputError(f"{found.name or found.adv.address} has no driver")
         pspec = next((s for s in found.driver.info.streams if s.kind is StreamKind.PRESSURE), None)
@@ -184,13 +185,13 @@ async def run_calibration(
                 f"{found.name} ({found.driver.id}) is not a pelvic pressure sensor: pass the "
                 "probe with --device and a belt or chest strap with --breath"
             )
-        sources = [BleSource(found.device, found.driver, clock)]
+        sources = [BleSource(found.device, found.driver, clock, backend=found.backend)]
         bfound: Found | None = None
         if breath is not None:
-            bfound = await resolve_device(breath, reg, clock)
+            bfound = await resolve_device(breath, reg, clock, backend=found.backend)
             if bfound.driver is None:
                 raise InputError(f"{bfound.name or bfound.adv.address} has no driver")
-            sources.append(BleSource(bfound.device, bfound.driver, clock))
+            sources.append(BleSource(bfound.device, bfound.driver, clock, backend=bfound.backend))
         streams = [s for src in sources for s in src.streams]
         if not prompter.quiet:
             click.echo(

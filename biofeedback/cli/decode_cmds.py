@@ -16,6 +16,7 @@ from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SESSION_S, UUID
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.export.common import check_target, private_file
+from biofeedback.runtime import backend_of
 from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.drivers.base import Driver, DriverInfo, RawPacket, normalize_uuid
 from devices.errors import InputError, ParseError
@@ -293,8 +294,8 @@ async def _capture(
     clock = app.clock()
     reg = registry_for(driver_files)
     count = 0
-    async with radio(app, clock):
-        found = await resolve_device(target, reg, clock)
+    async with radio(app, clock) as world:
+        found = await resolve_device(target, reg, clock, backend=backend_of(world))
         if found.driver is None:
             raise InputError(f"{found.name} has no driver: nothing knows how to start its stream")
         # Written through a temporary file: an interrupted capture leaves no half file.
@@ -309,6 +310,7 @@ async def _capture(
                 )
 
             policy = ReconnectPolicy(stall_timeout=None)
-            async with BleSource(found.device, found.driver, clock, policy=policy, on_raw=on_raw):
+            async with BleSource(found.device, found.driver, clock, policy=policy, on_raw=on_raw,
+                                 backend=found.backend):
                 await clock.sleep(duration)
     return count

@@ -13,7 +13,7 @@ from biofeedback.cli.options import SCAN_TIMEOUT_S, SESSION_S
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer
-from biofeedback.runtime import DEMO_DEVICES
+from biofeedback.runtime import DEMO_DEVICES, backend_of
 from biofeedback.store import Store
 from devices.ble import BleSource, Found, ReconnectPolicy, resolve_device, scan
 from devices.clock import Clock
@@ -65,8 +65,8 @@ def scan_cmd(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) ->
 async def _scan(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) -> list[Found]:
     clock = app.clock()
     reg = registry_for(driver_files)
-    async with radio(app, clock):
-        return await scan(reg, clock, timeout=timeout)
+    async with radio(app, clock) as world:
+        return await scan(reg, clock, timeout=timeout, backend=backend_of(world))
 
 
 @cli.command()
@@ -89,7 +89,8 @@ async def _identify(found: Found, clock: Clock, timeout: float = 10.0) -> None:
     """Connect, start the stream, wait for the first samples, disconnect."""
     assert found.driver is not None
     policy = ReconnectPolicy(connect_attempts=2, max_consecutive_failures=1, stall_timeout=None)
-    async with BleSource(found.device, found.driver, clock, policy=policy) as src:
+    async with BleSource(found.device, found.driver, clock, policy=policy,
+                         backend=found.backend) as src:
 
         async def first_chunk() -> None:
             async for item in src:
@@ -110,8 +111,9 @@ async def _pair(
 ) -> dict[str, Any]:
     clock = app.clock()
     reg = registry_for(driver_files)
-    async with radio(app, clock):
-        found = await resolve_device(target, reg, clock, timeout=timeout)
+    async with radio(app, clock) as world:
+        found = await resolve_device(target, reg, clock, timeout=timeout,
+                                     backend=backend_of(world))
         if found.driver is None:
             raise InputError(
                 f"{found.name or found.adv.address} has no driver; describe it in a TOML "

@@ -52,6 +52,7 @@ from biofeedback.runtime import (
     LiveOptions,
     SessionRun,
     attach_window,
+    backend_of,
     cue_printer,
     install_signals,
     run_session,
@@ -454,7 +455,8 @@ async def _live(
     async with radio(app, clock) as world:
         if opts.status_lines:
             _say("Scanning for sensors...")
-        found = await scan(reg, clock, timeout=SCAN_S, stop_when=seen_all)
+        found = await scan(reg, clock, timeout=SCAN_S, stop_when=seen_all,
+                           backend=backend_of(world))
         pelvic, belt = choose_devices(found, reg, known, device=device, breath=breath)
         chosen = [pelvic, *([belt] if belt is not None else [])]
         if opts.status_lines:

@@ -954,6 +954,9 @@ class PairingView(QWidget):
         self._registry = registry
         self._pair_fn = pair_fn
         self.virtual = virtual
+        #: The bleak backend scans go through (a ``devices.ble.BleBackend``; None: the OS
+        #: stack). A virtual session sets its radio's.
+        self.backend: Any = None
         #: Seconds a scan started by the Scan button listens.
         self.scan_timeout = 4.0
         self.found: list[Any] = []
@@ -1015,10 +1018,11 @@ class PairingView(QWidget):
 
     async def scan(self, timeout: float = 4.0) -> list[Any]:
         """Scan and fill the table (strongest first)."""
-        from devices.ble import scan
+        from devices.ble import PLATFORM, scan
 
         try:
-            found = await scan(self._reg(), self._clock_now(), timeout=timeout)
+            found = await scan(self._reg(), self._clock_now(), timeout=timeout,
+                               backend=self.backend or PLATFORM)
         finally:
             self.scan_button.setEnabled(True)
         self.found = found
@@ -1054,7 +1058,8 @@ class PairingView(QWidget):
             from biofeedback.store import Store
             from devices.ble import resolve_device
 
-            confirmed = await resolve_device(found.adv.address, self._reg(), self._clock_now())
+            confirmed = await resolve_device(found.adv.address, self._reg(), self._clock_now(),
+                                             backend=found.backend)
             with Store(store_path()) as store:
                 known = store.remember_device(
                     address=confirmed.adv.address, name=confirmed.name,

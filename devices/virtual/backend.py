@@ -1,12 +1,15 @@
 """A bleak 3.1 backend that drives the virtual radio's central bumble device.
 
-With the backend installed (:func:`install` / :func:`installed`), ordinary,
-unmodified ``BleakScanner`` / ``BleakClient`` code -- and
-bleak-retry-connector's ``establish_connection(BleakClient, device, name)`` --
-scans for and connects to virtual peripherals, which are real bumble GATT
-servers on the same in-process link. It can also be picked explicitly with
-``BleakClient(..., backend=BleakClientBumble)``; both classes accept a
-``radio=`` keyword to choose a radio other than the installed one.
+Picked through bleak's own seam -- ``BleakScanner(..., backend=BleakScannerBumble,
+radio=radio)``, ``BleakClient(device, backend=BleakClientBumble)``, and
+bleak-retry-connector's ``establish_connection(BleakClient, device, name,
+backend=BleakClientBumble)``, which forwards it -- ordinary ``BleakScanner`` /
+``BleakClient`` code scans for and connects to virtual peripherals, which are
+real bumble GATT servers on the same in-process link. :func:`virtual_backend`
+is that choice as the connection layer takes it (:class:`devices.ble.BleBackend`).
+bleak itself is never patched: a plain ``BleakScanner()`` stays on the OS stack.
+A client finds its radio in the ``BLEDevice`` a virtual scan produced; given
+an address string it needs ``radio=``.
 
 What it does not model: BlueZ's quirks (``InProgress`` errors, service
 caching, AcquireNotify), pairing, radio timing (``LocalLink`` delivers every
@@ -26,11 +29,10 @@ import contextlib
 import logging
 import struct
 import uuid as uuid_module
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import bleak
 from bleak.args import SizedBuffer
 from bleak.assigned_numbers import CHARACTERISTIC_PROPERTIES, CharacteristicPropertyName
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -49,6 +51,7 @@ from bumble import att, core, hci
 from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
+from devices.ble import BleBackend
 from devices.virtual.radio import VirtualRadio, unless_lost
 
 __all__ = [
@@ -56,11 +59,8 @@ __all__ = [
     "BleakClientBumble",
     "BleakScannerBumble",
     "ParsedAdvertisement",
-    "current_radio",
-    "install",
-    "installed",
     "parse_advertising_data",
-    "uninstall",
+    "virtual_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,66 +146,21 @@ def _uuid128(u: core.UUID) -> str:
     return str(uuid_module.UUID(bytes=u.to_bytes(force_128=True)[::-1]))
 
 
-# ------------------------------------------------------------------------ the installed radio
-_installed: VirtualRadio | None = None
-_saved: tuple[Any, Any] | None = None
+# ------------------------------------------------------------------------ the backend choice
+def virtual_backend(radio: VirtualRadio) -> BleBackend:
+    """The connection layer's backend choice for ``radio``.
 
-
-def current_radio() -> VirtualRadio:
-    """The installed radio.
-
-    Raises
-    ------
-    BleakError
-        When no radio is installed.
+    Hand it to :func:`devices.ble.scan`, :func:`~devices.ble.resolve_device`
+    and :class:`~devices.ble.BleSource` (``backend=``); they pass these
+    classes and the radio to ``BleakScanner`` / ``BleakClient`` through
+    bleak's own ``backend=`` parameter. Nothing in bleak is patched.
     """
-    if _installed is None:
-        raise BleakError("no virtual radio installed (devices.virtual.backend.install)")
-    return _installed
-
-
-def _scanner_backend() -> tuple[type[BaseBleakScanner], str]:
-    return (BleakScannerBumble, BACKEND_ID)
-
-
-def _client_backend() -> tuple[type[BaseBleakClient], str]:
-    return (BleakClientBumble, BACKEND_ID)
-
-
-def install(radio: VirtualRadio) -> None:
-    """Make plain ``BleakScanner()`` / ``BleakClient()`` use ``radio``.
-
-    Repoints the backend lookup functions bleak's public classes call when
-    they are constructed; an explicit ``backend=`` still wins. Installing
-    again replaces the radio.
-    """
-    global _installed, _saved
-    if _saved is None:
-        _saved = (bleak.get_platform_scanner_backend_type, bleak.get_platform_client_backend_type)
-    _installed = radio
-    bleak.get_platform_scanner_backend_type = _scanner_backend  # type: ignore[assignment]
-    bleak.get_platform_client_backend_type = _client_backend  # type: ignore[assignment]
-
-
-def uninstall() -> None:
-    """Give bleak its platform backends back."""
-    global _installed, _saved
-    if _saved is not None:
-        scanner, client = _saved
-        bleak.get_platform_scanner_backend_type = scanner
-        bleak.get_platform_client_backend_type = client
-    _saved = None
-    _installed = None
-
-
-@contextlib.contextmanager
-def installed(radio: VirtualRadio) -> Iterator[VirtualRadio]:
-    """``with installed(radio):`` -- :func:`install` for the block, then :func:`uninstall`."""
-    install(radio)
-    try:
-        yield radio
-    finally:
-        uninstall()
+    return BleBackend(
+        scanner=BleakScannerBumble,
+        client=BleakClientBumble,
+        options={"radio": radio},
+        name=BACKEND_ID,
+    )
 
 
 def _radio_for(explicit: VirtualRadio | None, device: BLEDevice | None = None) -> VirtualRadio:
@@ -215,7 +170,7 @@ def _radio_for(explicit: VirtualRadio | None, device: BLEDevice | None = None) -
         radio = device.details.get("radio")
         if isinstance(radio, VirtualRadio):
             return radio
-    return current_radio()
+    raise BleakError("no virtual radio: pass radio= (or a BLEDevice from a virtual scan)")
 
 
 def _details(radio: VirtualRadio) -> dict[str, Any]:
@@ -235,7 +190,7 @@ class BleakScannerBumble(BaseBleakScanner):
     scanning_mode : str
         Accepted for compatibility; the shared central scan is always active.
     radio : VirtualRadio, optional
-        Radio to scan on (default: the installed one).
+        Radio to scan on (required).
     """
 
     def __init__(
@@ -332,7 +287,7 @@ class BleakClientBumble(BaseBleakClient):
     services : set of str, optional
         Only keep these services in :attr:`services`.
     radio : VirtualRadio, optional
-        Radio to use (default: the device's, else the installed one).
+        Radio to use (default: the one in the device's details, from a virtual scan).
     """
 
     def __init__(

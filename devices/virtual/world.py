@@ -22,10 +22,11 @@ from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Self
 
+from devices.ble import BleBackend
 from devices.clock import Clock
 from devices.errors import InputError
 from devices.intent import IntentFn
-from devices.virtual.backend import install, uninstall
+from devices.virtual.backend import virtual_backend
 from devices.virtual.body import BodyModel, BodyParams
 from devices.virtual.peripheral import Faults, VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
@@ -99,12 +100,13 @@ def _load_class(spec: str) -> Callable[..., VirtualPeripheral]:
 
 
 class VirtualWorld:
-    """The virtual radio with a body and its twins; installs the bleak backend.
+    """The virtual radio with a body and its twins.
 
-    Use as an async context manager::
+    Use as an async context manager; scans and connections reach the twins
+    through :attr:`backend`::
 
         async with VirtualWorld(clock, seed=1) as world:
-            ...  # plain BleakScanner / BleakClient code now sees the twins
+            found = await scan(registry, clock, backend=world.backend)
 
     Parameters
     ----------
@@ -141,7 +143,7 @@ class VirtualWorld:
         self.peripherals: dict[str, VirtualPeripheral] = {}
 
     async def start(self) -> None:
-        """Create the radio, start every twin and install the bleak backend."""
+        """Create the radio and start every twin."""
         self.radio = await VirtualRadio.create()
         try:
             for i, spec in enumerate(self.specs):
@@ -156,10 +158,16 @@ class VirtualWorld:
                 )
                 self.peripherals[spec.name] = twin
                 await twin.start()
-            install(self.radio)
         except BaseException:
             await self.close()
             raise
+
+    @property
+    def backend(self) -> BleBackend:
+        """The bleak backend that reaches this world's radio (for ``backend=``)."""
+        if self.radio is None:
+            raise RuntimeError("the virtual world is not started")
+        return virtual_backend(self.radio)
 
     def twin(self, name_or_family: str) -> VirtualPeripheral:
         """A twin by advertised name or by driver id."""
@@ -171,8 +179,7 @@ class VirtualWorld:
         raise KeyError(name_or_family)
 
     async def close(self) -> None:
-        """Uninstall the backend, stop every twin, power the radio off."""
-        uninstall()
+        """Stop every twin, power the radio off."""
         for twin in self.peripherals.values():
             try:
                 await twin.stop()

@@ -3,7 +3,7 @@
 :class:`~devices.virtual.bluez.bus.PrivateBus` runs a private ``dbus-daemon``;
 :class:`~devices.virtual.bluez.double.BluezDouble` owns ``org.bluez`` on it
 and answers bleak's BlueZ backend from the virtual radio's central, so plain
-``BleakScanner`` / ``BleakClient`` (no backend installed) exercise bleak's
+``BleakScanner`` / ``BleakClient`` (the platform backend: no ``backend=``) exercise bleak's
 Linux code paths against the same twins and body model as the in-process
 virtual backend.
 """
