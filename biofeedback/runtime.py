@@ -205,7 +205,7 @@ def stream_stats(sources: Sequence[BleSource]) -> dict[str, dict[str, Any]]:
                 "samples": st.samples,
                 "rate_hz": round(rate, 2) if rate else None,
                 "gaps": st.gaps,
-                "reconnects": s.stats.reconnects,
+                "reconnects": s.reconnects,
             }
     return out
 

@@ -54,7 +54,7 @@ from devices.errors import (
     WriteNotAllowedError,
 )
 from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamSpec, TaskSource
+from devices.stream import Chunk, LinkKind, ReconnectPolicy, StreamSpec, TaskSource
 from devices.timestamps import Timestamper
 
 __all__ = [
@@ -277,37 +277,6 @@ async def resolve_device(
 
 
 @dataclass
-class ReconnectPolicy:
-    """How a :class:`BleSource` reconnects.
-
-    Parameters
-    ----------
-    backoff : tuple of float
-        Seconds to wait before successive reconnect attempts (the last value
-        repeats).
-    max_consecutive_failures : int
-        Failed reconnects in a row before giving up.
-    connect_attempts : int
-        Attempts inside one ``establish_connection`` call.
-    stall_timeout : float or None
-        Seconds without any packet while connected after which the link is
-        treated as lost and re-established (a sensor that went silent).
-    rescan_timeout : float
-        Before each reconnect the device must be seen advertising within this
-        many seconds (connecting to an absent device only times out slowly).
-    """
-
-    backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
-    max_consecutive_failures: int = 6
-    connect_attempts: int = 2
-    stall_timeout: float | None = 5.0
-    rescan_timeout: float = 5.0
-
-    def delay(self, attempt: int) -> float:
-        return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]
-
-
-@dataclass
 class StreamStats:
     """What one stream delivered."""
 
@@ -331,7 +300,6 @@ class SourceStats:
 
     packets: int = 0
     malformed: int = 0
-    reconnects: int = 0
     streams: dict[str, StreamStats] = field(default_factory=dict)
     first_sample_t: float | None = None
 
@@ -452,6 +420,11 @@ class BleSource(TaskSource):
         self._stampers: dict[str, Timestamper] = driver.make_timestampers()
         self._specs = {s.name: s for s in driver.info.streams}
         self._log_budget = 20
+        # The current connection: set by _connect, cleared by _close.
+        self._link: tuple[BleakClient, _ClientIO] | None = None
+        self._lost = asyncio.Event()  # the link went down (disconnect callback, failed poll)
+        self._packets: asyncio.Queue[RawPacket] = asyncio.Queue()  # to parse, in order
+        self._startup_mode = False  # driver.start running: packets go to its queue
 
     @property
     def name(self) -> str:
@@ -464,61 +437,39 @@ class BleSource(TaskSource):
             for s in self.driver.info.streams
         )
 
-    # -- the connection task ---------------------------------------------------
+    # -- the link's hooks (the loop is TaskSource's) ---------------------------
 
-    def _event(self, kind: LinkKind, detail: str = "", value: float | None = None) -> None:
-        self._put(LinkEvent(kind, self.clock.now(), self.name, detail, value))
+    def _retryable(self, exc: Exception) -> bool:
+        # A driver writing outside its protocol is a bug, not a flaky link.
+        return isinstance(exc, BleakError | TimeoutError | OSError | BiofeedbackError) and not (
+            isinstance(exc, WriteNotAllowedError)
+        )
 
-    async def _run(self) -> None:
-        failures = 0
-        connected_once = False
-        lost_at: float | None = None
-        self._event(LinkKind.CONNECTING)
-        while True:
-            try:
-                if connected_once:
-                    await self._await_advertising()
-                client, io = await self._connect()
-            except (BleakError, TimeoutError, OSError, BiofeedbackError) as exc:
-                if isinstance(exc, WriteNotAllowedError):
-                    raise
-                failures += 1
-                reason = str(exc) or type(exc).__name__
-                log.info("%s: connect failed (%d): %s", self.name, failures, reason)
-                if connected_once and failures >= self.policy.max_consecutive_failures:
-                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
-                    raise GaveUpError(
-                        f"{self.name}: link lost and {failures} reconnect attempts "
-                        f"failed; last error: {reason}"
-                    ) from exc
-                if not connected_once and failures >= self.policy.connect_attempts:
-                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
-                    raise ConnectionFailedError(
-                        f"cannot connect to {self.name}: {reason}"
-                    ) from exc
-                self._event(LinkKind.RECONNECTING, reason, float(failures))
-                await self.clock.sleep(self.policy.delay(failures))
-                continue
-            gap = None if lost_at is None else self.clock.now() - lost_at
-            if connected_once:
-                self.stats.reconnects += 1
-            connected_once = True
-            failures = 0
-            self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
-            await self._read_battery(io)
-            try:
-                reason = await self._pump(client, io)
-            finally:
-                await self._shutdown(client, io, clean=False)
-            lost_at = self.clock.now()
-            self._event(LinkKind.LOST, reason)
-            # Next packets re-anchor; protocol state starts afresh.
-            self._parser.reset()
-            for st in self._stampers.values():
-                st.reset()
-            self._event(LinkKind.RECONNECTING, reason, 1.0)
-            failures = 1
-            await self.clock.sleep(self.policy.delay(1))
+    def _give_up(
+        self, exc: Exception, reason: str, failures: int, first: bool
+    ) -> BaseException:
+        if first:
+            return ConnectionFailedError(f"cannot connect to {self.name}: {reason}")
+        return GaveUpError(
+            f"{self.name}: link lost and {failures} reconnect attempts failed; last error: {reason}"
+        )
+
+    async def _open(self, *, reconnect: bool) -> None:
+        if reconnect:
+            await self._await_advertising()
+        # Next packets re-anchor; protocol state starts afresh.
+        self._parser.reset()
+        for st in self._stampers.values():
+            st.reset()
+        await self._connect()
+
+    async def _on_connected(self) -> None:
+        await self._read_battery()
+
+    async def _close(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            await self._shutdown(*link)
 
     async def _await_advertising(self) -> None:
         """Wait until the device advertises again; refresh its BLEDevice from the scan."""
@@ -542,14 +493,14 @@ class BleSource(TaskSource):
                 ) from None
         self.device = seen[-1]
 
-    async def _connect(self) -> tuple[BleakClient, _ClientIO]:
+    async def _connect(self) -> None:
         lost = asyncio.Event()
         self._lost = lost
 
         def on_disconnect(_client: BleakClient) -> None:
             lost.set()
 
-        self._packets: asyncio.Queue[RawPacket] = asyncio.Queue()
+        self._packets = asyncio.Queue()
         startup: asyncio.Queue[RawPacket] = asyncio.Queue()
         self._startup_mode = True
 
@@ -569,7 +520,7 @@ class BleSource(TaskSource):
             try:
                 await self.driver.start(io)
             except BaseException:
-                await self._shutdown(client, io, clean=False)
+                await self._shutdown(client, io)
                 raise
             # Anything that arrived during start but was not a response is data.
             self._startup_mode = False
@@ -578,12 +529,12 @@ class BleSource(TaskSource):
             io.deferred.clear()
             while not startup.empty():
                 self._packets.put_nowait(startup.get_nowait())
-        self._io = io
-        return client, io
+        self._link = (client, io)
 
-    async def _read_battery(self, io: _ClientIO) -> None:
-        if not self.driver.info.battery:
+    async def _read_battery(self) -> None:
+        if not self.driver.info.battery or self._link is None:
             return
+        _client, io = self._link
         try:
             async with self.clock.busy():
                 data = await io.read(BATTERY_LEVEL)
@@ -593,8 +544,10 @@ class BleSource(TaskSource):
         if data:
             self._event(LinkKind.BATTERY, f"{data[0]} %", float(data[0]))
 
-    async def _pump(self, client: BleakClient, io: _ClientIO) -> str:
+    async def _pump(self) -> str:
         """Parse queued packets until the link is lost; returns the reason."""
+        assert self._link is not None
+        _client, io = self._link
         pollers = [
             asyncio.create_task(self._poll(io, char, period))
             for char, period in self.driver.info.poll_chars
@@ -689,7 +642,7 @@ class BleSource(TaskSource):
             values = values[:, None]
         self._put(Chunk(name, t, values, spec.unit, spec.channels))
 
-    async def _shutdown(self, client: BleakClient, io: _ClientIO, *, clean: bool) -> None:
+    async def _shutdown(self, client: BleakClient, io: _ClientIO) -> None:
         """Stop commands, unsubscribe, disconnect; never raises."""
         if client.is_connected:
             try:

@@ -48,8 +48,7 @@ from devices.errors import (
 )
 from devices.stream import (
     Chunk,
-    LinkEvent,
-    LinkKind,
+    ReconnectPolicy,
     StreamKind,
     StreamSpec,
     SupportLevel,
@@ -234,7 +233,8 @@ class LslSource(TaskSource):
         Real seconds without samples after which the link counts as lost
         (an outlet that died without closing, or a stalled device).
     backoff : tuple of float
-        Seconds before successive reconnect attempts (the last repeats).
+        Seconds before successive reconnect attempts (the last repeats); with
+        the next two and ``lost_after``, the source's :class:`ReconnectPolicy`.
     max_consecutive_failures : int
         Failed resolves in a row before giving up (the first connection
         gives up after ``connect_attempts``).
@@ -270,15 +270,16 @@ class LslSource(TaskSource):
         self.prefix = prefix
         self.resolve_timeout = resolve_timeout
         self.poll_interval = poll_interval
-        self.lost_after = lost_after
-        self.backoff = backoff
-        self.max_consecutive_failures = max_consecutive_failures
-        self.connect_attempts = connect_attempts
+        self.policy = ReconnectPolicy(
+            backoff=backoff,
+            max_consecutive_failures=max_consecutive_failures,
+            connect_attempts=connect_attempts,
+            stall_timeout=lost_after,
+        )
         super().__init__()
         #: The stream in use (after the first connection).
         self.info: LslStreamInfo | None = None
         self.samples = 0
-        self.reconnects = 0
         self._spec = self._make_spec(None, (), "a.u.")
         self._inlet: Any = None
         self._tc = 0.0
@@ -309,57 +310,29 @@ class LslSource(TaskSource):
         stream = self.stream_override or str(kind)
         return StreamSpec(self.prefix + stream, kind, channels, unit, rate)
 
-    def _event(self, kind: LinkKind, detail: str = "", value: float | None = None) -> None:
-        self._put(LinkEvent(kind, self.clock.now(), self.name, detail, value))
-
     async def _real_sleep(self, seconds: float) -> None:
         await asyncio.sleep(self.clock.radio_seconds(seconds))
 
-    async def _run(self) -> None:
-        failures = 0
-        connected_once = False
-        lost_at: float | None = None
-        self._event(LinkKind.CONNECTING)
-        while True:
-            try:
-                await self._open()
-            except (DeviceNotFoundError, RuntimeError) as exc:
-                failures += 1
-                reason = str(exc) or type(exc).__name__
-                limit = (
-                    self.max_consecutive_failures if connected_once else self.connect_attempts
-                )
-                if failures >= limit:
-                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
-                    if connected_once:
-                        raise GaveUpError(
-                            f"LSL stream {self.name!r} lost and {failures} reconnect "
-                            f"attempts failed; last error: {reason}"
-                        ) from exc
-                    if isinstance(exc, DeviceNotFoundError):
-                        raise
-                    raise DeviceNotFoundError(f"cannot open LSL stream: {reason}") from exc
-                self._event(LinkKind.RECONNECTING, reason, float(failures))
-                await self.clock.sleep(self._delay(failures))
-                continue
-            gap = None if lost_at is None else self.clock.now() - lost_at
-            if connected_once:
-                self.reconnects += 1
-            connected_once = True
-            failures = 0
-            self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
-            reason = await self._pump()
-            await self._close_inlet()
-            lost_at = self.clock.now()
-            self._event(LinkKind.LOST, reason)
-            failures = 1
-            self._event(LinkKind.RECONNECTING, reason, 1.0)
-            await self.clock.sleep(self._delay(1))
+    # -- the link's hooks (the loop is TaskSource's) -------------------------
+    def _retryable(self, exc: Exception) -> bool:
+        return isinstance(exc, DeviceNotFoundError | RuntimeError)
 
-    def _delay(self, attempt: int) -> float:
-        return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]
+    def _give_up(
+        self, exc: Exception, reason: str, failures: int, first: bool
+    ) -> BaseException:
+        if not first:
+            return GaveUpError(
+                f"LSL stream {self.name!r} lost and {failures} reconnect attempts failed; "
+                f"last error: {reason}"
+            )
+        if isinstance(exc, DeviceNotFoundError):
+            return exc
+        return DeviceNotFoundError(f"cannot open LSL stream: {reason}")
 
-    async def _open(self) -> None:
+    async def _close(self) -> None:
+        await self._close_inlet()
+
+    async def _open(self, *, reconnect: bool) -> None:
         """Resolve, open the inlet, read its description and the first clock offset."""
         inlet, info, channels, unit, tc = await asyncio.to_thread(self._open_blocking)
         self._inlet = inlet
@@ -414,6 +387,7 @@ class LslSource(TaskSource):
         import pylsl
 
         inlet = self._inlet
+        lost_after = self.policy.stall_timeout or math.inf
         last_data = time.monotonic()
         local = self.info is not None and self.info.hostname == socket.gethostname()
         last_tc = -math.inf  # refresh at once (a reconnect starts from the old estimate)
@@ -428,8 +402,8 @@ class LslSource(TaskSource):
                 if len(ts):
                     self._emit(np.asarray(samples, dtype=np.float64), np.asarray(ts))
                     last_data = now_real
-                elif now_real - last_data > self.lost_after:
-                    return f"no data for {self.lost_after:g} s"
+                elif now_real - last_data > lost_after:
+                    return f"no data for {lost_after:g} s"
                 if tc_task is not None and tc_task.done():
                     with contextlib.suppress(Exception):
                         self._tc = tc_task.result()

@@ -14,6 +14,7 @@ Times are seconds on the run's :class:`~devices.clock.Clock`.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import enum
@@ -33,6 +34,7 @@ __all__ = [
     "Chunk",
     "LinkEvent",
     "LinkKind",
+    "ReconnectPolicy",
     "Source",
     "StreamKey",
     "StreamKind",
@@ -324,30 +326,147 @@ class Source(Protocol):
     def __aiter__(self) -> AsyncIterator[Chunk | LinkEvent]: ...
 
 
-class TaskSource:
+@dataclass
+class ReconnectPolicy:
+    """How a source (re)connects: the one policy of :class:`TaskSource`'s loop.
+
+    Parameters
+    ----------
+    backoff : tuple of float
+        Seconds to wait before successive reconnect attempts (the last value
+        repeats).
+    max_consecutive_failures : int
+        Failed reconnects in a row before giving up.
+    connect_attempts : int
+        Attempts before the first connection fails (for BLE also the
+        attempts inside one ``establish_connection`` call).
+    stall_timeout : float or None
+        Seconds without any packet while connected after which the link is
+        treated as lost and re-established (a sensor that went silent).
+    rescan_timeout : float
+        Before each BLE reconnect the device must be seen advertising within
+        this many seconds (connecting to an absent device only times out slowly).
+    """
+
+    backoff: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    max_consecutive_failures: int = 6
+    connect_attempts: int = 2
+    stall_timeout: float | None = 5.0
+    rescan_timeout: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (1-based)."""
+        return self.backoff[min(max(attempt - 1, 0), len(self.backoff) - 1)]
+
+
+class TaskSource(abc.ABC):
     """Base of sources that run one background task feeding a queue.
 
-    Subclasses set :attr:`clock` and implement :attr:`name` and :meth:`_run`
-    (put :class:`Chunk` and :class:`LinkEvent` items with :meth:`_put`; raise
-    a :class:`~devices.errors.BiofeedbackError` to end the iteration with it).
-    Entering starts the task; leaving (or :meth:`close`) cancels it, which
-    must stop the device cleanly.
+    The task is the link's one state machine (:meth:`_run`): open the link,
+    pump it until it is lost, close it; then reconnect with the
+    :attr:`policy`'s backoff, reporting ``connecting``, ``connected``,
+    ``lost``, ``reconnecting`` and ``given_up`` as :class:`LinkEvent` items.
+    Subclasses set :attr:`clock` and :attr:`policy` and implement the hooks
+    :meth:`_open`, :meth:`_pump`, :meth:`_close`, :meth:`_retryable` and
+    :meth:`_give_up` (and :meth:`_on_connected` when they have more to do);
+    they put :class:`Chunk` items with :meth:`_put`. Entering starts the task;
+    leaving (or :meth:`close`) cancels it, which closes the link cleanly.
     """
 
     _END: object = object()
     clock: Clock
+    policy: ReconnectPolicy
 
     def __init__(self) -> None:
         self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        #: Successful reconnections after the first connection.
+        self.reconnects = 0
 
     @property
+    @abc.abstractmethod
     def name(self) -> str:
-        raise NotImplementedError
+        """Human name of the source (device name)."""
+
+    # -- the hooks -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _open(self, *, reconnect: bool) -> None:
+        """Bring the link up (raise to count a failed attempt)."""
+
+    @abc.abstractmethod
+    async def _pump(self) -> str:
+        """Deliver items until the link is lost; returns why it was."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Take the link down (after a loss, or on cancel); never raises."""
+
+    @abc.abstractmethod
+    def _retryable(self, exc: Exception) -> bool:
+        """Whether a failed :meth:`_open` is worth another attempt (else it ends the source)."""
+
+    @abc.abstractmethod
+    def _give_up(
+        self, exc: Exception, reason: str, failures: int, first: bool
+    ) -> BaseException:
+        """The error that ends the source after ``failures`` failed attempts in a row."""
+
+    async def _on_connected(self) -> None:
+        """Called once the link is up and reported (a battery read...); nothing by default."""
+        return None
+
+    # -- the loop --------------------------------------------------------------
+
+    def _event(self, kind: LinkKind, detail: str = "", value: float | None = None) -> None:
+        self._put(LinkEvent(kind, self.clock.now(), self.name, detail, value))
 
     async def _run(self) -> None:
-        raise NotImplementedError
+        """Open, pump until lost, close; reconnect with backoff; give up per the policy."""
+        log = logging.getLogger(type(self).__module__)
+        failures = 0
+        connected_once = False
+        lost_at: float | None = None
+        self._event(LinkKind.CONNECTING)
+        while True:
+            try:
+                await self._open(reconnect=connected_once)
+            except Exception as exc:
+                if not self._retryable(exc):
+                    raise
+                failures += 1
+                reason = str(exc) or type(exc).__name__
+                log.info("%s: connect failed (%d): %s", self.name, failures, reason)
+                policy = self.policy
+                limit = (
+                    policy.max_consecutive_failures if connected_once else policy.connect_attempts
+                )
+                if failures >= limit:
+                    self._event(LinkKind.GIVEN_UP, reason, float(failures))
+                    error = self._give_up(exc, reason, failures, not connected_once)
+                    if error is exc:
+                        raise
+                    raise error from exc
+                self._event(LinkKind.RECONNECTING, reason, float(failures))
+                await self.clock.sleep(policy.delay(failures))
+                continue
+            gap = None if lost_at is None else self.clock.now() - lost_at
+            if connected_once:
+                self.reconnects += 1
+            connected_once = True
+            failures = 0
+            self._event(LinkKind.CONNECTED, "reconnected" if gap is not None else "", gap)
+            try:
+                await self._on_connected()
+                reason = await self._pump()
+            finally:
+                await self._close()
+            lost_at = self.clock.now()
+            self._event(LinkKind.LOST, reason)
+            failures = 1  # the loss is the first failure of the next connection
+            self._event(LinkKind.RECONNECTING, reason, float(failures))
+            await self.clock.sleep(self.policy.delay(failures))
 
     def _put(self, item: Chunk | LinkEvent) -> None:
         self._out.put_nowait(item)

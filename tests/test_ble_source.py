@@ -319,7 +319,7 @@ async def test_link_drop_reconnects_resends_start_and_counts_gap(
         reconnected = [i for i in items if isinstance(i, LinkEvent) and i.detail == "reconnected"]
         assert all(i.value is not None and i.value > 0 for i in reconnected)
         assert twin.starts == 3  # the start command was re-sent after each reconnect
-        assert src.stats.reconnects == 2
+        assert src.reconnects == 2
         st = src.stats.streams["counter.count"]
         assert st.gaps == 2 and st.gap_seconds > 0
         t = np.concatenate([c.t for c in _chunks(items)])

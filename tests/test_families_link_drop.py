@@ -68,7 +68,7 @@ async def test_link_drop_reconnects_and_resends_start(family: str) -> None:
         t_lost = next(i.t for i in items if isinstance(i, LinkEvent) and i.kind == LinkKind.LOST)
         after = [i for i in items if isinstance(i, Chunk) and i.t[0] > t_lost]
         assert after, "no samples after the reconnect"
-        assert src.stats.reconnects == 1
+        assert src.reconnects == 1
         starts = _start_commands(twin)
         if starts != -1:
             assert starts >= 2, f"{family}: start not re-sent after the reconnect"

@@ -300,4 +300,4 @@ async def test_twin_link_drop_resumes_without_commands(radio: VirtualRadio) -> N
     assert twin.writes == []  # the HRS needs no start command
     t_hr, _ = _stream(items, "hrs.hr")
     assert len(t_hr) >= 25 and np.all(np.diff(t_hr) > 0)
-    assert src.stats.reconnects == 1
+    assert src.reconnects == 1
