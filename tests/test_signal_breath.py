@@ -140,6 +140,20 @@ def test_belt_follows_a_pacer_with_a_hold() -> None:
     assert abs(np.median(rates) - 5.0) < 0.5  # a 12 s cycle
 
 
+def test_the_top_of_a_breath_is_the_end_of_inspiration_not_the_exhale_onset() -> None:
+    """With a 2 s hold at the top, ``peak`` sits where the inhale ended (where an
+    annotator marks the breath) and ``exhale_onset`` where the exhale began."""
+    pacer = Pacer(inhale_s=4.0, hold_s=2.0, exhale_s=6.0)
+    body = BodyModel(3, intent=lambda t: Intent(breath=pacer(t)), noise=1.0)
+    rec = record(body, 120)
+    _, outs = run(StreamKind.BREATH_FORCE, rec["tb"], rec["belt"][:, None], 50.0)
+    breaths = [b for o in outs for b in o.breaths if b.inhale_onset > 20]
+    assert len(breaths) >= 7
+    hold = np.array([b.exhale_onset - b.peak for b in breaths])
+    assert np.all(np.array([b.inhale_onset < b.peak <= b.exhale_onset for b in breaths]))
+    assert 1.0 < float(np.median(hold)) < 3.0, hold
+
+
 @pytest.mark.parametrize("rate", [6, 15, 30])
 def test_chest_acceleration_finds_the_breathing_axis(rate: int) -> None:
     """ACC (Polar 200 Hz, 3 axes): the projection's polarity is found; F1 >= 0.9."""

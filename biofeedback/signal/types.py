@@ -195,6 +195,10 @@ class Breath:
         (1.0 = typical). NaN until a typical amplitude exists.
     t_detected : float
         When the exhale onset was confirmed.
+    peak : float
+        The end of inspiration: the top of the breath, back-dated (where an
+        annotator marks the breath; before ``exhale_onset`` by a hold at the
+        top). NaN when the detector did not place it.
     """
 
     inhale_onset: float
@@ -202,6 +206,7 @@ class Breath:
     amplitude: float
     depth: float
     t_detected: float
+    peak: float = math.nan
 
     @property
     def inhale_s(self) -> float:
@@ -212,6 +217,7 @@ class Breath:
         return {
             "inhale_onset_s": self.inhale_onset,
             "exhale_onset_s": self.exhale_onset,
+            "peak_s": _num(self.peak),
             "depth": _num(self.depth),
             "amplitude": _num(self.amplitude),
         }

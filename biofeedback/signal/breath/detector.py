@@ -24,6 +24,7 @@ from biofeedback.signal.breath.stages import (
     DetectionSignal,
     PolarityVote,
     RecentSwings,
+    band_delay_s,
     hysteresis,
     next_crossing,
     onset_time,
@@ -60,18 +61,26 @@ class Search:
     ext_i: int = -1
     ext_v: float = math.nan
     swing: float = 0.0  # largest |d| since the last confirmation
+    top_i: int = -1  # the extreme of the detection signal ``d`` (its swing's sign) ...
+    top_d: float = 0.0  # ... and its value
 
     def restart(self, mode: int, i: int, v: float, d: float) -> None:
         self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
+        self.top_i, self.top_d = i, d
 
     def extend(self, y: FloatArray, d: FloatArray, g0: int) -> None:
         """Take in samples ``y``, ``d`` (global indices from ``g0``)."""
         if self.mode == 0 or y.shape[0] == 0:
             return
-        j = int(y.argmax()) if self.mode > 0 else int(y.argmin())
+        up = self.mode > 0
+        j = int(y.argmax()) if up else int(y.argmin())
         v = float(y[j])
-        if (v > self.ext_v) if self.mode > 0 else (v < self.ext_v):
+        if (v > self.ext_v) if up else (v < self.ext_v):
             self.ext_i, self.ext_v = g0 + j, v
+        k = int(d.argmax()) if up else int(d.argmin())
+        dk = float(d[k])
+        if (dk > self.top_d) if up else (dk < self.top_d):
+            self.top_i, self.top_d = g0 + k, dk
         self.swing = max(self.swing, float(np.abs(d).max()))
 
 
@@ -89,17 +98,21 @@ class Timing:
     """Back-dating: the cleaning's delay at the current breath frequency."""
 
     delay: Callable[[float], float] | None
+    band_delay: Callable[[float], float]  # the detection band's, on top of the cleaning's
     period: float = -1.0  # the period ``comp`` is for
     comp: float = 0.0
+    comp_band: float = 0.0
     t_first: float = -math.inf  # the stream's first sample
     events: deque[Extremum] = field(default_factory=lambda: deque(maxlen=4))
 
-    def compensation(self, period: float) -> float:
+    def compensation(self, period: float, *, band: bool = False) -> float:
+        """The delay to take off an event found on the cleaned signal (``band``: on ``d``)."""
         if period != self.period and not (math.isnan(period) and math.isnan(self.period)):
             self.period = period
             f = 1.0 / period if math.isfinite(period) and period > 0 else 0.25
             self.comp = self.delay(f) if self.delay is not None else 0.0
-        return self.comp
+            self.comp_band = self.comp + self.band_delay(f)
+        return self.comp_band if band else self.comp
 
 
 class BreathDetector:
@@ -151,7 +164,7 @@ class BreathDetector:
         self.swings = RecentSwings()
         self.vote = PolarityVote(polarity if polarity is not None else prior, prior)
         self.labeller = PhaseLabeller(fs)
-        self._timing = Timing(delay)
+        self._timing = Timing(delay, band_delay_s(fs))
         self._start()
 
     def _start(self) -> None:
@@ -341,23 +354,19 @@ class BreathDetector:
         """The event for the extreme at ``i_ext`` confirmed at ``g``: onset, figures, records."""
         ring, fig, timing = self._ring, self.figures, self._timing
         t_conf = float(ring.t(g, g + 1)[0])
-        amp = self.amplitude
-        # the extreme's band: above the noise, but never a large part of the breath
-        # (a noise estimate inflated by, say, the heartbeat must not smear the knee)
-        lo, hi = KNEE_BAND
-        delta = min(max(5.0 * self.swings.noise, lo * amp), hi * amp)
-        knee = onset_time(ring.t(i_ext, g + 1), ring.x(i_ext, g + 1), kind, delta)
-        t_ev = max(knee - timing.compensation(fig.period_s), timing.t_first)
         prev = timing.events[-1] if timing.events else None
+        a = timing.events[-2] if len(timing.events) >= 2 else None
+        if a is not None and a.kind != kind:
+            a = None
+        if self._fixed is None and a is not None and prev is not None and a.idx >= ring.first:
+            self._vote(a, i_ext)
+        inhale = kind == (-1 if self.vote.polarity >= 0 else 1)
+        t_ev = max(self._onset_time(kind, i_ext, g), timing.t_first)
         if prev is not None:
             t_ev = max(t_ev, prev.t + 1e-3)  # onsets in order
             fig.add_swing(abs(v_ext - prev.value))
-        if len(timing.events) >= 2 and timing.events[-2].kind == kind:
-            a = timing.events[-2]
+        if a is not None:
             fig.add_period(t_ev - a.t)
-            if self._fixed is None and prev is not None and a.idx >= ring.first:
-                self._vote(a, prev, kind, i_ext)
-        inhale = kind == (-1 if self.vote.polarity >= 0 else 1)
         ph = BreathPhase.INHALE if inhale else BreathPhase.EXHALE
         fig.add_delay(t_conf - t_ev)
         self.last_event_t = t_conf
@@ -371,6 +380,7 @@ class BreathDetector:
                 Breath(
                     inhale_onset=prev.t,
                     exhale_onset=t_ev,
+                    peak=min(max(self._top_time(), prev.t), t_ev),
                     amplitude=size,
                     depth=fig.depth(size),
                     t_detected=t_conf,
@@ -378,12 +388,36 @@ class BreathDetector:
             )
         return Extremum(kind=kind, idx=i_ext, value=v_ext, t=t_ev, phase=ph)
 
-    def _vote(self, a: Extremum, m: Extremum, kind: int, i_ext: int) -> None:
-        """Polarity evidence from the whole cycle ``a`` -> ``m`` -> this extreme."""
+    def _onset_time(self, kind: int, i_ext: int, g: int) -> float:
+        """When the signal left the extreme at ``i_ext``: the knee, back-dated.
+
+        The end of a pause or a hold; for a smooth extremum, its vertex.
+        """
         ring = self._ring
-        ta, tm, tb = (float(ring.t(i, i + 1)[0]) for i in (a.idx, m.idx, i_ext))
-        # trough -> peak -> trough rises first; peak -> trough -> peak falls first
-        rise, fall = (tm - ta, tb - tm) if kind < 0 else (tb - tm, tm - ta)
-        e = polarity_evidence(ring.x(a.idx, i_ext + 1), rise, fall)
+        amp = self.amplitude
+        # the extreme's band: above the noise, but never a large part of the breath
+        # (a noise estimate inflated by, say, the heartbeat must not smear the knee)
+        lo, hi = KNEE_BAND
+        delta = min(max(5.0 * self.swings.noise, lo * amp), hi * amp)
+        knee = onset_time(ring.t(i_ext, g + 1), ring.x(i_ext, g + 1), kind, delta)
+        return knee - self._timing.compensation(self.figures.period_s)
+
+    def _top_time(self) -> float:
+        """The end of inspiration: the top of the breath just confirmed, back-dated.
+
+        Where clinicians and annotators mark a breath (the start of a hold at
+        the top, unlike the exhale onset, which is its end): the extreme of
+        the detection band -- which the heartbeat and the flat rail of a
+        clipped trace move less than the cleaned signal's -- less that band's
+        delay on top of the cleaning's.
+        """
+        ring = self._ring
+        i_top = max(self._search.top_i, ring.first)
+        comp = self._timing.compensation(self.figures.period_s, band=True)
+        return float(ring.t(i_top, i_top + 1)[0]) - comp
+
+    def _vote(self, a: Extremum, i_ext: int) -> None:
+        """Polarity evidence from the whole cycle ``a`` -> this extreme (of ``a``'s kind)."""
+        e = polarity_evidence(self._ring.x(a.idx, i_ext + 1))
         if e is not None:
             self.vote.add(e)

@@ -28,12 +28,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import signal as sps
 
-from biofeedback.signal.filters import FloatArray, SosFilter, highpass_sos, lowpass_sos
+from biofeedback.signal.filters import (
+    FloatArray,
+    Interp,
+    SosFilter,
+    highpass_sos,
+    lowpass_sos,
+    phase_delays_s,
+)
 
 __all__ = [
     "DetectionSignal",
     "PolarityVote",
     "RecentSwings",
+    "band_delay_s",
     "hysteresis",
     "next_crossing",
     "next_crossing_reference",
@@ -67,6 +75,16 @@ def detection_sos(fs: float) -> FloatArray:
     (a low-pass below the resting heart rate, above the fastest breathing)."""
     lp = min(DETECTION_LP_HZ, 0.4 * fs)
     return np.vstack((highpass_sos(MIDLINE_HP_HZ, fs, 1), lowpass_sos(lp, fs, 2)))
+
+
+def band_delay_s(fs: float) -> Interp:
+    """``f_hz -> seconds``: the detection band's phase delay at breath frequency ``f_hz``.
+
+    An extreme of the detection signal lags the same extreme of the cleaned
+    signal by this much (the cleaning's own delay comes on top).
+    """
+    f = np.geomspace(0.03, min(1.0, 0.45 * fs), 48)
+    return Interp(f, phase_delays_s(detection_sos(fs), f, fs))
 
 
 class DetectionSignal:
@@ -181,21 +199,29 @@ def onset_time(t: FloatArray, y: FloatArray, kind: int, delta: float) -> float:
     return max(float(t[j]) - back, float(t[0]))
 
 
-def polarity_evidence(y: FloatArray, rise_s: float, fall_s: float) -> float | None:
+def polarity_evidence(y: FloatArray) -> float | None:
     """Evidence (-1..1) that inhale raises the signal, from one whole cycle ``y``.
 
-    Inhale is shorter than exhale, and the end-expiratory pause sits at the
-    bottom: ``log(fall / rise) + log(time near bottom / time near top)``.
-    None when the cycle is too short or flat to say.
+    The end-expiratory pause sits at the bottom: ``log(time near bottom /
+    time near top)``. (Inhale being shorter than exhale is no evidence: on
+    real people -- 35 of 52 ICU impedance records, BIDMC -- the fall is
+    often the shorter, and it outvoted the pause.) None when the cycle is too
+    short or flat to say.
     """
     hi, lo = float(y.max()), float(y.min())
     amp = hi - lo
-    if y.shape[0] < 4 or not (rise_s > 0 and fall_s > 0 and amp > 0):
+    if y.shape[0] < 4 or not amp > 0:
         return None
     bottom = np.count_nonzero(y < lo + 0.2 * amp) / y.shape[0]
     top = np.count_nonzero(y > hi - 0.2 * amp) / y.shape[0]
-    e = math.log(fall_s / rise_s) + math.log((bottom + 0.05) / (top + 0.05))
+    e = math.log((bottom + 0.05) / (top + 0.05))
     return max(-1.0, min(1.0, e))
+
+
+#: How clearly contrary the running evidence must be to overturn the polarity
+#: a source's physics sets (a belt stretches on inhale): a trace held at the
+#: top (an inspiratory hold, a clipped rail) reads like a pause there.
+PRIOR_FLIP = 0.6
 
 
 @dataclass(slots=True)
@@ -226,7 +252,7 @@ class PolarityVote:
             if (k >= 2 and abs(med) > 0.4) or (k >= 3 and abs(med) > 0.15):
                 self.polarity = 1 if med > 0 else -1
         else:
-            need_n, need_e = (5, 0.3) if self.prior == 0 else (8, 0.4)
+            need_n, need_e = (5, 0.3) if self.prior == 0 else (8, PRIOR_FLIP)
             if self.n >= need_n and self.lean * self.polarity < -need_e:
                 self.polarity = -self.polarity
         return self.polarity
