@@ -62,6 +62,7 @@ __all__ = [
     "BleBackend",
     "BleSource",
     "Found",
+    "LinkStats",
     "ReconnectPolicy",
     "SourceStats",
     "find_devices",
@@ -277,8 +278,8 @@ async def resolve_device(
 
 
 @dataclass
-class StreamStats:
-    """What one stream delivered."""
+class LinkStats:
+    """What one stream delivered over the link (samples, gaps, rate)."""
 
     samples: int = 0
     gaps: int = 0
@@ -300,7 +301,7 @@ class SourceStats:
 
     packets: int = 0
     malformed: int = 0
-    streams: dict[str, StreamStats] = field(default_factory=dict)
+    streams: dict[str, LinkStats] = field(default_factory=dict)
     first_sample_t: float | None = None
 
 
@@ -412,7 +413,7 @@ class BleSource(TaskSource):
         self.on_raw = on_raw
         self.stats = SourceStats(
             streams={
-                self.prefix + s.name: StreamStats(rate_hz=s.rate_hz) for s in driver.info.streams
+                self.prefix + s.name: LinkStats(rate_hz=s.rate_hz) for s in driver.info.streams
             }
         )
         super().__init__()

@@ -53,13 +53,23 @@ class Registry:
 
     @classmethod
     def builtin(cls) -> Registry:
-        """Every built-in driver that can be imported."""
+        """Every built-in driver.
+
+        Raises
+        ------
+        ImportError
+            When a built-in driver cannot be loaded: the installation is
+            broken, and a sensor silently missing from ``scan`` would hide it.
+        """
         reg = cls()
-        for spec in BUILTIN.values():
+        for driver_id, spec in BUILTIN.items():
             try:
                 reg.add(_load(spec))
-            except ModuleNotFoundError as exc:
-                log.debug("driver %s unavailable: %s", spec, exc)
+            except (ImportError, AttributeError, TypeError) as exc:
+                raise ImportError(
+                    f"built-in driver {driver_id!r} ({spec}) cannot be loaded: {exc} "
+                    "(a broken installation: reinstall biofeedback)"
+                ) from exc
         return reg
 
     def add(self, driver: Driver) -> None:

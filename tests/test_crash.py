@@ -8,7 +8,6 @@ test kills it with SIGKILL, reopens the store and checks what was kept.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -94,9 +93,6 @@ def test_kill_9_loses_at_most_one_second(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    importlib.util.find_spec("biofeedback.cli.live_cmds") is None, reason="no live command"
-)
 def test_kill_9_during_live_virtual_headless(tmp_path: Path) -> None:
     """The whole path: ``biofeedback live --virtual --headless`` killed mid-session."""
     env = dict(os.environ, BIOFEEDBACK_HOME=str(tmp_path / "home"))

@@ -268,3 +268,13 @@ def test_decode_all_keeps_one_sample_per_packet() -> None:
     cal = np.concatenate([d[0].values[:, 1] for d in out])
     np.testing.assert_array_equal(raw, np.arange(480, 520))
     assert cal.min() == 0 and math.isclose(cal.max(), 19)
+
+
+def test_a_builtin_driver_that_cannot_load_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken installation is an error naming the driver, not a sensor silently missing."""
+    monkeypatch.setitem(BUILTIN, "ghost", "devices.drivers.no_such_module:GhostDriver")
+    with pytest.raises(ImportError, match=r"built-in driver 'ghost' .*cannot be loaded"):
+        Registry.builtin()
+    monkeypatch.setitem(BUILTIN, "ghost", "devices.drivers.kgoal:NoSuchClass")
+    with pytest.raises(ImportError, match="ghost"):
+        Registry.builtin()

@@ -13,8 +13,6 @@ from devices.clock import SimClock
 from devices.errors import BiofeedbackError, ConnectionFailedError, GaveUpError, InputError
 from devices.stream import LinkEvent, LinkKind, ReconnectPolicy, TaskSource
 
-pytestmark = pytest.mark.asyncio
-
 
 class Flaky(BiofeedbackError):
     """A retryable failure."""
@@ -77,6 +75,7 @@ async def _run(src: Scripted) -> tuple[list[LinkEvent], BaseException | None]:
 POLICY = ReconnectPolicy(backoff=(0.5, 2.0), max_consecutive_failures=3, connect_attempts=2)
 
 
+@pytest.mark.asyncio
 async def test_loss_reconnect_and_giving_up() -> None:
     clock = SimClock(speed=None)
     src = Scripted(clock, ["flaky", "ok", "ok", "flaky", "flaky"], POLICY)
@@ -108,6 +107,7 @@ async def test_loss_reconnect_and_giving_up() -> None:
     assert connected[1].value == pytest.approx(0.5)  # the gap
 
 
+@pytest.mark.asyncio
 async def test_first_connection_gives_up_after_connect_attempts() -> None:
     src = Scripted(SimClock(speed=None), ["flaky", "flaky"], POLICY)
     events, error = await _run(src)
@@ -116,9 +116,25 @@ async def test_first_connection_gives_up_after_connect_attempts() -> None:
     assert src.closes == 0
 
 
+@pytest.mark.asyncio
 async def test_a_failure_that_is_not_retryable_ends_at_once() -> None:
     src = Scripted(SimClock(speed=None), ["bad", "ok"], POLICY)
     events, error = await _run(src)
     assert [e.kind for e in events] == [LinkKind.CONNECTING]
     assert isinstance(error, InputError)
     assert len(src.opens) == 1
+
+
+def test_the_package_exports_its_public_api() -> None:
+    """``devices`` exports what a user of the layer needs (scan, connect, chunk/event types)."""
+    import devices
+    from devices.ble import BleSource, scan
+    from devices.stream import Chunk, LinkEvent
+
+    assert sorted(devices.__all__) == sorted(devices._EXPORTS)
+    for name in devices.__all__:
+        assert getattr(devices, name) is not None, name
+    assert devices.scan is scan and devices.BleSource is BleSource
+    assert devices.Chunk is Chunk and devices.LinkEvent is LinkEvent
+    with pytest.raises(AttributeError):
+        _ = devices.no_such_name  # type: ignore[attr-defined]
