@@ -53,6 +53,7 @@ __all__ = [
     "attach_window",
     "backend_of",
     "cue_printer",
+    "direct_virtual_source",
     "find_devices_named",
     "install_signals",
     "profile_for",
@@ -60,6 +61,7 @@ __all__ = [
     "run_demo_session",
     "run_session",
     "stream_stats",
+    "virtual_learner_skills",
     "virtual_world",
 ]
 
@@ -464,6 +466,25 @@ async def run_session(
             if engine.writer is writer and not engine.finished:
                 writer.close()
     return SessionRun(writer.session_id, engine, summary, engine.error, parts.sources)
+
+
+def direct_virtual_source(clock: Clock, seed: int, *, skill: float = 1.0,
+                          posture: str = "supine") -> Any:
+    """The demo's two sensors on a virtual learner, without the radio (weeks of practice).
+
+    Returns a :class:`~devices.virtual.direct.DirectSource`.
+    """
+    from devices.virtual.body.learner import learner_params
+    from devices.virtual.direct import DirectSource
+
+    return DirectSource(clock, seed, params=learner_params(skill, posture))
+
+
+def virtual_learner_skills(n: int, seed: int) -> list[float]:
+    """The virtual learner's skill at each of ``n`` practice sessions (rising, bad days)."""
+    from devices.virtual.body.learner import skill_over_sessions
+
+    return skill_over_sessions(n, seed)
 
 
 async def run_demo_session(

@@ -162,11 +162,14 @@ def devices(app: AppContext) -> None:
                    "without it the session starts at once and the pipeline adapts on its own.")
 @click.option("--skip-calibration", is_flag=True, hidden=True,
               help="The default now (kept so that older scripts still run).")
+@click.option("--weeks", type=click.IntRange(1, 52),
+              help="Instead: record N weeks of a virtual learner's daily practice (person "
+                   "'demo', no radio, as fast as it goes) for plan, progress and report.")
 @audio_options
 @command_options()
 def demo(
     app: AppContext, headless: bool, duration: float, seed: int, calibrate: bool,
-    skip_calibration: bool, audio: AudioRequest,
+    skip_calibration: bool, audio: AudioRequest, weeks: int | None = None,
 ) -> None:
     """The whole path on the virtual radio: scan, pair, a paced session recorded to the store.
 
@@ -179,7 +182,13 @@ def demo(
       biofeedback demo                       # the window, one minute
       biofeedback demo --calibrate           # calibrate the virtual person first
       biofeedback demo --headless --speed max --json
+      biofeedback demo --weeks 6             # six weeks of a learner's practice
     """
+    if weeks is not None:
+        from biofeedback.cli.progress_cmds import demo_weeks
+
+        demo_weeks(app, weeks, seed)
+        return
     calibrate = calibrate and not skip_calibration
     if duration <= 0:
         raise click.BadParameter("must be positive", param_hint="--duration")

@@ -44,6 +44,7 @@ COMMAND_MODULES = (
     "biofeedback.cli.session_cmds",
     "biofeedback.cli.live_cmds",
     "biofeedback.cli.plan_cmds",
+    "biofeedback.cli.progress_cmds",
 )
 
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Learner", "RepMistakes", "skill_over_sessions"]
+from devices.virtual.body.params import BodyParams
+
+__all__ = ["Learner", "RepMistakes", "learner_params", "skill_over_sessions"]
 
 #: A beginner's (skill 0) rates; they fall towards 0 as skill reaches 1.
 PUSH_RATE = 0.25
@@ -31,6 +33,9 @@ HOLD_RATE = 0.35
 SHALLOW_DROP = 0.3
 #: A squeeze on the exhale, as a fraction of the maximal contraction.
 SQUEEZE_LEVEL = (0.15, 0.35)
+#: A beginner's floor is held tighter: resting tone and its drift above a skilled one's.
+GUARDING_CMH2O = 6.0
+GUARDING_DRIFT_CMH2O = 1.5
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def skill_over_sessions(
     *,
     start: float = 0.1,
     ceiling: float = 0.95,
-    sessions_to_learn: float = 18.0,
+    sessions_to_learn: float = 8.0,
     bad_day_rate: float = 0.15,
 ) -> list[float]:
     """Skill at each of ``n`` practice sessions: a learning curve with bad days.
@@ -130,3 +135,17 @@ def skill_over_sessions(
             level -= 0.15 + 0.2 * float(drop)
         out.append(min(max(level, 0.0), 1.0))
     return out
+
+
+def learner_params(skill: float, posture: str = "supine", **kwargs: float) -> BodyParams:
+    """A learner's figures: a beginner's floor is guarded (hypertonic) and lets go as
+    skill grows -- resting tone ``6 * (1 - skill)`` cmH2O higher, its slow drift
+    ``1.5 * (1 - skill)`` cmH2O more (what down-training lowers, Glazer 1995)."""
+    base = BodyParams()
+    b = 1.0 - skill
+    return BodyParams(
+        skill=skill, posture=posture,
+        rest_cmH2O=base.rest_cmH2O + GUARDING_CMH2O * b,
+        tone_drift_cmH2O=base.tone_drift_cmH2O + GUARDING_DRIFT_CMH2O * b,
+        **kwargs,
+    )
