@@ -1,7 +1,13 @@
 """The heart: beat times with respiratory sinus arrhythmia, the ECG and the SCG.
 
 The RR interval follows the airflow (shorter on inhale), slow variability, and
-shortens when straining or contracting hard. Beat times are kept; the ECG and
+shortens when straining or contracting hard. Respiratory sinus arrhythmia has
+two paths from the same airflow drive: a direct one (``rsa_ms``, the same at
+every breathing rate) and the baroreflex loop, a resonance (a band-pass
+filter, peak gain ``resonance_gain`` at the person's own ``resonance_bpm``,
+quality factor ``resonance_q``). At resonance both add in phase, so the heart
+rhythm swings most when the person breathes at that rate and less on either
+side -- what a resonance-breathing assessment looks for. Beat times are kept; the ECG and
 the seismocardiogram are sums of Gaussian waves around them, computed at the
 query times.
 """
@@ -12,6 +18,7 @@ import math
 from typing import Final
 
 import numpy as np
+from scipy import signal
 
 from devices.virtual.body.common import DT, GRID_HZ, FloatArray, Lag
 from devices.virtual.body.params import BodyParams
@@ -45,7 +52,8 @@ class Heart:
     t0 : float
         Start time.
     rng : numpy.random.Generator
-        The first beat's phase and the R amplitude's beat-to-beat jitter.
+        The first beat's phase and the R amplitude's beat-to-beat jitter; a
+        child of it draws the resonance rate when ``params`` leaves it open.
     block_n : int
         Grid samples per block.
     """
@@ -58,6 +66,13 @@ class Heart:
         self._ph = float(rng.random())  # phase within the first beat
         self._last_beat = t0 - 60.0 / params.heart_rate_bpm * (self._ph + 1e-3)
         self._lag_drive = Lag(0.5, block_n)  # RSA follows airflow with a short lag
+        self._lag_phase = Lag(0.5, block_n)
+        # A child stream, so the beats of a seed stay as they were without it.
+        drawn = float(rng.spawn(1)[0].uniform(4.5, 6.5))
+        self.resonance_bpm = params.resonance_bpm if params.resonance_bpm is not None else drawn
+        b, a = signal.iirpeak(self.resonance_bpm / 60.0, params.resonance_q, fs=GRID_HZ)
+        self._res_ba = (b, a)
+        self._res_zi = np.zeros(max(len(a), len(b)) - 1)
         self._v_prev = 0.0
         self.beats_t = np.zeros(0)
         self.beats_rr = np.zeros(0)
@@ -83,10 +98,15 @@ class Heart:
         flow = np.diff(np.concatenate(([self._v_prev], v))) * GRID_HZ
         self._v_prev = float(v[-1])
         drive = self._lag_drive(np.tanh(flow / (0.15 * tidal)))
+        # The baroreflex loop is driven by the breath's phase (inhale or exhale:
+        # a nearly square wave whose fundamental does not depend on the rate, so
+        # the swing peaks at the resonance itself), in phase with the direct path.
+        phase = self._lag_phase(np.tanh(flow / (0.02 * tidal)))
+        res, self._res_zi = signal.lfilter(*self._res_ba, phase, zi=self._res_zi)
         rr0 = 60.0 / p.heart_rate_bpm
         rr = (
             rr0 * (1.0 + 0.03 * noise * hr_level)
-            - 0.5e-3 * p.rsa_ms * drive
+            - 0.5e-3 * p.rsa_ms * (drive + p.resonance_gain * res)
             + 0.025 * noise * hrv_lf
             - 0.12 * rr0 * s / max(p.strain_cmH2O, 1e-9)
             - 0.04 * rr0 * c / p.mvc_cmH2O

@@ -171,6 +171,11 @@ class BodyModel:
         self._intent = fn if fn is not None else free_breathing
 
     @property
+    def resonance_bpm(self) -> float:
+        """The breathing rate at which this person's heart rhythm swings most (the truth)."""
+        return self._heart.resonance_bpm
+
+    @property
     def horizon(self) -> float:
         """End of the generated time (exclusive)."""
         return self.t0 + self._grid.n / GRID_HZ

@@ -42,7 +42,14 @@ class BodyParams:
         Standard deviation of the slow drift of resting tone (over minutes).
     heart_rate_bpm, rsa_ms : float
         Mean heart rate; peak-to-trough RR change of respiratory sinus
-        arrhythmia (RR shorter on inhale).
+        arrhythmia (RR shorter on inhale) at ordinary breathing rates.
+    resonance_bpm : float or None
+        The breathing rate at which the heart rhythm swings most (the
+        baroreflex resonance, 4.5-6.5 breaths/min in adults); None draws it
+        from the body's seed, uniformly in 4.5-6.5.
+    resonance_gain, resonance_q : float
+        Extra RSA at resonance, as a multiple of ``rsa_ms``, and the
+        sharpness (quality factor) of the resonance.
     exhale_recoil : float
         Fraction of a drop lost on exhale when the reverse Kegel is done right.
     tip_offset_cmH2O : float
@@ -89,6 +96,9 @@ class BodyParams:
     tone_drift_cmH2O: float = 1.5
     heart_rate_bpm: float = 64.0
     rsa_ms: float = 60.0
+    resonance_bpm: float | None = None
+    resonance_gain: float = 3.0
+    resonance_q: float = 3.0
     exhale_recoil: float = 0.3
     tip_offset_cmH2O: float = -4.0
     ripple_cmH2O: float = 0.6
@@ -116,5 +126,9 @@ class BodyParams:
                 raise ValueError(f"{name} must be positive; {getattr(self, name)!r} is invalid")
         if not 0.0 <= self.skill <= 1.0:
             raise ValueError(f"skill must be in [0, 1]; {self.skill!r} is invalid")
+        if self.resonance_bpm is not None and not 2.0 <= self.resonance_bpm <= 12.0:
+            raise ValueError(f"resonance_bpm must be 2-12; {self.resonance_bpm!r} is invalid")
+        if not (self.resonance_gain >= 0 and self.resonance_q > 0):
+            raise ValueError("resonance_gain must be >= 0 and resonance_q positive")
         if not 0.0 <= self.exhale_recoil <= 1.0:
             raise ValueError(f"exhale_recoil must be in [0, 1]; {self.exhale_recoil} is invalid")
