@@ -229,6 +229,21 @@ def profile_for(person: str | None, pelvic: Found) -> Any:
         return None
 
 
+def _resonance_pacer(opts: LiveOptions) -> Pacer | None:
+    """The pacer at the person's resonance rate (``biofeedback resonance``), if assessed."""
+    from calibration.profiles import DEFAULT_PERSON, latest_resonance
+
+    try:
+        res = latest_resonance(data_dir() / "profiles", opts.person or DEFAULT_PERSON)
+    except InputError as exc:
+        log.warning("resonance rate not used: %s", exc)
+        return None
+    pacer = None if res is None else pacer_from_profile(res)
+    if pacer is not None and opts.status_lines:
+        opts.say(f"Pacer at your resonance rate, {pacer.rate_bpm:.1f} breaths/min.")
+    return pacer
+
+
 def apply_profile(
     profile: Any, specs: Sequence[StreamSpec], model: LiveModel, opts: LiveOptions
 ) -> tuple[Any, Pacer]:
@@ -236,7 +251,7 @@ def apply_profile(
     from biofeedback.signal.pipeline import Pipeline
     from biofeedback.signal.types import Thresholds
 
-    pacer = opts.pacer
+    pacer = opts.pacer if opts.pacer is not None else _resonance_pacer(opts)
     if profile is None:
         return Pipeline(specs), pacer or Pacer()
     if pacer is None:

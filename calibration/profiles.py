@@ -37,6 +37,7 @@ __all__ = [
     "check_person",
     "default_profiles",
     "latest_profile",
+    "latest_resonance",
     "list_profiles",
     "load_profile",
     "save_profile",
@@ -164,6 +165,11 @@ class Profile:
         The breath sensor, if one was used.
     warnings : tuple of str
         What the calibration noted.
+    resonance : dict or None
+        A resonance-breathing assessment (``kind == "resonance"``, the sensor
+        is then the heart strap): ``rate_bpm`` (the chosen rate), ``why``,
+        ``pacer`` (inhale/hold/exhale seconds at that rate, the default pacer
+        from then on) and the figures of every ``steps`` rate.
     created_at : datetime
         When (UTC).
     path : Path or None
@@ -182,6 +188,7 @@ class Profile:
     breathing: dict[str, Any] = field(default_factory=dict)
     breath_sensor: SensorId | None = None
     warnings: tuple[str, ...] = ()
+    resonance: dict[str, Any] | None = None
     created_at: dt.datetime = field(default_factory=_now)
     path: Path | None = field(default=None, compare=False)
 
@@ -248,6 +255,7 @@ class Profile:
             "suggested_pacer": dict(self.suggested_pacer),
             "breathing": dict(self.breathing),
             "warnings": list(self.warnings),
+            "resonance": None if self.resonance is None else dict(self.resonance),
         }
 
     @classmethod
@@ -289,6 +297,7 @@ class Profile:
                 breathing=dict(d.get("breathing") or {}),
                 breath_sensor=None if bs is None else SensorId.from_json(bs),
                 warnings=tuple(str(w) for w in d.get("warnings") or ()),
+                resonance=dict(d["resonance"]) if d.get("resonance") else None,
                 created_at=created,
                 path=path,
             )
@@ -421,3 +430,9 @@ def latest_profile(
         and (address is None or p.sensor.address.lower() == address.lower())
     ]
     return cands[-1] if cands else None
+
+
+def latest_resonance(directory: Path, person: str = DEFAULT_PERSON) -> dict[str, Any] | None:
+    """The newest resonance-breathing assessment of ``person`` (its ``resonance`` dict), if any."""
+    found = [p for p in list_profiles(directory, person) if p.resonance]
+    return None if not found else found[-1].resonance

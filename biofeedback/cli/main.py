@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "biofeedback.cli.live_cmds",
     "biofeedback.cli.plan_cmds",
     "biofeedback.cli.progress_cmds",
+    "biofeedback.cli.resonance_cmds",
 )
 
 
