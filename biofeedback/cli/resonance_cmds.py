@@ -24,6 +24,7 @@ import numpy as np
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir
+from biofeedback.runtime import backend_of
 from calibration.profiles import DEFAULT_PERSON, Profile, SensorId, check_person, save_profile
 from calibration.resonance import (
     DEFAULT_RATES,
@@ -135,10 +136,12 @@ async def _assess(
             _say("Scanning for a heart sensor...")
         found = await scan(reg, clock, timeout=_SCAN_S,
                            stop_when=lambda f: f.driver is not None
-                           and f.driver.id in HEART_DRIVERS and device is None)
+                           and f.driver.id in HEART_DRIVERS and device is None,
+                           backend=backend_of(world))
         heart = choose_heart(found, device)
         # A Polar H10 also serves the Heart Rate Service: RR intervals from there.
-        source = BleSource(heart.device, reg.get("hrs"), clock, prefix="heart.")
+        source = BleSource(heart.device, reg.get("hrs"), clock, prefix="heart.",
+                           backend=heart.backend)
         steps = list(resonance_schedule(clock.now() + _LEAD_IN_S, step_s, rates))
         if world is not None:
             world.body.intent = paced_intent(steps)
