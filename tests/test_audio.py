@@ -264,3 +264,31 @@ def test_demo_renders_the_session_to_a_wav(tmp_path: Path, cli: Any) -> None:
     proc = cli("demo", "--headless", "--speed", "max", "--duration", "5",
                "--audio-out", str(out))
     assert proc.returncode == 1 and "--force" in proc.stderr and out.read_bytes() == before
+
+
+def test_feed_follows_the_pressure_fast_with_the_pipelines_zones() -> None:
+    from biofeedback.audio.feed import AudioFeed
+    from biofeedback.signal import Pipeline, Thresholds
+    from devices.stream import Chunk, StreamKind, StreamSpec
+
+    spec = StreamSpec("pressure", StreamKind.PRESSURE, ("pressure",), "cmH2O", 50.0)
+    pipe = Pipeline([spec], Thresholds(rest_level=REST, drop_margin=DROP_M,
+                                       contraction_margin=CONTRACT_M, strain_margin=10.0,
+                                       unit="cmH2O"))
+    feed = AudioFeed(None, lambda: 0.0)
+    seen: list[tuple[float, float]] = []
+    t = np.arange(0.0, 26.0, 0.02)
+    p = REST - np.where(t >= 20.0, 3.0 * (1 - np.exp(-(t - 20.0) / 0.35)), 0.0)
+    for i in range(t.size):  # one sample per notification, chunk then its update
+        c = Chunk("pressure", t[i : i + 1], p[i : i + 1, None], "cmH2O")
+        feed.on_chunk(c)
+        feed.on_update(pipe.process(c))
+        if feed.latest.position is not None:
+            seen.append((float(t[i]), feed.latest.position))
+    ts, pos = np.array(seen).T
+    assert abs(pos[(ts > 10) & (ts < 19.9)]).max() < 0.1  # at rest: the base pitch
+    assert pos[-1] == pytest.approx(-1.5, abs=0.05)  # 3 cmH2O below rest = 1.5 drop margins
+    t_half_p = t[np.argmax(p < REST - 1.5)]
+    t_half_s = ts[np.argmax(pos < -0.75)]
+    assert 0 <= t_half_s - t_half_p <= 0.06  # the sound's input lags the pressure < 60 ms
+    assert feed.latest.state is PelvicState.DROP

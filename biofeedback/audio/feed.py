@@ -21,9 +21,13 @@ from biofeedback.audio.renderer import AudioState
 from devices.pacer import Pacer
 from devices.vocab import PelvicState
 
-__all__ = ["AudioFeed", "TraceListener", "positions"]
+__all__ = ["FAST_TAU_S", "AudioFeed", "TraceListener", "positions"]
 
 FloatArray = npt.NDArray[np.float64]
+Int8Array = npt.NDArray[np.int8]
+
+#: Time constant of the sound's pressure average (s): fast, just under the jitter.
+FAST_TAU_S = 0.04
 
 
 class TraceListener(Protocol):
@@ -65,19 +69,20 @@ class AudioFeed:
         #: thread always sees a whole one.
         self.latest = AudioState()
         self.listeners: list[TraceListener] = []
+        self._chunk: Any = None
+        self._fast = (math.nan, -math.inf)  # the fast level and its last sample time
 
     # ------------------------------------------------------------- LiveSink
 
     def on_chunk(self, chunk: Any) -> Any:
+        self._chunk = chunk  # the pipeline's update for it comes next
         return self._fwd("on_chunk", chunk)
 
     def on_update(self, update: Any) -> Any:
         pel = update.pelvic
+        chunk, self._chunk = self._chunk, None
         if pel is not None and pel.t.shape[0]:
-            d, c, _s = pel.margins
-            known = pel.rest_level is not None
-            pos = positions(pel.relative, d, c) if known else np.full(pel.t.shape, np.nan)
-            state = np.asarray(pel.state, dtype=np.int8)
+            t, pos, state = self._trace(pel, chunk)
             last = float(pos[-1])
             self.latest = replace(
                 self.latest,
@@ -85,8 +90,48 @@ class AudioFeed:
                 state=PelvicState(int(state[-1])),
             )
             for li in self.listeners:
-                li.pelvic(np.asarray(pel.t, dtype=np.float64), pos, state)
+                li.pelvic(t, pos, state)
         return self._fwd("on_update", update)
+
+    def _trace(self, pel: Any, chunk: Any) -> tuple[FloatArray, FloatArray, Int8Array]:
+        """Positions per raw sample of the pelvic chunk (fast), with the pipeline's states.
+
+        The pipeline's level waits out a jump gate and a 2 Hz low-pass (about
+        0.2 s): right for judging states, too slow for a sound that should move
+        with the floor. The sound takes the raw base channel through a 40 ms
+        exponential average instead, against the pipeline's rest and margins.
+        """
+        d, c, _s = pel.margins
+        p_t = np.asarray(pel.t, dtype=np.float64)
+        p_state = np.asarray(pel.state, dtype=np.int8)
+        if chunk is None or chunk.stream != pel.stream or len(chunk) == 0:
+            rel = np.asarray(pel.relative, dtype=np.float64)
+            pos = positions(rel, d, c) if pel.rest_level is not None else np.full(p_t.shape, np.nan)
+            return p_t, pos, p_state
+        t = np.asarray(chunk.t, dtype=np.float64)
+        raw = np.asarray(chunk.values, dtype=np.float64)[:, 0]  # the base channel comes first
+        fast = self._smooth(t, raw)
+        if pel.rest_level is None:
+            pos = np.full(t.shape, np.nan)
+        else:
+            pos = positions(fast - pel.rest_level, d, c)
+        k = np.clip(np.searchsorted(p_t, t, side="right") - 1, 0, p_t.size - 1)
+        return t, pos, p_state[k]
+
+    def _smooth(self, t: FloatArray, x: FloatArray) -> FloatArray:
+        """Causal exponential average with time constant :data:`FAST_TAU_S` (per sample)."""
+        out = np.empty_like(x)
+        y, t_prev = self._fast
+        for i in range(x.size):
+            if not math.isfinite(y):
+                y = float(x[i])
+            elif math.isfinite(x[i]):
+                a = 1.0 - math.exp(-max(float(t[i]) - t_prev, 0.0) / FAST_TAU_S)
+                y += a * (float(x[i]) - y)
+            t_prev = float(t[i])
+            out[i] = y
+        self._fast = (y, t_prev)
+        return out
 
     def on_link(self, ev: Any) -> Any:
         return self._fwd("on_link", ev)
