@@ -292,3 +292,48 @@ def test_feed_follows_the_pressure_fast_with_the_pipelines_zones() -> None:
     t_half_s = ts[np.argmax(pos < -0.75)]
     assert 0 <= t_half_s - t_half_p <= 0.06  # the sound's input lags the pressure < 60 ms
     assert feed.latest.state is PelvicState.DROP
+
+
+def test_window_sound_switch_plays_and_says_once_without_a_device(
+    qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import biofeedback.audio.player as player_mod
+    from biofeedback.audio.session import AudioRequest
+    from biofeedback.ui.window import SessionWindow
+    from devices.clock import SimClock
+
+    win = SessionWindow()
+    qtbot.addWidget(win)
+    switch = win.session.sound_switch
+    said: list[str] = []
+    streams: list[_FakeStream] = []
+
+    def fake_device(_sr: int, _bs: int, cb: Callable[..., None]) -> tuple[Any, str | None]:
+        streams.append(_FakeStream(cb))
+        return streams[-1], None
+
+    monkeypatch.setattr(player_mod, "open_output", fake_device)
+    engine = SimpleNamespace(model=None, clock=SimClock())
+    opts = SimpleNamespace(say=said.append, window=win)
+    undo = AudioRequest().attach(opts)(engine, None)
+    assert engine.model is not None and not switch.isChecked()  # off unless --audio
+    switch.setChecked(True)
+    assert streams and streams[0].started and switch.isChecked()
+    engine.model.set_pacer(Pacer(t0=0.0))
+    out = np.zeros((2205, 1), dtype=np.float32)
+    streams[0].cb(out, 2205, None, None)
+    assert np.max(np.abs(out)) > 0.01  # the inhale chime at t0 sounds
+    assert undo is not None
+    undo()
+    assert streams[0].closed and engine.model is None
+
+    monkeypatch.setattr(player_mod, "open_output", lambda *_: (None, "no sound: no device"))
+    undo = AudioRequest().attach(opts)(engine, None)
+    for _ in range(2):
+        switch.setChecked(True)
+        assert not switch.isChecked()  # flipped back: nothing to play on
+    assert said == ["no sound: no device; going on without sound."]
+    assert undo is not None
+    undo()

@@ -55,8 +55,8 @@ class AudioPlayer:
         The synthesiser (its ``volume`` is the master volume).
     say : callable
         Prints one line for people (the missing-device message, once).
-    opener : callable
-        :func:`open_output` (tests pass a fake device).
+    opener : callable, optional
+        Opens the stream; default :func:`open_output` (tests pass a fake device).
     """
 
     def __init__(
@@ -66,14 +66,14 @@ class AudioPlayer:
         renderer: AudioRenderer,
         *,
         say: Callable[[str], None],
-        opener: Callable[..., tuple[Any, str | None]] = open_output,
+        opener: Callable[..., tuple[Any, str | None]] | None = None,
         blocksize: int = BLOCK,
     ) -> None:
         self._state = state
         self._now = now
         self.renderer = renderer
         self._say = say
-        self._opener = opener
+        self._opener = opener or open_output
         self.blocksize = blocksize
         self.stream: Any = None
         self.unavailable: str | None = None
