@@ -140,6 +140,25 @@ def test_belt_follows_a_pacer_with_a_hold() -> None:
     assert abs(np.median(rates) - 5.0) < 0.5  # a 12 s cycle
 
 
+def test_a_shallow_paced_inhale_right_after_a_deep_free_breath_is_found() -> None:
+    """Seed 4 at a session's first paced inhale: a deep free breath (about 8 N)
+    exhales only part way, then a shallow paced inhale (about 1.5 N) follows.
+    The inflated midline and recent swings hid it; relative to its own dip
+    it is a breath (``REACH_FRAC``)."""
+    pacer = Pacer(inhale_s=4.0, hold_s=0.0, exhale_s=6.0, t0=15.0)
+    body = BodyModel(4, intent=lambda t: Intent() if t < 15.0 else Intent(breath=pacer.target(t)))
+    rec = record(body, 40)
+    x = rec["belt"]
+    deep = float(np.ptp(x[(rec["tb"] > 11) & (rec["tb"] < 15)]))
+    shallow = float(np.ptp(x[(rec["tb"] > 15) & (rec["tb"] < 20)]))
+    assert deep > 7.0 and shallow < 0.3 * deep  # the case as it comes out of the model
+    _, outs = run(StreamKind.BREATH_FORCE, rec["tb"], x[:, None], 50.0)
+    inh = onsets(outs, BreathPhase.INHALE)
+    assert f1(inh, rec["inh"], 5, 38) == 1.0, (inh, rec["inh"])
+    shallow_inhale = [t for t in inh if 14.5 < t < 16.5]
+    assert len(shallow_inhale) == 1
+
+
 def test_the_top_of_a_breath_is_the_end_of_inspiration_not_the_exhale_onset() -> None:
     """With a 2 s hold at the top, ``peak`` sits where the inhale ended (where an
     annotator marks the breath) and ``exhale_onset`` where the exhale began."""

@@ -29,6 +29,7 @@ from biofeedback.signal.breath.stages import (
     next_crossing,
     onset_time,
     polarity_evidence,
+    swing_reach,
 )
 from biofeedback.signal.filters import FloatArray, RingBuffer, noise_sd
 from biofeedback.signal.types import Breath, BreathEvent, Int8Array
@@ -282,7 +283,9 @@ class BreathDetector:
         while p < n:
             q = min(n, p + self._window)
             floor, cap = self.swings.bounds()
-            c = next_crossing(d[p:q], hysteresis(level[p:q], floor, cap), self._search.mode)
+            mode = self._search.mode
+            reach = swing_reach(d[p:q], mode, self._search.top_d)
+            c = next_crossing(d[p:q], hysteresis(level[p:q], floor, cap, reach), mode)
             end = p + c + 1 if c >= 0 else q
             self._search.extend(y[p:end], d[p:end], g0 + p)
             phase[p:end] = self.labeller.label(y[p:end])

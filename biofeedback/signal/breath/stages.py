@@ -47,6 +47,7 @@ __all__ = [
     "next_crossing_reference",
     "onset_time",
     "polarity_evidence",
+    "swing_reach",
 ]
 
 #: The midline's high-pass edge: well below the slowest breathing we coach
@@ -68,6 +69,9 @@ CAP_FRAC = 0.3
 #: small twitches are not breaths), nor below this many noise SDs.
 FLOOR_FRAC = 0.1
 NOISE_SDS = 4.0
+#: ... nor exceeds this fraction of how far the current swing went from the
+#: midline (:func:`hysteresis`).
+REACH_FRAC = 0.3
 
 
 def detection_sos(fs: float) -> FloatArray:
@@ -141,9 +145,36 @@ class RecentSwings:
         return max(lo, FLOOR_FRAC * typical), max(lo, CAP_FRAC * typical)
 
 
-def hysteresis(level: FloatArray, floor: float, cap: float) -> FloatArray:
-    """Per-sample hysteresis: ``SWING_FRAC * level`` held within ``[floor, cap]``."""
-    return np.maximum(np.minimum(SWING_FRAC * level, cap), floor)
+def hysteresis(
+    level: FloatArray, floor: float, cap: float, reach: FloatArray | None = None
+) -> FloatArray:
+    """Per-sample hysteresis: ``SWING_FRAC * level`` held within ``[floor, cap]``.
+
+    With ``reach`` (how far the current swing has gone from the midline so
+    far), also at most ``REACH_FRAC`` of it: a breath is measured against
+    itself as well as against the recent ones. After a deep breath the
+    midline and the recent swings are inflated for a while, and a shallow
+    breath that dipped below the midline comes back above it by less than
+    the usual cap; relative to its own dip it is plainly a breath.
+    """
+    h = np.minimum(SWING_FRAC * level, cap)
+    if reach is not None:
+        np.minimum(h, REACH_FRAC * reach, out=h)
+    return np.maximum(h, floor, out=h)
+
+
+def swing_reach(d: FloatArray, mode: int, start: float) -> FloatArray | None:
+    """How far the current swing has gone from the midline at each sample.
+
+    ``mode`` +1 (above the midline): the running maximum of ``d``; -1: of
+    ``-d``; ``start`` is the swing's extreme before these samples. None
+    while the search is not placed (``mode`` 0).
+    """
+    if mode > 0:
+        return np.maximum.accumulate(np.maximum(d, start))
+    if mode < 0:
+        return -np.minimum.accumulate(np.minimum(d, start))
+    return None
 
 
 def next_crossing(d: FloatArray, h: FloatArray, mode: int) -> int:
