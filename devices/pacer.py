@@ -8,7 +8,7 @@ it gives.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,7 @@ import numpy.typing as npt
 from devices.intent import BreathTarget
 from devices.vocab import BreathPhase
 
-__all__ = ["Pacer"]
+__all__ = ["AdaptivePacer", "BreathSeen", "Pacer"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -112,3 +112,185 @@ class Pacer:
         down = 0.5 + 0.5 * np.cos(np.pi * down_pos)
         out: FloatArray = np.where(pos < self.inhale_s + self.hold_s, up, down)
         return out
+
+
+@dataclass(frozen=True)
+class BreathSeen:
+    """One breath the person took, as judged against the pacer cycle it belongs to.
+
+    Parameters
+    ----------
+    inhale_onset, exhale_onset, end : float
+        When the person began to breathe in, to breathe out, and the next inhale.
+    cycle_start : float
+        Start of the paced cycle it belongs to.
+    lag_s : float
+        Inhale onset minus the paced inhale onset (positive: late).
+    exhale_share : float
+        The exhale's length as a share of the paced exhale (below 1: cut short).
+    trouble : bool
+        Lagging (late by more than :attr:`AdaptivePacer.lag_share` of the
+        inhale) or cutting the exhale short (below
+        :attr:`AdaptivePacer.exhale_share`).
+    """
+
+    inhale_onset: float
+    exhale_onset: float
+    end: float
+    cycle_start: float
+    lag_s: float
+    exhale_share: float
+    trouble: bool
+
+
+@dataclass
+class AdaptivePacer:
+    """A pacer that leads towards a goal only as fast as the person follows.
+
+    Each cycle is planned when it is first asked for and then fixed (the body
+    model asks a little ahead of time). After a breath the person followed, the
+    next cycles move ``step`` of the way to ``goal`` (at most ``max_step_s``
+    per phase and cycle); after a breath that lagged or cut the exhale short,
+    the pattern holds; after ``strikes`` such breaths in a row it eases back
+    half-way towards what the person did, then leads on again. The exhale thus
+    lengthens gradually towards the goal instead of holding a rate the person
+    cannot follow. :attr:`current` is the target to show now.
+
+    Parameters
+    ----------
+    goal : Pacer
+        Where to lead (its ``t0`` is ignored).
+    start : Pacer, optional
+        The first cycles' pattern (e.g. the person's comfortable breath);
+        default the goal.
+    t0 : float
+        Clock time of the first inhale.
+    step : float
+        Share of the remaining way covered per followed breath (0: a fixed pacer).
+    max_step_s : float
+        Largest change of a phase per cycle, s.
+    lag_share, exhale_share : float
+        Trouble thresholds (see :class:`BreathSeen`).
+    strikes : int
+        Breaths in trouble in a row before easing back.
+    """
+
+    goal: Pacer
+    start: Pacer | None = None
+    t0: float = 0.0
+    step: float = 0.25
+    max_step_s: float = 0.5
+    lag_share: float = 0.3
+    exhale_share: float = 0.85
+    strikes: int = 2
+    seen: list[BreathSeen] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.step <= 1.0 and self.max_step_s > 0 and self.strikes >= 1):
+            raise ValueError("step must be 0..1, max_step_s positive and strikes >= 1")
+        first = replace(self.start or self.goal, t0=self.t0)
+        self._cycles: list[Pacer] = [first]  # one Pacer per cycle, t0 = its start
+        self._next = first
+        self._in_trouble = 0
+
+    @property
+    def current(self) -> Pacer:
+        """The pattern of the latest planned cycle: the target to show now."""
+        return self._cycles[-1]
+
+    @property
+    def cycles(self) -> tuple[Pacer, ...]:
+        """Every planned cycle, in order (``t0`` = its start)."""
+        return tuple(self._cycles)
+
+    def describe(self) -> str:
+        """The current target in words (for the live view)."""
+        c, g = self.current, self.goal
+        return (f"now {c.rate_bpm:.1f}/min (in {c.inhale_s:.1f} s, out {c.exhale_s:.1f} s), "
+                f"leading to {g.rate_bpm:.1f}/min")
+
+    def cycle_at(self, t: float) -> Pacer:
+        """The cycle holding ``t`` (planning the cycles up to it)."""
+        while t >= self._cycles[-1].t0 + self._cycles[-1].period:
+            last = self._cycles[-1]
+            self._cycles.append(replace(self._next, t0=last.t0 + last.period))
+        if t < self._cycles[0].t0:
+            return self._cycles[0]  # before the start: the first cycle, run backwards
+        k = self._index(t)
+        return self._cycles[k]
+
+    def target(self, t: float) -> BreathTarget:
+        """What the pacer asks for at ``t``."""
+        return self.cycle_at(t).target(t)
+
+    __call__ = target
+
+    def onsets(self, t_from: float, t_to: float) -> tuple[FloatArray, FloatArray]:
+        """Paced inhale and exhale onsets in ``[t_from, t_to)`` (planned cycles only)."""
+        if t_to > t_from:
+            self.cycle_at(t_to)
+        inh = np.array([c.t0 for c in self._cycles])
+        exh = np.array([c.t0 + c.inhale_s + c.hold_s for c in self._cycles])
+        return (inh[(inh >= t_from) & (inh < t_to)], exh[(exh >= t_from) & (exh < t_to)])
+
+    def curve(self, t: npt.ArrayLike) -> FloatArray:
+        """The target breath shape 0..1 at times ``t`` (each in its own cycle)."""
+        ta = np.asarray(t, dtype=np.float64)
+        out = np.empty(ta.shape)
+        for i, x in np.ndenumerate(ta):
+            out[i] = self.cycle_at(float(x)).curve(np.array([x]))[0]
+        return out
+
+    def observe(self, inhale_onset: float, exhale_onset: float, end: float) -> BreathSeen:
+        """A breath the person finished (inhale onset, exhale onset, next inhale onset).
+
+        Judged against the cycle whose inhale onset is nearest; the cycles not
+        yet planned follow from it.
+        """
+        cyc = self._cycles[self._nearest(inhale_onset)]
+        lag = inhale_onset - cyc.t0
+        share = (end - exhale_onset) / cyc.exhale_s
+        trouble = lag > self.lag_share * cyc.inhale_s or share < self.exhale_share
+        seen = BreathSeen(inhale_onset=inhale_onset, exhale_onset=exhale_onset, end=end,
+                          cycle_start=cyc.t0, lag_s=lag, exhale_share=share, trouble=trouble)
+        self.seen.append(seen)
+        if self.step > 0:
+            self._adapt(seen)
+        return seen
+
+    # ----------------------------------------------------------------- inside
+
+    def _adapt(self, seen: BreathSeen) -> None:
+        # From the latest planned cycle, so several breaths seen before the next
+        # cycle is planned (short breaths) still make one step, not several.
+        nxt = self._cycles[-1]
+        if not seen.trouble:
+            self._in_trouble = 0
+            self._next = replace(
+                nxt,
+                inhale_s=self._toward(nxt.inhale_s, self.goal.inhale_s),
+                hold_s=self._toward(nxt.hold_s, self.goal.hold_s) if self.goal.hold_s
+                or nxt.hold_s else 0.0,
+                exhale_s=self._toward(nxt.exhale_s, self.goal.exhale_s),
+            )
+            return
+        self._in_trouble += 1
+        if self._in_trouble >= self.strikes:
+            # Ease back half-way to what the person did, then lead on from there.
+            done_in = max(seen.exhale_onset - seen.inhale_onset, 0.5)
+            done_out = max(seen.end - seen.exhale_onset, 0.5)
+            self._next = replace(nxt, inhale_s=0.5 * (nxt.inhale_s + done_in),
+                                 exhale_s=0.5 * (nxt.exhale_s + done_out))
+            self._in_trouble = 0
+
+    def _toward(self, now: float, goal: float) -> float:
+        change = self.step * (goal - now)
+        return now + max(-self.max_step_s, min(self.max_step_s, change))
+
+    def _index(self, t: float) -> int:
+        starts = [c.t0 for c in self._cycles]
+        return max(0, int(np.searchsorted(starts, t, side="right")) - 1)
+
+    def _nearest(self, t: float) -> int:
+        starts = np.array([c.t0 for c in self._cycles])
+        return int(np.argmin(np.abs(starts - t)))
