@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import Any
 
@@ -86,7 +87,7 @@ def _practise(pacer: AdaptivePacer, minutes: float, seed: int = 2) -> AdaptivePa
     for now in np.arange(5.0, minutes * 60.0, 1.0):
         body.lung_volume([now])  # the body breathes up to now (and a little ahead)
         inh, exh = body.breath_onsets(told, now - 1.0)
-        for a, b in zip(inh[:-1], inh[1:], strict=True):
+        for a, b in itertools.pairwise(inh):
             e = exh[(exh > a) & (exh < b)]
             if e.size and a >= told:
                 pacer.observe(float(a), float(e[0]), float(b))
