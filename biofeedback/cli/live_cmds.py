@@ -610,18 +610,32 @@ async def _replay(
 
 
 @cli.command()
-@click.argument("session_id", type=SESSION_ID, metavar="ID")
+@click.argument("session_id", type=SESSION_ID, metavar="[ID]", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The HTML file (default: session-<id>-<date>-report.html here).")
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the plots as one PNG image.")
+@click.option("--person", help="The clinician's page: whose weeks (no ID).")
+@click.option("--since", default="4w", show_default=True,
+              help="The clinician's page: the period (4w, 30d or a date).")
+@click.option("--pdf", type=click.Path(dir_okay=False, path_type=Path),
+              help="The clinician's page as one printable PDF page.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The clinician's page as HTML.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @command_options()
-def report(app: AppContext, session_id: int, output: Path | None, png: Path | None,
+def report(app: AppContext, session_id: int | None, output: Path | None, png: Path | None,
+           person: str | None, since: str, pdf: Path | None, html_out: Path | None,
            force: bool) -> None:
-    """A self-contained HTML report of a session: plots, figures, and the person's trend."""
+    """A session's HTML report (ID), or the clinician's one-page summary of a person's
+    weeks (--person P --since 4w --pdf FILE and/or --html FILE)."""
     from biofeedback.report import write_report
 
+    if session_id is None or pdf or html_out or person:
+        from biofeedback.cli.progress_cmds import clinician_report
+
+        clinician_report(app, session_id, person, since, pdf, html_out, force)
+        return
     t = time.perf_counter()
     with Store(store_path()) as store:
         info = store.session(session_id)

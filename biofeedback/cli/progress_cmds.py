@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,7 +16,7 @@ from biofeedback.programme.changes import DEFAULT_PERSON
 from biofeedback.programme.progress import Progress, parse_since, progress
 from biofeedback.store import Store
 
-__all__ = ["demo_weeks", "progress_cmd", "progress_for"]
+__all__ = ["clinician_report", "demo_weeks", "progress_cmd", "progress_for"]
 
 
 def progress_for(store: Store, person: str | None, since: str, now: dt.datetime) -> Progress:
@@ -116,3 +117,31 @@ def demo_weeks(app: AppContext, weeks: int, seed: int) -> None:
     click.echo(f"{len(days)} sessions over {weeks} weeks recorded for person 'demo' in "
                f"{seconds:.1f} s. See: biofeedback plan --person demo; biofeedback progress "
                "--person demo; biofeedback report --person demo --since 4w --pdf demo.pdf")
+
+
+def clinician_report(app: AppContext, session_id: int | None, person: str | None, since: str,
+                     pdf: Path | None, html: Path | None, force: bool) -> None:
+    """``report --person P --since 4w --pdf FILE [--html FILE]``: the clinician's page."""
+    from biofeedback.report_pdf import load_clinician, write_clinician_page
+
+    if session_id is not None:
+        raise click.UsageError("--person, --pdf and --html make the clinician's page of a "
+                               "person's weeks: give them without a session ID")
+    if pdf is None and html is None:
+        raise click.UsageError("the clinician's page needs --pdf FILE and/or --html FILE "
+                               "(or give a session ID for a session's report)")
+    if pdf is not None and html is not None and pdf.absolute() == html.absolute():
+        raise click.UsageError("the PDF and the HTML need two different file names")
+    t = time.perf_counter()
+    with Store(store_path()) as store:
+        data = load_clinician(store, person, since, dt.datetime.now(dt.UTC))
+    written = write_clinician_page(data, pdf=pdf, html=html, force=force)
+    if app.json:
+        emit_json({"person": person, "since": data.progress.since.isoformat(timespec="seconds"),
+                   "sessions": len(data.progress.sessions),
+                   "pdf": None if pdf is None else str(pdf),
+                   "html": None if html is None else str(html)})
+    else:
+        click.echo(f"Wrote {' and '.join(str(p) for p in written)} "
+                   f"({len(data.progress.sessions)} sessions, "
+                   f"{time.perf_counter() - t:.1f} s).", err=True)

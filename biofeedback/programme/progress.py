@@ -5,6 +5,7 @@ Per session (:func:`session_figures`), from what the store holds:
 * **resting tone** and its **variability** -- mean and standard deviation of
   the pipeline's main pressure channel over the ``baseline`` step (the
   session's own step events give its start and end), in the sensor's unit;
+  the same over the ``post`` step (resting after the reps);
 * **drop depth** -- mean of the stored rep events' ``coupling.drop`` (how far
   the floor went below rest on the inhale);
 * **time to return to rest after a contraction** -- for each stored
@@ -80,6 +81,8 @@ class SessionFigures:
     pain_before: int | None
     pain_after: int | None
     notes: tuple[str, ...] = ()
+    post_mean: float | None = None  # resting tone over the post-baseline step
+    post_sd: float | None = None
 
     def value(self, key: str) -> float | None:
         x = getattr(self, key)
@@ -90,7 +93,8 @@ class SessionFigures:
             "id": self.id, "started_at": self.start.isoformat(timespec="seconds"),
             "position": self.position, "unit": self.unit, "reps": self.reps,
             "good_reps": self.good_reps, "rest_mean": _r(self.rest_mean),
-            "rest_sd": _r(self.rest_sd), "drop_depth": _r(self.drop_depth),
+            "rest_sd": _r(self.rest_sd), "post_mean": _r(self.post_mean),
+            "post_sd": _r(self.post_sd), "drop_depth": _r(self.drop_depth),
             "recovery_s": _r(self.recovery_s), "contractions": self.contractions,
             "strain": self.strain, "score": _r(self.score, 1),
             "pain_before": self.pain_before, "pain_after": self.pain_after,
@@ -102,12 +106,13 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 
-def _baseline_window(store: Store, info: SessionInfo) -> tuple[float, float] | None:
-    """Start and end (run clock) of the session's baseline step."""
+def _step_window(store: Store, info: SessionInfo, kind: str = "baseline"
+                 ) -> tuple[float, float] | None:
+    """Start and end (run clock) of the session's first step of ``kind``."""
     steps = [e for e in store.events(info.id, "step") if e.data and "t_start" in e.data]
     for i, e in enumerate(steps):
         d = e.data or {}
-        if d.get("step") != "baseline":
+        if d.get("step") != kind:
             continue
         end = (steps[i + 1].data or {}).get("t_start") if i + 1 < len(steps) else d.get("t_end")
         if end is None:
@@ -134,6 +139,17 @@ def _recoveries(t: np.ndarray, level: np.ndarray, runs: Sequence[tuple[float, fl
     return out
 
 
+def _rest(t: np.ndarray, level: np.ndarray, window: tuple[float, float] | None
+          ) -> tuple[float | None, float | None]:
+    """Mean and SD of the level over a step (None with fewer than 10 samples)."""
+    if window is None or not level.size:
+        return None, None
+    m = (t >= window[0]) & (t < window[1])
+    if np.count_nonzero(m) < 10:
+        return None, None
+    return float(np.mean(level[m])), float(np.std(level[m]))
+
+
 def session_figures(store: Store, info: SessionInfo) -> SessionFigures:
     """One session's figures, from its stored samples, states and events."""
     reps = [e.data for e in store.events(info.id, "rep") if e.data]
@@ -144,15 +160,13 @@ def session_figures(store: Store, info: SessionInfo) -> SessionFigures:
     strain = sum(1 for e in store.events(info.id, "pelvic") if e.text == "strain")
     spec = next((s for s in info.streams if s.kind is StreamKind.PRESSURE), None)
     rest_mean = rest_sd = recovery = None
+    post: tuple[float | None, float | None] = (None, None)
     contractions = 0
     if spec is not None:
         t, v = store.read_stream(info.id, spec.name)
         level = v[:, pressure_channels(spec.channels)[0]] if v.size else np.zeros(0)
-        window = _baseline_window(store, info)
-        if window is not None and level.size:
-            m = (t >= window[0]) & (t < window[1])
-            if np.count_nonzero(m) >= 10:
-                rest_mean, rest_sd = float(np.mean(level[m])), float(np.std(level[m]))
+        rest_mean, rest_sd = _rest(t, level, _step_window(store, info, "baseline"))
+        post = _rest(t, level, _step_window(store, info, "post"))
         runs = [(r.t_start, r.t_end) for r in store.states(info.id, spec.name)
                 if r.state == PelvicState.CONTRACTION]
         contractions = len(runs)
@@ -164,7 +178,7 @@ def session_figures(store: Store, info: SessionInfo) -> SessionFigures:
         id=info.id, start=info.start, position=info.position,
         unit=spec.unit if spec else None, reps=len(reps) or info.reps,
         good_reps=int(good) if isinstance(good, int | float) else None,
-        rest_mean=rest_mean, rest_sd=rest_sd,
+        rest_mean=rest_mean, rest_sd=rest_sd, post_mean=post[0], post_sd=post[1],
         drop_depth=float(np.mean(drops)) if drops else None,
         recovery_s=recovery, contractions=contractions, strain=strain,
         score=float(np.mean(scores)) if scores else None,
