@@ -129,3 +129,46 @@ def cli(
     main_mod._handlers.pop("file", None)
     for name, lvl in levels.items():
         logging.getLogger(name).setLevel(lvl)
+
+
+@pytest.fixture
+def short_calibration(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The ``quick`` and ``assessment`` plans with every step of the same kinds, in the
+    same order, but shorter (a CLI test checks the command's plumbing end to end; the
+    full-length plans' figures are checked on the body model in tests/test_calibration.py).
+
+    About 100 s and 125 s of simulated radio traffic instead of 150 s and 420 s. Rest
+    (20 s) and free breathing (30 s) stay long enough for the probe's ripple alone to show
+    its breaths (shorter, some seeds' calibrations without a belt are refused).
+    """
+    from biofeedback.protocols.calibration import (
+        DROP_EXHALE_S,
+        DROP_INHALE_S,
+        PLANS,
+        CalibrationPlan,
+        PlanStep,
+    )
+    from calibration import StepKind as K
+
+    def reps(kind: K, on_s: float, rest: K, off_s: float, n: int) -> list[PlanStep]:
+        return [s for i in range(1, n + 1) for s in (PlanStep(kind, on_s, i),
+                                                      PlanStep(rest, off_s, i))]
+
+    def drops(n: int) -> list[PlanStep]:  # the paced breath keeps its real timing
+        lead = PlanStep(K.RECOVER, DROP_EXHALE_S, 0, "breathe out slowly and get ready")
+        return [lead, *reps(K.DROP, DROP_INHALE_S, K.RECOVER, DROP_EXHALE_S, n)]
+
+    quick = CalibrationPlan("quick", (
+        PlanStep(K.READY, 2.0), PlanStep(K.REST, 20.0),
+        *reps(K.SQUEEZE, 4.0, K.RELAX, 5.0, 2), *drops(2), PlanStep(K.BREATHE, 30.0),
+    ))
+    assessment = CalibrationPlan("assessment", (
+        PlanStep(K.READY, 2.0), PlanStep(K.PRE_BASELINE, 12.0),
+        *reps(K.FLICK, 2.0, K.RELAX, 4.0, 3), *reps(K.HOLD, 4.0, K.RELAX, 4.0, 3),
+        PlanStep(K.ENDURANCE, 20.0), PlanStep(K.RELAX, 5.0), PlanStep(K.POST_BASELINE, 12.0),
+        *drops(2),
+    ))
+    plans = {"quick": quick, "assessment": assessment}
+    for name, plan in plans.items():
+        monkeypatch.setitem(PLANS, name, plan)
+    return plans

@@ -481,21 +481,29 @@ def test_noise_zero_is_smooth_at_rest() -> None:
 # ---------------------------------------------------------- memory & errors
 
 
-def test_memory_stays_bounded_over_two_hours() -> None:
-    body = BodyModel(9, intent=lambda t: Intent(motion=0.3), block_s=2.0)
+def test_memory_stays_bounded_as_time_goes_on() -> None:
+    # What the model keeps depends on retention_s, not on how long it has run: a short
+    # retention (20 s) and 20 minutes are sixty retention windows, and every count must
+    # stop growing after the first one (a leak grows with time). The two-hour session is
+    # a budget (benchmarks), not a test.
+    body = BodyModel(9, intent=lambda t: Intent(motion=0.3), block_s=2.0, retention_s=20.0)
     sizes: list[dict[str, int]] = []
-    for s in range(0, 7200, 60):
-        t = s + np.arange(0.0, 60.0, 0.5)
+    for s in range(0, 1200, 15):
+        t = s + np.arange(0.0, 15.0, 0.5)
         body.lung_volume(t)
         body.labels(t)
         body.ecg(t[-4:])
-        if s >= 600:
+        if s >= 120:
             sizes.append(body.memory_items())
-    assert body.horizon >= 7200.0
+    assert body.horizon >= 1200.0
     grid = {d["grid"] for d in sizes}
     assert len(grid) == 1
-    for key, bound in (("segments", 120), ("beats", 300), ("motion_events", 50)):
-        assert max(d[key] for d in sizes) < bound, key
+    half = len(sizes) // 2
+    for key, bound in (("segments", 30), ("beats", 60), ("motion_events", 20)):
+        early = max(d[key] for d in sizes[:half])
+        late = max(d[key] for d in sizes[half:])
+        assert late < bound, key
+        assert late <= early + 2, key  # no growth from the first ten minutes to the last
     assert max(d["pending_actions"] for d in sizes) <= 1
 
 

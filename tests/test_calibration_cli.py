@@ -40,7 +40,7 @@ def listing(cli: Cli, *args: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_quick_calibration_saved_listed_reloaded_replaced(
-    _isolated_home: Path, cli: Cli
+    _isolated_home: Path, cli: Cli, short_calibration: dict[str, Any]
 ) -> None:
     first = calibrate(cli, "--quick", "--person", "Ann", "--seed", "3")
     assert first["kind"] == "quick" and first["person"] == "Ann"
@@ -76,11 +76,15 @@ def test_quick_calibration_saved_listed_reloaded_replaced(
 
 
 @pytest.mark.slow
-def test_assessment_saved_listed_reloaded(cli: Cli) -> None:
+def test_assessment_saved_listed_reloaded(cli: Cli, short_calibration: dict[str, Any]) -> None:
     doc = calibrate(cli, "--assessment", "--person", "Cy", "--seed", "5")
     assert doc["kind"] == "assessment"
     a = doc["figures_common"]["assessment"]
-    assert a["phasic"]["n"] == 5 and a["tonic"]["n"] == 5 and a["drops"]["n"] == 5
+    # as many of each as the plan asks (the fixture's shorter plan: 3 flicks, 3 holds, 2 drops)
+    kinds = [str(s.kind) for s in short_calibration["assessment"].steps]
+    assert a["phasic"]["n"] == kinds.count("flick") == 3
+    assert a["tonic"]["n"] == kinds.count("hold") == 3
+    assert a["drops"]["n"] == kinds.count("drop") == 2
     assert a["endurance"]["slope_per_s"] < 0
     assert 27.0 < a["pre_baseline"]["mean"] < 33.0
     rows = listing(cli, "--person", "Cy")
@@ -89,7 +93,9 @@ def test_assessment_saved_listed_reloaded(cli: Cli) -> None:
 
 
 @pytest.mark.slow
-def test_refused_calibration_exits_1_with_the_step(cli: Cli) -> None:
+def test_refused_calibration_exits_1_with_the_step(
+    cli: Cli, short_calibration: dict[str, Any]
+) -> None:
     # The probe goes silent after 2 s on every connection: most of the rest step is missing.
     faults = json.dumps({"Boost": {"silent_after": 100}})
     r = cli(

@@ -212,7 +212,9 @@ def test_sigint_stops_and_keeps_the_recording() -> None:
         assert all(st.samples > 0 for st in store.stream_stats(info.id).values())
 
 
-def test_demo_runs_a_recorded_session(tmp_path: Path, cli: Cli) -> None:
+def test_demo_runs_a_recorded_session(
+    tmp_path: Path, cli: Cli, short_calibration: dict[str, Any]
+) -> None:
     proc = cli("demo", "--headless", "--speed", "max", "--duration", "30", "--json",
                "--calibrate")
     assert proc.returncode == 0, proc.stderr

@@ -8,7 +8,6 @@ zones are drawn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import stat
@@ -552,62 +551,86 @@ def test_sensors_screen_scans_and_pairs_on_the_virtual_radio(qtbot: QtBot) -> No
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_virtual_session_link_drop_shows_a_banner_until_reconnected(qtbot: QtBot) -> None:
-    """Virtual radio + BLE sources + pipeline + engine into the window; the probe drops once."""
-    drop_at = 6.0  # simulated seconds (the demo's clock starts at 0)
+def test_virtual_session_link_drop_shows_a_banner_until_reconnected(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Virtual radio + BLE sources + pipeline + engine into the window; the probe drops once.
+
+    The window is looked at on events, not on a timer: after every link event and
+    every half second of data. The session runs until the probe is back (and 1.5 s
+    more), however long the reconnection takes on a busy machine.
+    """
     log: list[tuple[float, str, bool]] = []
     checks: dict[str, Any] = {}
-    app_ctx = AppContext(virtual=True, speed=3.0)
+    # Real time: a scaled clock squeezes the link layer's timeouts, and on a busy machine
+    # the reconnection then timed out (reconnects 0, seen in CI).
+    app_ctx = AppContext(virtual=True, speed=1.0)
 
     async def main(win: SessionWindow) -> dict[str, Any]:
         win.resize(1280, 820)
-        holder: dict[str, LiveModel] = {}
-        ready = asyncio.Event()
+        sv = win.session
+        seen = {"looked": -math.inf, "lost": math.inf, "back": math.inf}
 
-        def on_model(_engine: SessionEngine, m: LiveModel) -> None:
-            holder["m"] = m
-            ready.set()
+        def look(model: LiveModel) -> None:
+            win.frame()
+            boost = model.links.get("Boost")
+            state = boost.state if boost else "-"
+            log.append((model.now(), state, sv.link_banner.isVisible()))
+            seen["looked"] = model.now()
+            if sv.link_banner.isVisible() and "lost" not in checks:
+                checks["lost"] = save(win, "session_link_lost")
+                checks["banner"] = sv.link_banner.text()
+            now = sv.last_now
+            pv = model.pelvic(sv.window_s + 1.0)
+            if now is not None and pv.t.size > 100 and "curves" not in checks:
+                # Compared in the same loop turn as the frame: nothing arrived between.
+                keep = thin_by_time(pv.t, sv.thin_bin_s)
+                xs = [c.xData for c in sv.state_curves.values() if c.xData is not None
+                      and len(c.xData)]
+                checks["curves"] = bool(xs) and all(
+                    np.allclose(x, pv.t[keep] - now) for x in xs)
 
-        async def watch() -> None:
-            await ready.wait()
-            model = holder["m"]
-            sv = win.session
-            while True:
-                await asyncio.sleep(0.05)
-                win.frame()
-                boost = model.links.get("Boost")
-                state = boost.state if boost else "-"
-                log.append((model.now(), state, sv.link_banner.isVisible()))
-                if sv.link_banner.isVisible() and "lost" not in checks:
-                    checks["lost"] = save(win, "session_link_lost")
-                    checks["banner"] = sv.link_banner.text()
-                now = sv.last_now
-                pv = model.pelvic(sv.window_s + 1.0)
-                if now is not None and pv.t.size > 100 and "curves" not in checks:
-                    # Compared in the same loop turn as the frame: nothing arrived between.
-                    keep = thin_by_time(pv.t, sv.thin_bin_s)
-                    xs = [c.xData for c in sv.state_curves.values() if c.xData is not None
-                          and len(c.xData)]
-                    checks["curves"] = bool(xs) and all(
-                        np.allclose(x, pv.t[keep] - now) for x in xs)
+        def on_model(engine: SessionEngine, m: LiveModel) -> None:
+            on_link, on_chunk = m.on_link, m.on_chunk
 
-        watcher = asyncio.ensure_future(watch())
-        try:
-            opts = LiveOptions(duration=15.0, pacer=Pacer(4.0, 0.0, 6.0), person="demo",
-                               status_lines=False, window=win, attach=[on_model])
-            run = await run_demo_session(app_ctx.clock(), registry_for(), opts, seed=3,
-                                         faults={"Boost": Faults(drop_at=drop_at)})
-            return {"streams": stream_stats(run.sources), "summary": run.summary.to_json(),
-                    "session_id": run.session_id}
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            def link(ev: LinkEvent) -> None:
+                on_link(ev)
+                if ev.device == "Boost" and ev.kind == LinkKind.LOST:
+                    seen["lost"] = min(seen["lost"], ev.t)
+                look(m)
+                if ev.device == "Boost" and ev.kind == LinkKind.CONNECTED and "lost" in checks:
+                    seen["back"] = ev.t
+
+            def chunk(c: Chunk) -> None:
+                on_chunk(c)
+                if c.stream.endswith("kgoal.pressure"):
+                    side = "before" if c.t[-1] < seen["lost"] else "after" \
+                        if c.t[0] > seen["back"] else "between"
+                    checks[f"n_{side}"] = checks.get(f"n_{side}", 0) + len(c)
+                if m.now() - seen["looked"] >= 0.5:
+                    look(m)
+                if m.now() >= seen["back"] + 1.5 and "after" not in checks:
+                    checks["after"] = log[-1]
+                    engine.stop("the probe is back")
+
+            monkeypatch.setattr(m, "on_link", link)
+            monkeypatch.setattr(m, "on_chunk", chunk)
+
+        opts = LiveOptions(duration=120.0, pacer=Pacer(4.0, 0.0, 6.0), person="demo",
+                           status_lines=False, window=win, attach=[on_model])
+        run = await run_demo_session(app_ctx.clock(), registry_for(), opts, seed=3,
+                                     faults={"Boost": Faults(drop_after=150, max_drops=1)})
+        checks["lost_t"] = seen["lost"]
+        return {"streams": stream_stats(run.sources), "summary": run.summary.to_json(),
+                "session_id": run.session_id}
 
     result = run_window(main, show_safety_note=False)
     assert result is not None
     assert result["streams"]["kgoal.pressure"]["reconnects"] == 1
-    assert result["streams"]["kgoal.pressure"]["samples"] > 300
+    # Samples before the drop and after the reconnection (how many depends on how busy
+    # the machine is: the clock is scaled real time).
+    assert checks.get("n_before", 0) > 0 and checks.get("n_after", 0) > 0
+    assert result["streams"]["kgoal.pressure"]["samples"] >= checks["n_before"] + checks["n_after"]
     from biofeedback.store import Store
 
     with Store(store_path()) as store:  # the window's session is recorded like any other
@@ -616,12 +639,13 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(qtbot: QtBot
         assert [d.name for d in store.devices()] == ["Boost", "GDX-RB 0K2001A7"]
     assert result["summary"]["link_gaps"] >= 1
     assert checks.get("curves") is True
-    before = [b for t, _, b in log if t < drop_at - 0.5]
+    lost_t = checks["lost_t"]
+    before = [b for t, _, b in log if t < lost_t]
     during = [(t, s) for t, s, b in log if b]
     assert before and not any(before)  # no banner before the drop
-    assert during and min(t for t, _ in during) >= drop_at
+    assert during and min(t for t, _ in during) >= lost_t
     assert {s for _, s in during} <= {"lost", "reconnecting", "connecting"}
     assert checks["banner"].startswith("Boost: link lost")
-    last = log[-1]
-    assert last[1] == "connected" and not last[2]  # reconnected: the banner went away
+    after = checks["after"]
+    assert after[1] == "connected" and not after[2]  # reconnected: the banner went away
     assert distinct_colours(checks["lost"]) > 100
