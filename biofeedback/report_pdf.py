@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,15 +94,18 @@ class ClinicianData:
 
 
 def load_rep_trace(store: Store, infos: list[SessionInfo]) -> RepTrace | None:
-    """The rep with the median score over these sessions (the latest of equals), with its
-    stored pressure."""
+    """A rep with the median score over these sessions, with its stored pressure."""
     reps = [(info, e.t, e.data) for info in infos for e in store.events(info.id, "rep")
             if e.data and isinstance(e.data.get("score"), int | float)
             and isinstance(e.data.get("t_start"), int | float)]
     if not reps:
         return None
     med = statistics.median_low([float(d["score"]) for _, _, d in reps])
-    info, t_end, d = [r for r in reps if float(r[2]["score"]) == med][-1]
+    # Of the reps with that score, one from the middle of the latest session that has one
+    # (not its first or last: those start from rest or end into it).
+    latest = [r for r in reps if float(r[2]["score"]) == med]
+    latest = [r for r in latest if r[0].id == latest[-1][0].id]
+    info, t_end, d = latest[len(latest) // 2]
     spec = next((s for s in info.streams if s.kind is StreamKind.PRESSURE), None)
     if spec is None:
         return None
@@ -400,7 +404,7 @@ def build_page(d: ClinicianData) -> Figure:
     _header(fig, d)
     if not d.progress.sessions:
         fig.text(0.5, 0.6, "No practice sessions in this period.", ha="center", fontsize=12)
-        fig.text(0.05, 0.02, CAVEAT, fontsize=6.5, color=_GREY, wrap=True)
+        fig.text(0.05, 0.045, textwrap.fill(CAVEAT, 140), fontsize=6.5, color=_GREY, va="top")
         return fig
     gs = fig.add_gridspec(4, 3, left=0.08, right=0.97, top=0.9, bottom=0.08, hspace=0.6,
                           wspace=0.32, height_ratios=[1.3, 1, 1, 1.15])
@@ -417,7 +421,7 @@ def build_page(d: ClinicianData) -> Figure:
     ax.set_title("Notes and strain events", loc="left", fontsize=10, fontweight="bold")
     ax.text(0.0, 1.0, _notes_text(d), fontsize=6, va="top", transform=ax.transAxes,
             linespacing=1.35)
-    fig.text(0.05, 0.02, CAVEAT, fontsize=6.5, color=_GREY, wrap=True)
+    fig.text(0.05, 0.045, textwrap.fill(CAVEAT, 140), fontsize=6.5, color=_GREY, va="top")
     fig.text(0.97, 0.005, f"generated {d.generated:%Y-%m-%d %H:%M} by biofeedback (local data)",
              fontsize=5.5, color=_GREY, ha="right")
     return fig

@@ -57,7 +57,7 @@ def _pages(pdf: bytes) -> int:
 
 
 def test_one_page_with_every_section(data: ClinicianData, pdf_bytes: bytes) -> None:
-    texts = "\n".join(page_texts(build_page(data)))
+    texts = " ".join(" ".join(page_texts(build_page(data))).split())
     for section in (*SECTIONS, CAVEAT, "demo", "Boost (kgoal, reverse-engineered)",
                     "VIRTUAL", "trend only"):
         assert section in texts
