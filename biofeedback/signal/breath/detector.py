@@ -65,9 +65,11 @@ class Search:
     top_i: int = -1  # the extreme of the detection signal ``d`` (its swing's sign) ...
     top_d: float = 0.0  # ... and its value
 
+    fresh: bool = False  # the first swing since detection started (it may be a part)
+
     def restart(self, mode: int, i: int, v: float, d: float) -> None:
         self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
-        self.top_i, self.top_d = i, d
+        self.top_i, self.top_d, self.fresh = i, d, False
 
     def extend(self, y: FloatArray, d: FloatArray, g0: int) -> None:
         """Take in samples ``y``, ``d`` (global indices from ``g0``)."""
@@ -146,7 +148,7 @@ class BreathDetector:
         polarity: int | None = None,
         prior: int = 0,
         delay: Callable[[float], float] | None = None,
-        boot_s: float = 3.0,
+        boot_s: float = 1.5,
         history_s: float = 60.0,
         noise_gain: float = 1.0,
     ) -> None:
@@ -280,19 +282,27 @@ class BreathDetector:
         if start > 0:
             phase[:start] = self.labeller.label(y[:start], known=False)
         p = start
+        if p < n and self._search.mode == 0:  # detection starts: on this side of the midline
+            self._search.restart(1 if d[p] >= 0 else -1, g0 + p, float(y[p]), float(d[p]))
+            self._search.fresh = True
         while p < n:
             q = min(n, p + self._window)
             floor, cap = self.swings.bounds()
             mode = self._search.mode
             reach = swing_reach(d[p:q], mode, self._search.top_d)
-            c = next_crossing(d[p:q], hysteresis(level[p:q], floor, cap, reach), mode)
+            h = hysteresis(level[p:q], floor, cap, reach)
+            c = next_crossing(d[p:q], h, mode)
             end = p + c + 1 if c >= 0 else q
             self._search.extend(y[p:end], d[p:end], g0 + p)
             phase[p:end] = self.labeller.label(y[p:end])
             if self.labeller.last_move >= 0:
                 self.last_move_t = float(t[p + self.labeller.last_move])
             if c >= 0:
-                self._confirm(g0 + p + c, float(y[p + c]), float(d[p + c]), events, breaths)
+                if self._search.fresh and abs(self._search.top_d) < h[c]:
+                    # the first swing never went past the hysteresis: no extreme yet
+                    self._search.restart(-mode, g0 + p + c, float(y[p + c]), float(d[p + c]))
+                else:
+                    self._confirm(g0 + p + c, float(y[p + c]), float(d[p + c]), events, breaths)
             p = end
         return phase
 
@@ -328,11 +338,8 @@ class BreathDetector:
     def _confirm(
         self, g: int, y_g: float, d_g: float, events: list[BreathEvent], breaths: list[Breath]
     ) -> None:
-        """Sample ``g`` confirmed the extremum sought (or placed the search first)."""
+        """Sample ``g`` confirmed the extremum sought."""
         search = self._search
-        if search.mode == 0:  # the first crossing only says which side we are on
-            search.restart(1 if d_g > 0 else -1, g, y_g, d_g)
-            return
         kind = search.mode
         if self._n_events % 8 == 0:  # the noise changes slowly: every eighth event
             self.swings.noise = self._noise_at(g)
