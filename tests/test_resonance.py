@@ -96,3 +96,36 @@ def test_resonance_without_the_named_heart_sensor_exits_3(cli: Any, tmp_path: Pa
     assert proc.returncode == 3
     assert NO_HEART in proc.stderr and "Traceback" not in proc.stderr
     assert latest_resonance(data_dir() / "profiles", "default") is None
+
+
+def test_resonance_chimes_the_pacer_with_audio(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import biofeedback.audio.player as player_mod
+
+    opened: list[Any] = []
+
+    class Stream:
+        def __init__(self, cb: Any) -> None:
+            self.cb, self.started, self.closed = cb, False, False
+
+        def start(self) -> None:
+            self.started = True
+
+        def stop(self) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    def fake_device(_sr: int, _bs: int, cb: Any) -> tuple[Any, str | None]:
+        opened.append(Stream(cb))
+        return opened[-1], None
+
+    monkeypatch.setattr(player_mod, "open_output", fake_device)
+    proc = cli("resonance", "--virtual", "--speed", "max", "--step-s", "30", "--rates", "6,5",
+               "--audio", "--no-save")
+    assert proc.returncode == 0, proc.stderr
+    assert len(opened) == 1 and opened[0].started and opened[0].closed
+    assert "no sound" not in proc.stderr
+    out = np.zeros((22050, 1), dtype=np.float32)
+    opened[0].cb(out, 22050, None, None)  # the last step's pacer is what it would play
+    assert np.isfinite(out).all()

@@ -21,6 +21,8 @@ from typing import Any
 import click
 import numpy as np
 
+from biofeedback.audio import AudioRenderer, AudioSettings, AudioState
+from biofeedback.audio.player import AudioPlayer
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir
@@ -97,12 +99,17 @@ def paced_intent(steps: Sequence[ResonanceStep]) -> Callable[[float], Intent]:
 
 
 async def collect_rr(
-    clock: Clock, source: BleSource, steps: Sequence[ResonanceStep], *, quiet: bool
+    clock: Clock, source: BleSource, steps: Sequence[ResonanceStep], *, quiet: bool,
+    on_step: Callable[[ResonanceStep], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Beat times and RR intervals until the last step ends (progress on stderr)."""
+    """Beat times and RR intervals until the last step ends (progress on stderr).
+
+    ``on_step`` is told each step as it begins (the sound's pacer follows it).
+    """
     beats: list[np.ndarray] = []
     rr: list[np.ndarray] = []
     shown = -1
+    cued: ResonanceStep | None = None
     end = steps[-1].t_end
     async with merged([source]) as items:
         async for item in items:
@@ -113,12 +120,18 @@ async def collect_rr(
                 beats.append(np.asarray(item.t, dtype=np.float64))
                 rr.append(np.asarray(item.values, dtype=np.float64).reshape(-1))
             k = next((i for i, s in enumerate(steps) if s.t_start <= now < s.t_end), None)
+            # The sound switches a little ahead (RR packets come about once a second), so
+            # the new step's first chime is not missed.
+            ahead = next((s for s in steps if s.t_start - 1.5 <= now < s.t_end - 1.5), None)
+            if on_step is not None and ahead is not None and ahead is not cued:
+                on_step(ahead)
+                cued = ahead
             if k is not None and k != shown and not quiet:
-                shown = k
                 p = steps[k].pacer
                 _say(f"  step {k + 1}/{len(steps)}: {steps[k].rate_bpm:g} breaths/min -- "
                      f"in {p.inhale_s:.1f} s, out {p.exhale_s:.1f} s, for "
                      f"{steps[k].t_end - steps[k].t_start:.0f} s")
+            shown = k if k is not None else shown
             if now >= end:
                 break
     if not beats:
@@ -126,8 +139,23 @@ async def collect_rr(
     return np.concatenate(beats), np.concatenate(rr)
 
 
+class _PacerSound:
+    """The pacer's chimes on the sound card, so the assessment works with eyes closed."""
+
+    def __init__(self, clock: Clock, volume: float) -> None:
+        self.state = AudioState()
+        settings = AudioSettings(volume=volume)
+        self.player = AudioPlayer(lambda: self.state, clock.now, AudioRenderer(settings),
+                                  say=_say)
+        self.player.set_enabled(True)
+
+    def step(self, step: ResonanceStep) -> None:
+        self.state = AudioState(pacer=step.pacer, pacer_from=step.t_start)
+
+
 async def _assess(
-    app: AppContext, device: str | None, step_s: float, rates: Sequence[float], *, quiet: bool
+    app: AppContext, device: str | None, step_s: float, rates: Sequence[float], *, quiet: bool,
+    sound: float | None = None,
 ) -> tuple[ResonanceResult, Found, list[ResonanceStep]]:
     clock = app.clock()
     reg: Registry = registry_for()
@@ -148,7 +176,13 @@ async def _assess(
         if not quiet:
             _say(f"Using {heart.name} [{heart.adv.address}]. Breathe with the pacer, slowly "
                  "and gently through the nose, into the belly; stop if you feel dizzy.")
-        beats, rr = await collect_rr(clock, source, steps, quiet=quiet)
+        chimes = _PacerSound(clock, sound) if sound is not None else None
+        try:
+            beats, rr = await collect_rr(clock, source, steps, quiet=quiet,
+                                         on_step=None if chimes is None else chimes.step)
+        finally:
+            if chimes is not None:
+                chimes.player.stop()
     try:
         result = analyse_resonance(beats, rr, steps)
     except ValueError as exc:
@@ -187,10 +221,15 @@ def _print(result: ResonanceResult) -> None:
               help="The rates to try, breaths/min, comma-separated.")
 @click.option("--seed", default=0, show_default=True, help="Virtual only: the person's seed.")
 @click.option("--no-save", is_flag=True, help="Show the result without saving it.")
+@click.option("--audio", is_flag=True,
+              help="Chime the pacer's changes (higher: breathe in, lower: out) to follow it "
+                   "with eyes closed.")
+@click.option("--volume", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
+              help="Volume of the chimes, 0-1.")
 @command_options()
 def resonance(
     app: AppContext, device: str | None, person: str | None, step_s: float, rates: str,
-    seed: int, no_save: bool,
+    seed: int, no_save: bool, audio: bool, volume: float,
 ) -> None:
     """Resonance breathing: pace 6.5 to 4.5 breaths/min and find where the heart swings most.
 
@@ -204,7 +243,8 @@ def resonance(
     who = check_person(person) if person is not None else DEFAULT_PERSON
     app.seed = seed
     quiet = app.json
-    result, heart, _steps = run(_assess(app, device, step_s, rate_list, quiet=quiet))
+    result, heart, _steps = run(_assess(app, device, step_s, rate_list, quiet=quiet,
+                                        sound=volume if audio else None))
     saved = None if no_save else _save(who, heart, result, app.virtual)
     if app.json:
         out: dict[str, Any] = {"person": who, **result.to_json(),
