@@ -83,7 +83,7 @@ def test_damaged_session_is_listed_as_damaged_and_can_be_deleted(
     run = clean(cli("sessions", "--json"))
     assert run.returncode == 0
     rows = {r["id"]: r for r in json.loads(run.stdout)}
-    assert rows[good]["status"] == "finished" and rows[bad]["status"] == "damaged"
+    assert rows[good]["status"] == "complete" and rows[bad]["status"] == "damaged"
     assert f"session {bad} is damaged" in run.stderr and column in run.stderr
     run = clean(cli("sessions"))
     assert run.returncode == 0 and "damaged" in run.stdout
@@ -123,7 +123,10 @@ def test_sessions_json_has_a_status(cli: Cli) -> None:
     # What a crash leaves: never finished, and no writer any more.
     damage("UPDATE sessions SET finished = 0, writer_pid = NULL WHERE id = ?", crashed)
     rows = json.loads(clean(cli("sessions", "--json")).stdout)
-    assert [r["status"] for r in rows] == ["interrupted", "finished"]
+    assert [r["status"] for r in rows] == ["interrupted", "complete"]
+    assert json.loads(clean(cli("show", str(crashed), "--json")).stdout)["status"] == (
+        "interrupted")
+    assert "Session 1: interrupted" in clean(cli("show", str(crashed))).stdout
 
 
 # -- 13.5: the user's modes are theirs ---------------------------------------------------

@@ -265,6 +265,46 @@ def test_edf_rounds_odd_rates_up_and_pads_the_last_record(tmp_path: Path) -> Non
     np.testing.assert_allclose(sig.data[inside], np.sin(tt[inside]) * 1e-3, atol=step + 1e-7)
 
 
+def _crash(store: Store) -> None:
+    """What a killed recording leaves: never finished, no writer holding it."""
+    store.conn.execute("UPDATE sessions SET finished = 0, complete = 0, summary = NULL, "
+                       "writer_pid = NULL")
+
+
+@pytest.mark.parametrize("outcome, text", [
+    ("complete", "session complete"),
+    ("stopped", "session stopped before the protocol's end (duration)"),
+    ("interrupted", "session interrupted"),
+])
+def test_edf_says_how_the_session_ended(
+    session: tuple[Store, dict], tmp_path: Path, outcome: str, text: str
+) -> None:
+    # 13.16: an interrupted session is marked in the EDF (annotation and header).
+    store, _ = session
+    if outcome == "stopped":
+        store.conn.execute("UPDATE sessions SET complete = 0, summary = ?",
+                           (json.dumps({"reps": 1, "ended_by": "duration"}),))
+    elif outcome == "interrupted":
+        _crash(store)
+    assert store.session(1).outcome == outcome
+    edf = edfio.read_edf(export_session(store, 1, "edf", tmp_path / "s.edf"))
+    (end,) = [a for a in edf.annotations if a.text.startswith("session ")
+              and not a.text.startswith("session start")]
+    assert end.text.startswith(text)
+    assert end.onset == pytest.approx(DURATION, abs=0.03)  # at the last sample
+    assert f"status-{outcome}" in edf.recording.additional
+
+
+def test_edf_header_fits_long_device_names(session: tuple[Store, dict], tmp_path: Path) -> None:
+    store, _ = session
+    devices = [{"name": "A very long device name " + str(k), "address": "A"} for k in range(4)]
+    store.conn.execute("UPDATE sessions SET devices = ?", (json.dumps(devices),))
+    _crash(store)
+    edf = edfio.read_edf(export_session(store, 1, "edf", tmp_path / "s.edf"))
+    assert "status-interrupted" in edf.recording.additional
+    assert edf.recording.equipment_code.startswith("A_very_long")
+
+
 def test_edf_of_a_session_without_samples_is_refused(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
         store.begin_session(SessionMeta(None, "quick", [FORCE], [], t0=0.0)).finish(

@@ -64,9 +64,10 @@ def _device_names(info: SessionInfo) -> str:
 
 
 def _status(info: SessionInfo) -> str:
-    if info.status == "finished":
-        return "complete" if info.complete else "stopped early"
-    return info.status
+    """The outcome in words (the same word ``--json`` gives as ``status``)."""
+    if info.outcome == "stopped" and info.ended_by:
+        return f"stopped ({info.ended_by})"
+    return info.outcome
 
 
 def _warn_damaged(infos: list[SessionInfo]) -> None:

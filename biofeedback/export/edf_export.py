@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +45,7 @@ from biofeedback.export.common import (
     load_bundle,
     private_file,
 )
-from biofeedback.store import Store
+from biofeedback.store import SessionInfo, Store
 from devices.errors import InputError
 from devices.stream import StreamKind, StreamSpec
 
@@ -319,6 +319,109 @@ def _annotation_text(text: str) -> str:
 
 # --------------------------------------------------------------------------- export
 
+#: An annotation: (onset on the run clock, duration or None, text).
+_Note = tuple[float, float | None, str]
+#: One EDF signal before it is built: (stream, channel, grid values, rate).
+_Column = tuple[StreamSpec, str, FloatArray, float]
+
+#: What the closing annotation says for each outcome (``SessionInfo.outcome``).
+_OUTCOME_TEXT = {
+    "complete": "session complete",
+    "stopped": "session stopped before the protocol's end",
+    "interrupted": "session interrupted: the recording ended without finishing (a crash or "
+                   "a kill); data up to its last write",
+    "recording": "session still recording: data written so far",
+}
+
+
+def _columns(store: Store, bundle: SessionBundle, plan: EdfPlan,
+             progress: Progress) -> tuple[list[_Column], list[_Note]]:
+    """Each stream resampled onto its grid, and the gaps found on the way."""
+    columns: list[_Column] = []
+    notes: list[_Note] = []
+    for sp in plan.streams:
+        ts, vs = [], []
+        for block in store.iter_blocks(bundle.info.id, sp.spec.name):
+            ts.append(block.t)
+            vs.append(block.values)
+            progress.advance()
+        grid_v, gaps = resample_to_grid(np.concatenate(ts), np.concatenate(vs, axis=0),
+                                        plan.origin, sp.rate, sp.spr * plan.n_records,
+                                        sp.gap_s, plan.data_span)
+        for a, b in gaps:
+            notes.append((a, b - a, f"link gap start: {sp.spec.name}"))
+            notes.append((b, None, f"link gap end: {sp.spec.name}"))
+        for c, ch in enumerate(sp.spec.channels):
+            columns.append((sp.spec, ch, grid_v[:, c], sp.rate))
+        progress.advance()
+    return columns, notes
+
+
+def _event_notes(bundle: SessionBundle) -> list[_Note]:
+    """Events, link events, annotations and pelvic state runs as annotations."""
+    notes: list[_Note] = []
+    for e in bundle.events:
+        if e.kind == "link":
+            d = e.data or {}
+            detail = f" ({d['detail']})" if d.get("detail") else ""
+            notes.append((e.t, None, f"link {e.text}: {d.get('device', '')}{detail}"))
+        elif e.kind == "annotation" and e.data and e.data.get("duration_s") is not None:
+            notes.append((e.t, float(e.data["duration_s"]), f"annotation: {e.text}"))
+        else:
+            notes.append((e.t, None, f"{e.kind}: {e.text}" if e.text else e.kind))
+    several = len({r.stream for r in bundle.states}) > 1
+    for r in bundle.states:
+        if r.name != "unknown":
+            where = f" ({r.stream})" if several else ""
+            notes.append((r.t_start, max(0.0, r.duration), f"pelvic {r.name}{where}"))
+    return notes
+
+
+def _session_notes(bundle: SessionBundle, plan: EdfPlan) -> list[_Note]:
+    """Where the session starts and how it ended (at its last sample)."""
+    info = bundle.info
+    notes: list[_Note] = [(info.t0, None, f"session start {info.started_at} (UTC)")]
+    if plan.data_span[1] < plan.origin + plan.n_records * plan.record_s - 1e-6:
+        # The last data record is padded (held values) after this.
+        notes.append((plan.data_span[1], None, "recording end"))
+    text = _OUTCOME_TEXT.get(info.outcome)
+    if text is not None:
+        if info.outcome == "stopped" and info.ended_by:
+            text += f" ({info.ended_by})"
+        notes.append((plan.data_span[1], None, text))
+    return notes
+
+
+def _recording(info: SessionInfo, plan: EdfPlan) -> Any:
+    """The EDF+ recording field: devices, protocol and session, and how it ended.
+
+    The field holds 80 characters; the device list gives way first.
+    """
+    import edfio
+
+    def field(text: str) -> str:
+        return ascii_text(text).replace(" ", "_") or "X"
+
+    extra = (f"session-{info.id}", field(info.protocol)[:15], f"status-{info.outcome}")
+    room = 80 - len("Startdate dd-MMM-yyyy X X ") - sum(len(x) + 1 for x in extra)
+    devices = "+".join(field(str(d.get("name", "?"))) for d in info.devices) or "X"
+    return edfio.Recording(startdate=plan.start.date(), equipment_code=devices[:room],
+                           additional=extra)
+
+
+def _signal(column: _Column, label: str) -> Any:
+    import edfio
+
+    spec, ch, values, rate = column
+    return edfio.EdfSignal(
+        values,
+        sampling_frequency=rate,
+        label=label,
+        transducer_type=ascii_text(f"{spec.kind} {spec.name}:{ch}")[:80],
+        physical_dimension=_unit(spec.unit),
+        physical_range=physical_range(values),
+    )
+
 
 def export_edf(
     store: Store,
@@ -344,95 +447,25 @@ def export_edf(
     bundle = load_bundle(store, session_id)
     info = bundle.info
     plan = _plan(bundle)
-    n_total = plan.n_records * plan.record_s
-
     progress.start(max(1, bundle.total_blocks) + len(plan.streams) + 1,
                    f"EDF+ export of session {session_id}")
-    signals = []
-    pairs: list[tuple[StreamSpec, str]] = []
-    data_cols: list[tuple[FloatArray, float]] = []
-    annotations: list[tuple[float, float | None, str]] = []
-    for sp in plan.streams:
-        ts, vs = [], []
-        for block in store.iter_blocks(session_id, sp.spec.name):
-            ts.append(block.t)
-            vs.append(block.values)
-            progress.advance()
-        t = np.concatenate(ts)
-        v = np.concatenate(vs, axis=0)
-        n = sp.spr * plan.n_records
-        grid_v, gaps = resample_to_grid(t, v, plan.origin, sp.rate, n, sp.gap_s,
-                                        plan.data_span)
-        for a, b in gaps:
-            annotations.append((a - plan.origin, b - a, f"link gap start: {sp.spec.name}"))
-            annotations.append((b - plan.origin, None, f"link gap end: {sp.spec.name}"))
-        for c, ch in enumerate(sp.spec.channels):
-            pairs.append((sp.spec, ch))
-            data_cols.append((grid_v[:, c], sp.rate))
-        progress.advance()
-
-    labels = _unique_labels(pairs)
-    for (spec, ch), label, (col, rate) in zip(pairs, labels, data_cols, strict=True):
-        signals.append(
-            edfio.EdfSignal(
-                col,
-                sampling_frequency=rate,
-                label=label,
-                transducer_type=ascii_text(f"{spec.kind} {spec.name}:{ch}")[:80],
-                physical_dimension=_unit(spec.unit),
-                physical_range=physical_range(col),
-            )
-        )
-
-    t0_s = info.t0 - plan.origin
-    annotations.append((t0_s, None, f"session start {info.started_at} (UTC)"))
-    if plan.data_span[1] < plan.origin + n_total - 1e-6:
-        # The last data record is padded (held values) after this.
-        annotations.append((plan.data_span[1] - plan.origin, None, "recording end"))
-    for e in bundle.events:
-        if e.kind == "link":
-            d = e.data or {}
-            detail = f" ({d['detail']})" if d.get("detail") else ""
-            text = f"link {e.text}: {d.get('device', '')}{detail}"
-        elif e.kind == "annotation" and e.data and e.data.get("duration_s") is not None:
-            annotations.append((e.t - plan.origin, float(e.data["duration_s"]),
-                                f"annotation: {e.text}"))
-            continue
-        else:
-            text = f"{e.kind}: {e.text}" if e.text else e.kind
-        annotations.append((e.t - plan.origin, None, text))
-    several = len({r.stream for r in bundle.states}) > 1
-    for r in bundle.states:
-        if r.name == "unknown":
-            continue
-        where = f" ({r.stream})" if several else ""
-        annotations.append((r.t_start - plan.origin, max(0.0, r.duration),
-                            f"pelvic {r.name}{where}"))
-
-    end = float(n_total)
-    edf_annotations = [
-        edfio.EdfAnnotation(
-            round(min(max(0.0, onset), end), 4),
-            None if dur is None else round(max(0.0, dur), 4),
-            _annotation_text(text),
-        )
-        for onset, dur, text in annotations
-    ]
-    devices = "+".join(ascii_text(str(d.get("name", "?"))).replace(" ", "_")
-                       for d in info.devices) or "X"
+    columns, notes = _columns(store, bundle, plan, progress)
+    labels = _unique_labels([(spec, ch) for spec, ch, _, _ in columns])
+    notes += _session_notes(bundle, plan) + _event_notes(bundle)
+    end = float(plan.n_records * plan.record_s)
     person = ascii_text(info.person or "").replace(" ", "_") or "X"
     edf = edfio.Edf(
-        signals,
+        [_signal(col, label) for col, label in zip(columns, labels, strict=True)],
         patient=edfio.Patient(name=person[:40]),
-        recording=edfio.Recording(
-            startdate=plan.start.date(),
-            equipment_code=devices[:30],
-            additional=(ascii_text(f"biofeedback-{info.protocol}-session-{info.id}")
-                        .replace(" ", "_")[:30],),
-        ),
+        recording=_recording(info, plan),
         starttime=plan.start.time().replace(tzinfo=None),
         data_record_duration=plan.record_s,
-        annotations=edf_annotations,
+        annotations=[
+            edfio.EdfAnnotation(round(min(max(0.0, t - plan.origin), end), 4),
+                                None if dur is None else round(max(0.0, dur), 4),
+                                _annotation_text(text))
+            for t, dur, text in notes
+        ],
     )
     with private_file(path, force=force, binary=True) as f:
         edf.write(cast(io.BufferedWriter, f))  # os.fdopen(..., 'wb') gives one

@@ -72,6 +72,10 @@ FLUSH_INTERVAL_S = 0.25
 STATUS_RECORDING = "recording"
 STATUS_INTERRUPTED = "interrupted"
 STATUS_FINISHED = "finished"
+STATUS_DAMAGED = "damaged"
+
+#: What ``sessions --json`` / ``show --json`` say in ``status`` (:attr:`SessionInfo.outcome`).
+OUTCOMES = ("complete", "stopped", "interrupted", "recording", "damaged")
 
 #: A writer whose heartbeat is older than this is not recording any more.
 _HEARTBEAT_STALE_S = 10.0
@@ -183,7 +187,8 @@ class SessionInfo:
     up to the last commit is kept), ``"finished"`` otherwise. ``complete`` is
     what the session engine said at the end (the protocol ran to its end).
     ``"damaged"`` when a stored field cannot be read (``damage`` says which);
-    such a session can still be deleted.
+    such a session can still be deleted. :attr:`outcome` combines the two
+    for people and JSON.
     """
 
     id: int
@@ -222,8 +227,29 @@ class SessionInfo:
         """Default export name: ``session-<id>-<UTC start>`` (no personal data)."""
         return f"session-{self.id}-{self.start.strftime('%Y%m%d-%H%M%S')}"
 
+    @property
+    def outcome(self) -> str:
+        """How the session ended, one of :data:`OUTCOMES`.
+
+        ``complete``: the protocol ran to its end; ``stopped``: the recording
+        ended normally before that (stop, ``--duration``, a link given up:
+        ``summary["ended_by"]`` says which); ``interrupted``: the recording
+        process died before finishing (kept up to its last commit);
+        ``recording``: a live process is writing it; ``damaged``: a stored
+        field cannot be read.
+        """
+        if self.status == STATUS_FINISHED:
+            return "complete" if self.complete else "stopped"
+        return self.status
+
+    @property
+    def ended_by(self) -> str | None:
+        """Why a finished session ended, as the session engine said (None if unsaid)."""
+        value = (self.summary or {}).get("ended_by")
+        return value if isinstance(value, str) and value else None
+
     def to_json(self) -> dict[str, Any]:
-        """The ``sessions --json`` record (DESIGN.md)."""
+        """The ``sessions --json`` record (DESIGN.md); ``status`` is :attr:`outcome`."""
         return {
             "id": self.id,
             "started_at": self.started_at,
@@ -233,7 +259,7 @@ class SessionInfo:
             "reps": self.reps,
             "score": None if self.score is None else round(self.score, 1),
             "complete": self.complete,
-            "status": self.status,
+            "status": self.outcome,
         }
 
     def to_detail_json(self) -> dict[str, Any]:
