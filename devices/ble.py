@@ -638,6 +638,7 @@ class BleSource(TaskSource):
         st.last_t = float(t[-1])
         if self.stats.first_sample_t is None:
             self.stats.first_sample_t = float(t[0])
+            log.info("%s: first sample", self.name)  # benchmarks/bench_startup.py waits for it
         values = np.asarray(d.values, dtype=np.float64)
         if values.ndim == 1:
             values = values[:, None]
