@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ from devices.stream import Chunk, LinkKind, ReconnectPolicy, StreamSpec, TaskSou
 from devices.timestamps import Timestamper
 
 __all__ = [
+    "PARTIAL_MATCH_GRACE_S",
     "PLATFORM",
     "BleBackend",
     "BleSource",
@@ -160,6 +161,49 @@ def _advertisement(device: BLEDevice, data: AdvertisementData) -> Advertisement:
     )
 
 
+@contextlib.asynccontextmanager
+async def _sightings(
+    registry: Registry,
+    clock: Clock,
+    backend: BleBackend,
+    service_uuids: list[str] | None = None,
+) -> AsyncIterator[asyncio.Queue[Found]]:
+    """A running scan: every advertisement, matched to a driver, on a queue as it arrives."""
+    queue: asyncio.Queue[Found] = asyncio.Queue()
+
+    def on_detect(device: BLEDevice, data: AdvertisementData) -> None:
+        adv = _advertisement(device, data)  # only queue: matching is cheap and pure
+        queue.put_nowait(Found(device, adv, registry.match(adv), backend))
+
+    uuids = [normalize_uuid(u) for u in service_uuids] if service_uuids else None
+    scanner = backend.new_scanner(on_detect, uuids)
+    async with clock.busy():
+        try:
+            await scanner.start()
+        except BleakError as exc:
+            raise DeviceNotFoundError(f"cannot scan: {exc}") from exc
+        except OSError as exc:  # no adapter, no permission
+            raise DeviceNotFoundError(
+                f"cannot scan: Bluetooth is not available ({exc})"
+            ) from exc
+        try:
+            yield queue
+        finally:
+            with contextlib.suppress(BleakError, OSError):
+                await scanner.stop()
+
+
+async def _next(queue: asyncio.Queue[Found], deadline: float) -> Found | None:
+    """The next sighting before ``deadline`` (loop time), or None."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        return None
+    try:
+        return await asyncio.wait_for(queue.get(), remaining)
+    except TimeoutError:
+        return None
+
+
 async def scan(
     registry: Registry,
     clock: Clock,
@@ -168,6 +212,7 @@ async def scan(
     stop_when: Callable[[Found], bool] | None = None,
     service_uuids: list[str] | None = None,
     backend: BleBackend = PLATFORM,
+    on_found: Callable[[Found], None] | None = None,
 ) -> list[Found]:
     """Scan for advertising devices and match each to a driver.
 
@@ -179,13 +224,17 @@ async def scan(
         The run's clock; the scan window is ``clock.radio_seconds(timeout)``
         real seconds (shorter on a fast virtual run).
     timeout : float
-        Scan window in seconds.
+        Scan window in seconds: the longest the scan takes.
     stop_when : callable, optional
-        End the scan early once a found device satisfies it.
+        End the scan as soon as a sighting satisfies it (bleak's
+        ``find_device_by_filter`` pattern): the window is then only a timeout.
     service_uuids : list of str, optional
         Only report devices advertising one of these services.
     backend : BleBackend
         The bleak backend to scan through (default: the OS stack).
+    on_found : callable, optional
+        Called with each device the first time it is seen, as it is seen
+        (``scan`` prints its rows this way).
 
     Returns
     -------
@@ -193,25 +242,15 @@ async def scan(
         Sorted by signal strength, strongest first.
     """
     seen: dict[str, Found] = {}
-    done = asyncio.Event()
-
-    def on_detect(device: BLEDevice, data: AdvertisementData) -> None:
-        adv = _advertisement(device, data)
-        found = Found(device, adv, registry.match(adv), backend)
-        seen[device.address] = found
-        if stop_when is not None and stop_when(found):
-            done.set()
-
-    uuids = [normalize_uuid(u) for u in service_uuids] if service_uuids else None
-    async with clock.busy():
-        try:
-            async with backend.new_scanner(on_detect, uuids):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), clock.radio_seconds(timeout))
-        except BleakError as exc:
-            raise DeviceNotFoundError(f"cannot scan: {exc}") from exc
-        except OSError as exc:  # no adapter, no permission
-            raise DeviceNotFoundError(f"cannot scan: Bluetooth is not available ({exc})") from exc
+    async with _sightings(registry, clock, backend, service_uuids) as queue:
+        deadline = asyncio.get_running_loop().time() + clock.radio_seconds(timeout)
+        while (found := await _next(queue, deadline)) is not None:
+            first = found.device.address not in seen
+            seen[found.device.address] = found
+            if first and on_found is not None:
+                on_found(found)
+            if stop_when is not None and stop_when(found):
+                break
     return sorted(seen.values(), key=lambda f: -(f.adv.rssi if f.adv.rssi is not None else -999))
 
 
@@ -243,6 +282,14 @@ def find_devices(target: str, found: list[Found]) -> list[Found]:
     return [f for s, f in scored if s == best]
 
 
+#: Seconds a scan goes on after a device matched a target only partly (a name
+#: prefix, a driver id), to catch a second match that makes the target ambiguous.
+PARTIAL_MATCH_GRACE_S = 1.0
+
+#: A match this strong (an address, a whole name) names one device: stop at once.
+_EXACT = 3
+
+
 async def resolve_device(
     target: str,
     registry: Registry,
@@ -251,7 +298,11 @@ async def resolve_device(
     timeout: float = 5.0,
     backend: BleBackend = PLATFORM,
 ) -> Found:
-    """Scan for the one device ``target`` means.
+    """Scan for the one device ``target`` means; returns as soon as it is known.
+
+    An address or whole name ends the scan at its first sighting; a partial
+    match (part of a name, a driver id) after :data:`PARTIAL_MATCH_GRACE_S`
+    more seconds (another device may match too); ``timeout`` bounds it all.
 
     Raises
     ------
@@ -260,13 +311,19 @@ async def resolve_device(
     InputError
         Several devices matched (exit 1); the message lists them.
     """
-    t = target.strip().lower()
-
-    def exact(f: Found) -> bool:
-        return f.adv.address.lower() == t or (f.adv.name or "").lower() == t
-
-    found = await scan(registry, clock, timeout=timeout, stop_when=exact, backend=backend)
-    matches = find_devices(target, found)
+    seen: dict[str, Found] = {}
+    loop = asyncio.get_running_loop()
+    async with _sightings(registry, clock, backend) as queue:
+        deadline = loop.time() + clock.radio_seconds(timeout)
+        while (found := await _next(queue, deadline)) is not None:
+            seen[found.device.address] = found
+            score = _target_matches(target, found)
+            if score >= _EXACT:
+                break
+            if score > 0:
+                grace = loop.time() + clock.radio_seconds(PARTIAL_MATCH_GRACE_S)
+                deadline = min(deadline, grace)
+    matches = find_devices(target, list(seen.values()))
     if not matches:
         raise DeviceNotFoundError(
             f"no device called {target!r} is advertising (is it on, charged and in range?)"

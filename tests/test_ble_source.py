@@ -8,6 +8,7 @@ that goes silent, polling, the write whitelist and the clean stop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -21,12 +22,13 @@ from devices.ble import (
     PLATFORM,
     BleBackend,
     BleSource,
+    Found,
     ReconnectPolicy,
     find_devices,
     resolve_device,
     scan,
 )
-from devices.clock import SimClock
+from devices.clock import RealClock, SimClock
 from devices.drivers.base import Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
 from devices.errors import (
     ConnectionFailedError,
@@ -439,3 +441,31 @@ async def test_driver_cannot_write_to_unnamed_characteristic(
         assert all(uuid != normalize_uuid(FORBIDDEN) for uuid, _ in twin.writes)
     finally:
         await twin.stop()
+
+
+async def test_scan_and_resolve_end_at_the_sighting(
+    radio: VirtualRadio, backend: BleBackend
+) -> None:
+    """The window is only a timeout: a wanted device ends the scan when it is seen, and
+    each device is reported (on_found) once, as it appears."""
+    clock = RealClock()
+    twins = [await _twin(radio, clock), await _twin(radio, clock, name="Unrelated")]
+    try:
+        reg = Registry([CounterDriver()])
+        rows: list[Found] = []
+        # An hour's window and a 30 s hang guard: only the sightings can end these.
+        async with asyncio.timeout(30.0):
+            found = await scan(reg, clock, timeout=3600.0, backend=backend, on_found=rows.append,
+                               stop_when=lambda f: f.name == "Counter 1")
+            exact = await resolve_device("Counter 1", reg, clock, timeout=3600.0,
+                                         backend=backend)
+            partial = await resolve_device("counter", reg, clock, timeout=3600.0,
+                                           backend=backend)  # ends a grace period after
+        assert "Counter 1" in [f.name for f in found]
+        assert len({f.device.address for f in rows}) == len(rows)  # each device once
+        assert {f.device.address for f in rows} == {f.device.address for f in found}
+        assert exact.name == partial.name == "Counter 1"
+        assert exact.backend is backend
+    finally:
+        for t in twins:
+            await t.stop()

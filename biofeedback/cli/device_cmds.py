@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,33 +41,47 @@ def _say(app: AppContext, text: str) -> None:
 @driver_option
 @command_options()
 def scan_cmd(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) -> None:
-    """List advertising devices with their matched driver and support level."""
-    found = run(_scan(app, timeout, driver_files))
+    """List advertising devices with their matched driver and support level.
+
+    Rows are printed as devices appear; with --json, one list at the end.
+    """
+    rows = 0
+
+    def row(f: Found) -> None:
+        nonlocal rows
+        if rows == 0:
+            click.echo(_row(["name", "address", "rssi", "driver", "support"]))
+        rows += 1
+        d = f.to_json()
+        click.echo(_row([str(d["name"] or "?"), d["address"], str(d["rssi"]),
+                         d["driver"] or "-", d["support"] or "unsupported"]))
+
+    found = run(_scan(app, timeout, driver_files, on_found=None if app.json else row))
     if app.json:
         emit_json([f.to_json() for f in found])
-        return
-    if not found:
+    elif not found:
         _say(app, "No devices found. Is the sensor on, charged and close by?")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "address", "rssi", "driver", "support")
-    for f in found:
-        d = f.to_json()
-        table.add_row(
-            str(d["name"] or "?"), d["address"], str(d["rssi"]), d["driver"] or "-",
-            d["support"] or "unsupported",
-        )
-    Console().print(table)
+    else:
+        _say(app, f"{len(found)} device{'s' if len(found) != 1 else ''} found.")
 
 
+def _row(cells: list[str]) -> str:
+    """One aligned line of the scan listing (printed as each device appears)."""
+    widths = (24, 17, 5, 14)
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False)) + "  " + cells[-1]
 
-async def _scan(app: AppContext, timeout: float, driver_files: tuple[Path, ...]) -> list[Found]:
+
+async def _scan(
+    app: AppContext,
+    timeout: float,
+    driver_files: tuple[Path, ...],
+    on_found: Callable[[Found], None] | None = None,
+) -> list[Found]:
     clock = app.clock()
     reg = registry_for(driver_files)
     async with radio(app, clock) as world:
-        return await scan(reg, clock, timeout=timeout, backend=backend_of(world))
+        return await scan(reg, clock, timeout=timeout, backend=backend_of(world),
+                          on_found=on_found)
 
 
 @cli.command()

@@ -134,6 +134,29 @@ def _rank(reg: Registry) -> Callable[[Found], tuple[int, int]]:
     return key
 
 
+def _wanted(
+    reg: Registry, known: Sequence[Any], *, device: str | None, breath: str | None
+) -> list[str]:
+    """What the scan waits for before it ends early (else its whole window): the named
+    devices, or for a role nobody named the most recently paired device of that role
+    (the one :func:`choose_devices` prefers). Lower case."""
+    by_recent = sorted(known, key=lambda d: d.paired_at, reverse=True)
+
+    def latest(ok: Callable[[Driver | None], bool]) -> str | None:
+        for k in by_recent:
+            with contextlib.suppress(InputError):  # a driver that is gone
+                if ok(reg.get(k.driver)):
+                    return str(k.address).lower()
+        return None
+
+    wanted = [device.strip().lower() if device else latest(_is_pelvic)]
+    if breath is None:
+        wanted.append(latest(_is_breath))
+    elif breath.strip().lower() != "none":
+        wanted.append(breath.strip().lower())
+    return [w for w in wanted if w]
+
+
 def choose_devices(
     found: list[Found],
     reg: Registry,
@@ -444,7 +467,7 @@ async def _live(
     reg = registry_for(driver_files)
     with Store(store_path()) as store:
         known = [d for d in store.devices() if d.virtual == app.virtual]
-    targets = [t.strip().lower() for t in (device, breath) if t and t.lower() != "none"]
+    targets = _wanted(reg, known, device=device, breath=breath)
 
     def seen_all(f: Found) -> bool:
         seen.add(f.adv.address.lower())
