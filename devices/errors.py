@@ -15,6 +15,7 @@ __all__ = [
     "GaveUpError",
     "InputError",
     "ParseError",
+    "UsageError",
     "WriteNotAllowedError",
 ]
 
@@ -29,6 +30,13 @@ class InputError(BiofeedbackError):
     """Bad input from the user: a file, a value, an id (exit 1)."""
 
     exit_code = 1
+
+
+class UsageError(InputError):
+    """A setting used wrongly, such as a malformed environment variable (exit 2, as a
+    usage error of click's)."""
+
+    exit_code = 2
 
 
 class ParseError(InputError):

@@ -103,6 +103,27 @@ def test_connection_refused_gives_exit_3(cli: Cli) -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("faults", "says"),
+    [
+        ('{"Boost": {"drop_after": "x"}}', "Expected `int | null`, got `str` - at `$.drop_after`"),
+        ('{"Boost": {"powered": 1}}', "Expected `bool`, got `int` - at `$.powered`"),
+        ('{"Boost": {"max_drops": -1}}', "max_drops must be >= 0"),
+        ('{"Boost": {"drop_fast": 1}}', "unknown field(s) ['drop_fast']"),
+        ('["Boost"]', "must be a JSON object"),
+        ("{nope", "is not JSON"),
+    ],
+)
+def test_bad_virtual_faults_are_a_usage_error(cli: Cli, faults: str, says: str) -> None:
+    """BIOFEEDBACK_VIRTUAL_FAULTS is type-checked: one line naming the field, exit 2."""
+    r = cli("scan", "--virtual", "--speed", "max", env={"BIOFEEDBACK_VIRTUAL_FAULTS": faults})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: BIOFEEDBACK_VIRTUAL_FAULTS")
+    assert says in lines[0]
+    assert "Traceback" not in r.stderr
+
+
 def test_verbose_shows_the_traceback(cli: Cli) -> None:
     r = cli("pair", "Nonesuch", "--virtual", "--speed", "max", "-v")
     assert r.returncode == 3 and "Traceback" in r.stderr

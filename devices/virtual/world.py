@@ -16,22 +16,33 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Self
 
+import msgspec
+
 from devices.ble import BleBackend
 from devices.clock import Clock
-from devices.errors import InputError
+from devices.errors import UsageError
 from devices.intent import IntentFn
 from devices.virtual.backend import virtual_backend
 from devices.virtual.body import BodyModel, BodyParams
 from devices.virtual.peripheral import Faults, VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
 
-__all__ = ["DEFAULT_TWINS", "TwinSpec", "VirtualWorld", "faults_from_env"]
+__all__ = ["DEFAULT_TWINS", "FAULTS_VAR", "TwinSpec", "VirtualWorld", "faults_from_env"]
+
+#: The environment variable with fault injection for command-line runs.
+FAULTS_VAR = "BIOFEEDBACK_VIRTUAL_FAULTS"
+#: Faults fields that count things (never negative).
+_COUNTS = (
+    "drop_after", "drop_reason", "max_drops", "silent_after", "malformed_every",
+    "refuse_connections",
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,34 +70,47 @@ DEFAULT_TWINS: tuple[TwinSpec, ...] = (
 
 
 def faults_from_env(env: Mapping[str, str] | None = None) -> dict[str, Faults]:
-    """Parse ``BIOFEEDBACK_VIRTUAL_FAULTS``.
+    """Parse ``BIOFEEDBACK_VIRTUAL_FAULTS``: ``{device name: {Faults field: value}}``.
+
+    Field values are type-checked (msgspec: ``{"drop_after": "x"}`` is refused,
+    as are a bool for a number and a number for a bool) and counts must not be
+    negative.
 
     Raises
     ------
-    InputError
-        When the variable is not a JSON object of known :class:`Faults` fields.
+    UsageError
+        When the variable is not such an object (one line naming the field; exit 2).
     """
-    text = (env if env is not None else os.environ).get("BIOFEEDBACK_VIRTUAL_FAULTS", "")
+    text = (env if env is not None else os.environ).get(FAULTS_VAR, "")
     if not text.strip():
         return {}
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"BIOFEEDBACK_VIRTUAL_FAULTS is not JSON: {exc}") from None
+        raise UsageError(f"{FAULTS_VAR} is not JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise InputError("BIOFEEDBACK_VIRTUAL_FAULTS must be a JSON object {name: {field: value}}")
+        raise UsageError(f"{FAULTS_VAR} must be a JSON object {{name: {{field: value}}}}")
     known = {f.name for f in fields(Faults)}
     out: dict[str, Faults] = {}
     for name, spec in raw.items():
+        where = f"{FAULTS_VAR}[{name!r}]"
         if not isinstance(spec, dict):
-            raise InputError(f"BIOFEEDBACK_VIRTUAL_FAULTS[{name!r}] must be an object")
+            raise UsageError(f"{where} must be an object")
         unknown = set(spec) - known
         if unknown:
-            raise InputError(
-                f"BIOFEEDBACK_VIRTUAL_FAULTS[{name!r}]: unknown field(s) {sorted(unknown)}; "
-                f"known: {sorted(known)}"
-            )
-        out[name] = Faults(**spec)
+            raise UsageError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+        try:
+            out[name] = msgspec.convert(spec, type=Faults, strict=True)
+        except msgspec.ValidationError as exc:
+            # msgspec says which field: "Expected `int | null`, got `str` - at `$.drop_after`".
+            raise UsageError(f"{where}: {exc}") from None
+    for name, faults in out.items():
+        for field_name in _COUNTS:
+            value = getattr(faults, field_name)
+            if value is not None and value < 0:
+                raise UsageError(f"{FAULTS_VAR}[{name!r}].{field_name} must be >= 0, got {value}")
+        if faults.drop_at is not None and not math.isfinite(faults.drop_at):
+            raise UsageError(f"{FAULTS_VAR}[{name!r}].drop_at must be a finite time")
     return out
 
 
