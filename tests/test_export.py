@@ -129,12 +129,26 @@ def test_physical_range_never_clips_int24() -> None:
 def test_resample_holds_across_gaps() -> None:
     t = np.array([0.0, 0.1, 0.2, 1.5, 1.6])
     v = np.array([[0.0], [1.0], [2.0], [5.0], [6.0]])
-    out, gaps = resample_to_grid(t, v, 0.0, 10.0, 30, gap_s=0.5)
-    assert gaps == [(0.2, 1.5), (1.6, 2.9)]
+    got = resample_to_grid(t, v, 0.0, 10.0, 30, gap_s=0.5)
+    out = got.values
+    assert got.gaps == [(0.2, 1.5), (1.6, 2.9)] and got.no_value == []
     np.testing.assert_allclose(out[:3, 0], [0, 1, 2])
     np.testing.assert_allclose(out[3:15, 0], 2.0)  # held through the gap, not ramped
     np.testing.assert_allclose(out[15:17, 0], [5.0, 6.0])
     np.testing.assert_allclose(out[17:, 0], 6.0)
+
+
+def test_resample_tells_no_value_from_no_samples() -> None:
+    # 13.17: samples that came without a value (NaN) are not a gap.
+    t = np.arange(0.0, 10.0, 0.1)
+    v = np.where(t < 3.0, np.nan, t)[:, None]
+    v[70:80] = np.nan  # a second stretch without a value, samples still coming
+    keep = (t < 5.0) | (t >= 6.0)  # and a real hole: no samples at all
+    got = resample_to_grid(t[keep], v[keep], 0.0, 10.0, 100, gap_s=0.5, expected=(0.0, 9.9))
+    assert got.gaps == [(pytest.approx(4.9), pytest.approx(6.0))]
+    assert got.no_value == [(0.0, pytest.approx(3.0)), (pytest.approx(6.9), pytest.approx(8.0))]
+    np.testing.assert_allclose(got.values[:30, 0], 3.0)  # the first value, held back
+    assert np.isfinite(got.values).all()
 
 
 def test_labels_are_short_unique_and_fit() -> None:
@@ -293,6 +307,50 @@ def test_edf_says_how_the_session_ended(
     assert end.text.startswith(text)
     assert end.onset == pytest.approx(DURATION, abs=0.03)  # at the last sample
     assert f"status-{outcome}" in edf.recording.additional
+
+
+def test_edf_no_value_is_not_a_link_gap(tmp_path: Path) -> None:
+    # 13.17: a belt's breath rate is NaN until its first breath (~30 s): that is
+    # "no value", not a link gap, and the summary's 0 link gaps agrees with the EDF.
+    with Store(tmp_path / "s.sqlite") as store:
+        w = store.begin_session(SessionMeta(None, "quick", [FORCE, RATE], [], t0=T0))
+        t = T0 + np.arange(400) / 10.0
+        w.chunk(Chunk(FORCE.name, t, np.sin(t)[:, None], "N", FORCE.channels))
+        rate = np.where(t - T0 < 30.0, np.nan, 6.0)[:, None]
+        w.chunk(Chunk(RATE.name, t, rate, "bpm", RATE.channels))
+        w.finish(summary={"link_gaps": 0}, complete=True)
+        store.conn.execute("UPDATE sessions SET started_at = ?", (STARTED_AT,))
+        edf = edfio.read_edf(export_session(store, 1, "edf", tmp_path / "s.edf"))
+    texts = {a.text: a for a in edf.annotations}
+    assert not [x for x in texts if "gap" in x or "no samples" in x]
+    start = texts["no value start: GDX-RB/rate"]
+    assert (start.onset, start.duration) == (0.0, pytest.approx(30.0))
+    assert texts["no value end: GDX-RB/rate"].onset == pytest.approx(30.0)
+    np.testing.assert_allclose(edf.get_signal("rate").data, 6.0, atol=0.01)
+
+
+def test_edf_gap_without_a_lost_link_is_no_samples(
+    session: tuple[Store, dict], tmp_path: Path
+) -> None:
+    # Only a real link loss is a "link gap"; a stall the link never reported is not.
+    store, _ = session
+    store.conn.execute("DELETE FROM events WHERE kind = 'link'")
+    edf = edfio.read_edf(export_session(store, 1, "edf", tmp_path / "s.edf"))
+    texts = [a.text for a in edf.annotations]
+    assert "no samples start: Boost/pressure" in texts
+    assert not [x for x in texts if "link gap" in x]
+
+
+def test_edf_leaves_out_a_stream_that_never_had_a_value(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        w = store.begin_session(SessionMeta(None, "quick", [FORCE, RATE], [], t0=T0))
+        t = T0 + np.arange(100) / 10.0
+        w.chunk(Chunk(FORCE.name, t, np.sin(t)[:, None], "N", FORCE.channels))
+        w.chunk(Chunk(RATE.name, t, np.full((100, 1), np.nan), "bpm", RATE.channels))
+        w.finish(summary={}, complete=True)
+        edf = edfio.read_edf(export_session(store, 1, "edf", tmp_path / "s.edf"))
+    assert [s.label for s in edf.signals] == ["force"]
+    assert "no value: GDX-RB/rate (never had one; left out)" in [a.text for a in edf.annotations]
 
 
 def test_edf_header_fits_long_device_names(session: tuple[Store, dict], tmp_path: Path) -> None:

@@ -8,9 +8,13 @@ data record, and no holes. So:
   streams, 4 Hz for beat-to-beat intervals --, with a record duration chosen
   so that every rate gives whole samples per record (rates no record length
   up to 10 s fits are rounded *up*, so no stream loses resolution);
-* link gaps (no sample for longer than the gap threshold, also before a
-  stream's first and after its last sample) hold the last value and are
-  annotated ``link gap start: <stream>`` / ``link gap end: <stream>``;
+* where a stream shows nothing, the last value is held and the stretch is
+  annotated by what it was: ``link gap start/end: <stream>`` when no sample
+  came while the device's link was down (lost -> connected, as the summary
+  counts link gaps); ``no samples start/end`` when none came otherwise
+  (a stream that started late, a stall); ``no value start/end`` when samples
+  came without a value (NaN: a belt's breath rate before its first breath).
+  A stream that never had a value is left out (annotated ``no value``);
 * the physical range of each signal is taken from its data with a 2 % margin
   and rounded outward to what the 8-character header fields can hold, so
   nothing clips (int24 sources included); EDF's 16-bit samples then resolve
@@ -47,12 +51,14 @@ from biofeedback.export.common import (
 )
 from biofeedback.store import SessionInfo, Store
 from devices.errors import InputError
-from devices.stream import StreamKind, StreamSpec
+from devices.stream import LinkKind, StreamKey, StreamKind, StreamSpec
 
 __all__ = [
     "EdfPlan",
+    "Resampled",
     "edf_bound",
     "export_edf",
+    "link_down_spans",
     "plan_rates",
     "resample_to_grid",
 ]
@@ -147,6 +153,60 @@ def physical_range(values: FloatArray) -> tuple[float, float]:
     return lo_b, hi_b
 
 
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True, eq=False)
+class Resampled:
+    """A stream on its EDF grid, and where it had nothing to show.
+
+    Attributes
+    ----------
+    values : ndarray, shape (n, channels)
+        The grid values (held where there was nothing).
+    gaps : list of (start, end)
+        No sample arrived for longer than the gap threshold (a lost link, a
+        stream that started late or ended early).
+    no_value : list of (start, end)
+        Samples arrived but held no value (NaN: e.g. a belt's breath rate
+        before its first breath); never counted as a gap.
+    """
+
+    values: FloatArray
+    gaps: list[Span]
+    no_value: list[Span]
+
+
+def _holes(t: FloatArray, expected: Span, gap_s: float) -> list[Span]:
+    """Stretches of ``expected`` longer than ``gap_s`` without a time in sorted ``t``."""
+    if t.size == 0:
+        return [expected]
+    holes: list[Span] = []
+    if t[0] - expected[0] > gap_s:
+        holes.append((expected[0], float(t[0])))
+    for i in np.flatnonzero(np.diff(t) > gap_s):
+        holes.append((float(t[i]), float(t[i + 1])))
+    if expected[1] - t[-1] > gap_s:
+        holes.append((float(t[-1]), expected[1]))
+    return holes
+
+
+def _subtract(spans: list[Span], minus: list[Span], min_len: float) -> list[Span]:
+    """The parts of ``spans`` outside every span of ``minus`` (longer than ``min_len``)."""
+    out: list[Span] = []
+    for a, b in spans:
+        start = a
+        for c, d in sorted(minus):
+            if d <= start or c >= b:
+                continue
+            if c - start > min_len:
+                out.append((start, c))
+            start = max(start, d)
+        if b - start > min_len:
+            out.append((start, b))
+    return out
+
+
 def resample_to_grid(
     t: FloatArray,
     values: FloatArray,
@@ -154,14 +214,15 @@ def resample_to_grid(
     rate: float,
     n: int,
     gap_s: float,
-    expected: tuple[float, float] | None = None,
-) -> tuple[FloatArray, list[tuple[float, float]]]:
+    expected: Span | None = None,
+) -> Resampled:
     """Resample samples onto ``origin + k / rate``, ``k = 0..n-1``.
 
-    Linear interpolation between neighbouring samples closer than ``gap_s``;
-    elsewhere (gaps, before the first and after the last sample) the last
-    known value is held (the first value before the first sample). Non-finite
-    samples are dropped first.
+    Linear interpolation between neighbouring values closer than ``gap_s``;
+    elsewhere (gaps, stretches without a value, before the first and after
+    the last value) the last known value is held (the first value before the
+    first one). Samples without a value (NaN) count as arrived for the gaps
+    and as :attr:`Resampled.no_value` for what is shown.
 
     Parameters
     ----------
@@ -175,42 +236,35 @@ def resample_to_grid(
         When data was expected (the session's span); a stream that starts
         later or ends earlier than this by more than ``gap_s`` has a gap
         there. None: the grid's span.
-
-    Returns
-    -------
-    grid_values : ndarray, shape (n, channels)
-    gaps : list of (start, end)
-        Times (same clock as ``t``) with no data for longer than ``gap_s``.
     """
-    nch = values.shape[1]
     grid = origin + np.arange(n, dtype=np.float64) / rate
-    out = np.zeros((n, nch))
-    ok = np.isfinite(t) & np.all(np.isfinite(values), axis=1)
-    t, values = t[ok], values[ok]
-    if t.size == 0:
-        return out, ([expected or (float(grid[0]), float(grid[-1]))] if n else [])
-    order = np.argsort(t, kind="stable")
-    t, values = t[order], values[order]
     if expected is None:
         expected = (origin, float(grid[-1]) if n else origin)
-    gaps: list[tuple[float, float]] = []
-    if t[0] - expected[0] > gap_s:
-        gaps.append((expected[0], float(t[0])))
-    dts = np.diff(t)
-    for i in np.flatnonzero(dts > gap_s):
-        gaps.append((float(t[i]), float(t[i + 1])))
-    if expected[1] - t[-1] > gap_s:
-        gaps.append((float(t[-1]), expected[1]))
+    arrived = np.sort(t[np.isfinite(t)])
+    ok = np.isfinite(t) & np.all(np.isfinite(values), axis=1)
+    t, values = t[ok], values[ok]
+    order = np.argsort(t, kind="stable")
+    t, values = t[order], values[order]
+    gaps = _holes(arrived, expected, gap_s)
+    no_value = _subtract(_holes(t, expected, gap_s), gaps, gap_s)
+    return Resampled(_fill(grid, t, values, gap_s), gaps, no_value)
+
+
+def _fill(grid: FloatArray, t: FloatArray, values: FloatArray, gap_s: float) -> FloatArray:
+    """Interpolate sorted finite samples onto ``grid``, holding across holes."""
+    out = np.zeros((grid.size, values.shape[1]))
+    if t.size == 0:
+        return out
     idx = np.searchsorted(t, grid, side="right") - 1  # last sample at or before each point
     held = values[np.clip(idx, 0, t.size - 1)]
-    for c in range(nch):
+    for c in range(values.shape[1]):
         out[:, c] = np.interp(grid, t, values[:, c])
-    # Hold instead of interpolating across gaps and outside the recorded span.
+    # Hold instead of interpolating across holes and outside the span with values.
     nxt = np.clip(idx + 1, 0, t.size - 1)
     across_gap = (idx >= 0) & (idx < t.size - 1) & ((t[nxt] - t[np.clip(idx, 0, None)]) > gap_s)
     hold = across_gap | (idx < 0) | (idx >= t.size - 1)
     out[hold] = held[hold]
-    return out, gaps
+    return out
 
 
 # --------------------------------------------------------------------------- the plan
@@ -334,9 +388,50 @@ _OUTCOME_TEXT = {
 }
 
 
+def link_down_spans(bundle: SessionBundle, spec: StreamSpec) -> list[Span]:
+    """When the link of the device behind ``spec`` was down (lost or given up -> connected).
+
+    The device is the stream id's device part; a stream id without one
+    belongs to the session's devices with its driver (all of them when none
+    matches).
+    """
+    key = StreamKey.parse(spec.name)
+    names = {key.device} if key.device else {
+        str(d.get("name")) for d in bundle.info.devices
+        if key.driver is None or d.get("driver") == key.driver}
+    down_since: dict[str, float] = {}
+    spans: list[Span] = []
+    for e in bundle.events:
+        device = str((e.data or {}).get("device", ""))
+        if e.kind != "link" or (names and device not in names):
+            continue
+        if e.text in (LinkKind.LOST, LinkKind.GIVEN_UP):
+            down_since.setdefault(device, e.t)
+        elif e.text == LinkKind.CONNECTED and device in down_since:
+            spans.append((down_since.pop(device), e.t))
+    spans += [(t, math.inf) for t in down_since.values()]
+    return spans
+
+
+def _gap_notes(sp: _StreamPlan, got: Resampled, down: list[Span]) -> list[_Note]:
+    """A gap is a link gap only while the link was down; a NaN stretch has no value."""
+    notes: list[_Note] = []
+    name = sp.spec.name
+    for a, b in got.gaps:
+        lost = any(a <= d + sp.gap_s and c <= b + sp.gap_s for c, d in down)
+        what = "link gap" if lost else "no samples"
+        notes += [(a, b - a, f"{what} start: {name}"), (b, None, f"{what} end: {name}")]
+    for a, b in got.no_value:
+        notes += [(a, b - a, f"no value start: {name}"), (b, None, f"no value end: {name}")]
+    return notes
+
+
 def _columns(store: Store, bundle: SessionBundle, plan: EdfPlan,
              progress: Progress) -> tuple[list[_Column], list[_Note]]:
-    """Each stream resampled onto its grid, and the gaps found on the way."""
+    """Each stream resampled onto its grid, and what it did not show (gaps, no value).
+
+    A stream that never had a value is left out, with an annotation saying so.
+    """
     columns: list[_Column] = []
     notes: list[_Note] = []
     for sp in plan.streams:
@@ -345,15 +440,20 @@ def _columns(store: Store, bundle: SessionBundle, plan: EdfPlan,
             ts.append(block.t)
             vs.append(block.values)
             progress.advance()
-        grid_v, gaps = resample_to_grid(np.concatenate(ts), np.concatenate(vs, axis=0),
-                                        plan.origin, sp.rate, sp.spr * plan.n_records,
-                                        sp.gap_s, plan.data_span)
-        for a, b in gaps:
-            notes.append((a, b - a, f"link gap start: {sp.spec.name}"))
-            notes.append((b, None, f"link gap end: {sp.spec.name}"))
-        for c, ch in enumerate(sp.spec.channels):
-            columns.append((sp.spec, ch, grid_v[:, c], sp.rate))
+        v = np.concatenate(vs, axis=0)
         progress.advance()
+        if not np.any(np.all(np.isfinite(v), axis=1)):
+            notes.append((plan.data_span[0], None,
+                          f"no value: {sp.spec.name} (never had one; left out)"))
+            continue
+        got = resample_to_grid(np.concatenate(ts), v, plan.origin, sp.rate,
+                               sp.spr * plan.n_records, sp.gap_s, plan.data_span)
+        notes += _gap_notes(sp, got, link_down_spans(bundle, sp.spec))
+        for c, ch in enumerate(sp.spec.channels):
+            columns.append((sp.spec, ch, got.values[:, c], sp.rate))
+    if not columns:
+        raise InputError(f"session {bundle.info.id} has no values to export (every sample "
+                         "is empty)")
     return columns, notes
 
 
