@@ -497,36 +497,12 @@ class CalibrationRunner:
                     log.info("calibration: the source ended: %s", exc)
                     rec.error = exc
                     break
-                if isinstance(item, Chunk):
-                    upd = pipe.process(item)
-                    name = resolver.name(item.stream)
-                    if name is not None:
-                        bufs.setdefault(name, _Buffer()).add(item)
-                    if upd.breath is not None:
-                        rec.breaths.extend(
-                            BreathMark(b.inhale_onset, b.exhale_onset, b.amplitude)
-                            for b in upd.breath.breaths
-                        )
-                else:
-                    pipe.on_link_event(item)
-                    rec.link_events.append(item)
+                _take(item, pipe, resolver, bufs, rec)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-        t, v = bufs.get(pressure.name, _Buffer()).arrays(len(pressure.channels))
-        rec.t = t
-        rec.values = v[:, rec.channel] if v.size else np.zeros(0)
-        src_name = pipe.breath_source
-        rec.breath_source = next((s for s in streams if s.name == src_name), None)
-        if rec.breath_source is not None:
-            bt, bv = bufs.get(rec.breath_source.name, _Buffer()).arrays(
-                len(rec.breath_source.channels)
-            )
-            rec.breath_t = bt
-            if bv.ndim == 2 and bv.shape[0]:
-                col = int(np.argmax(np.ptp(bv, axis=0)))
-                rec.breath_values = bv[:, col]
+        _fill(rec, bufs, streams, pressure, pipe.breath_source)
         self.recording = rec
         return rec
 
@@ -611,3 +587,45 @@ def thresholds_from_profile(profile: Profile | dict[str, Any]) -> Thresholds:
         return Thresholds.from_json(th)
     except (TypeError, ValueError) as exc:
         raise InputError(f"the profile's thresholds are not valid: {exc}") from None
+
+
+def _take(
+    item: Chunk | LinkEvent,
+    pipe: Pipeline,
+    resolver: StreamResolver,
+    bufs: dict[str, _Buffer],
+    rec: Recording,
+) -> None:
+    """One item of the calibration's sources: kept per stream, breaths marked, links noted."""
+    if isinstance(item, Chunk):
+        upd = pipe.process(item)
+        name = resolver.name(item.stream)
+        if name is not None:
+            bufs.setdefault(name, _Buffer()).add(item)
+        if upd.breath is not None:
+            rec.breaths.extend(
+                BreathMark(b.inhale_onset, b.exhale_onset, b.amplitude) for b in upd.breath.breaths
+            )
+    else:
+        pipe.on_link_event(item)
+        rec.link_events.append(item)
+
+
+def _fill(
+    rec: Recording,
+    bufs: dict[str, _Buffer],
+    streams: Sequence[StreamSpec],
+    pressure: StreamSpec,
+    breath_source: str | None,
+) -> None:
+    """The recorded pressure channel and the breath source's liveliest channel, as arrays."""
+    t, v = bufs.get(pressure.name, _Buffer()).arrays(len(pressure.channels))
+    rec.t = t
+    rec.values = v[:, rec.channel] if v.size else np.zeros(0)
+    rec.breath_source = next((s for s in streams if s.name == breath_source), None)
+    if rec.breath_source is not None:
+        bt, bv = bufs.get(rec.breath_source.name, _Buffer()).arrays(len(rec.breath_source.channels))
+        rec.breath_t = bt
+        if bv.ndim == 2 and bv.shape[0]:
+            col = int(np.argmax(np.ptp(bv, axis=0)))
+            rec.breath_values = bv[:, col]
