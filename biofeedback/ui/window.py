@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -1148,8 +1148,25 @@ class CalibrationView(QWidget):
 SessionsFn = Callable[[], Sequence[Mapping[str, Any]]]
 
 
+class SessionRecord(Protocol):
+    """A past session as the History screen reads it (a store ``SessionInfo``)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class SessionHistory(Protocol):
+    """What the History screen needs of the store (``biofeedback.store.Store``)."""
+
+    def sessions(self) -> Sequence[SessionRecord]: ...
+
+
+def history_rows(history: SessionHistory) -> list[Mapping[str, Any]]:
+    """The past sessions of ``history``, oldest first, as ``sessions --json`` records."""
+    return [r.to_json() for r in history.sessions()]
+
+
 def _store_sessions() -> list[Mapping[str, Any]]:
-    """Past sessions from the store (empty when the store or its sessions do not exist yet)."""
+    """Past sessions from the store (empty when the store does not exist yet)."""
     from biofeedback.paths import store_path
 
     path = store_path()
@@ -1158,17 +1175,7 @@ def _store_sessions() -> list[Mapping[str, Any]]:
     from biofeedback.store import Store
 
     with Store(path) as store:
-        fn = getattr(store, "sessions", None)
-        if fn is None:
-            return []
-        rows = fn()
-    out: list[Mapping[str, Any]] = []
-    for r in rows:
-        if isinstance(r, Mapping):
-            out.append(r)
-        elif hasattr(r, "to_json"):
-            out.append(r.to_json())
-    return out
+        return history_rows(store)
 
 
 class HistoryView(QWidget):
