@@ -533,20 +533,26 @@ class RingBuffer:
     """The last ``capacity`` samples of a stream, addressed by global sample index.
 
     Appends are amortised O(1): the storage is twice the capacity and the
-    newest ``capacity`` samples move to the front only when it fills up.
+    newest ``capacity`` samples move to the front only when it fills up, so
+    the samples kept are always contiguous and any recent window is a view.
+    The signal trackers address it by global index (:meth:`t`, :meth:`x`,
+    :meth:`storage`); the live view reads the newest rows (:meth:`last`,
+    :meth:`since`, read-only views).
 
     Parameters
     ----------
     capacity : int
         Samples kept.
     n_channels : int
-        0 for a 1-D stream, else the number of columns.
+        0 for a 1-D stream, else the number of columns (a 1-D chunk appended
+        to a one-column buffer is taken as that column).
     """
 
     def __init__(self, capacity: int, n_channels: int = 0, *, aux: bool = False) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, {capacity!r} is invalid")
         self.capacity = capacity
+        self.n_channels = n_channels
         shape: tuple[int, ...] = (2 * capacity,) if n_channels == 0 else (2 * capacity, n_channels)
         self._t = np.empty(2 * capacity)
         self._x = np.empty(shape)
@@ -589,6 +595,10 @@ class RingBuffer:
         n = int(t.shape[0])
         if n == 0:
             return
+        if self.n_channels:
+            x = x.reshape(n, -1) if x.ndim == 1 else x
+            if x.shape[1] != self.n_channels:
+                raise ValueError(f"expected {self.n_channels} channel(s), got {x.shape[1]}")
         k, lo, hi = self._place(n)
         self._t[lo:hi] = t[k:]
         self._x[lo:hi] = x[k:]
@@ -630,10 +640,37 @@ class RingBuffer:
         self._x[lo:hi, 1] = b[k:]
 
     def since(self, t0: float) -> tuple[FloatArray, FloatArray]:
-        """Times and values of the kept samples at or after ``t0``."""
+        """Times and values of the kept samples at or after ``t0`` (read-only views)."""
         tt = self._t[: self._len]
         i = int(np.searchsorted(tt, t0, side="left"))
-        return tt[i:], self._x[i : self._len]
+        return _read_only(tt[i:], self._x[i : self._len])
+
+    def last(self, n: int | None = None) -> tuple[FloatArray, FloatArray]:
+        """The newest ``n`` samples (``capacity`` when None) as read-only views ``(t, x)``."""
+        k = len(self) if n is None else max(0, min(int(n), len(self)))
+        return _read_only(self._t[self._len - k : self._len], self._x[self._len - k : self._len])
+
+    @property
+    def last_t(self) -> float | None:
+        """Time of the newest sample (None when empty)."""
+        return float(self._t[self._len - 1]) if self._len else None
+
+    def __len__(self) -> int:
+        """Samples held, at most ``capacity`` (the storage may hold older ones too)."""
+        return min(self._len, self.capacity)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of storage (fixed for the buffer's life)."""
+        aux = self._aux.nbytes if self._aux is not None else 0
+        return int(self._t.nbytes + self._x.nbytes + aux)
+
+
+def _read_only(t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Views a reader cannot write into the buffer through by mistake."""
+    t.flags.writeable = False
+    x.flags.writeable = False
+    return t, x
 
 
 class QualityMonitor:

@@ -25,6 +25,7 @@ from typing import Literal, NamedTuple, Protocol
 import numpy as np
 
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.signal.filters import RingBuffer
 from biofeedback.signal.types import (
     FloatArray,
     PipelineStatus,
@@ -92,91 +93,8 @@ STATE_TEXT: dict[PelvicState, str] = {
 }
 
 
-class Ring:
-    """A fixed-capacity ring of timestamped rows; any recent window is one contiguous view.
-
-    Every row is written twice, at ``i`` and ``i + capacity`` (a mirrored
-    ring), so the newest ``n <= capacity`` rows always sit side by side and are
-    returned as views without copying. Appends are vectorised slice writes.
-
-    Parameters
-    ----------
-    capacity : int
-        Rows kept.
-    n_channels : int
-        Values per row.
-    """
-
-    def __init__(self, capacity: int, n_channels: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be a strictly positive integer, {capacity} is invalid")
-        if n_channels < 1:
-            raise ValueError(f"n_channels must be >= 1, {n_channels} is invalid")
-        self.capacity = int(capacity)
-        self.n_channels = int(n_channels)
-        self._t = np.full(2 * self.capacity, np.nan)
-        self._v = np.full((2 * self.capacity, self.n_channels), np.nan)
-        self._head = 0  # next write position, 0..capacity-1
-        self._count = 0
-        self.total = 0  # rows ever appended
-
-    def __len__(self) -> int:
-        return self._count
-
-    @property
-    def nbytes(self) -> int:
-        return int(self._t.nbytes + self._v.nbytes)
-
-    def clear(self) -> None:
-        self._head = 0
-        self._count = 0
-
-    def append(self, t: FloatArray, values: FloatArray) -> None:
-        """Append rows (``t`` shape ``(n,)``, ``values`` shape ``(n, n_channels)`` or ``(n,)``)."""
-        n = int(t.shape[0])
-        if n == 0:
-            return
-        v = values.reshape(n, -1) if values.ndim == 1 else values
-        if v.shape[1] != self.n_channels:
-            raise ValueError(f"expected {self.n_channels} channel(s), got {v.shape[1]}")
-        self.total += n
-        cap = self.capacity
-        if n > cap:
-            t, v, n = t[-cap:], v[-cap:], cap
-        h = self._head
-        first = min(n, cap - h)
-        for off in (0, cap):
-            self._t[h + off : h + off + first] = t[:first]
-            self._v[h + off : h + off + first] = v[:first]
-        rest = n - first
-        if rest:
-            for off in (0, cap):
-                self._t[off : off + rest] = t[first:]
-                self._v[off : off + rest] = v[first:]
-        self._head = (h + n) % cap
-        self._count = min(cap, self._count + n)
-
-    def last(self, n: int | None = None) -> tuple[FloatArray, FloatArray]:
-        """The newest ``n`` rows (all when None) as read-only views ``(t, values)``."""
-        k = self._count if n is None else max(0, min(int(n), self._count))
-        end = self._head + self.capacity
-        t = self._t[end - k : end]
-        v = self._v[end - k : end]
-        t.flags.writeable = False
-        v.flags.writeable = False
-        return t, v
-
-    def since(self, t0: float) -> tuple[FloatArray, FloatArray]:
-        """Rows with ``t >= t0`` (times are increasing) as read-only views."""
-        t, v = self.last()
-        i = int(np.searchsorted(t, t0, side="left"))
-        return t[i:], v[i:]
-
-    @property
-    def last_t(self) -> float | None:
-        if self._count == 0:
-            return None
-        return float(self._t[self._head + self.capacity - 1])
+#: The live view's sample buffer: the signal package's ring (newest rows as views).
+Ring = RingBuffer
 
 
 class PelvicView(NamedTuple):
