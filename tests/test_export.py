@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from biofeedback.export import default_path, export_session
 from biofeedback.export.edf_export import (
+    _transducer,
     _unique_labels,
     edf_bound,
     physical_range,
@@ -159,10 +160,14 @@ def test_labels_are_short_unique_and_fit() -> None:
                       "count", 50.0)
     force = StreamSpec("GDX-RB 0K1/gdx-rb.force", StreamKind.BREATH_FORCE, ("force",), "N",
                        10.0)
-    assert labels(live, force) == ["pressure raw", "pressure calibra", "force"]
+    # 13.18: not cut at 16 characters ("pressure calibra"): type + short specification.
+    assert labels(live, force) == ["Pressure raw", "Pressure cal", "Resp force"]
+    assert _transducer(live, "calibrated") == (
+        "Boost (kgoal) pelvic pressure probe, calibrated; stream Boost/kgoal.pressure")
+    assert _transducer(force, "force").startswith("GDX-RB 0K1 (gdx-rb) respiration belt, force;")
     a = StreamSpec("A/kgoal.pressure", StreamKind.PRESSURE, ("raw",), "count", 50.0)
     b = StreamSpec("B/perifit.pressure", StreamKind.PRESSURE, ("raw",), "count", 50.0)
-    assert labels(a, b) == ["A pressure raw", "B pressure raw"]
+    assert labels(a, b) == ["Pressure raw A", "Pressure raw B"]
     twins = [StreamSpec(f"Boost {n}/kgoal.pressure", StreamKind.PRESSURE, ("raw",), "count",
                         50.0) for n in ("One", "Two")]
     got = labels(*twins)
@@ -191,19 +196,19 @@ def test_edf_opens_in_edfio(session: tuple[Store, dict], tmp_path: Path) -> None
     assert edf.duration == pytest.approx(DURATION)
     assert edf.starttime.isoformat() == _local_start().strftime("%H:%M:%S")
     labels = [s.label for s in edf.signals]
-    assert labels == ["pressure base", "pressure tip", "force", "rate", "ecg"]
-    specs = {"pressure base": (PRESSURE, 0), "pressure tip": (PRESSURE, 1),
-             "force": (FORCE, 0), "rate": (RATE, 0), "ecg": (ECG, 0)}
+    assert labels == ["Pressure base", "Pressure tip", "Resp force", "Resp rate", "ECG"]
+    specs = {"Pressure base": (PRESSURE, 0), "Pressure tip": (PRESSURE, 1),
+             "Resp force": (FORCE, 0), "Resp rate": (RATE, 0), "ECG": (ECG, 0)}
     for sig in edf.signals:
         spec, ch = specs[sig.label]
         assert sig.sampling_frequency == spec.rate_hz
         assert sig.physical_dimension == spec.unit
         step = (sig.physical_max - sig.physical_min) / (sig.digital_max - sig.digital_min)
         _expect_signal(sig.data, spec, ch, data, step)
-    ecg = edf.get_signal("ecg")
+    ecg = edf.get_signal("ECG")
     assert ecg.physical_min <= -(2**23) and ecg.physical_max >= 2**23 - 1
     # The lost link: the pressure holds its last value through the gap.
-    base = edf.get_signal("pressure base").data
+    base = edf.get_signal("Pressure base").data
     t_p, v_p = data[PRESSURE.name]
     last_before = v_p[t_p - T0 < GAP[0]][-1, 0]
     gap = slice(int(GAP[0] * 50), int(GAP[1] * 50))
@@ -239,7 +244,7 @@ def test_edf_opens_in_pyedflib(session: tuple[Store, dict], tmp_path: Path) -> N
         assert r.filetype == pyedflib.FILETYPE_EDFPLUS
         assert r.getStartdatetime() == _local_start().replace(tzinfo=None)
         labels = r.getSignalLabels()
-        assert labels == ["pressure base", "pressure tip", "force", "rate", "ecg"]
+        assert labels == ["Pressure base", "Pressure tip", "Resp force", "Resp rate", "ECG"]
         specs = [(PRESSURE, 0), (PRESSURE, 1), (FORCE, 0), (RATE, 0), (ECG, 0)]
         for i, (spec, ch) in enumerate(specs):
             assert r.getSampleFrequency(i) == spec.rate_hz
@@ -326,7 +331,7 @@ def test_edf_no_value_is_not_a_link_gap(tmp_path: Path) -> None:
     start = texts["no value start: GDX-RB/rate"]
     assert (start.onset, start.duration) == (0.0, pytest.approx(30.0))
     assert texts["no value end: GDX-RB/rate"].onset == pytest.approx(30.0)
-    np.testing.assert_allclose(edf.get_signal("rate").data, 6.0, atol=0.01)
+    np.testing.assert_allclose(edf.get_signal("Resp rate").data, 6.0, atol=0.01)
 
 
 def test_edf_gap_without_a_lost_link_is_no_samples(
@@ -349,7 +354,7 @@ def test_edf_leaves_out_a_stream_that_never_had_a_value(tmp_path: Path) -> None:
         w.chunk(Chunk(RATE.name, t, np.full((100, 1), np.nan), "bpm", RATE.channels))
         w.finish(summary={}, complete=True)
         edf = edfio.read_edf(export_session(store, 1, "edf", tmp_path / "s.edf"))
-    assert [s.label for s in edf.signals] == ["force"]
+    assert [s.label for s in edf.signals] == ["Resp force"]
     assert "no value: GDX-RB/rate (never had one; left out)" in [a.text for a in edf.annotations]
 
 

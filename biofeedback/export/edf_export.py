@@ -328,36 +328,68 @@ def _plan(bundle: SessionBundle) -> EdfPlan:
     return EdfPlan(record_s, n_records, origin, start, tuple(plans), (first, t_last))
 
 
-def _unique_labels(pairs: list[tuple[StreamSpec, str]]) -> list[str]:
-    """EDF labels: at most 16 characters, unique, as short as they can be.
+#: EDF+ signal type (the label's first word) and what the transducer is, per stream kind.
+_KIND_WORDS: dict[StreamKind, tuple[str, str]] = {
+    StreamKind.PRESSURE: ("Pressure", "pelvic pressure probe"),
+    StreamKind.BREATH_FORCE: ("Resp force", "respiration belt, force"),
+    StreamKind.BREATH_RATE: ("Resp rate", "respiration belt, its own breath rate"),
+    StreamKind.ACC: ("Acc", "chest accelerometer"),
+    StreamKind.ECG: ("ECG", "ECG electrodes"),
+    StreamKind.RR: ("RR", "beat-to-beat intervals"),
+    StreamKind.HEART_RATE: ("HR", "heart rate"),
+}
+#: Channel names shortened in labels (the transducer field keeps the whole name).
+_CHANNEL_ABBREV = {"calibrated": "cal", "respiration": "resp", "pressure": "p"}
 
-    A stream ``Boost/kgoal.pressure`` with channel ``raw`` is tried as
-    ``pressure raw``, then ``Boost pressure raw``, then ``kgoal.pressure
-    raw``...; a single channel named like its stream is just the stream. Cut
-    to 16 characters (numbered if that makes two equal). The full name is in
-    the transducer field.
+
+def _label_parts(spec: StreamSpec, ch: str) -> tuple[str, str, str]:
+    """(signal type, channel specification, device) of one signal's label."""
+    key = StreamKey.parse(spec.name)
+    kind, _ = _KIND_WORDS.get(spec.kind, (key.stream.capitalize() or "Signal", ""))
+    single = len(spec.channels) == 1 and ch.lower() in (
+        key.stream.lower(), *spec.kind.split("_"), *kind.lower().split())
+    channel = "" if single else _CHANNEL_ABBREV.get(ch.lower(), ch)
+    return ascii_text(kind), ascii_text(channel), ascii_text(key.device or key.driver or "")
+
+
+def _unique_labels(pairs: list[tuple[StreamSpec, str]]) -> list[str]:
+    """EDF+ labels: ``<type> <specification>`` in at most 16 characters, unique.
+
+    ``Boost/kgoal.pressure`` channel ``calibrated`` is ``Pressure cal``; a
+    single channel named like its stream is just the type (``Resp force``).
+    When two devices give the same label, the device is added, then a
+    number. The whole meaning is in the transducer field (:func:`_transducer`).
     """
 
-    def label(spec: StreamSpec, ch: str, level: int) -> str:
-        device, _, tail = spec.name.rpartition("/")
-        short = tail.rpartition(".")[2]
-        single = len(spec.channels) == 1 and ch in (short, tail)
-        name = [short, f"{device} {short}", tail, f"{device} {tail}"][level].strip()
-        return ascii_text(name if single else f"{name} {ch}")[:16].strip()
+    def fit(*words: str) -> str:
+        return " ".join(w for w in words if w)[:16].strip()
 
-    for level in range(4):
-        labels = [label(spec, ch, level) for spec, ch in pairs]
-        if len(set(labels)) == len(labels):
-            return labels
+    parts = [_label_parts(spec, ch) for spec, ch in pairs]
+    labels = [fit(kind, ch) for kind, ch, _ in parts]
+    clash = {x for x in labels if labels.count(x) > 1}
+    labels = [fit(kind, ch, dev) if lab in clash else lab
+              for lab, (kind, ch, dev) in zip(labels, parts, strict=True)]
     out: list[str] = []
-    for spec, ch in pairs:
-        base = label(spec, ch, 1)
-        lab, k = base, 2
+    for lab in labels:
+        base, k = lab, 2
         while lab in out:
             suffix = f"~{k}"
             lab, k = base[: 16 - len(suffix)] + suffix, k + 1
         out.append(lab)
     return out
+
+
+def _transducer(spec: StreamSpec, ch: str) -> str:
+    """What the signal is, in words (80 characters): ``Boost (kgoal) pelvic pressure
+    probe, calibrated; stream Boost/kgoal.pressure``."""
+    key = StreamKey.parse(spec.name)
+    what = _KIND_WORDS.get(spec.kind, ("", str(spec.kind)))[1]
+    who = f"{key.device or ''} ({key.driver})" if key.driver else key.device or ""
+    text = f"{who} {what}".strip()
+    if _label_parts(spec, ch)[1]:  # several channels, or one not named like the stream
+        text += f", {ch}"
+    full = f"{text}; stream {spec.name}"
+    return ascii_text(full if len(ascii_text(full)) <= 80 else text)[:80]
 
 
 def _unit(unit: str) -> str:
@@ -517,7 +549,7 @@ def _signal(column: _Column, label: str) -> Any:
         values,
         sampling_frequency=rate,
         label=label,
-        transducer_type=ascii_text(f"{spec.kind} {spec.name}:{ch}")[:80],
+        transducer_type=_transducer(spec, ch),
         physical_dimension=_unit(spec.unit),
         physical_range=physical_range(values),
     )
