@@ -21,6 +21,12 @@ from biofeedback.signal.breath import (
     detect_breaths,
     noise_sd,
 )
+from biofeedback.signal.breath.figures import (
+    BreathFigures,
+    label_phases,
+    label_phases_loop,
+    pstdev_of,
+)
 from biofeedback.signal.breath.stages import next_crossing, next_crossing_reference, onset_time
 from biofeedback.signal.types import BreathEvent, BreathOutput, Quality
 from devices.intent import Intent
@@ -508,6 +514,36 @@ def test_crossing_kernel_equals_its_reference(seed: int, n: int, mode: int) -> N
     if n and seed % 3 == 0:
         d[rng.integers(0, n)] = h[0]  # exactly on the threshold: not a crossing
     assert next_crossing(d, h, mode) == next_crossing_reference(d, h, mode)
+
+
+@given(st.integers(0, 400), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_phase_kernel_equals_its_plain_loop(n: int, seed: int) -> None:
+    """The vectorised phase labelling gives exactly what the plain loop gives."""
+    rng = np.random.default_rng(seed)
+    s = np.cumsum(rng.standard_normal(n + 1))  # a wandering signal
+    slope = s[1:] - s[:-1] if seed % 2 else 0.1 * rng.standard_normal(n)
+    s = s[1:]
+    theta = float(rng.uniform(0.05, 1.0))
+    band = float(rng.uniform(0.0, 2.0))
+    phase = int(rng.integers(0, 3))
+    bottom = math.inf if seed % 3 == 0 else float(rng.normal())
+    fast = label_phases(slope, s, theta, band, phase, bottom)
+    slow = label_phases_loop(slope, s, theta, band, phase, bottom)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    assert fast[1:] == slow[1:]
+    assert all(type(v) is int for v in fast[1:3]) and type(fast[3]) is float
+
+
+def test_breath_figures_are_python_floats() -> None:
+    """Figures handed numpy scalars still give plain floats (they go into records and JSON)."""
+    fig = BreathFigures()
+    for v in (4.0, 4.5, 5.0, 4.2):
+        fig.add_period(np.float64(v))
+        fig.add_swing(np.float64(v / 4))
+    assert type(fig.period_s) is float and type(fig.amplitude) is float
+    assert type(fig.regularity) is float and 0.0 < fig.regularity < 1.0
+    assert pstdev_of([1.0, 3.0], 2.0) == 1.0
 
 
 def test_onset_is_the_end_of_a_plateau_or_a_smooth_vertex() -> None:

@@ -10,6 +10,7 @@ import itertools
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,12 +19,35 @@ from biofeedback.signal.filters import FloatArray
 from biofeedback.signal.types import Int8Array
 from devices.vocab import BreathPhase
 
-__all__ = ["BreathFigures", "PhaseLabeller", "slope_threshold"]
+__all__ = [
+    "BreathFigures",
+    "PhaseLabeller",
+    "label_phases",
+    "label_phases_loop",
+    "median_of",
+    "pstdev_of",
+    "slope_threshold",
+]
 
 _INH = np.int8(BreathPhase.INHALE)
 _EXH = np.int8(BreathPhase.EXHALE)
 _PAU = np.int8(BreathPhase.PAUSE)
 _UNK = np.int8(BreathPhase.UNKNOWN)
+
+
+def median_of(xs: Iterable[float]) -> float:
+    """The median of a few values, as a Python float (whatever floats they are)."""
+    return float(statistics.median(xs))
+
+
+def pstdev_of(xs: Sequence[float], mean: float) -> float:
+    """Population standard deviation of a few values about their ``mean``, as a float.
+
+    Plain float arithmetic: ``statistics.pstdev`` sums exactly with fractions
+    (a tenth of a millisecond per call, at every event) and returns numpy
+    scalars when handed them.
+    """
+    return math.sqrt(sum((float(x) - mean) ** 2 for x in xs) / len(xs))
 
 
 def slope_threshold(amp_typ: float, period_s: float, slope_dt: float) -> float:
@@ -54,22 +78,22 @@ class BreathFigures:
 
     def add_swing(self, amp: float) -> None:
         self.amplitudes.append(amp)
-        self.amplitude = statistics.median(self.amplitudes)
+        self.amplitude = median_of(self.amplitudes)
 
     def add_period(self, period: float) -> None:
         p = self.periods
         p.append(period)
-        self.period_s = statistics.median(p)
+        self.period_s = median_of(p)
         if len(p) >= 3:
-            mean = sum(p) / len(p)
-            cv = statistics.pstdev(p) / mean if mean > 0 else 1.0
+            mean = float(sum(p)) / len(p)
+            cv = pstdev_of(p, mean) / mean if mean > 0 else 1.0
             self.regularity = min(1.0, max(0.0, 1.0 - cv))
 
     def add_inhale_onset(self, t: float) -> None:
         ons = self.inhale_onsets
         ons.append(t)
         if len(ons) >= 2:
-            self.inhale_period_s = statistics.median(b - a for a, b in itertools.pairwise(ons))
+            self.inhale_period_s = median_of(b - a for a, b in itertools.pairwise(ons))
 
     def add_delay(self, delay: float) -> None:
         self.delays.append(delay)
@@ -78,7 +102,7 @@ class BreathFigures:
     def depth(self, inhale_amp: float) -> float:
         """The breath's inhale amplitude relative to the recent ones (1.0 = typical)."""
         self.inhale_amplitudes.append(inhale_amp)
-        typical = statistics.median(self.inhale_amplitudes)
+        typical = median_of(self.inhale_amplitudes)
         return inhale_amp / typical if typical > 0 else math.nan
 
     def rate_bpm(self, now: float) -> float | None:
@@ -116,7 +140,7 @@ class PhaseLabeller:
 
     def reset(self) -> None:
         self._tail = np.empty(0)  # the last slope_k samples
-        self._phase = _UNK
+        self._phase = int(_UNK)
         self._bottom = math.inf  # lowest inhale-up value since the last exhale onset
         self.last_move = -1  # index (in the latest call) of the last sample that triggered
 
@@ -130,23 +154,93 @@ class PhaseLabeller:
         if n == 0:
             return np.empty(0, dtype=np.int8)
         k = self.slope_k
-        ext = np.concatenate((np.full(max(0, k - self._tail.shape[0]), y[0]), self._tail, y))
-        self._tail = ext[-k:].copy()
+        tail = self._tail
+        if tail.shape[0] < k:  # the stream's start: as if it had sat at its first value
+            tail = np.concatenate((np.full(k - tail.shape[0], y[0]), tail))
+        ext = np.concatenate((tail, y))
+        self._tail = ext[n:].copy()
         p = self.params
         if not known or not math.isfinite(p.theta):
             return np.full(n, _UNK, dtype=np.int8)
-        s = p.sign * y
-        slope = p.sign * (ext[k:] - ext[:n])
-        code = np.where(slope > p.theta, _INH, np.where(slope < -p.theta, _EXH, np.int8(0)))
-        hit = np.flatnonzero(code)
-        self.last_move = int(hit[-1]) if hit.shape[0] else -1
-        # carry the last triggered phase over the quiet samples
-        idx = np.where(code != 0, np.arange(n), -1)
-        np.maximum.accumulate(idx, out=idx)
-        out = np.where(idx >= 0, code[np.maximum(idx, 0)], self._phase).astype(np.int8)
-        self._phase = out[-1]
-        bottom = np.minimum.accumulate(np.minimum(s, self._bottom))
-        self._bottom = float(bottom[-1])
-        pause = (out == _EXH) & (np.abs(slope) < 0.5 * p.theta) & (s - bottom < p.band)
-        out[pause] = _PAU
+        slope = ext[k:] - ext[:n]
+        s = y
+        if p.sign < 0:
+            np.negative(slope, out=slope)
+            s = -y
+        # a few samples (a notification, a second): the plain loop is the
+        # cheaper; a long stretch: the vectorised kernel (the same result)
+        kernel = label_phases_loop if n <= LOOP_MAX else label_phases
+        out, self.last_move, self._phase, self._bottom = kernel(
+            slope, s, p.theta, p.band, self._phase, self._bottom
+        )
         return out
+
+
+#: Longest stretch :meth:`PhaseLabeller.label` gives the plain loop.
+LOOP_MAX = 48
+
+
+def label_phases(
+    slope: FloatArray, s: FloatArray, theta: float, band: float, phase: int, bottom: float
+) -> tuple[Int8Array, int, int, float]:
+    """Phase per sample from the inhale-up signal ``s`` and its slope (the kernel).
+
+    Inhale once ``slope > theta``, exhale once ``slope < -theta``, else the
+    phase carried from before (``phase``, then the last trigger); a pause
+    where an exhale barely moves (``|slope| < theta / 2``) within ``band`` of
+    the lowest ``s`` since the exhale onset (``bottom`` before these samples).
+
+    Returns
+    -------
+    out : ndarray of int8
+        The phases.
+    last_move : int
+        Index of the last sample that triggered (-1: none).
+    phase, bottom
+        The carried phase (never a pause) and the bottom, after these samples.
+
+    :func:`label_phases_loop` is the plain loop it must equal.
+    """
+    n = s.shape[0]
+    if n == 0:
+        return np.empty(0, dtype=np.int8), -1, int(phase), float(bottom)
+    # INHALE is 1 and EXHALE 2 (devices.vocab): the code is inh + 2 * exh
+    code = (slope > theta).view(np.int8) + ((slope < -theta).view(np.int8) << 1)
+    hit = np.flatnonzero(code)
+    if hit.shape[0] == 0:
+        out = np.full(n, phase, dtype=np.int8)
+        last = -1
+    else:
+        out = np.empty(n, dtype=np.int8)
+        first = int(hit[0])
+        out[:first] = phase
+        out[first:] = np.repeat(code[hit], np.diff(hit, append=n))
+        last = int(hit[-1])
+    carried = int(out[n - 1])
+    exhaling = out == _EXH
+    if not exhaling.any():
+        return out, last, carried, min(bottom, float(s.min()))
+    low = np.minimum.accumulate(np.minimum(s, bottom))
+    pause = exhaling & (np.abs(slope) < 0.5 * theta) & (s - low < band)
+    out[pause] = _PAU
+    return out, last, carried, float(low[n - 1])
+
+
+def label_phases_loop(
+    slope: FloatArray, s: FloatArray, theta: float, band: float, phase: int, bottom: float
+) -> tuple[Int8Array, int, int, float]:
+    """Plain-loop reference of :func:`label_phases` (same result, sample by sample)."""
+    out: list[int] = []
+    last = -1
+    half = 0.5 * theta
+    inh, exh, pau = int(_INH), int(_EXH), int(_PAU)
+    for i, (sl, v) in enumerate(zip(slope.tolist(), s.tolist(), strict=True)):
+        if sl > theta:
+            phase, last = inh, i
+        elif sl < -theta:
+            phase, last = exh, i
+        if v < bottom:
+            bottom = v
+        pausing = phase == exh and abs(sl) < half and v - bottom < band
+        out.append(pau if pausing else phase)
+    return np.array(out, dtype=np.int8), last, int(phase), float(bottom)

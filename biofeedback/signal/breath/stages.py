@@ -141,7 +141,7 @@ class RecentSwings:
         lo = max(NOISE_SDS * self.noise, 1e-12)
         if len(self.sizes) < 3:
             return lo, math.inf
-        typical = statistics.median(self.sizes)
+        typical = float(statistics.median(self.sizes))
         return max(lo, FLOOR_FRAC * typical), max(lo, CAP_FRAC * typical)
 
 
@@ -278,7 +278,7 @@ class PolarityVote:
         self.n += 1
         self.lean += (evidence - self.lean) / min(self.n, self.memory)
         if self.polarity == 0:
-            med = statistics.median(self.history)
+            med = float(statistics.median(self.history))
             k = len(self.history)
             if (k >= 2 and abs(med) > 0.4) or (k >= 3 and abs(med) > 0.15):
                 self.polarity = 1 if med > 0 else -1
