@@ -62,6 +62,7 @@ __all__ = [
     "PLATFORM",
     "BleBackend",
     "BleSource",
+    "DriverPort",
     "Found",
     "LinkStats",
     "ReconnectPolicy",
@@ -373,7 +374,7 @@ class _ClientIO:
         on_packet: Callable[[RawPacket], None],
         startup: asyncio.Queue[RawPacket],
     ) -> None:
-        self.client = client
+        self._client = client
         self.driver = driver
         self.clock = clock
         self._on_packet = on_packet
@@ -384,7 +385,7 @@ class _ClientIO:
 
     def resolve(self, char: str) -> str:
         """Full UUID of ``char`` on this device; a short form matches by its first group."""
-        available = [c.uuid for service in self.client.services for c in service.characteristics]
+        available = [c.uuid for service in self._client.services for c in service.characteristics]
         try:
             return resolve_char(char, available)
         except LookupError as exc:
@@ -398,13 +399,13 @@ class _ClientIO:
             raise WriteNotAllowedError(
                 f"driver {self.driver.id!r} may not write to {uuid} (not named by its protocol)"
             )
-        await self.client.write_gatt_char(uuid, data, response=response)
+        await self._client.write_gatt_char(uuid, data, response=response)
 
     async def read(self, char: str) -> bytes:
         # A radio operation in flight: over D-Bus (BlueZ) the reply is no
         # loop callback, so an event-driven SimClock would jump meanwhile.
         async with self.clock.busy():
-            return bytes(await self.client.read_gatt_char(self.resolve(char)))
+            return bytes(await self._client.read_gatt_char(self.resolve(char)))
 
     async def subscribe(self, char: str) -> None:
         uuid = self.resolve(char)
@@ -415,7 +416,7 @@ class _ClientIO:
             # Only queue: no parsing inside the BLE callback.
             on_packet(RawPacket(clock.now(), uuid, bytes(data)))
 
-        await self.client.start_notify(uuid, callback)
+        await self._client.start_notify(uuid, callback)
         self.subscribed.append(uuid)
 
     async def next_packet(self, timeout: float = 5.0, char: str | None = None) -> RawPacket:
@@ -426,6 +427,51 @@ class _ClientIO:
                 if want is None or pkt.char == want:
                     return pkt
                 self.deferred.append(pkt)  # data, not a response: keep it for the stream
+
+
+class DriverPort:
+    """The :class:`~devices.drivers.base.DriverIO` a driver is handed: the four
+    operations and the clock, and no client.
+
+    A driver cannot reach the connection to write around its whitelist: the
+    port keeps only closures over the connection's I/O, so :meth:`write` (which
+    refuses characteristics the driver's protocol does not name) is the only
+    way to write.
+    """
+
+    __slots__ = ("_ops", "clock")
+
+    def __init__(self, io: _ClientIO) -> None:
+        async def write(char: str, data: bytes, response: bool) -> None:
+            await io.write(char, data, response=response)
+
+        async def read(char: str) -> bytes:
+            return await io.read(char)
+
+        async def subscribe(char: str) -> None:
+            await io.subscribe(char)
+
+        async def next_packet(timeout: float, char: str | None) -> RawPacket:
+            return await io.next_packet(timeout, char)
+
+        self.clock = io.clock
+        self._ops = (write, read, subscribe, next_packet)
+
+    async def write(self, char: str, data: bytes, *, response: bool = False) -> None:
+        """Write to ``char``; refused unless the driver's info names it as writable."""
+        await self._ops[0](char, data, response)
+
+    async def read(self, char: str) -> bytes:
+        """Read ``char``."""
+        return await self._ops[1](char)
+
+    async def subscribe(self, char: str) -> None:
+        """Enable notifications/indications on ``char``."""
+        await self._ops[2](char)
+
+    async def next_packet(self, timeout: float = 5.0, char: str | None = None) -> RawPacket:
+        """During start: the next queued packet (of ``char``)."""
+        return await self._ops[3](timeout, char)
 
 
 class BleSource(TaskSource):
@@ -576,7 +622,7 @@ class BleSource(TaskSource):
             )
             io = _ClientIO(client, self.driver, self.clock, on_packet, startup)
             try:
-                await self.driver.start(io)
+                await self.driver.start(DriverPort(io))
             except BaseException:
                 await self._shutdown(client, io)
                 raise
@@ -709,7 +755,7 @@ class BleSource(TaskSource):
                 # stack (BlueZ over D-Bus) answers.
                 async with self.clock.busy(), asyncio.timeout(3.0):
                     with contextlib.suppress(BleakError, BiofeedbackError, TimeoutError, OSError):
-                        await self.driver.stop(io)
+                        await self.driver.stop(DriverPort(io))
                     for uuid in io.subscribed:
                         with contextlib.suppress(BleakError, TimeoutError, OSError, ValueError):
                             await client.stop_notify(uuid)

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 import pytest
 import pytest_asyncio
+from bleak import BleakClient
+from bleak.backends.client import BaseBleakClient
 from bumble import gatt
 
 from devices.ble import (
@@ -146,6 +148,39 @@ class PollDriver(CounterDriver):
 class RogueDriver(CounterDriver):
     async def start(self, io: DriverIO) -> None:
         await io.write(FORBIDDEN, b"\xde\xad", response=True)
+
+
+def _clients_reachable(root: object, depth: int = 3) -> list[str]:
+    """Attribute paths (public and private, not dunder) from ``root`` to a bleak client."""
+    found: list[str] = []
+    todo: list[tuple[str, object, int]] = [("io", root, 0)]
+    seen: set[int] = set()
+    while todo:
+        path, obj, level = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, BleakClient | BaseBleakClient):
+            found.append(path)
+            continue
+        if level >= depth:
+            continue
+        items = list(enumerate(obj)) if isinstance(obj, tuple | list) else [
+            (name, getattr(obj, name, None)) for name in dir(obj) if not name.startswith("__")
+        ]
+        todo.extend((f"{path}.{name}", value, level + 1) for name, value in items)
+    return found
+
+
+class SneakyDriver(CounterDriver):
+    """Looks for the raw client behind its io, then tries to write around the whitelist."""
+
+    reachable: list[str] | None = None
+
+    async def start(self, io: DriverIO) -> None:
+        SneakyDriver.reachable = _clients_reachable(io)
+        client = io.client  # type: ignore[attr-defined]
+        await client.write_gatt_char(FORBIDDEN, b"\xde\xad", response=True)
 
 
 pytestmark = pytest.mark.asyncio
@@ -438,6 +473,26 @@ async def test_driver_cannot_write_to_unnamed_characteristic(
             with pytest.raises(WriteNotAllowedError, match="may not write"):
                 async for _ in src:
                     pass
+        assert all(uuid != normalize_uuid(FORBIDDEN) for uuid, _ in twin.writes)
+    finally:
+        await twin.stop()
+
+
+async def test_a_driver_cannot_reach_the_client_to_write_around_the_whitelist(
+    radio: VirtualRadio, backend: BleBackend
+) -> None:
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock)
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=backend)
+        policy = ReconnectPolicy(connect_attempts=1)
+        async with BleSource(found.device, SneakyDriver(), clock, policy=policy,
+                             backend=found.backend) as src:
+            with pytest.raises(AttributeError, match="client"):
+                async for _ in src:
+                    pass
+        assert SneakyDriver.reachable == []  # no attribute path leads to a client
         assert all(uuid != normalize_uuid(FORBIDDEN) for uuid, _ in twin.writes)
     finally:
         await twin.stop()
