@@ -195,7 +195,13 @@ async def _sightings(
 
 
 async def _next(queue: asyncio.Queue[Found], deadline: float) -> Found | None:
-    """The next sighting before ``deadline`` (loop time), or None."""
+    """The next sighting before ``deadline`` (loop time), or None.
+
+    Sightings the scanner queued before the deadline still count when the
+    consumer gets to them late (a busy machine).
+    """
+    if not queue.empty():
+        return queue.get_nowait()
     remaining = deadline - asyncio.get_running_loop().time()
     if remaining <= 0:
         return None
@@ -382,6 +388,9 @@ class _ClientIO:
         self.subscribed: list[str] = []
         self.deferred: list[RawPacket] = []
         self._allowed = {normalize_uuid(u) for u in driver.info.writable_chars}
+        #: What the driver is handed, the same object at start and stop (drivers key
+        #: per-connection state by it).
+        self.port = DriverPort(self)
 
     def resolve(self, char: str) -> str:
         """Full UUID of ``char`` on this device; a short form matches by its first group."""
@@ -439,7 +448,7 @@ class DriverPort:
     way to write.
     """
 
-    __slots__ = ("_ops", "clock")
+    __slots__ = ("__weakref__", "_ops", "clock")  # drivers may key per-link state by it
 
     def __init__(self, io: _ClientIO) -> None:
         async def write(char: str, data: bytes, response: bool) -> None:
@@ -622,7 +631,7 @@ class BleSource(TaskSource):
             )
             io = _ClientIO(client, self.driver, self.clock, on_packet, startup)
             try:
-                await self.driver.start(DriverPort(io))
+                await self.driver.start(io.port)
             except BaseException:
                 await self._shutdown(client, io)
                 raise
@@ -755,7 +764,7 @@ class BleSource(TaskSource):
                 # stack (BlueZ over D-Bus) answers.
                 async with self.clock.busy(), asyncio.timeout(3.0):
                     with contextlib.suppress(BleakError, BiofeedbackError, TimeoutError, OSError):
-                        await self.driver.stop(DriverPort(io))
+                        await self.driver.stop(io.port)
                     for uuid in io.subscribed:
                         with contextlib.suppress(BleakError, TimeoutError, OSError, ValueError):
                             await client.stop_notify(uuid)
