@@ -40,6 +40,7 @@ from biofeedback.ui.terminal import TerminalView
 from devices.ble import PLATFORM, BleBackend, BleSource, Found, scan
 from devices.clock import Clock
 from devices.errors import DeviceNotFoundError, InputError
+from devices.intent import Intent
 from devices.merge import merged
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, StreamKey, StreamSpec
@@ -55,12 +56,14 @@ __all__ = [
     "cue_printer",
     "direct_virtual_source",
     "find_devices_named",
+    "follow",
     "install_signals",
     "profile_for",
     "remember_devices",
     "run_demo_session",
     "run_session",
     "stream_stats",
+    "twin_counts_factory",
     "virtual_learner_skills",
     "virtual_world",
 ]
@@ -139,6 +142,33 @@ def backend_of(world: Any) -> BleBackend:
     """The bleak backend scans and connections go through: the virtual world's radio, or
     (``world`` None) the OS stack."""
     return PLATFORM if world is None else world.backend
+
+
+def follow(world: Any, intent: Callable[[float], Intent]) -> None:
+    """On the virtual radio, the body model follows ``intent`` from now on.
+
+    The engine, the calibration runner and the resonance assessment hand their
+    pacer and prompts to the virtual person through this (nothing without a world).
+    """
+    if world is not None:
+        world.body.intent = intent
+
+
+def twin_counts_factory(world: Any, device: str, channel: str) -> tuple[float, float] | None:
+    """``(gain, offset)`` with which the virtual twin ``device`` turns cmH2O into counts.
+
+    A two-channel twin converts per channel (``base_conversion``); None without
+    a world, for a device that is no twin, or a twin that reports no counts.
+    """
+    if world is None:
+        return None
+    from devices.virtual.twins import CountsConversion
+
+    twin = world.peripherals.get(device)
+    cc = getattr(twin, f"{channel}_conversion", None) or getattr(twin, "conversion", None)
+    if not isinstance(cc, CountsConversion):
+        return None
+    return float(cc.gain), float(cc.offset)
 
 
 async def find_devices_named(
@@ -381,8 +411,7 @@ def _assemble(
         effort=opts.effort,
         compliance=opts.compliance,
     )
-    if world is not None:
-        world.body.intent = engine.intent
+    follow(world, engine.intent)
     return _Parts(sources, specs, model, engine, profile, address_of)
 
 

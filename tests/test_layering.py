@@ -16,9 +16,12 @@ ALLOWED = {
 }
 
 
-#: The one application module that builds the virtual radio (sessions, demo);
-#: the rest of the app must not depend on the simulator.
+#: The one application module that builds the virtual radio and wires the
+#: virtual person (sessions, demo, calibration and resonance through its
+#: ``virtual_world``, ``follow`` and ``twin_counts_factory``); the rest of the
+#: app -- ``biofeedback/`` and ``calibration/`` -- must not depend on the simulator.
 VIRTUAL_BUILDER = ROOT / "biofeedback" / "runtime.py"
+APP_PACKAGES = ("biofeedback", "calibration")
 
 
 def _imported_modules(path: Path) -> set[tuple[str, int]]:
@@ -56,14 +59,35 @@ def _virtual_imports(path: Path) -> list[int]:
     )
 
 
-def test_app_code_does_not_import_the_simulator() -> None:
+@pytest.mark.parametrize("package", APP_PACKAGES)
+def test_app_code_does_not_import_the_simulator(package: str) -> None:
     bad = [
         f"{path.relative_to(ROOT)}:{line} imports devices.virtual"
-        for path in sorted((ROOT / "biofeedback").rglob("*.py"))
+        for path in sorted((ROOT / package).rglob("*.py"))
         if path != VIRTUAL_BUILDER
         for line in _virtual_imports(path)
     ]
     assert not bad, "only biofeedback/runtime.py builds virtual sources:\n" + "\n".join(bad)
+
+
+def test_app_code_does_not_reach_into_the_virtual_world() -> None:
+    """The virtual person and the twins are wired in runtime.py only (``follow``,
+    ``twin_counts_factory``), not poked at from commands."""
+    bad = []
+    for package in APP_PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == VIRTUAL_BUILDER:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr in ("body", "peripherals")
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "world"
+                ):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno} world.{node.attr}")
+    assert not bad, "virtual wiring outside biofeedback/runtime.py:\n" + "\n".join(bad)
 
 
 def test_checker_catches_a_simulator_import(tmp_path: Path) -> None:

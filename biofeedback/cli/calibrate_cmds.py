@@ -15,7 +15,7 @@ from biofeedback.cli.options import refuse_together
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.calibration import CalibrationRunner, ScheduledStep, pick_channel
-from biofeedback.runtime import backend_of
+from biofeedback.runtime import backend_of, twin_counts_factory
 from calibration import (
     DEFAULT_PERSON,
     Conversion,
@@ -134,13 +134,9 @@ def _conversion(
     conv = conversion_for(unit)
     if conv is not None:
         return conv
-    if world is not None:
-        twin = world.peripherals.get(found.name)
-        # A two-channel twin converts per channel (``base_conversion``).
-        cc = getattr(twin, f"{channel}_conversion", None) or getattr(twin, "conversion", None)
-        gain, offset = getattr(cc, "gain", None), getattr(cc, "offset", None)
-        if gain is not None and offset is not None:
-            return conversion_for(unit, factory=(float(gain), float(offset)), source=TWIN_SOURCE)
+    factory = twin_counts_factory(world, found.name, channel)
+    if factory is not None:
+        return conversion_for(unit, factory=factory, source=TWIN_SOURCE)
     return None
 
 

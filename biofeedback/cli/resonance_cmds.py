@@ -26,7 +26,7 @@ from biofeedback.audio.player import AudioPlayer
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir
-from biofeedback.runtime import backend_of
+from biofeedback.runtime import backend_of, follow
 from calibration.profiles import DEFAULT_PERSON, Profile, SensorId, check_person, save_profile
 from calibration.resonance import (
     DEFAULT_RATES,
@@ -171,8 +171,7 @@ async def _assess(
         source = BleSource(heart.device, reg.get("hrs"), clock, prefix="heart.",
                            backend=heart.backend)
         steps = list(resonance_schedule(clock.now() + _LEAD_IN_S, step_s, rates))
-        if world is not None:
-            world.body.intent = paced_intent(steps)
+        follow(world, paced_intent(steps))
         if not quiet:
             _say(f"Using {heart.name} [{heart.adv.address}]. Breathe with the pacer, slowly "
                  "and gently through the nose, into the belly; stop if you feel dizzy.")
