@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from biofeedback.paths import data_dir, store_path
-from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.pacer import Pacer, pacer_json
 from biofeedback.protocols.session import SessionEngine, SessionSummary, pacer_from_profile
 from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
@@ -424,8 +424,7 @@ def _begin_recording(
         {"name": f.name, "address": f.adv.address, "driver": f.driver.id if f.driver else None}
         for f in chosen
     ]
-    pacer = {"inhale_s": engine.pacer.inhale_s, "hold_s": engine.pacer.hold_s,
-             "exhale_s": engine.pacer.exhale_s}
+    pacer = pacer_json(engine.pacer)
     with Store(store_path()) as store:
         for f in chosen:
             if store.device(f.adv.address) is not None:

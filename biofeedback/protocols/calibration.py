@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.plan import by_name
 from biofeedback.signal.pelvic import pressure_channels
 from biofeedback.signal.pipeline import Pipeline
 from biofeedback.signal.types import Thresholds
@@ -344,12 +345,7 @@ class CalibrationRunner:
         compliance: float = 1.0,
     ) -> None:
         if isinstance(plan, str):
-            try:
-                plan = PLANS[plan]
-            except KeyError:
-                raise InputError(
-                    f"unknown calibration {plan!r} (known: {', '.join(PLANS)})"
-                ) from None
+            plan = by_name(PLANS, plan, "calibration")
         self.clock = clock
         self.plan = plan
         self.show_step = show_step

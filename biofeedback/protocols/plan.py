@@ -29,9 +29,10 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from biofeedback.protocols.pacer import Pacer
+from devices.errors import InputError
 
 __all__ = [
     "FIT_REPS_FRACTION",
@@ -39,9 +40,12 @@ __all__ = [
     "SessionProtocol",
     "Step",
     "StepKind",
+    "by_name",
     "closing_s",
     "pacer_from_profile",
 ]
+
+T = TypeVar("T")
 
 #: Time the reps of a fitted (shortened) session may take at most.
 FIT_REPS_FRACTION = 0.6
@@ -216,3 +220,17 @@ def pacer_from_profile(profile: Mapping[str, Any]) -> Pacer | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def by_name(table: Mapping[str, T], name: str, what: str) -> T:
+    """``table[name]``, or an :class:`InputError` listing the known names.
+
+    Raises
+    ------
+    InputError
+        When ``name`` is not in ``table`` (``what`` names the kind, e.g. "protocol").
+    """
+    try:
+        return table[name]
+    except KeyError:
+        raise InputError(f"unknown {what} {name!r} (known: {', '.join(table)})") from None

@@ -65,6 +65,7 @@ from biofeedback.protocols.plan import (
     SessionProtocol,
     Step,
     StepKind,
+    by_name,
     pacer_from_profile,
 )
 from biofeedback.protocols.recorder import SessionRecorder
@@ -165,12 +166,7 @@ class SessionEngine:
         if rep_clock not in ("auto", "breath", "pacer"):
             raise ValueError(f"rep_clock must be auto, breath or pacer, not {rep_clock!r}")
         if isinstance(protocol, str):
-            try:
-                protocol = PROTOCOLS[protocol]
-            except KeyError:
-                raise InputError(
-                    f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})"
-                ) from None
+            protocol = by_name(PROTOCOLS, protocol, "protocol")
         self.pain = PainLog.start(pain_before, note_before)
         if duration is not None and not duration > 0:
             raise InputError(f"duration must be positive, {duration!r} is invalid")
