@@ -26,13 +26,10 @@ __all__ = ["capture", "decode", "drivers_cmd", "parse_hex"]
 
 def _all_infos(driver_files: tuple[Path, ...]) -> tuple[list[DriverInfo], dict[Path, str]]:
     reg = registry_for(driver_files)
-    infos = [d.info for d in reg]
-    try:
-        from devices.lsl import LSL_INFO
+    from devices.lsl import LSL_INFO  # pylsl itself is imported only when a stream is opened
 
-        infos.append(LSL_INFO)
-    except ImportError:
-        pass
+    infos = [d.info for d in reg]
+    infos.append(LSL_INFO)
     return infos, reg.broken
 
 
