@@ -334,7 +334,10 @@ class LslSource(TaskSource):
 
     async def _open(self, *, reconnect: bool) -> None:
         """Resolve, open the inlet, read its description and the first clock offset."""
-        inlet, info, channels, unit, tc = await asyncio.to_thread(self._open_blocking)
+        # liblsl answers from its own threads, not through the loop: an event-driven
+        # SimClock must not jump ahead meanwhile (it flows at the real rate).
+        async with self.clock.busy():
+            inlet, info, channels, unit, tc = await asyncio.to_thread(self._open_blocking)
         self._inlet = inlet
         self.info = info
         self._tc = tc
@@ -383,7 +386,16 @@ class LslSource(TaskSource):
             await asyncio.to_thread(_close, inlet)
 
     async def _pump(self) -> str:
-        """Pull until the outlet is lost or silent; returns the reason."""
+        """Pull until the outlet is lost or silent; returns the reason.
+
+        An outlet streams in real time: while it is open, the run's clock flows
+        at the real rate (``clock.busy()``), so an event-driven SimClock does not
+        race ahead of the samples while the loop waits between pulls.
+        """
+        async with self.clock.busy():
+            return await self._pull()
+
+    async def _pull(self) -> str:
         import pylsl
 
         inlet = self._inlet

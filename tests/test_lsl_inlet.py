@@ -14,7 +14,7 @@ import numpy as np
 import pylsl
 import pytest
 
-from devices.clock import RealClock
+from devices.clock import RealClock, SimClock
 from devices.errors import DeviceNotFoundError, InputError
 from devices.lsl import LSL_INFO, LslSource, kind_for_type, resolve_lsl_streams
 from devices.stream import Chunk, LinkEvent, LinkKind, Source, StreamKind, SupportLevel
@@ -247,3 +247,26 @@ async def test_marker_streams_are_refused(names: str) -> None:
             async for _ in src:
                 pass
     del outlet
+
+
+@pytest.mark.asyncio
+async def test_an_event_driven_clock_does_not_race_ahead_of_the_outlet(names: str) -> None:
+    """liblsl answers from its threads: while the inlet is open, simulated time flows at
+    the real rate instead of jumping to the next timer whenever the loop waits."""
+    clock = SimClock(speed=None)
+    timer = asyncio.ensure_future(clock.sleep(3600.0))  # a session's far-off timer
+    outlet = _outlet(names)
+    pusher = Pusher(outlet)
+    src = LslSource(clock, name=names, lost_after=5.0)
+    try:
+        async with src:
+            push = asyncio.create_task(pusher.run(0.5))
+            items = await _collect_until(src, 0.8)
+            now, jumped = clock.now(), timer.done()  # while the inlet is still open
+            await push
+        assert _kinds(items)[:2] == [LinkKind.CONNECTING, LinkKind.CONNECTED]
+        assert _chunks(items)
+        assert not jumped and now < 60.0  # without busy() it jumped to the timer (3600 s)
+    finally:
+        timer.cancel()
+        del outlet
