@@ -416,3 +416,47 @@ async def test_the_view_is_handed_the_reps_the_engine_records() -> None:
     clock, engine, body, _ = make(model=model)
     summary = await engine.run(body_source(clock, body))
     assert summary.reps == 4 and model.seen == engine.reps and model.total_reps == 4
+
+
+# --------------------------------------------------------------------------- the engine's parts
+
+
+def test_link_gap_tracker_counts_open_and_closed_gaps() -> None:
+    from biofeedback.protocols.links import LinkGapTracker
+
+    gaps = LinkGapTracker()
+    gaps.on_event(LinkEvent(LinkKind.LOST, 10.0, "probe"))
+    gaps.on_event(LinkEvent(LinkKind.CONNECTED, 13.0, "probe"))  # no value: the events' times
+    gaps.on_event(LinkEvent(LinkKind.LOST, 20.0, "belt"))
+    gaps.on_event(LinkEvent(LinkKind.CONNECTED, 21.0, "belt", "", 0.5))  # the source's own gap
+    gaps.on_event(LinkEvent(LinkKind.LOST, 30.0, "probe"))  # still away at the end
+    assert gaps.gaps == 3
+    assert gaps.gap_s(34.0) == pytest.approx(3.0 + 0.5 + 4.0)
+
+
+def test_timeline_pause_keeps_what_is_left_of_the_step() -> None:
+    from biofeedback.protocols.timeline import SessionTimeline
+
+    tl = SessionTimeline(SHORT.steps, Pacer(), cut_after=None)
+    tl.start(0.0)
+    seg = tl.take_next(0.0)
+    assert seg is not None and seg.step.kind is StepKind.SETTLE and seg.t_end == 5.0
+    tl.enter(seg)
+    pause = tl.hold(seg, 2.0, reps_done=0)
+    tl.leave(seg, 2.0)
+    tl.enter(pause)
+    assert tl.paused and tl.segment_at(100.0) is pause  # a pause has no planned end
+    tl.unhold(7.0)
+    tl.leave(pause, 7.0)
+    rest = tl.take_next(7.0)
+    assert rest is not None and rest.step.kind is StepKind.SETTLE
+    assert rest.t_end == pytest.approx(10.0)  # the 3 s left of the settle step
+
+
+def test_protocol_names_are_looked_up_with_the_known_ones_listed() -> None:
+    from biofeedback.protocols.plan import by_name
+
+    assert by_name(PROTOCOLS, "quick", "protocol") is PROTOCOLS["quick"]
+    known = r"unknown protocol 'slow' \(known: quick, standard, long\)"
+    with pytest.raises(InputError, match=known):
+        make("slow")
