@@ -163,6 +163,35 @@ def test_data_export_all_and_wipe(two_sessions: tuple[int, int], tmp_path: Path)
     assert cli(["data", "wipe", "--yes"])[0] == 0  # nothing left: fine
 
 
+def test_data_wipe_demo_removes_only_the_demos(two_sessions: tuple[int, int]) -> None:
+    # 14.7: the demo's sessions, devices and profile are marked and wiped on their own.
+    profiles = data_dir() / "profiles"
+    profiles.mkdir()
+    mine, demos = profiles / "ann-kgoal.json", profiles / "demo-kgoal.json"
+    mine.write_text('{"schema": 1}')
+    demos.write_text('{"schema": 1}')
+    with Store(store_path()) as store:
+        store.remember_device(address="D0:00:00:00:00:01", name="Demo Boost", driver="kgoal",
+                              support="reverse-engineered", virtual=True, demo=True)
+        w = store.begin_session(SessionMeta(person="demo", protocol="quick", streams=[PRESSURE],
+                                            devices=[], t0=0.0, virtual=True, demo=True))
+        w.finish(summary={}, complete=True)
+        store.mark_demo_profile("demo-kgoal", demos)
+    assert json.loads(cli(["show", "3", "--json"])[1])["demo"] is True
+    assert "Demo Boost" not in cli(["devices"])[1] and "Boost" in cli(["devices"])[1]
+    code, _, err = cli(["data", "wipe", "--demo"], stdin="n\n")
+    assert code == 0 and "nothing was wiped" in err.lower() and demos.exists()
+    code, out, _ = cli(["data", "wipe", "--demo", "--yes", "--json"])
+    assert code == 0 and json.loads(out)["removed_demo"] == {
+        "sessions": [3], "devices": ["D0:00:00:00:00:01"], "profiles": [str(demos)]}
+    assert [r["id"] for r in json.loads(cli(["sessions", "--json"])[1])] == [1, 2]
+    assert mine.exists() and not demos.exists()
+    with Store(store_path()) as store:
+        assert [d.name for d in store.devices(include_demo=True)] == ["Boost"]
+    code, out, _ = cli(["data", "wipe", "--demo", "--yes"])
+    assert code == 0 and "Nothing of the demo's" in out
+
+
 def test_foreign_or_damaged_store_is_one_line_exit_1() -> None:
     path = store_path()
     path.write_bytes(b"my notes, not a database\n" * 100)

@@ -75,3 +75,31 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(StoreError, match="newer"):
         Store(path)
+
+
+def test_demo_devices_are_hidden_and_a_users_device_stays_theirs(tmp_path: Path) -> None:
+    # 14.7: the virtual devices the demo pairs are not among the user's devices.
+    with Store(tmp_path / "s.sqlite") as s:
+        kw = {"driver": "kgoal", "support": "reverse-engineered", "virtual": True}
+        s.remember_device(address="A1", name="Demo probe", demo=True, **kw)
+        s.remember_device(address="B2", name="Mine", **kw)
+        s.remember_device(address="B2", name="Mine", demo=True, **kw)  # demo pairs it too
+        assert [d.name for d in s.devices()] == ["Mine"]
+        assert {d.name: d.demo for d in s.devices(include_demo=True)} == {
+            "Demo probe": True, "Mine": False}
+        assert s.device("A1") is not None  # still found by address
+
+
+def test_migration_4_keeps_an_older_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute("INSERT INTO devices VALUES ('A1', 'Boost', 'kgoal', 'r', 1, 'x', 'y')")
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA application_id = 0x42494F46")
+    conn.commit()
+    conn.close()
+    with Store(path) as s:
+        assert s.schema_version == len(MIGRATIONS) >= 4
+        assert [(d.name, d.demo) for d in s.devices()] == [("Boost", False)]

@@ -183,7 +183,7 @@ def show(app: AppContext, session_id: int) -> None:
         emit_json(d)
         return
     out = click.echo
-    out(f"Session {info.id}: {_status(info)}")
+    out(f"Session {info.id}: {_status(info)}{' (demo)' if info.demo else ''}")
     if info.damage:
         out(f"  damaged    {info.damage}; it can still be deleted")
     out(f"  started    {_local(info)} (local)   {info.started_at}")
@@ -334,7 +334,7 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
     sp = store_path()
     if sp.exists():
         with _open_store(sp) as store, _progress() as progress:
-            devices = [d.to_json() for d in store.devices()]
+            devices = [d.to_json() for d in store.devices(include_demo=True)]
             with private_file(output / "devices.json", force=force) as f:
                 json.dump(devices, f, indent=2)
             n_devices = len(devices)
@@ -394,10 +394,22 @@ def _recording_now(sp: Path) -> list[int]:
 
 @data.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--demo", "demo_only", is_flag=True,
+              help="Only what the demo recorded: its sessions, devices and profiles (your "
+                   "own data stays).")
 @command_options()
-def wipe(app: AppContext, yes: bool) -> None:
-    """Delete every session, known device, profile and the log (asks first)."""
+def wipe(app: AppContext, yes: bool, demo_only: bool) -> None:
+    """Delete every session, known device, profile and the log (asks first).
+
+    \b
+    Examples:
+      biofeedback data wipe --demo     # only the demo's sessions, devices, profiles
+      biofeedback data wipe            # everything
+    """
     sp = store_path()
+    if demo_only:
+        _wipe_demo(app, sp, yes)
+        return
     live = _recording_now(sp)
     if live:
         raise InputError(f"session {live[0]} is being recorded right now; stop it first")
@@ -425,3 +437,28 @@ def wipe(app: AppContext, yes: bool) -> None:
     else:
         for p in targets:
             click.echo(f"removed {p}")
+
+
+def _wipe_demo(app: AppContext, sp: Path, yes: bool) -> None:
+    """``data wipe --demo``: the demo's sessions, devices and profiles, nothing else."""
+    marks = None
+    if sp.exists():
+        with _open_store(sp) as store:
+            marks = store.demo_marks()
+            if marks.sessions or marks.devices or marks.profiles:
+                _confirm(
+                    f"Delete the demo's {len(marks.sessions)} sessions, "
+                    f"{len(marks.devices)} devices and {len(marks.profiles)} profiles? "
+                    "Your own data stays.",
+                    yes,
+                    "nothing was wiped",
+                )
+                marks = store.wipe_demo()
+    if app.json:
+        emit_json({"removed_demo": marks.to_json() if marks else
+                   {"sessions": [], "devices": [], "profiles": []}})
+    elif marks is None or not (marks.sessions or marks.devices or marks.profiles):
+        click.echo("Nothing of the demo's to wipe.")
+    else:
+        click.echo(f"Removed the demo's {len(marks.sessions)} sessions, "
+                   f"{len(marks.devices)} devices and {len(marks.profiles)} profiles.")

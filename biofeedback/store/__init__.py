@@ -1,6 +1,6 @@
 """The local SQLite store: known devices and recorded sessions."""
 
-from biofeedback.store.db import KnownDevice, Store
+from biofeedback.store.db import DemoMarks, KnownDevice, Store
 from biofeedback.store.errors import StoreError
 from biofeedback.store.sessions import (
     Block,
@@ -14,6 +14,7 @@ from biofeedback.store.sessions import (
 
 __all__ = [
     "Block",
+    "DemoMarks",
     "KnownDevice",
     "SessionEvent",
     "SessionInfo",

@@ -5,7 +5,7 @@ The schema version lives in ``PRAGMA user_version`` and an application id in
 SQLite) is refused with a clear error and left untouched. Migrations are an
 ordered list of SQL scripts; opening a file applies the missing ones in one
 transaction each (append only: migration 1 is known devices, 2 sessions, 3 a
-session's position).
+session's position, 4 the demo's marks).
 
 Sessions are written as they stream by a
 :class:`~biofeedback.store.sessions.SessionWriter` (its own thread and
@@ -55,7 +55,7 @@ from biofeedback.store.sessions import (
 from devices.errors import InputError
 from devices.stream import LinkEvent, StreamKind, StreamSpec
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "KnownDevice", "Store", "StoreError"]
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "DemoMarks", "KnownDevice", "Store", "StoreError"]
 
 #: "BIOF" as a 32-bit big-endian integer: marks our files.
 APPLICATION_ID = 0x42494F46
@@ -154,9 +154,32 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN position TEXT;
     """,
+    # 4: the demo's marks: its sessions, its devices and the profiles it saved
+    """
+    ALTER TABLE sessions ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE devices ADD COLUMN demo INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE demo_profiles (
+        id          TEXT PRIMARY KEY,
+        path        TEXT NOT NULL,              -- the profile's JSON file
+        marked_at   TEXT NOT NULL
+    );
+    """,
 ]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class DemoMarks:
+    """What the demo left in the store: session ids, device addresses, profile files."""
+
+    sessions: list[int]
+    devices: list[str]
+    profiles: list[Path]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sessions": self.sessions, "devices": self.devices,
+                "profiles": [str(p) for p in self.profiles]}
 
 
 @dataclass(frozen=True)
@@ -170,6 +193,7 @@ class KnownDevice:
     virtual: bool
     paired_at: str
     last_seen: str
+    demo: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +204,7 @@ class KnownDevice:
             "virtual": self.virtual,
             "paired_at": self.paired_at,
             "last_seen": self.last_seen,
+            "demo": self.demo,
         }
 
 
@@ -465,18 +490,25 @@ class Store:
     # -- known devices -------------------------------------------------------
 
     def remember_device(
-        self, *, address: str, name: str, driver: str, support: str, virtual: bool
+        self, *, address: str, name: str, driver: str, support: str, virtual: bool,
+        demo: bool = False,
     ) -> KnownDevice:
-        """Store (or refresh) a paired device."""
+        """Store (or refresh) a paired device.
+
+        ``demo``: paired by the demo (hidden from :meth:`devices`, removed by
+        :meth:`wipe_demo`). A device the user paired stays theirs when the
+        demo pairs it again.
+        """
         now = _now_iso()
         with self.transaction() as c:
             c.execute(
                 """INSERT INTO devices (address, name, driver, support, virtual, paired_at,
-                       last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)
+                       last_seen, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(address) DO UPDATE SET name=excluded.name,
                        driver=excluded.driver, support=excluded.support,
-                       virtual=excluded.virtual, last_seen=excluded.last_seen""",
-                (address, name, driver, support, int(virtual), now, now),
+                       virtual=excluded.virtual, last_seen=excluded.last_seen,
+                       demo=devices.demo AND excluded.demo""",
+                (address, name, driver, support, int(virtual), now, now, int(demo)),
             )
         dev = self.device(address)
         assert dev is not None
@@ -488,8 +520,11 @@ class Store:
         ).fetchone()
         return _device(row) if row else None
 
-    def devices(self) -> list[KnownDevice]:
-        rows = self.conn.execute("SELECT * FROM devices ORDER BY last_seen DESC, name").fetchall()
+    def devices(self, *, include_demo: bool = False) -> list[KnownDevice]:
+        """Known devices, latest seen first; the demo's only with ``include_demo``."""
+        where = "" if include_demo else " WHERE demo = 0"
+        rows = self.conn.execute(
+            f"SELECT * FROM devices{where} ORDER BY last_seen DESC, name").fetchall()
         return [_device(r) for r in rows]
 
     def touch_device(self, address: str) -> None:
@@ -528,13 +563,13 @@ class Store:
                 cur = c.execute(
                     """INSERT INTO sessions (started_at, t0, t_last, person, protocol, pacer,
                            profile, devices, virtual, pain_before, note_before, writer_pid,
-                           heartbeat, position)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           heartbeat, position, demo)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (meta.started_at or now_iso(), float(meta.t0), float(meta.t0),
                      meta.person, meta.protocol,
                      None if meta.pacer is None else _dumps(meta.pacer), meta.profile,
                      _dumps(list(meta.devices)), int(meta.virtual), pain, meta.note_before,
-                     os.getpid(), _wall(), meta.position),
+                     os.getpid(), _wall(), meta.position, int(meta.demo)),
                 )
                 sid = cur.lastrowid
                 assert sid is not None
@@ -731,6 +766,56 @@ class Store:
         lock_path(self.path, session_id).unlink(missing_ok=True)  # a crashed writer's
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def mark_demo_profile(self, profile_id: str, path: Path) -> None:
+        """Note that the demo saved profile ``profile_id`` at ``path`` (see :meth:`wipe_demo`)."""
+        with self.transaction() as c:
+            c.execute(
+                """INSERT INTO demo_profiles (id, path, marked_at) VALUES (?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET path=excluded.path""",
+                (profile_id, str(Path(path).absolute()), now_iso()),
+            )
+
+    def demo_marks(self) -> DemoMarks:
+        """What the demo left: its sessions, devices and profile files."""
+        return DemoMarks(
+            sessions=[int(r[0]) for r in self.conn.execute(
+                "SELECT id FROM sessions WHERE demo = 1 ORDER BY id")],
+            devices=[str(r[0]) for r in self.conn.execute(
+                "SELECT address FROM devices WHERE demo = 1 ORDER BY address")],
+            profiles=[Path(r[0]) for r in self.conn.execute(
+                "SELECT path FROM demo_profiles ORDER BY id")],
+        )
+
+    def wipe_demo(self) -> DemoMarks:
+        """Delete the demo's sessions, devices and profile files; the user's data stays.
+
+        Returns what was removed (profile files already gone are not listed).
+
+        Raises
+        ------
+        InputError
+            When a demo session is being recorded right now.
+        """
+        marks = self.demo_marks()
+        for sid in marks.sessions:
+            if self.session(sid).status == "recording":
+                raise InputError(f"demo session {sid} is being recorded right now; stop it "
+                                 "first")
+        self.conn.execute("PRAGMA secure_delete = ON")  # health data, as delete_session
+        with self.transaction() as c:
+            c.execute("DELETE FROM sessions WHERE demo = 1")
+            c.execute("DELETE FROM devices WHERE demo = 1")
+            c.execute("DELETE FROM demo_profiles")
+        for sid in marks.sessions:
+            lock_path(self.path, sid).unlink(missing_ok=True)
+        removed = []
+        for p in marks.profiles:
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+                removed.append(p)
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return DemoMarks(marks.sessions, marks.devices, removed)
+
     def backup(self, target: Path) -> None:
         """A consistent copy of the whole store (mode 0600), even while recording."""
         target = Path(target)
@@ -870,6 +955,7 @@ def _session(row: sqlite3.Row, streams: tuple[StreamSpec, ...], store: Path) -> 
         streams=streams,
         damage=None if damage is None else f"unreadable {damage}",
         position=position,
+        demo=bool(row["demo"]),
     )
 
 
@@ -882,4 +968,5 @@ def _device(row: sqlite3.Row) -> KnownDevice:
         virtual=bool(row["virtual"]),
         paired_at=row["paired_at"],
         last_seen=row["last_seen"],
+        demo=bool(row["demo"]),
     )

@@ -145,6 +145,9 @@ class SessionMeta:
     started_at : str or None
         ISO 8601 start to store instead of now (a simulated programme's
         sessions, spread over its weeks).
+    demo : bool
+        Recorded by the demo: listed, but removed by ``data wipe --demo``
+        (:meth:`Store.wipe_demo`).
     """
 
     person: str | None
@@ -159,6 +162,7 @@ class SessionMeta:
     note_before: str | None = None
     position: str | None = None
     started_at: str | None = None
+    demo: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class SessionInfo:
     streams: tuple[StreamSpec, ...] = ()
     damage: str | None = None
     position: str | None = None
+    demo: bool = False
 
     @property
     def start(self) -> dt.datetime:
@@ -277,6 +282,7 @@ class SessionInfo:
                 "note_before": self.note_before,
                 "note_after": self.note_after,
                 "position": self.position,
+                "demo": self.demo,
                 "streams": [s.to_json() for s in self.streams],
                 "summary": self.summary,
             }
