@@ -162,7 +162,7 @@ def test_terminal_countdown_clears_its_line(
 
     from biofeedback.cli.calibrate_cmds import StepPrompter, countdown_line
 
-    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: os.terminal_size((60, 24)))
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a, **k: os.terminal_size((60, 24)))
     prompter = StepPrompter(9)
     prompter.tty = True
     prompter._number = 1
