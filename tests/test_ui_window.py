@@ -459,6 +459,7 @@ def test_calibration_screen_counts_down(qtbot: QtBot, window: SessionWindow) -> 
     assert cal.progress.value() == 590
     cal.show_step("Rest and breathe normally.", 0.4)
     assert cal.countdown_label.text() == "1" and cal.progress.value() == 987
+    window.offer_calibration(("quick",))  # a run that can calibrate (the demo)
     with qtbot.waitSignal(window.calibrate_requested, timeout=500) as sig:
         cal.quick_button.click()
     assert sig.args == ["quick"]
@@ -557,8 +558,8 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(
     """Virtual radio + BLE sources + pipeline + engine into the window; the probe drops once.
 
     The window is looked at on events, not on a timer: after every link event and
-    every half second of data. The session runs until the probe is back (and 1.5 s
-    more), however long the reconnection takes on a busy machine.
+    every half second of data. The session runs until the probe is back (and half a
+    second of its samples arrived), however long the reconnection takes on a busy machine.
     """
     log: list[tuple[float, str, bool]] = []
     checks: dict[str, Any] = {}
@@ -609,7 +610,7 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(
                     checks[f"n_{side}"] = checks.get(f"n_{side}", 0) + len(c)
                 if m.now() - seen["looked"] >= 0.5:
                     look(m)
-                if m.now() >= seen["back"] + 1.5 and "after" not in checks:
+                if checks.get("n_after", 0) >= 25 and "after" not in checks:  # 0.5 s of probe
                     checks["after"] = log[-1]
                     engine.stop("the probe is back")
 
@@ -636,7 +637,7 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(
     with Store(store_path()) as store:  # the window's session is recorded like any other
         info = store.session(result["session_id"])
         assert info.virtual and info.person == "demo"
-        assert [d.name for d in store.devices()] == ["Boost", "GDX-RB 0K2001A7"]
+        assert sorted(d.name for d in store.devices()) == ["Boost", "GDX-RB 0K2001A7"]
     assert result["summary"]["link_gaps"] >= 1
     assert checks.get("curves") is True
     lost_t = checks["lost_t"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import shutil
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.calibration import CalibrationRunner, ScheduledStep, pick_channel
 from biofeedback.runtime import backend_of, twin_counts_factory
+from biofeedback.ui.model import LiveModel
 from calibration import (
     DEFAULT_PERSON,
     Conversion,
@@ -32,13 +36,16 @@ from devices.clock import Clock
 from devices.errors import InputError
 from devices.merge import merged
 from devices.registry import Registry
-from devices.stream import StreamKind
+from devices.stream import Chunk, LinkEvent, StreamKind, StreamSpec
 
-__all__ = ["calibrate_cmd", "profiles_cmd", "profiles_dir"]
+__all__ = ["calibrate_cmd", "calibration_on_request", "profiles_cmd", "profiles_dir"]
 
 #: Devices used on the virtual radio when none are named.
 VIRTUAL_PRESSURE = "Boost"
 VIRTUAL_BREATH = "GDX-RB"
+
+#: Streams drawn as the breath trace on the calibration screen (not a vendor's rate).
+BREATH_TRACE_KINDS = (StreamKind.BREATH_FORCE, StreamKind.ACC)
 
 #: What the virtual twins' counts conversion stands in for.
 TWIN_SOURCE = "the virtual twin's documented conversion (stands in for a factory calibration)"
@@ -78,6 +85,7 @@ class StepPrompter:
         self._seconds = s.step.seconds
         if self.view is not None:
             self.view.next_step()
+            self.view.set_segment(str(s.step.kind), s.t_start, s.t_end)
 
     def show_step(self, prompt: str, seconds_left: float) -> None:
         if self.view is not None:
@@ -198,6 +206,8 @@ async def run_calibration(
                 err=True,
             )
         async with merged(sources) as items:
+            if prompter.view is not None:
+                items = _shown_on(prompter.view, items, streams, clock)
             rec = await runner.record(items, streams)
         channel = pspec.channels[pick_channel(pspec.channels)] if pspec.channels else ""
         conversion = _conversion(world, found, pspec.unit, channel)
@@ -210,6 +220,41 @@ async def run_calibration(
         bsensor = _sensor_id(bfound, bsrc.name, "", bsrc.unit, app.virtual)
     profile = runner.profile(result, person=person, sensor=sensor, breath_sensor=bsensor)
     return save_profile(profiles_dir(), profile)
+
+
+class _Shown:
+    """The sources' items, each also handed to the live model the calibration screen draws."""
+
+    def __init__(self, items: AsyncIterator[Chunk | LinkEvent], model: LiveModel) -> None:
+        self._it = items.__aiter__()
+        self.model = model
+
+    def __aiter__(self) -> _Shown:
+        return self
+
+    async def __anext__(self) -> Chunk | LinkEvent:
+        item = await self._it.__anext__()
+        if isinstance(item, Chunk):
+            self.model.on_chunk(item)
+        else:
+            self.model.on_link(item)
+        return item
+
+
+def _shown_on(
+    view: Any, items: AsyncIterator[Chunk | LinkEvent], streams: list[StreamSpec], clock: Clock,
+) -> AsyncIterator[Chunk | LinkEvent]:
+    """Give the calibration screen a live model of the streams; the items pass through.
+
+    It draws the first pressure stream (the one calibrated) and the breath sensor's
+    force or motion stream."""
+    model = LiveModel(streams, clock=clock)
+    pspec = next((s for s in streams if s.kind is StreamKind.PRESSURE), None)
+    if pspec is None:  # the runner refuses this recording, with a message
+        return items
+    breath = next((s.name for s in streams if s.kind in BREATH_TRACE_KINDS), None)
+    view.set_traces(model, pspec.name, channel=pick_channel(pspec.channels), breath=breath)
+    return _Shown(items, model)
 
 
 def _print_profile(p: Profile) -> None:
@@ -340,6 +385,53 @@ def _in_window(
     if result is None:
         raise InputError("calibration stopped: the window was closed before it ended")
     return result
+
+
+#: ``run(calibrate, attach)``: one demo run (a calibration first when asked, then a
+#: session); ``attach`` are front ends for its session (see ``LiveOptions.attach``).
+DemoRun = Callable[[bool, list[Any]], Awaitable[dict[str, Any]]]
+
+
+async def calibration_on_request(window: Any, run: DemoRun, *, calibrate: bool) -> dict[str, Any]:
+    """The demo in the window, calibration offered rather than imposed.
+
+    The session starts at once; the session screen's "Calibrate now" (or the
+    calibration screen's quick button) stops it -- it is kept, incomplete --
+    and runs the quick calibration on the calibration screen, with the live
+    traces, then a new session that uses the profile. With ``calibrate`` the
+    calibration comes first and nothing is offered.
+
+    Returns
+    -------
+    The last run's result (with ``"calibration"`` once calibrated).
+    """
+    requested = asyncio.Event()
+    engines: list[Any] = []
+
+    def on_request(_plan: str) -> None:
+        if requested.is_set():
+            return
+        requested.set()
+        window.offer_calibration(())
+        if engines:
+            engines[-1].stop("stopped to calibrate")
+
+    def grab(engine: Any, _model: Any) -> None:
+        engines.append(engine)
+        if requested.is_set():
+            engine.stop("stopped to calibrate")
+
+    window.calibrate_requested.connect(on_request)
+    try:
+        window.offer_calibration(() if calibrate else ("quick",))
+        result = await run(calibrate, [grab])
+        if requested.is_set() and not calibrate:
+            result = await run(True, [])
+        return result
+    finally:
+        window.offer_calibration(())
+        with contextlib.suppress(RuntimeError, TypeError):
+            window.calibrate_requested.disconnect(on_request)
 
 
 def _row(p: Profile, default: bool) -> dict[str, Any]:

@@ -212,11 +212,14 @@ def demo(
     from biofeedback.cli.live_cmds import use_window
 
     if use_window(headless, app.json):
+        from biofeedback.cli.calibrate_cmds import calibration_on_request
         from biofeedback.ui.app import run_window
 
         async def in_window(window: Any) -> dict[str, Any]:
-            return await _demo(app, duration, seed, quiet=False, window=window,
-                               calibrate=calibrate, audio=audio)
+            return await calibration_on_request(
+                window, lambda cal, attach: _demo(app, duration, seed, quiet=False, window=window,
+                                                  calibrate=cal, audio=audio, attach=attach),
+                calibrate=calibrate)
 
         shown = run_window(
             in_window, linger=lambda r: r["summary"].get("ended_by") != "interrupted",
@@ -253,6 +256,7 @@ async def _demo(
     window: Any = None,
     calibrate: bool = False,
     audio: AudioRequest | None = None,
+    attach: list[Any] | None = None,
 ) -> dict[str, Any]:
     from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 
@@ -269,6 +273,7 @@ async def _demo(
                        say=lambda t: _say(app, t))
     if audio is not None and audio.wanted(window is not None):
         opts.attach.append(audio.attach(opts))
+    opts.attach.extend(attach or [])
     result = await run_demo_session(app.clock(), registry_for(), opts, seed=seed,
                                     on_paired=paired)
     summary = result.engine.finish()
