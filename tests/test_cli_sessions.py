@@ -89,6 +89,38 @@ def test_show(two_sessions: tuple[int, int]) -> None:
     assert code == 0 and "Session 1: complete" in out and "250 samples" in out
 
 
+def test_sessions_table_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 14.6: one line per session within 80 columns, even on a wide terminal.
+    monkeypatch.setenv("COLUMNS", "200")
+    with Store(store_path()) as store:
+        w = store.begin_session(SessionMeta(
+            person="Annabelle Longname-Smith", protocol="standard", streams=[], t0=0.0,
+            devices=[{"name": n} for n in ("Boost 12345678", "GDX-RB 0K2001A7", "Polar H10")]))
+        w.finish(summary={"reps": 12, "ended_by": "duration"}, complete=False)
+    record("bo", 1)
+    code, out, _ = cli(["sessions"])
+    lines = out.rstrip("\n").splitlines()
+    assert code == 0 and len(lines) == 4 and max(len(x) for x in lines) <= 80, out
+    assert lines[2].split()[-1] == "stopped" and lines[3].split()[-1] == "complete"
+    assert "Annabelle" in lines[2] and "Boost, GDX-RB" in lines[2]
+
+
+def test_show_says_the_summary_in_words(two_sessions: tuple[int, int]) -> None:
+    # 14.6: a readable summary; JSON only with --json.
+    with Store(store_path()) as store:
+        store.conn.execute("UPDATE sessions SET summary = ? WHERE id = 1", (json.dumps({
+            "reps": 3, "reps_target": 5, "good_reps": 2, "mean_score": 71.0, "best_score": 80.0,
+            "drop_depth": 28.75, "drop_unit": "count", "link_gaps": 1, "gap_s": 2.5,
+            "ended_by": "protocol end", "advice": ["Keep the release on the exhale."]}),))
+    code, out, _ = cli(["show", "1"])
+    assert code == 0 and "{" not in out
+    for line in ("reps       3 of 5, 2 good", "score      71 (best 80)",
+                 "drop depth 28.75 count", "link gaps  1 (2.5 s)", "ended by   protocol end",
+                 "advice     Keep the release on the exhale."):
+        assert f"  {line}\n" in out, out
+    assert json.loads(cli(["show", "1", "--json"])[1])["summary"]["drop_depth"] == 28.75
+
+
 def test_unknown_session_is_one_line_exit_1() -> None:
     assert cli(["show", "9"]) == (1, "", "error: no session 9\n")
     code, out, _ = cli(["show", "9", "--json"])

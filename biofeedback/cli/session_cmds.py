@@ -143,18 +143,63 @@ def sessions(app: AppContext) -> None:
     if not infos:
         click.echo("No sessions yet: record one with 'biofeedback live' (or try 'demo').")
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "started", "duration", "person", "devices", "reps", "score", "status")
-    for col in (1, 7):  # start time and status read badly wrapped
-        table.columns[col].no_wrap = True
+    # Fits 80 columns: one line per session; long names end in an ellipsis.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=0)
+    for name, kw in (("id", {"justify": "right"}), ("started", {"min_width": 16}),
+                     ("time", {"min_width": 5}), ("person", {"max_width": 12}),
+                     ("devices", {"max_width": 16}), ("reps", {"justify": "right", "min_width": 4}),
+                     ("score", {"justify": "right", "min_width": 5}),
+                     ("status", {"min_width": 11})):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", **kw)
     for i in infos:
         table.add_row(
-            str(i.id), _local(i), _duration(i.duration_s), i.person or "-", _device_names(i),
-            str(i.reps), "-" if i.score is None else f"{i.score:.0f}", _status(i),
+            str(i.id), _local(i), _duration(i.duration_s), i.person or "-", _short_devices(i),
+            str(i.reps), "-" if i.score is None else f"{i.score:.0f}",
+            i.outcome + (" (demo)" if i.demo else ""),
         )
-    Console().print(table)
+    console = Console()
+    console.width = min(console.width, 80)
+    console.print(table)
+
+
+def _short_devices(info: SessionInfo) -> str:
+    """Each device's first word (``Boost, GDX-RB``): the table's narrow column."""
+    return ", ".join(str(d.get("name", "?")).split(" ")[0] for d in info.devices) or "-"
+
+
+def _summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The session engine's summary in words (keys it lacks are left out)."""
+
+    def has(*keys: str) -> bool:
+        return all(s.get(k) is not None for k in keys)
+
+    lines: list[tuple[str, str]] = []
+    if has("reps"):
+        target = f" of {s['reps_target']}" if has("reps_target") else ""
+        good = f", {s['good_reps']} good" if has("good_reps") else ""
+        lines.append(("reps", f"{s['reps']}{target}{good}"))
+    if has("mean_score"):
+        best = f" (best {s['best_score']:g})" if has("best_score") else ""
+        lines.append(("score", f"{s['mean_score']:g}{best}"))
+    if has("drop_depth"):
+        lines.append(("drop depth", f"{s['drop_depth']:g} {s.get('drop_unit') or ''}".strip()))
+    if has("drop_on_inhale_pct"):
+        lines.append(("on inhale", f"{s['drop_on_inhale_pct']:g} % of the drop time"))
+    if has("strain_count"):
+        lines.append(("strain", f"{s['strain_count']} times"))
+    if has("breath_rate_bpm"):
+        target = f" (pacer {s['target_rate_bpm']:g})" if has("target_rate_bpm") else ""
+        lines.append(("breathing", f"{s['breath_rate_bpm']:g} /min{target}"))
+    if has("link_gaps"):
+        lines.append(("link gaps", f"{s['link_gaps']} ({s.get('gap_s') or 0:g} s)"))
+    if has("ended_by"):
+        lines.append(("ended by", str(s["ended_by"])))
+    lines += [("advice", str(a)) for a in s.get("advice") or []]
+    return lines
 
 
 def _show_json(store: Store, info: SessionInfo) -> dict[str, Any]:
@@ -200,8 +245,9 @@ def show(app: AppContext, session_id: int) -> None:
     for dev in info.devices:
         out(f"  device     {dev.get('name', '?')} [{dev.get('address', '?')}] "
             f"{dev.get('driver', '')}{' (virtual)' if info.virtual else ''}")
-    score = "" if info.score is None else f", score {info.score:.0f}"
-    out(f"  reps       {info.reps}{score}")
+    if not (info.summary and "reps" in info.summary):
+        score = "" if info.score is None else f", score {info.score:.0f}"
+        out(f"  reps       {info.reps}{score}")
     if info.pain_before is not None or info.pain_after is not None:
         def p(x: int | None) -> str:
             return "-" if x is None else str(x)
@@ -219,7 +265,13 @@ def show(app: AppContext, session_id: int) -> None:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(d["event_counts"].items()))
         out(f"  events     {counts}")
     if info.summary:
-        out("  summary    " + json.dumps(info.summary, separators=(", ", ": ")))
+        try:
+            lines = _summary_lines(info.summary)
+        except (TypeError, ValueError):  # a summary of another shape: say it as it is
+            lines = [("summary", json.dumps(info.summary, separators=(", ", ": ")))]
+        for label, text in lines:
+            out(f"  {label:10} {text}")
+    out(f"  (all of it: biofeedback show {info.id} --json)")
 
 
 @cli.command()
