@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from biofeedback.signal.jumps import JumpGate
+from biofeedback.signal.jumps import CommonShift, JumpGate
 from devices.virtual.body import Artefact, ArtefactKind, SessionArtefacts
 
 FS = 50.0
@@ -61,3 +63,27 @@ def test_chunking_does_not_change_the_output(kind: str) -> None:
     whole, _ = run(x, x.size)
     for chunk in (1, 7, 33):
         np.testing.assert_array_equal(run(x, chunk)[0], whole)
+
+
+def test_common_shift_takes_out_what_moves_both_sensors_alike() -> None:
+    fs = 50.0
+    t = np.arange(0, 20, 1 / fs)
+    rng = np.random.default_rng(3)
+    # a posture step (5 cmH2O over 1.5 s, both sensors), then a drop (base 2x tip)
+    step = 5.0 * np.clip((t - 5.0) / 1.5, 0, 1)
+    drop = -3.0 * np.clip((t - 12.0) / 0.8, 0, 1)
+    base = 30 + step + drop + 0.02 * rng.standard_normal(t.size)
+    tip = 26 + step + 0.5 * drop + 0.02 * rng.standard_normal(t.size)
+    whole = CommonShift(10)
+    b1, t1 = whole.process(base, tip, 0.5)
+    # the step is taken out (all but its slow ends, left to the resting tone)...
+    assert 4.0 < whole.offset < 5.1
+    after_step = np.mean(b1[(t > 8) & (t < 11)])
+    assert abs(after_step - 30) < 1.0
+    assert abs(np.mean(b1[t > 14]) - (after_step - 3.0)) < 0.2  # ...the drop is left alone
+    # the same however chunked (the offset adds up exactly)
+    parts = CommonShift(10)
+    cuts = [0, 7, 260, 261, 300, 555, t.size]
+    got = [parts.process(base[a:b], tip[a:b], 0.5) for a, b in itertools.pairwise(cuts)]
+    np.testing.assert_array_equal(np.concatenate([g[0] for g in got]), b1)
+    np.testing.assert_array_equal(np.concatenate([g[1] for g in got]), t1)

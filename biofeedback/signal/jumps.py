@@ -28,13 +28,14 @@ import numpy as np
 
 from biofeedback.signal.filters import FloatArray
 
-__all__ = ["JumpGate"]
+__all__ = ["CommonShift", "JumpGate"]
 
 _K_SD = 8.0  # a jump is this many typical 0.1 s changes
 _SPIKE_BACK = 0.3  # within this fraction of the excursion: back where it was
 _STEP_FAST = 0.7  # a step had this much of its size within its first 0.1 s
 _STEADY = 6.0  # a step is this many times the spread of the levels around it
 _GOING_ON = 0.3  # an action still grows by this fraction in its second 0.1 s
+_QUANTUM = 1e-9  # resolution of the common shift (stream units)
 
 
 class JumpGate:
@@ -177,3 +178,69 @@ class JumpGate:
             self.jumps += 1
             self.moved_at = self._n + i
         # else an action: it passes from here on
+
+
+class CommonShift:
+    """Takes out what moves both sensors of a two-channel probe alike.
+
+    A posture change, a probe shift or sensor drift moves the base and the tip
+    sensors by the same amount; the floor does not (a drop or a squeeze moves
+    the base about twice as much as the tip, bearing down the tip one and a
+    half times as much as the base). Where the (smoothed) pair changed over the
+    last ``span`` samples by more than the drop margin, and by the same amount
+    within ``frac`` of it, each sample's change is added to an offset that is
+    taken out of both from then on. Slow drift passes (the resting-tone tracker
+    follows it), and so does everything the floor does.
+
+    Parameters
+    ----------
+    span : int
+        Samples over which a change is measured (0.2 s: longer than the noise
+        correlation, shorter than a posture change).
+    frac : float
+        How far the two changes may differ, as a fraction of the base's.
+    """
+
+    def __init__(self, span: int, frac: float = 0.25) -> None:
+        self.span = max(1, span)
+        self.frac = frac
+        self._off = 0  # taken out so far, in _QUANTUM units (integers: the sum is
+        # exact, the same however the stream is chunked)
+        self._hist = np.zeros((0, 2))  # the last `span` input samples (base, tip)
+
+    def reset(self) -> None:
+        """A gap: changes across it are not changes (the offset stays)."""
+        self._hist = np.zeros((0, 2))
+
+    def process(
+        self, base: FloatArray, tip: FloatArray, margin: float
+    ) -> tuple[FloatArray, FloatArray]:
+        """``(base, tip)`` with the common shifts taken out (new arrays)."""
+        n = base.shape[0]
+        h = self._hist.shape[0]
+        ext = np.concatenate((self._hist, np.column_stack((base, tip))))
+        self._hist = ext[-self.span :]
+        k = self.span
+        if n == 0 or ext.shape[0] <= k or not margin > 0:
+            return base - self.offset, tip - self.offset
+        # change over the span ending at each sample, and from the sample before
+        lo = max(h, k)
+        dspan = np.zeros((n, 2))
+        dspan[lo - h :] = ext[lo:] - ext[lo - k : ext.shape[0] - k]
+        step = np.zeros((n, 2))
+        one = max(h, 1)
+        step[one - h :] = ext[one:] - ext[one - 1 : -1]
+        gap = np.abs(dspan[:, 1] - dspan[:, 0])
+        common = (np.abs(dspan[:, 0]) > margin) & (gap <= self.frac * np.abs(dspan[:, 0]))
+        if not common.any():
+            return base - self.offset, tip - self.offset
+        inc = np.where(common, np.rint(0.5 * (step[:, 0] + step[:, 1]) / _QUANTUM), 0.0)
+        units = self._off + np.cumsum(inc.astype(np.int64))
+        self._off = int(units[-1])
+        shift = units * _QUANTUM
+        return base - shift, tip - shift
+
+    @property
+    def offset(self) -> float:
+        """The offset taken out of both sensors so far (stream units)."""
+        return self._off * _QUANTUM

@@ -17,6 +17,13 @@ bearing down, never to be rewarded).
   the tip. With one channel a rise during a breath hold (told by the caller,
   from the breath detector) is strain; otherwise it counts as a contraction --
   either way it is a rise and never a drop.
+* **Common shifts** (two channels): a posture change, a probe shift or sensor
+  drift moves both sensors alike, the floor does not (a muscle moves the base
+  about twice as much as the tip, bearing down the reverse). Fast common
+  changes are taken out (:class:`~biofeedback.signal.jumps.CommonShift`), a
+  level away from rest with both sensors moved alike is rest (re-anchored at
+  the block's end), and the rest is re-anchored after an action only when the
+  two sensors agree the floor is back.
 * **Hysteresis and dwell**: a state is entered past its margin, left only
   once back inside half of it, and reported after it has lasted the minimum
   dwell; events are back-dated to where the run began.
@@ -44,7 +51,7 @@ from biofeedback.signal.filters import (
     noise_sd,
     phase_delay_s,
 )
-from biofeedback.signal.jumps import JumpGate
+from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.types import (
     Int8Array,
     PelvicEvent,
@@ -70,7 +77,22 @@ _count_nonzero = np.count_nonzero
 #: Uncalibrated contraction margin, as a fraction of the largest recent rise.
 RISE_MARGIN_FRAC = 0.2
 
+#: Two-channel probe: a change that moves the tip by the base's amount, within
+#: this fraction of it, is common to both sensors (posture, probe shift, drift);
+#: a muscle moves the base about twice as much as the tip, bearing down the tip
+#: about one and a half times as much as the base.
+COMMON_FRAC = 0.25
+
 _NOISE_SCALE = 1.0 / (math.sqrt(6.0) * math.sqrt(2.0 / math.pi))
+
+
+def _lead(rel: FloatArray, md: float) -> FloatArray:
+    """How far the tip may part from the base and the change still be common to
+    both: a fraction of the change, up to a few drop margins (a drop during a
+    large shift still parts them by half the drop)."""
+    out: FloatArray = COMMON_FRAC * np.minimum(np.abs(rel), 3.0 * md)
+    return out
+
 
 _QUALITY_WEIGHT = {
     Quality.OK: 1.0,
@@ -179,6 +201,7 @@ class PelvicTracker:
         self._m_val = (0.0, 0.0, 0.0)
         self._cols = [self._base, self._tip] if self.two else [0]
         self._cols_identity = self._cols == list(range(n_channels))
+        self._common = CommonShift(max(1, round(0.2 * self.fs)), COMMON_FRAC)
         self._reset_state()
         self.set_thresholds(thresholds)
 
@@ -225,6 +248,7 @@ class PelvicTracker:
         self._gate.reset()
         self._lp.reset()
         self._slow.reset()
+        self._common.reset()
         self._raw.clear()
         self._quality.reset()
         self._reset_state()
@@ -416,6 +440,9 @@ class PelvicTracker:
             self._cand_block = self._cand
         rest = self._rest
         md, mc, ms = self.margins()
+        if self.two:
+            # (per stretch: the margin changes at block ends only)
+            base, tip = self._common.process(base, tip, md)
         rel = _subtract(base, rest, out=rel_out)
         # (argmin/argmax and a lookup: cheaper than min/max on short stretches;
         # a NaN wins both, as it does min and max)
@@ -423,7 +450,8 @@ class PelvicTracker:
         hi = float(rel[rel.argmax()])
         st = self._state
         if st == self._cand == self._run_val and (
-            (st == _REST and lo > -md and hi <= mc) or (st == _DROP and hi <= -0.5 * md)
+            (st == _REST and lo > -md and hi <= mc)
+            or (st == _DROP and hi <= -0.5 * md and self._drop_holds(rel, tip, md))
         ):
             # fast path: no sample leaves the state's zone (plus its hysteresis band)
             state[:] = st
@@ -434,7 +462,7 @@ class PelvicTracker:
             st >= _CON
             and st == self._cand == self._run_val
             and lo >= 0.5 * mc
-            and self._rise_holds(st, rel, tip, hold, mc, ms)
+            and self._rise_holds(st, rel, tip, hold, (md, mc, ms))
         ):
             # a held contraction or strain: what _states would find, without it
             state[:] = st
@@ -563,8 +591,21 @@ class PelvicTracker:
                 self._sigma = self._noise_now()
             self._block_end(self._sigma, md)
 
+    def _drop_holds(self, rel: FloatArray, tip: FloatArray, md: float) -> bool:
+        """No sample of a stretch below the drop margin moved both sensors alike
+        (two channels; one channel cannot tell). Mirrors :meth:`_states`."""
+        if not self.two:
+            return True
+        dt = (tip - self._rest_tip) - rel
+        return not _count_nonzero((rel < -md) & (np.abs(dt) <= _lead(rel, md)))
+
     def _rise_holds(
-        self, st: np.int8, rel: FloatArray, tip: FloatArray, hold: bool, mc: float, ms: float
+        self,
+        st: np.int8,
+        rel: FloatArray,
+        tip: FloatArray,
+        hold: bool,
+        margins: tuple[float, float, float],
     ) -> bool:
         """No sample of a stretch at least half a contraction margin up changes the rise class.
 
@@ -573,11 +614,15 @@ class PelvicTracker:
         split (two channels) or the breath hold (one channel) says the other
         one. Mirrors the classification in :meth:`_states`.
         """
+        md, mc, ms = margins
         rise = rel > mc
         if self.two:
             dt = (tip - self._rest_tip) - rel
-            # a contraction holds without a strain sample, a strain without a squeeze one
-            bad = rise & (dt > 0.1 * rel) & (rel > ms) if st == _CON else rise & (dt < -0.1 * rel)
+            lead = _lead(rel, md)
+            strain = dt > lead
+            # a contraction holds while the base leads (no strain, no common
+            # shift), a strain while the tip leads
+            bad = rise & ~(dt < -lead) & (~strain | (rel > ms)) if st == _CON else rise & ~strain
             return not _count_nonzero(bad)
         if st == _CON:
             return not hold or not _count_nonzero(rise & (rel > ms))
@@ -602,23 +647,26 @@ class PelvicTracker:
         z[rel < -md] = _DROP
         z[(rel > -0.5 * md) & (rel < 0.5 * mc)] = _REST
         rise = rel > mc
-        if rise.any():
-            if self.two:
-                dt = (tip - self._rest_tip) - rel  # tip above base: bearing down
-                strain = rise & (dt > 0.1 * rel) & (rel > ms)
-                squeeze = rise & (dt < -0.1 * rel)
+        if self.two:
+            dt = (tip - self._rest_tip) - rel  # tip above base: bearing down
+            lead = _lead(rel, md)
+            if rise.any():
+                strain = rise & (dt > lead) & (rel > ms)
+                squeeze = rise & (dt < -lead)
                 z[squeeze] = _CON
                 z[strain] = _STR
-                # in between: hold the previous rise class (or call it a contraction)
-                between = rise & ~strain & ~squeeze
+                # tip ahead but under the strain margin: hold the previous rise class
+                between = rise & (dt > lead) & ~strain
                 if between.any():
                     # (the class as the block began: the same however chunks split it)
                     z[between] = _STR if self._cand_block == _STR else _CON
-            else:
-                # one channel: a rise during a breath hold is bearing down
-                z[rise] = _CON
-                if hold:
-                    z[rise & (rel > ms)] = _STR
+            # both sensors moved alike: the probe or the tone shifted, not the floor
+            z[((rel < -md) | rise) & (np.abs(dt) <= lead)] = _REST
+        elif rise.any():
+            # one channel: a rise during a breath hold is bearing down
+            z[rise] = _CON
+            if hold:
+                z[rise & (rel > ms)] = _STR
         nz = z != 0
         idx = np.where(nz, np.arange(n), -1)
         np.maximum.accumulate(idx, out=idx)
@@ -692,7 +740,12 @@ class PelvicTracker:
                 self._rise_peak = max(self._rise_peak, self._b_max - self._rest)
             else:
                 self._rise_peak *= self._peak_decay
-            if self._quiet >= 2:
+            if self._common_shift(n, md):
+                # both sensors moved alike while the floor rested: the probe or the
+                # tone shifted (posture, slip, drift); the rest is where it is now
+                self._rest = self._b_sum / n
+                self._rest_tip = self._b_tip / n
+            elif self._quiet >= 2:
                 # resting and steady for two blocks: follow the slow drift of the tone
                 self._rest += a * (self._b_sum / n - self._rest)
                 self._rest_tip += a * (self._b_tip / n - self._rest_tip)
@@ -708,8 +761,9 @@ class PelvicTracker:
                 if self._post_quiet >= 3:
                     level = self._post_sum / self._post_quiet
                     bound = max(3.0 * md, min(0.4 * self._excursion, 6.0 * md))
-                    if abs(level - self._rest) < bound:
-                        self._rest_tip = self._post_tip / self._post_quiet
+                    tip_level = self._post_tip / self._post_quiet
+                    if abs(level - self._rest) < bound and self._floor_rests(level, tip_level, md):
+                        self._rest_tip = tip_level
                         self._rest = level
                     self._post = 0
                 if self._post == 0:
@@ -728,6 +782,22 @@ class PelvicTracker:
         self._b_n = 0
         self._b_rest = True
         self._b_rise = False
+
+    def _common_shift(self, n: int, md: float) -> bool:
+        """The block (two channels) rested while both sensors stood shifted alike."""
+        if not (self.two and self._b_rest and self._rest is not None):
+            return False
+        shift = self._b_sum / n - self._rest
+        return abs(shift) > md and self._floor_rests(self._b_sum / n, self._b_tip / n, md)
+
+    def _floor_rests(self, base: float, tip: float, md: float) -> bool:
+        """Levels away from rest are the floor's own rest moved (one channel
+        cannot tell: yes); two channels: both moved alike."""
+        if not self.two or self._rest is None:
+            return True
+        shift = base - self._rest
+        dt = (tip - self._rest_tip) - shift
+        return abs(dt) <= COMMON_FRAC * min(abs(shift), 3.0 * md) + 0.125 * md
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
         """Far below rest for a second, or a sudden step taken out in the last
