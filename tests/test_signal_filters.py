@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import signal as sps
 
 from biofeedback.signal.filters import (
+    LOOP_MAX,
     BlockMean,
     Ewma,
     GridResampler,
@@ -19,6 +20,7 @@ from biofeedback.signal.filters import (
     RingBuffer,
     SosFilter,
     bandpass_sos,
+    df2t_loop,
     highpass_sos,
     lfilter_zi,
     lowpass_sos,
@@ -249,3 +251,43 @@ def test_ring_buffer_second_series_and_two_columns() -> None:
     tt, xx = r2.since(34.5)
     np.testing.assert_array_equal(tt, [35.0, 36.0])
     np.testing.assert_array_equal(xx, [[35.0, 1.0], [36.0, 1.0]])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    n=st.integers(min_value=1, max_value=LOOP_MAX),
+    kind=st.sampled_from(["low2", "high1", "high2", "ewma"]),
+)
+def test_plain_loop_filter_is_lfilter_bit_for_bit(seed: int, n: int, kind: str) -> None:
+    """df2t_loop (short live chunks) gives exactly lfilter's output and final state."""
+    rng = np.random.default_rng(seed)
+    f = float(rng.uniform(0.005, 0.4))
+    if kind == "ewma":
+        k = float(rng.uniform(0.5, 0.999))
+        b, a = np.array([1.0 - k, 0.0]), np.array([1.0, -k])
+    else:
+        btype, order = ("low", 2) if kind == "low2" else ("high", int(kind[-1]))
+        sec = sps.butter(order, f, btype, output="sos")[0]
+        b, a = sec[:3], sec[3:]
+    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3)
+    zi = rng.standard_normal(b.shape[0] - 1)
+    y, zf = sps.lfilter(b, a, x, zi=zi)
+    z = zi.tolist()
+    np.testing.assert_array_equal(np.array(df2t_loop(b.tolist(), a.tolist(), x.tolist(), z)), y)
+    np.testing.assert_array_equal(np.array(z), zf)
+
+
+def test_sos_filter_short_and_long_chunks_agree_exactly() -> None:
+    """The plain loop for short chunks, lfilter for long ones: one output, any chunking."""
+    x = np.cumsum(np.random.default_rng(3).standard_normal(3000))
+    sos = np.vstack((highpass_sos(0.05, 25.0, 1), lowpass_sos(0.7, 25.0, 2)))
+    whole = SosFilter(sos).process(x)
+    f = SosFilter(sos)
+    parts, i = [], 0
+    for n in itertools.cycle([1, 7, 25, LOOP_MAX, LOOP_MAX + 1, 300]):
+        if i >= x.shape[0]:
+            break
+        parts.append(f.process(x[i : i + n]))
+        i += n
+    np.testing.assert_array_equal(np.concatenate(parts), whole)

@@ -29,9 +29,11 @@ import numpy as np
 from scipy import signal as sps
 
 from biofeedback.signal.filters import (
+    LOOP_MAX,
     FloatArray,
     Interp,
     SosFilter,
+    df2t_loop,
     highpass_sos,
     lowpass_sos,
     phase_delays_s,
@@ -109,6 +111,7 @@ class DetectionSignal:
         self._hp = SosFilter(detection_sos(fs), 1)
         a = math.exp(-1.0 / (SWING_TAU_S * fs))
         self._ab = (np.array([1.0 - a]), np.array([1.0, -a]))
+        self._abl = ([1.0 - a, 0.0], [1.0, -a])  # as lfilter pads them
         self._decay = a
         self.reset()
 
@@ -120,7 +123,12 @@ class DetectionSignal:
     def process(self, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(d, level)``: ``y`` about its midline, and the running mean of ``|d|``."""
         d = self._hp.process(y)
-        m, self._z = sps.lfilter(*self._ab, np.abs(d), zi=self._z)
+        if d.shape[0] <= LOOP_MAX:  # a live chunk: the plain loop, bit for bit lfilter's
+            z = self._z.tolist()
+            m = np.array(df2t_loop(self._abl[0], self._abl[1], np.abs(d).tolist(), z))
+            self._z = np.array(z)
+        else:
+            m, self._z = sps.lfilter(*self._ab, np.abs(d), zi=self._z)
         k = self._n + 1 + np.arange(d.shape[0])
         self._n += d.shape[0]
         return d, m / (1.0 - self._decay**k)
