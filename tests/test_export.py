@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from biofeedback.export import default_path, export_session
+from biofeedback.export import default_path, export_csv, export_edf, export_json, export_session
+from biofeedback.export.common import begin_export
 from biofeedback.export.edf_export import (
     _transducer,
     _unique_labels,
@@ -426,6 +427,27 @@ def test_json_summary(session: tuple[Store, dict], tmp_path: Path) -> None:
     assert doc["states"][1] == {"stream": PRESSURE.name, "t_s": 5.0, "duration_s": 4.98,
                                 "state": "drop"}
     assert {s["name"]: s["samples"] for s in doc["session"]["streams"]}[FORCE.name] == 400
+
+
+@pytest.mark.parametrize("fmt", ["csv", "edf", "json"])
+def test_every_format_checks_the_target_first(
+    session: tuple[Store, dict], tmp_path: Path, fmt: str
+) -> None:
+    # 15.9: one preamble (begin_export): the target is checked before the session is
+    # read, so an existing target is refused the same way in every format.
+    store, _ = session
+    target = tmp_path / "taken"
+    target.mkdir() if fmt == "csv" else target.write_text("mine")
+    if fmt == "csv":
+        (target / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="force") as err:
+        export_session(store, 1, fmt, target)
+    exporter = {"csv": export_csv, "edf": export_edf, "json": export_json}[fmt]
+    with pytest.raises(InputError, match="force"):  # not "no session 9"
+        exporter(store, 9, target)
+    assert "taken" in str(err.value)
+    job = begin_export(store, 1, tmp_path / "new.json", force=False, progress=None)
+    assert job.bundle.info.id == 1 and job.path == tmp_path / "new.json"
 
 
 def test_default_paths_and_no_silent_overwrite(

@@ -16,10 +16,12 @@ from biofeedback.store import SessionEvent, SessionInfo, StateRun, Store, Stream
 from devices.errors import InputError
 
 __all__ = [
+    "ExportJob",
     "NullProgress",
     "Progress",
     "SessionBundle",
     "ascii_text",
+    "begin_export",
     "check_target",
     "load_bundle",
     "open_private",
@@ -77,6 +79,33 @@ def load_bundle(store: Store, session_id: int) -> SessionBundle:
     events = store.events(session_id) + store.annotations(session_id)
     events.sort(key=lambda e: e.t)
     return SessionBundle(info, store.stream_stats(session_id), events, store.states(session_id))
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """An export about to be written: the session, its target and where progress goes."""
+
+    bundle: SessionBundle
+    path: Path
+    progress: Progress
+
+
+def begin_export(store: Store, session_id: int, path: Path, *, force: bool,
+                 progress: Progress | None, directory: bool = False) -> ExportJob:
+    """What every exporter does first: check the target, then read the session.
+
+    The target is checked before the session is read, so every format refuses
+    an existing target (without ``force``) the same way.
+
+    Raises
+    ------
+    InputError
+        An existing target without ``force``, a missing parent folder, or no
+        such session.
+    """
+    path = Path(path)
+    check_target(path, force=force, directory=directory)
+    return ExportJob(load_bundle(store, session_id), path, progress or NullProgress())
 
 
 def safe_name(text: str) -> str:

@@ -19,14 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from biofeedback.export.common import (
-    NullProgress,
-    Progress,
-    check_target,
-    load_bundle,
-    open_private,
-    safe_name,
-)
+from biofeedback.export.common import Progress, begin_export, open_private, safe_name
 from biofeedback.paths import make_private_dirs
 from biofeedback.store import Store
 
@@ -59,11 +52,9 @@ def export_csv(
         When the session does not exist or ``path`` is not an empty folder
         (without ``force``).
     """
-    progress = progress or NullProgress()
-    bundle = load_bundle(store, session_id)
+    job = begin_export(store, session_id, path, force=force, progress=progress, directory=True)
+    bundle, path, progress = job.bundle, job.path, job.progress
     info = bundle.info
-    path = Path(path)
-    check_target(path, force=force, directory=True)
     make_private_dirs(path)  # a folder that exists keeps its mode
 
     files: dict[str, str] = {}

@@ -41,12 +41,10 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeedback.export.common import (
-    NullProgress,
     Progress,
     SessionBundle,
     ascii_text,
-    check_target,
-    load_bundle,
+    begin_export,
     private_file,
 )
 from biofeedback.store import SessionInfo, Store
@@ -573,10 +571,8 @@ def export_edf(
     """
     import edfio
 
-    progress = progress or NullProgress()
-    path = Path(path)
-    check_target(path, force=force)
-    bundle = load_bundle(store, session_id)
+    job = begin_export(store, session_id, path, force=force, progress=progress)
+    bundle, path, progress = job.bundle, job.path, job.progress
     info = bundle.info
     plan = _plan(bundle)
     progress.start(max(1, bundle.total_blocks) + len(plan.streams) + 1,

@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from biofeedback.export.common import (
-    NullProgress,
     Progress,
     SessionBundle,
-    check_target,
-    load_bundle,
+    begin_export,
     open_private,
 )
 from biofeedback.store import Store
@@ -62,13 +60,11 @@ def export_json(
     progress: Progress | None = None,
 ) -> Path:
     """Write the JSON summary of a session to ``path``; returns it."""
-    progress = progress or NullProgress()
-    path = Path(path)
-    check_target(path, force=force)
-    progress.start(1, f"JSON export of session {session_id}")
-    doc = session_document(load_bundle(store, session_id))
-    with open_private(path, force=force) as f:
+    job = begin_export(store, session_id, path, force=force, progress=progress)
+    job.progress.start(1, f"JSON export of session {session_id}")
+    doc = session_document(job.bundle)
+    with open_private(job.path, force=force) as f:
         json.dump(doc, f, indent=2, allow_nan=False)
         f.write("\n")
-    progress.advance()
-    return path
+    job.progress.advance()
+    return job.path
