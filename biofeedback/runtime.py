@@ -538,6 +538,7 @@ async def run_demo_session(
     seed: int = 0,
     faults: Mapping[str, Any] | None = None,
     on_paired: Callable[[Found], None] | None = None,
+    via: str = "radio",
 ) -> SessionRun:
     """The demo's session on the virtual radio: find and pair the demo twins, run, record.
 
@@ -555,8 +556,10 @@ async def run_demo_session(
         Fault injection per device name (default: ``BIOFEEDBACK_VIRTUAL_FAULTS``).
     on_paired : callable, optional
         Called with each device once it is stored as known.
+    via : {"radio", "bluez"}
+        How bleak reaches the twins (see :class:`~devices.virtual.world.VirtualWorld`).
     """
-    async with virtual_world(True, clock, seed=seed, faults=faults) as world:
+    async with virtual_world(True, clock, seed=seed, faults=faults, via=via) as world:
         chosen = await find_devices_named(DEMO_DEVICES, registry, clock,
                                           backend=backend_of(world))
         remember_devices(chosen, virtual=True)

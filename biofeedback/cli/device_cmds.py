@@ -275,7 +275,7 @@ async def _demo(
         opts.attach.append(audio.attach(opts))
     opts.attach.extend(attach or [])
     result = await run_demo_session(app.clock(), registry_for(), opts, seed=seed,
-                                    on_paired=paired)
+                                    on_paired=paired, via=app.via)
     summary = result.engine.finish()
     if result.error is not None:
         raise result.error

@@ -54,6 +54,9 @@ class AppContext:
     """Options every command sees."""
 
     virtual: bool = False
+    #: How bleak reaches the virtual sensors: "radio" (our bumble backend) or "bluez" (bleak's
+    #: own BlueZ backend over the BlueZ double on a private D-Bus).
+    via: str = "radio"
     speed: float | None = 1.0
     verbose: bool = False
     json: bool = False
@@ -64,14 +67,18 @@ class AppContext:
         return clock_for_speed(self.speed, virtual=self.virtual)
 
 
-def _env_virtual() -> bool:
-    return os.environ.get("BIOFEEDBACK_VIRTUAL", "").strip().lower() in {"1", "true", "yes", "on"}
+def _env_virtual() -> AppContext:
+    """``BIOFEEDBACK_VIRTUAL``: 1/true/yes/on: the virtual radio; ``bluez``: the BlueZ double."""
+    value = os.environ.get("BIOFEEDBACK_VIRTUAL", "").strip().lower()
+    if value == "bluez":
+        return AppContext(virtual=True, via="bluez")
+    return AppContext(virtual=value in {"1", "true", "yes", "on", "radio"})
 
 
 def _get_app(ctx: click.Context) -> AppContext:
     root = ctx.find_root()
     if not isinstance(root.obj, AppContext):
-        root.obj = AppContext(virtual=_env_virtual())
+        root.obj = _env_virtual()
     return root.obj
 
 
@@ -89,6 +96,13 @@ def _virtual_callback(ctx: click.Context, _param: click.Parameter, value: bool) 
         _get_app(ctx).virtual = True
 
 
+def _via_callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        app = _get_app(ctx)
+        app.via = value
+        app.virtual = True
+
+
 def _verbose_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         _get_app(ctx).verbose = True
@@ -102,6 +116,15 @@ def _global_options(f: F) -> F:
         expose_value=False,
         callback=_virtual_callback,
         help="Use the virtual radio with the body model (or BIOFEEDBACK_VIRTUAL=1).",
+    )(f)
+    f = click.option(
+        "--via",
+        type=click.Choice(["radio", "bluez"]),
+        expose_value=False,
+        callback=_via_callback,
+        help="Virtual only: reach the virtual sensors through our bumble backend (radio, the "
+        "default) or through bleak's own BlueZ backend over a private D-Bus (bluez; Linux, "
+        "needs dbus-daemon). Implies --virtual. Or BIOFEEDBACK_VIRTUAL=bluez.",
     )(f)
     f = click.option(
         "--speed",

@@ -34,7 +34,7 @@ async def radio(
     from biofeedback.runtime import virtual_world  # the session stack: only when needed
 
     async with virtual_world(
-        app.virtual, clock, seed=app.seed if seed is None else seed, **world_kwargs
+        app.virtual, clock, seed=app.seed if seed is None else seed, via=app.via, **world_kwargs
     ) as w:
         yield w
 

@@ -13,6 +13,7 @@ fields, e.g. ``{"Boost": {"powered": false}}``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -25,7 +26,7 @@ from typing import Self
 
 import msgspec
 
-from devices.ble import BleBackend
+from devices.ble import PLATFORM, BleBackend
 from devices.clock import Clock
 from devices.errors import UsageError
 from devices.intent import IntentFn
@@ -34,7 +35,10 @@ from devices.virtual.body import BodyModel, BodyParams
 from devices.virtual.peripheral import Faults, VirtualPeripheral
 from devices.virtual.radio import VirtualRadio
 
-__all__ = ["DEFAULT_TWINS", "FAULTS_VAR", "TwinSpec", "VirtualWorld", "faults_from_env"]
+__all__ = ["DEFAULT_TWINS", "FAULTS_VAR", "VIA", "TwinSpec", "VirtualWorld", "faults_from_env"]
+
+#: How bleak can reach the twins (see :class:`VirtualWorld`).
+VIA = ("radio", "bluez")
 
 #: The environment variable with fault injection for command-line runs.
 FAULTS_VAR = "BIOFEEDBACK_VIRTUAL_FAULTS"
@@ -146,6 +150,10 @@ class VirtualWorld:
         Which twins to create (default: one per family).
     params : BodyParams, optional
         The virtual person's true figures.
+    via : {"radio", "bluez"}
+        How bleak reaches the twins: ``"radio"`` through our in-process bumble
+        backend; ``"bluez"`` through bleak's own BlueZ backend, talking over a
+        private D-Bus to the BlueZ double (Linux, needs ``dbus-daemon``).
     """
 
     def __init__(
@@ -157,8 +165,13 @@ class VirtualWorld:
         faults: Mapping[str, Faults] | None = None,
         twins: Iterable[TwinSpec] | None = None,
         params: BodyParams | None = None,
+        via: str = "radio",
     ) -> None:
+        if via not in VIA:
+            raise UsageError(f"unknown virtual path {via!r}; choose one of {', '.join(VIA)}")
         self.clock = clock
+        self.via = via
+        self._served = contextlib.AsyncExitStack()
         self.seed = seed
         self.body = BodyModel(seed, params=params, intent=intent, t0=clock.now())
         self.faults = dict(faults_from_env() if faults is None else faults)
@@ -182,6 +195,10 @@ class VirtualWorld:
                 )
                 self.peripherals[spec.name] = twin
                 await twin.start()
+            if self.via == "bluez":
+                from devices.virtual.bluez.serve import served  # D-Bus: only when asked
+
+                await self._served.enter_async_context(served(self.radio, self.clock))
         except BaseException:
             await self.close()
             raise
@@ -191,6 +208,8 @@ class VirtualWorld:
         """The bleak backend that reaches this world's radio (for ``backend=``)."""
         if self.radio is None:
             raise RuntimeError("the virtual world is not started")
+        if self.via == "bluez":
+            return PLATFORM  # bleak's BlueZ backend, pointed at the double's bus
         return virtual_backend(self.radio)
 
     def twin(self, name_or_family: str) -> VirtualPeripheral:
@@ -203,7 +222,8 @@ class VirtualWorld:
         raise KeyError(name_or_family)
 
     async def close(self) -> None:
-        """Stop every twin, power the radio off."""
+        """Stop serving the BlueZ double (if any), stop every twin, power the radio off."""
+        await self._served.aclose()
         for twin in self.peripherals.values():
             try:
                 await twin.stop()
