@@ -102,6 +102,8 @@ class LiveOptions:
     effort: float = 0.8
     compliance: float = 1.0
     position: str | None = None  # lying, sitting, standing (recorded with the session)
+    demo: bool = False  # the demo's: its session and devices are marked (Store.wipe_demo)
+    save: bool = True  # False: nothing is recorded (no session, no known devices)
     window: Any = None
     attach: list[Attach] = field(default_factory=list)
     say: Callable[[str], None] = _stderr
@@ -111,7 +113,7 @@ class LiveOptions:
 class SessionRun:
     """What :func:`run_session` gives back."""
 
-    session_id: int
+    session_id: int | None  # None: not recorded (LiveOptions.save)
     engine: SessionEngine
     summary: SessionSummary
     error: BaseException | None
@@ -207,14 +209,14 @@ def _named(f: Found, prefix: str) -> bool:
     return f.driver is not None and (f.name or "").lower().startswith(prefix)
 
 
-def remember_devices(chosen: Sequence[Found], *, virtual: bool) -> None:
-    """Store the chosen devices as known (``pair`` without asking)."""
+def remember_devices(chosen: Sequence[Found], *, virtual: bool, demo: bool = False) -> None:
+    """Store the chosen devices as known (``pair`` without asking; ``demo``: as the demo's)."""
     with Store(store_path()) as store:
         for f in chosen:
             assert f.driver is not None
             store.remember_device(
                 address=f.adv.address, name=f.name, driver=f.driver.id,
-                support=str(f.driver.info.support), virtual=virtual,
+                support=str(f.driver.info.support), virtual=virtual, demo=demo,
             )
 
 
@@ -442,6 +444,7 @@ def _begin_recording(
                 pain_before=engine.pain_before,
                 note_before=opts.note_before,
                 position=opts.position,
+                demo=opts.demo,
             )
         )
 
@@ -472,7 +475,8 @@ async def run_session(
     parts = _assemble(clock, chosen, opts, world)
     engine, model = parts.engine, parts.model
     async with merged(parts.sources) as items:
-        writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual)
+        writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual) if opts.save \
+            else None
         engine.writer = writer
         outlets = None
         undo: list[Callable[[], None]] = []
@@ -486,7 +490,7 @@ async def run_session(
                 from biofeedback.lsl_out import LslOutlets
 
                 outlets = LslOutlets(parts.specs, clock, sources=parts.address_of,
-                                     session=str(writer.session_id))
+                                     session=str(writer.session_id) if writer else "")
                 engine.add_marker_listener(outlets.push_marker)
                 feed = _tee(items, outlets.push_chunk)  # link markers come from the engine
             if view is not None:
@@ -506,9 +510,10 @@ async def run_session(
                 await view.stop()
             if outlets is not None:
                 outlets.close()
-            if engine.writer is writer and not engine.finished:
+            if writer is not None and engine.writer is writer and not engine.finished:
                 writer.close()
-    return SessionRun(writer.session_id, engine, summary, engine.error, parts.sources)
+    sid = writer.session_id if writer is not None else None
+    return SessionRun(sid, engine, summary, engine.error, parts.sources)
 
 
 def direct_virtual_source(clock: Clock, seed: int, *, skill: float = 1.0,
@@ -562,7 +567,8 @@ async def run_demo_session(
     async with virtual_world(True, clock, seed=seed, faults=faults, via=via) as world:
         chosen = await find_devices_named(DEMO_DEVICES, registry, clock,
                                           backend=backend_of(world))
-        remember_devices(chosen, virtual=True)
+        if opts.save:
+            remember_devices(chosen, virtual=True, demo=opts.demo)
         if on_paired is not None:
             for f in chosen:
                 on_paired(f)

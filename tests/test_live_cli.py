@@ -233,4 +233,29 @@ def test_demo_runs_a_recorded_session(
         info = store.session(out["session_id"])
         assert info.person == "demo"
         assert info.profile == out["calibration"]["profile"]  # the session used it
-        assert {d.name.split()[0] for d in store.devices()} == {"Boost", "GDX-RB"}
+        # The demo's marks: its session, its devices (not among the user's), its profile.
+        assert info.demo
+        assert store.devices() == []
+        assert {d.name.split()[0] for d in store.devices(include_demo=True)} == {"Boost", "GDX-RB"}
+        marks = store.demo_marks()
+        assert marks.sessions == [info.id] and len(marks.profiles) == 1
+    profiles = list((data_dir() / "profiles").rglob("*.json"))
+    assert profiles == marks.profiles
+    wiped = cli("data", "wipe", "--demo", "--yes")
+    assert wiped.returncode == 0, wiped.stderr
+    with Store(store_path()) as store:
+        assert store.sessions() == [] and store.devices(include_demo=True) == []
+    assert not list((data_dir() / "profiles").rglob("*.json"))
+
+
+def test_demo_no_save_records_nothing(cli: Cli, short_calibration: dict[str, Any]) -> None:
+    proc = cli("demo", "--headless", "--speed", "max", "--duration", "20", "--json",
+               "--calibrate", "--no-save")
+    assert proc.returncode == 0, proc.stderr
+    out = _json(proc)
+    assert out["session_id"] is None and out["summary"]["duration_s"] > 0
+    assert out["calibration"]["profile"]  # the session used the calibration...
+    with Store(store_path()) as store:  # ... and nothing was kept
+        assert store.sessions() == [] and store.devices(include_demo=True) == []
+        assert store.demo_marks().profiles == []
+    assert not list((data_dir() / "profiles").rglob("*.json"))

@@ -175,6 +175,9 @@ def devices(app: AppContext) -> None:
 @click.option("--calibrate", is_flag=True,
               help="Calibrate the virtual person first (a 2.5-minute quick calibration); "
                    "without it the session starts at once and the pipeline adapts on its own.")
+@click.option("--no-save", is_flag=True,
+              help="Record nothing: no session, no paired devices, no profile (by default "
+                   "they are kept, marked as the demo's: 'data wipe --demo' removes them).")
 @click.option("--skip-calibration", is_flag=True, hidden=True,
               help="The default now (kept so that older scripts still run).")
 @click.option("--weeks", type=click.IntRange(1, 52),
@@ -185,6 +188,7 @@ def devices(app: AppContext) -> None:
 def demo(
     app: AppContext, headless: bool, duration: float, seed: int, calibrate: bool,
     skip_calibration: bool, audio: AudioRequest, weeks: int | None = None,
+    no_save: bool = False,
 ) -> None:
     """The whole path on the virtual radio: scan, pair, a paced session recorded to the store.
 
@@ -197,6 +201,7 @@ def demo(
       biofeedback demo                       # the window, one minute
       biofeedback demo --calibrate           # calibrate the virtual person first
       biofeedback demo --headless --speed max --json
+      biofeedback demo --no-save             # leave nothing behind
       biofeedback demo --weeks 6             # six weeks of a learner's practice
     """
     if weeks is not None:
@@ -218,7 +223,8 @@ def demo(
         async def in_window(window: Any) -> dict[str, Any]:
             return await calibration_on_request(
                 window, lambda cal, attach: _demo(app, duration, seed, quiet=False, window=window,
-                                                  calibrate=cal, audio=audio, attach=attach),
+                                                  calibrate=cal, audio=audio, attach=attach,
+                                                  save=not no_save),
                 calibrate=calibrate)
 
         shown = run_window(
@@ -230,7 +236,7 @@ def demo(
         result = shown
     else:
         result = run(_demo(app, duration, seed, quiet=app.json, calibrate=calibrate,
-                           audio=audio))
+                           audio=audio, save=not no_save))
     if app.json:
         emit_json(result)
         return
@@ -240,8 +246,9 @@ def demo(
             f"gaps {s['gaps']}  reconnects {s['reconnects']}"
         )
     summ = result["summary"]
+    sid = result["session_id"]
     click.echo(
-        f"session {result['session_id']}: {summ['reps']} reps, mean score "
+        f"session {sid if sid is not None else '(not saved)'}: {summ['reps']} reps, mean score "
         f"{summ['mean_score'] if summ['mean_score'] is not None else '-'}, "
         f"{'complete' if summ['complete'] else 'incomplete (' + summ['ended_by'] + ')'}"
     )
@@ -257,12 +264,27 @@ async def _demo(
     calibrate: bool = False,
     audio: AudioRequest | None = None,
     attach: list[Any] | None = None,
+    save: bool = True,
 ) -> dict[str, Any]:
-    from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
-
     profile = None
     if calibrate:
         profile = await _demo_calibration(app, seed, quiet=quiet, window=window)
+        if save:
+            with Store(store_path()) as store:
+                store.mark_demo_profile(profile.id, profile.path)
+    try:
+        return await _demo_session(app, duration, seed, quiet=quiet, window=window,
+                                   audio=audio, attach=attach, save=save, profile=profile)
+    finally:
+        if not save and profile is not None and profile.path is not None:
+            profile.path.unlink(missing_ok=True)  # the session has read it: leave nothing
+
+
+async def _demo_session(
+    app: AppContext, duration: float, seed: int, *, quiet: bool, window: Any,
+    audio: AudioRequest | None, attach: list[Any] | None, save: bool, profile: Any,
+) -> dict[str, Any]:
+    from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 
     def paired(f: Found) -> None:
         if not quiet:
@@ -270,7 +292,7 @@ async def _demo(
 
     opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
                        person="demo", status_lines=not quiet, window=window,
-                       say=lambda t: _say(app, t))
+                       say=lambda t: _say(app, t), demo=True, save=save)
     if audio is not None and audio.wanted(window is not None):
         opts.attach.append(audio.attach(opts))
     opts.attach.extend(attach or [])
