@@ -49,6 +49,17 @@ def test_a_slip_is_taken_out_and_remembered() -> None:
     assert g.moved_at == pytest.approx(20.0 * FS, abs=0.8 * FS)
 
 
+def test_a_probe_that_slips_twice_is_taken_out_once_judged() -> None:
+    t, _ = signal("none")
+    slips = [Artefact(ArtefactKind.SLIP, 20.0, 0.03, -10.0)]
+    slips.append(Artefact(ArtefactKind.SLIP, 20.4, 0.03, -8.0))  # 0.4 s later, the window open
+    x = signal("none")[1] + SessionArtefacts(slips).probe(t)[0]
+    for chunk in (1, 25, 2000):
+        out, g = run(x, chunk)
+        assert np.max(np.abs(out - signal("none")[1])[t > 21.5]) < 0.5
+        assert g.offset[0] == pytest.approx(-18.0, abs=0.5)
+
+
 def test_a_muscle_passes() -> None:
     t, x = signal("contraction")
     out, g = run(x, 25)

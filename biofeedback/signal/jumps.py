@@ -148,6 +148,11 @@ class JumpGate:
                 self._peak = e
             self._since += 1
             self._es.append(e)
+            if self._since > 2 * self.k and self._again(ext, h + i, d[i], thr):
+                # a second jump while the first is held (a probe that slips twice):
+                # judged together, from the level before the first
+                self._left = self._win_n
+                self._since = 1
             if self._since == self.k:
                 self._early = e
             elif self._since > self.k and (e - self._early) * self._early > _GOING_ON * (
@@ -163,6 +168,16 @@ class JumpGate:
             if self._left == 0:
                 self._decide(x[i] - self.offset, e, i)
         return out
+
+    def _again(self, ext: FloatArray, j: int, dj: float, thr: float) -> bool:
+        """A new jump at ``ext[j]``: past the threshold, and much faster than the
+        0.1 s before it (a muscle slows down as it goes; a second slip starts
+        from standing still)."""
+        k = self.k
+        if not abs(dj) > thr or j < 2 * k:
+            return False
+        before = float(ext[j - k, self.main] - ext[j - 2 * k, self.main])
+        return abs(dj) > 3.0 * abs(before)
 
     def _decide(self, now: FloatArray, e: float, i: int) -> None:
         peak = self._peak
