@@ -34,9 +34,9 @@ class Run:
     err: str
 
 
-def bf(*args: str, stdin: str | None = None) -> Run:
+def bf(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Run:
     """``biofeedback ARGS`` in this process: exit code, stdout, stderr."""
-    with CliRunner().isolation(input=stdin) as (out, err, _):
+    with CliRunner().isolation(input=stdin, env=env) as (out, err, _):
         try:
             main(list(args))
             code = 0
@@ -83,8 +83,12 @@ def refused(r: Run, code: int, *needles: str) -> None:
     assert "Traceback" not in r.err and "internal error" not in r.err, r.err
     lines = r.err.strip().splitlines()
     if code == 2:
-        assert lines[-1].startswith("Error: "), r.err  # click's usage error, one line
-        message = lines[-1]
+        # click's usage error (its "Error: " paragraph ends the output, a choice list
+        # may follow on its lines), or our own one-line usage error ("error: ").
+        starts = [i for i, x in enumerate(lines) if x.startswith(("Error: ", "error: "))]
+        assert starts, r.err
+        assert lines[starts[0]].startswith("error: ") is (len(lines) == 1), r.err
+        message = " ".join(lines[starts[0]:])
     else:
         assert len(lines) == 1, r.err
         message = lines[0]
@@ -413,3 +417,156 @@ def test_decode_empty_file_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "empty.jsonl"
     f.write_text("\n# nothing\n")
     refused(bf("decode", "kgoal", "--file", str(f)), 1, "holds no packets")
+
+
+# ---------------------------------------------------------------- issue 13.13: faults
+
+
+@pytest.mark.parametrize("faults", [
+    '{"Boost": {"drop_after": "x"}}', '{"Boost": {"refuse_connections": -1}}',
+    '{"Boost": {"powered": 3}}', "not json",
+])
+def test_bad_virtual_faults_are_usage_errors(faults: str, unchanged: None) -> None:
+    r = bf("--virtual", "--speed", "max", "scan", "--timeout", "1",
+           env={"BIOFEEDBACK_VIRTUAL_FAULTS": faults})
+    refused(r, 2, "BIOFEEDBACK_VIRTUAL_FAULTS")
+
+
+# ---------------------------------------------------------------- issues 13.3/13.4/13.6: the store
+
+def _not_sqlite(path: Path) -> None:
+    path.write_bytes(b"my thesis, not a database\n" * 200)
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+    (path / "inside.txt").write_text("mine")
+
+
+def _foreign(path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.execute("INSERT INTO recipes VALUES ('bread')")
+    conn.commit()
+    conn.close()
+
+
+def _newer(path: Path) -> None:
+    with Store(path):
+        pass
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    conn.close()
+
+
+BAD_STORES = {
+    "not-sqlite": (_not_sqlite, "not a biofeedback store"),
+    "folder": (_folder, "is a directory"),
+    "foreign": (_foreign, "another application"),
+    "newer": (_newer, "newer than this program"),
+}
+STORE_COMMANDS = [
+    ["sessions"], ["sessions", "--json"], ["show", "1"], ["delete", "1", "--yes"],
+    ["export", "1", "--format", "json", "-o", "x.json"], ["report", "1", "-o", "r.html"],
+    ["replay", "1", "--headless"], ["data"], ["data", "export-all", "-o", "all"],
+    ["data", "wipe", "--demo", "--yes"], ["devices"],
+]
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_STORES))
+@pytest.mark.parametrize("args", STORE_COMMANDS, ids=" ".join)
+def test_a_bad_store_is_one_line_and_left_untouched(
+    bad: str, args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make, needle = BAD_STORES[bad]
+    make(store_path())
+    before = hashes(tmp_path)
+    r = bf(*args)
+    refused(r, 1, str(store_path()), needle)
+    if "--json" in args:
+        assert json.loads(r.out)["code"] == 1
+    after = hashes(tmp_path)
+    if bad == "newer":  # our own WAL file: SQLite may add its empty sidecars to read it
+        for sidecar in ("-wal", "-shm"):
+            after.pop(f"{store_path()}{sidecar}", None)
+    assert after == before
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "r.html").exists()
+
+
+# ---------------------------------------------------------------- issue 13.7: the user's files
+
+
+def _one_session() -> None:
+    import numpy as np
+
+    from biofeedback.store import SessionMeta
+    from devices.stream import Chunk, StreamKind, StreamSpec
+
+    spec = StreamSpec("Boost/pressure", StreamKind.PRESSURE, ("pressure",), "count", 50.0)
+    with Store(store_path()) as store:
+        w = store.begin_session(SessionMeta(person="ann", protocol="quick", streams=[spec],
+                                            devices=[], t0=0.0))
+        t = np.arange(100) / 50.0
+        w.chunk(Chunk(spec.name, t, np.sin(t)[:, None], "count", spec.channels))
+        w.finish(summary={"reps": 0}, complete=True)
+
+
+TARGETS = {
+    "existing file": (lambda p: p.write_text("mine"), "exists; pass --force"),
+    "symlink": (lambda p: p.symlink_to(p.parent / "elsewhere.txt"), "symbolic link"),
+    "missing folder": (lambda p: None, "does not exist"),
+}
+
+
+@pytest.mark.parametrize(("args", "target"), [
+    (args, target)
+    for args in (["export", "1", "--format", "json"], ["export", "1", "--format", "edf"],
+                 ["report", "1"])
+    for target in sorted(TARGETS)
+    # report makes its parent folders (0700), by design (13.5)
+    if not (args[0] == "report" and target == "missing folder")
+])
+def test_an_existing_or_odd_target_is_refused_and_kept(
+    args: list[str], target: str, tmp_path: Path
+) -> None:
+    _one_session()
+    (tmp_path / "elsewhere.txt").write_text("the link's target")
+    make, needle = TARGETS[target]
+    path = tmp_path / ("no-such-folder/out" if target == "missing folder" else "out")
+    make(path)
+    before = hashes(tmp_path)
+    refused(bf(*args, "-o", str(path)), 1, needle)
+    assert hashes(tmp_path) == before
+
+
+def test_export_csv_into_a_folder_that_is_not_empty_is_refused(tmp_path: Path) -> None:
+    _one_session()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("mine")
+    before = hashes(tmp_path)
+    refused(bf("export", "1", "--format", "csv", "-o", str(out)), 1, "not empty", "--force")
+    assert hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [["show", "7"], ["export", "7", "--format", "json"],
+                                  ["delete", "7", "--yes"], ["report", "7"]], ids=" ".join)
+def test_an_unknown_session_is_one_line(args: list[str], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _one_session()
+    before = hashes(tmp_path)
+    refused(bf(*args), 1, "no session 7")
+    assert hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [["show", "abc"], ["export", "1", "--format", "xls"],
+                                  ["export", "1"], ["data", "wipe", "--nope"]], ids=" ".join)
+def test_malformed_store_commands_are_usage_errors(args: list[str], unchanged: None) -> None:
+    refused(bf(*args), 2)
