@@ -284,7 +284,12 @@ def _print_profile(p: Profile) -> None:
     click.echo("\n".join(lines))
 
 
-@cli.command("calibrate")
+@cli.command("calibrate", epilog="""\b
+Examples:
+  biofeedback calibrate --person ann               # quick, the paired probe and belt
+  biofeedback calibrate --assessment --breath none
+  biofeedback calibrate --virtual --speed max --headless --json
+""")
 @click.option("--quick", is_flag=True, help="Quick calibration (~2.5 min; the default).")
 @click.option(
     "--assessment",
@@ -452,7 +457,11 @@ def _row(p: Profile, default: bool) -> dict[str, Any]:
     }
 
 
-@cli.command("profiles")
+@cli.command("profiles", epilog="""\b
+Examples:
+  biofeedback profiles --person ann
+  biofeedback profiles --json
+""")
 @click.option("--person", default=None, help="Only this person's profiles.")
 @command_options()
 def profiles_cmd(app: AppContext, person: str | None) -> None:

@@ -351,7 +351,16 @@ def _refuse_pain(pain_before: int | None) -> None:
 # ----------------------------------------------------------------------------- live
 
 
-@cli.command()
+LIVE_EXAMPLES = """\b
+Examples:
+  biofeedback live                               # the paired sensors, the window
+  biofeedback live --breath none --headless      # the probe alone, in the terminal
+  biofeedback live --protocol standard --inhale 5 --exhale 7
+  biofeedback live --virtual --speed 4           # virtual sensors, 4x real time
+"""
+
+
+@cli.command(epilog=LIVE_EXAMPLES)
 @click.option("--device", metavar="NAME|ADDRESS", help="The pelvic sensor (default: last paired).")
 @click.option("--breath", metavar="NAME|ADDRESS",
               help="A breath sensor (belt, chest strap; default: the paired one; 'none').")
@@ -555,7 +564,11 @@ async def _then_wait(
     await clock.sleep_until(until)
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  biofeedback replay 3                  # session 3 in the window, in real time
+  biofeedback replay 3 --headless --speed max --json
+""")
 @click.argument("session_id", type=SESSION_ID, metavar="ID")
 @click.option("--headless", is_flag=True, help="Terminal view instead of the window.")
 @command_options()
@@ -632,7 +645,11 @@ async def _replay(
 # ----------------------------------------------------------------------------- report
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  biofeedback report 3                  # session-3-<date>-report.html here
+  biofeedback report 3 -o week1.html --force
+""")
 @click.argument("session_id", type=SESSION_ID, metavar="[ID]", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="The HTML file (default: session-<id>-<date>-report.html here).")
