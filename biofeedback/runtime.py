@@ -32,7 +32,12 @@ from typing import Any
 
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer, pacer_json
-from biofeedback.protocols.session import SessionEngine, SessionSummary, pacer_from_profile
+from biofeedback.protocols.session import (
+    SessionEngine,
+    SessionProtocol,
+    SessionSummary,
+    pacer_from_profile,
+)
 from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.ui.model import LiveModel
@@ -73,6 +78,9 @@ log = logging.getLogger(__name__)
 #: The demo's sensors on the virtual radio: a pelvic probe and a respiration belt.
 DEMO_DEVICES = ("Boost", "GDX-RB")
 
+#: The demo person's skill: a learner, not a perfect score on every rep.
+DEMO_SKILL = 0.7
+
 #: A front end: called with the engine and the model once the session is
 #: assembled (before the first chunk); returns its undo, or None.
 Attach = Callable[[SessionEngine, LiveModel], Callable[[], None] | None]
@@ -91,7 +99,7 @@ class LiveOptions:
     ends (keyboard, tests' probes); ``say`` prints progress for people.
     """
 
-    protocol: str = "quick"
+    protocol: str | SessionProtocol = "quick"  # a built-in's name, or a plan's session
     pacer: Pacer | None = None  # None: the profile's suggested pacer, else 4 s / 6 s
     duration: float | None = None
     person: str | None = None
@@ -542,6 +550,7 @@ async def run_demo_session(
     *,
     seed: int = 0,
     faults: Mapping[str, Any] | None = None,
+    skill: float = DEMO_SKILL,
     on_paired: Callable[[Found], None] | None = None,
     via: str = "radio",
 ) -> SessionRun:
@@ -559,12 +568,19 @@ async def run_demo_session(
         Seed of the virtual person and the sensors' noise.
     faults : mapping, optional
         Fault injection per device name (default: ``BIOFEEDBACK_VIRTUAL_FAULTS``).
+    skill : float
+        How well the virtual person already does the reverse Kegel (0..1; the
+        demo's is a learner, so its feedback shows strain and squeezes too).
     on_paired : callable, optional
         Called with each device once it is stored as known.
     via : {"radio", "bluez"}
         How bleak reaches the twins (see :class:`~devices.virtual.world.VirtualWorld`).
     """
-    async with virtual_world(True, clock, seed=seed, faults=faults, via=via) as world:
+    from devices.virtual.body import BodyParams
+
+    params = BodyParams(skill=skill)
+    async with virtual_world(True, clock, seed=seed, faults=faults, via=via,
+                             params=params) as world:
         chosen = await find_devices_named(DEMO_DEVICES, registry, clock,
                                           backend=backend_of(world))
         if opts.save:

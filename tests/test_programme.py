@@ -164,3 +164,18 @@ def test_plan_command(cli: Any) -> None:
     assert "changed by the person" in r.stdout
     r = cli("plan", "--person", "ann", "--reps", "0")
     assert r.returncode == 2
+
+
+def test_live_follows_todays_plan(cli: Any) -> None:
+    r = cli("plan", "--person", "bo", "--reps", "1", "--exhale", "5")
+    assert r.returncode == 0, r.stderr
+    r = cli("live", "--virtual", "--headless", "--speed", "max", "--breath", "none",
+            "--person", "bo", "--plan", "--duration", "30", "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)["summary"]
+    assert s["protocol"] == "plan" and s["reps_target"] == 1
+    assert [x["kind"] for x in s["steps"]] == ["settle", "baseline", "reps", "post"]
+    assert s["pacer"] == {"inhale_s": 4.0, "hold_s": 0.0, "exhale_s": 5.0}
+    with Store(store_path()) as store:
+        info = store.session(json.loads(r.stdout)["session_id"])
+    assert info.position == "lying" and info.protocol == "plan"

@@ -367,6 +367,8 @@ Examples:
 @click.option("--person", help="Who trains (a name or code; sessions are grouped by it).")
 @click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default="quick",
               show_default=True, help="quick ~2 min, standard ~4 min, long ~7 min (2 sets).")
+@click.option("--plan", "follow_plan", is_flag=True,
+              help="Today's session of your plan (reps, pacer, position; see 'plan').")
 @click.option("--inhale", type=BREATH_PHASE_S, help="Pacer inhale seconds (default 4).")
 @click.option("--hold", type=BREATH_HOLD_S,
               help="Pacer hold seconds after the inhale (default 0).")
@@ -395,6 +397,7 @@ def live(
     breath: str | None,
     person: str | None,
     protocol: str,
+    follow_plan: bool,
     inhale: float | None,
     hold: float | None,
     exhale: float | None,
@@ -427,10 +430,17 @@ def live(
     # Flags win; without them the calibration profile's pacer, else 4 s / 6 s.
     given = (inhale, hold, exhale) != (None, None, None)
     pacer = _pacer(inhale, hold, exhale) if given else None
+    session: str | SessionProtocol = protocol
+    if follow_plan:
+        from biofeedback.cli.plan_cmds import todays_session
+
+        session, plan_pacer, plan_position = todays_session(person)
+        pacer = pacer if given else plan_pacer
+        position = position or plan_position
     windowed = use_window(headless, app.json)
     interactive = sys.stdin.isatty() and not app.json and not windowed
     opts = LiveOptions(
-        protocol=protocol, pacer=pacer, duration=duration, person=person,
+        protocol=session, pacer=pacer, duration=duration, person=person,
         pain_before=pain_before, note_before=note, lsl=lsl, position=position,
         status_lines=not app.json, say=_say,
         attach=[lambda engine, _model: _install_keyboard(engine)] if interactive else [],

@@ -11,10 +11,12 @@ from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.paths import store_path
 from biofeedback.programme import DEFAULT_PLAN, POSITIONS, PlanState, follow
 from biofeedback.programme.changes import DEFAULT_PERSON, add_change, load_changes
+from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.session import SessionProtocol
 from biofeedback.store import Store
 from devices.errors import InputError
 
-__all__ = ["plan", "plan_state", "plan_to_json"]
+__all__ = ["plan", "plan_state", "plan_to_json", "todays_session"]
 
 _ACTION_WORDS = {
     "next_position": "next position",
@@ -29,6 +31,15 @@ def plan_state(store: Store, person: str | None) -> PlanState:
     """The default plan replayed over a person's stored sessions and changes."""
     sessions = [s for s in store.sessions() if s.person == person]
     return follow(DEFAULT_PLAN, sessions, load_changes(person))
+
+
+def todays_session(person: str | None) -> tuple[SessionProtocol, Pacer, str]:
+    """What ``live --plan`` runs: the plan's session, its pacer and its position."""
+    from biofeedback.programme.practice import plan_protocol
+
+    with Store(store_path()) as store:
+        p = plan_state(store, person).current
+    return plan_protocol(p), Pacer(p.inhale_s, 0.0, p.exhale_s), p.position
 
 
 def _week_start(day: dt.date) -> dt.date:
