@@ -143,7 +143,7 @@ def test_a_version_2_store_gains_the_position_column(tmp_path: Path) -> None:
     con.commit()
     con.close()
     with Store(path) as store:
-        assert store.schema_version == len(MIGRATIONS) == 3
+        assert store.schema_version == len(MIGRATIONS) >= 3
         assert store.session(1).position is None
 
 
