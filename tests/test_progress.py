@@ -144,6 +144,7 @@ def test_demo_weeks_fills_the_store(cli: Any) -> None:
     with Store(store_path()) as store:
         stored = [s for s in store.sessions() if s.person == "demo"]
     assert [s.id for s in stored] == doc["session_ids"] and 4 <= doc["sessions"] <= 7
-    assert all(s.virtual and s.position == "lying" and s.protocol == "plan" for s in stored)
+    assert all(s.virtual and s.demo and s.position == "lying" and s.protocol == "plan"
+               for s in stored)
     assert len({s.start.date() for s in stored}) == len(stored)  # one a day, back-dated
     assert doc["plan_today"]["position"] == "lying"

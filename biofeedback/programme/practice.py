@@ -114,7 +114,8 @@ async def _one(store: Path, person: str, day: _Day, source: Callable[..., Any]
             t0=clock.now(),
             pacer={"inhale_s": p.inhale_s, "hold_s": 0.0, "exhale_s": p.exhale_s},
             virtual=True, pain_before=day.pain_before, note_before=day.note_before,
-            position=p.position, started_at=day.start.isoformat(timespec="milliseconds")))
+            position=p.position, started_at=day.start.isoformat(timespec="milliseconds"),
+            demo=True))  # 'data wipe --demo' removes them
     src.body.intent = engine.intent
     summary = await engine.run(src.chunks())
     eased = summary.mean_score is not None and summary.mean_score >= 70 \
