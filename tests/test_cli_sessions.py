@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+import edfio
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -119,6 +120,39 @@ def test_show_says_the_summary_in_words(two_sessions: tuple[int, int]) -> None:
                  "advice     Keep the release on the exhale."):
         assert f"  {line}\n" in out, out
     assert json.loads(cli(["show", "1", "--json"])[1])["summary"]["drop_depth"] == 28.75
+
+
+def test_one_unit_policy_in_show_edf_and_csv(tmp_path: Path) -> None:
+    # 13.18: where the profile calibrated the probe (cmH2O), show, EDF+ and CSV say so;
+    # the drop depth is not "28.75 count" while the calibration printed cmH2O.
+    from calibration import conversion_for
+    from calibration.profiles import Profile, SensorId, save_profile
+
+    conv = conversion_for("count", factory=(12.0, 300.0), source="test")
+    assert conv is not None
+    prof = save_profile(data_dir() / "profiles", Profile(
+        person="ann", kind="quick", thresholds={}, figures={}, conversion=conv.to_json(),
+        sensor=SensorId(driver="kgoal", address="F1", name="Boost", stream="pressure",
+                        channel="pressure", unit="count")))
+    sid = record("ann", 1)
+    with Store(store_path()) as store:
+        store.conn.execute("UPDATE sessions SET profile = ?, summary = ? WHERE id = ?", (
+            prof.id, json.dumps({"reps": 1, "drop_depth": 28.8, "drop_unit": "count"}), sid))
+    code, out, _ = cli(["show", str(sid)])
+    assert code == 0 and "drop depth 2.4 cmH2O (28.8 count)" in out, out
+    assert "pressure in cmH2O" in out
+    assert cli(["export", str(sid), "--format", "edf", "-o", str(tmp_path / "s.edf")])[0] == 0
+    edf = edfio.read_edf(tmp_path / "s.edf")
+    sig = edf.get_signal("Pressure")
+    assert sig.physical_dimension == "cmH2O"
+    # sin(t) + 3 counts, through (x - 300) / 12
+    assert np.nanmax(sig.data) == pytest.approx((4.0 - 300.0) / 12.0, abs=0.01)
+    assert edf.get_signal("Resp force").physical_dimension == "N"
+    assert cli(["export", str(sid), "--format", "csv", "-o", str(tmp_path / "c")])[0] == 0
+    meta = json.loads((tmp_path / "c" / "session.json").read_text())
+    calibrated = {s["name"]: s["calibrated"] for s in meta["streams"]}
+    assert calibrated[PRESSURE.name]["pressure"]["unit"] == "cmH2O"
+    assert calibrated[FORCE.name] == {}
 
 
 def test_unknown_session_is_one_line_exit_1() -> None:

@@ -17,6 +17,7 @@ from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SESSION_ID
 from biofeedback.export import FORMATS, default_path, export_session
 from biofeedback.export.common import Progress, check_target, private_file
+from biofeedback.export.units import UnitPolicy, session_units
 from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
 from biofeedback.store import SessionInfo, Store, StoreError
 from biofeedback.store.sessions import recording_lock_held
@@ -171,8 +172,12 @@ def _short_devices(info: SessionInfo) -> str:
     return ", ".join(str(d.get("name", "?")).split(" ")[0] for d in info.devices) or "-"
 
 
-def _summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
-    """The session engine's summary in words (keys it lacks are left out)."""
+def _summary_lines(s: dict[str, Any], units: UnitPolicy) -> list[tuple[str, str]]:
+    """The session engine's summary in words (keys it lacks are left out).
+
+    Pressure figures follow the session's unit policy: the calibrated unit
+    (with the recorded figure beside it) where the profile has one.
+    """
 
     def has(*keys: str) -> bool:
         return all(s.get(k) is not None for k in keys)
@@ -186,7 +191,7 @@ def _summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         best = f" (best {s['best_score']:g})" if has("best_score") else ""
         lines.append(("score", f"{s['mean_score']:g}{best}"))
     if has("drop_depth"):
-        lines.append(("drop depth", f"{s['drop_depth']:g} {s.get('drop_unit') or ''}".strip()))
+        lines.append(("drop depth", units.figure(float(s["drop_depth"]), s.get("drop_unit"))))
     if has("drop_on_inhale_pct"):
         lines.append(("on inhale", f"{s['drop_on_inhale_pct']:g} % of the drop time"))
     if has("strain_count"):
@@ -256,17 +261,22 @@ def show(app: AppContext, session_id: int) -> None:
     for label, note in (("note", info.note_before), ("note after", info.note_after)):
         if note:
             out(f"  {label:10} {note}")
+    units = session_units(info)
     out("  streams")
-    for s in d["streams"]:
+    for spec, s in zip(info.streams, d["streams"], strict=True):
         rate = f"{s['rate_hz']:g} Hz" if s["rate_hz"] else "irregular"
         out(f"    {s['name']:22} {s['kind']:12} {','.join(s['channels']):12} {s['unit']:6} "
             f"{rate:>10}  {s['samples']} samples")
+        for ch in spec.channels:
+            if units.conversion(spec, ch) is not None:
+                out(f"      {ch} in {units.unit(spec, ch)} (the profile's calibration; "
+                    "so in exports)")
     if d["event_counts"]:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(d["event_counts"].items()))
         out(f"  events     {counts}")
     if info.summary:
         try:
-            lines = _summary_lines(info.summary)
+            lines = _summary_lines(info.summary, units)
         except (TypeError, ValueError):  # a summary of another shape: say it as it is
             lines = [("summary", json.dumps(info.summary, separators=(", ", ": ")))]
         for label, text in lines:

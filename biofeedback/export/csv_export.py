@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from biofeedback.export.common import Progress, begin_export, open_private, safe_name
+from biofeedback.export.units import session_units
 from biofeedback.paths import make_private_dirs
 from biofeedback.store import Store
 
@@ -97,10 +98,15 @@ def export_csv(
     meta = info.to_detail_json()
     meta["files"] = {"events": "events.csv", "streams": files}
     meta["time"] = "t_s is seconds from started_at (ISO 8601, UTC)"
-    for s in meta["streams"]:
+    units = session_units(info)
+    for spec, s in zip(info.streams, meta["streams"], strict=True):
         st = bundle.stats.get(s["name"])
         s["samples"] = st.samples if st else 0
         s["file"] = files.get(s["name"])
+        # Values are as recorded; where the profile calibrated a channel, how to
+        # get its unit (what show and the EDF+ export give).
+        s["calibrated"] = {ch: units.describe(spec, ch) for ch in spec.channels
+                           if units.describe(spec, ch) is not None}
     with open_private(path / "session.json", force=True) as f:
         json.dump(meta, f, indent=2)
         f.write("\n")

@@ -47,6 +47,7 @@ from biofeedback.export.common import (
     begin_export,
     private_file,
 )
+from biofeedback.export.units import UnitPolicy, session_units
 from biofeedback.store import SessionInfo, Store
 from devices.errors import InputError
 from devices.stream import LinkKind, StreamKey, StreamKind, StreamSpec
@@ -405,8 +406,8 @@ def _annotation_text(text: str) -> str:
 
 #: An annotation: (onset on the run clock, duration or None, text).
 _Note = tuple[float, float | None, str]
-#: One EDF signal before it is built: (stream, channel, grid values, rate).
-_Column = tuple[StreamSpec, str, FloatArray, float]
+#: One EDF signal before it is built: (stream, channel, grid values, rate, unit).
+_Column = tuple[StreamSpec, str, FloatArray, float, str]
 
 #: What the closing annotation says for each outcome (``SessionInfo.outcome``).
 _OUTCOME_TEXT = {
@@ -456,8 +457,8 @@ def _gap_notes(sp: _StreamPlan, got: Resampled, down: list[Span]) -> list[_Note]
     return notes
 
 
-def _columns(store: Store, bundle: SessionBundle, plan: EdfPlan,
-             progress: Progress) -> tuple[list[_Column], list[_Note]]:
+def _columns(store: Store, bundle: SessionBundle, plan: EdfPlan, progress: Progress,
+             units: UnitPolicy) -> tuple[list[_Column], list[_Note]]:
     """Each stream resampled onto its grid, and what it did not show (gaps, no value).
 
     A stream that never had a value is left out, with an annotation saying so.
@@ -480,7 +481,8 @@ def _columns(store: Store, bundle: SessionBundle, plan: EdfPlan,
                                sp.spr * plan.n_records, sp.gap_s, plan.data_span)
         notes += _gap_notes(sp, got, link_down_spans(bundle, sp.spec))
         for c, ch in enumerate(sp.spec.channels):
-            columns.append((sp.spec, ch, got.values[:, c], sp.rate))
+            columns.append((sp.spec, ch, units.levels(sp.spec, ch, got.values[:, c]), sp.rate,
+                            units.unit(sp.spec, ch)))
     if not columns:
         raise InputError(f"session {bundle.info.id} has no values to export (every sample "
                          "is empty)")
@@ -542,13 +544,13 @@ def _recording(info: SessionInfo, plan: EdfPlan) -> Any:
 def _signal(column: _Column, label: str) -> Any:
     import edfio
 
-    spec, ch, values, rate = column
+    spec, ch, values, rate, unit = column
     return edfio.EdfSignal(
         values,
         sampling_frequency=rate,
         label=label,
         transducer_type=_transducer(spec, ch),
-        physical_dimension=_unit(spec.unit),
+        physical_dimension=_unit(unit),
         physical_range=physical_range(values),
     )
 
@@ -560,8 +562,13 @@ def export_edf(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    units: UnitPolicy | None = None,
 ) -> Path:
     """Write a session as an EDF+C file; returns the path.
+
+    Signals are in the session's unit policy (``units``; default
+    :func:`~biofeedback.export.units.session_units`): cmH2O where its
+    profile calibrated the channel, the recorded unit otherwise.
 
     Raises
     ------
@@ -577,8 +584,8 @@ def export_edf(
     plan = _plan(bundle)
     progress.start(max(1, bundle.total_blocks) + len(plan.streams) + 1,
                    f"EDF+ export of session {session_id}")
-    columns, notes = _columns(store, bundle, plan, progress)
-    labels = _unique_labels([(spec, ch) for spec, ch, _, _ in columns])
+    columns, notes = _columns(store, bundle, plan, progress, units or session_units(info))
+    labels = _unique_labels([(col[0], col[1]) for col in columns])
     notes += _session_notes(bundle, plan) + _event_notes(bundle)
     end = float(plan.n_records * plan.record_s)
     person = ascii_text(info.person or "").replace(" ", "_") or "X"
