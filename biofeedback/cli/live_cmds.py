@@ -659,6 +659,7 @@ async def _replay(
 Examples:
   biofeedback report 3                  # session-3-<date>-report.html here
   biofeedback report 3 -o week1.html --force
+  biofeedback report --person ann --since 4w --pdf ann.pdf   # for the physiotherapist
 """)
 @click.argument("session_id", type=SESSION_ID, metavar="[ID]", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),

@@ -89,7 +89,12 @@ def _print(doc: dict[str, Any]) -> None:
     click.echo("Stop if anything hurts; never push.")
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  biofeedback plan --person ann             # today's session and what comes next
+  biofeedback plan --person ann --exhale 7  # change it from now on
+  biofeedback live --person ann --plan      # run today's session
+""")
 @click.option("--person", help="Whose plan (default: sessions recorded without a person).")
 @click.option("--position", type=click.Choice(POSITIONS), help="Change: the position.")
 @click.option("--reps", type=click.IntRange(1, 30), help="Change: reps per session.")

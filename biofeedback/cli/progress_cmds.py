@@ -71,7 +71,11 @@ def _print(p: dict[str, Any]) -> None:
         click.echo("Notes: " + "; ".join(f"{d} {n!r}" for d, n in notes[-6:]))
 
 
-@cli.command("progress")
+@cli.command("progress", epilog="""\b
+Examples:
+  biofeedback progress --person ann                  # the last 8 weeks
+  biofeedback progress --person ann --since 30d --json
+""")
 @click.option("--person", help="Whose sessions (default: those recorded without a person).")
 @click.option("--since", default="8w", show_default=True,
               help="The period: weeks (8w), days (30d) or a date (2026-10-01).")
