@@ -35,6 +35,7 @@ Python loop runs over the 1 s rest-update blocks a chunk spans).
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -122,6 +123,63 @@ def pressure_channels(channels: Sequence[str]) -> tuple[int, int | None]:
         if want in names:
             return names.index(want), None
     return 0, None
+
+
+class RestTrend:
+    """The resting tone's drift per block, from the recent resting blocks.
+
+    A sensor drifts steadily (up to a few cmH2O a minute); the rest follows it
+    while the floor rests, but not during a set of drops or a contraction, and
+    after a 40 s set the tone may have moved past the drop margin. The slope of
+    the last resting blocks' levels (a line through up to 40 of them, over at
+    least 8), where it stands out of their scatter, carries the rest on through
+    such a stretch, for a minute at most.
+
+    Parameters
+    ----------
+    block_s : float
+        Block length, s.
+    max_rate : float
+        The largest drift believed, stream units per minute.
+    """
+
+    def __init__(self, block_s: float, max_rate: float = 3.0) -> None:
+        self._cap = max_rate * block_s / 60.0
+        self._skip_max = round(60.0 / block_s)
+        self._i = 0  # blocks seen
+        self._pts: deque[tuple[int, float]] = deque(maxlen=40)
+        self._slope = 0.0
+        self._since = 0  # blocks since the last resting one
+
+    def add(self, level: float) -> float:
+        """A resting block's level; the drift expected over this block."""
+        self._i += 1
+        self._since = 0
+        pts = self._pts
+        while pts and self._i - pts[0][0] > 80:  # only the last 80 blocks' levels
+            pts.popleft()
+        pts.append((self._i, level))
+        if len(pts) >= 8 and pts[-1][0] - pts[0][0] >= 8:
+            x = np.array([p[0] for p in pts], dtype=np.float64)
+            y = np.array([p[1] for p in pts])
+            x -= x.mean()
+            y -= y.mean()
+            sxx = float(np.dot(x, x))
+            slope = float(np.dot(x, y)) / sxx
+            # a drift only where the line stands out of the levels' scatter (3 SE)
+            res = y - slope * x
+            se = math.sqrt(float(np.dot(res, res)) / (len(pts) - 2) / sxx)
+            slope = slope if abs(slope) > 3.0 * se else 0.0
+            self._slope = min(max(slope, -self._cap), self._cap)
+        else:
+            self._slope = 0.0
+        return self._slope
+
+    def skip(self) -> float:
+        """A block that was not resting: the drift expected over it."""
+        self._i += 1
+        self._since += 1
+        return self._slope if self._since <= self._skip_max else 0.0
 
 
 class PelvicTracker:
@@ -226,6 +284,7 @@ class PelvicTracker:
         self._episode = 0  # -1 a drop, +1 a rise is under way (since the last rest)
         self._excursion = 0.0  # largest distance from rest during it
         self._post = 0  # blocks left in the re-anchoring window after an episode
+        self._trend = RestTrend(self._block_n / self.fs)
         self._post_quiet = 0
         self._post_sum = 0.0
         self._post_tip = 0.0
@@ -747,8 +806,14 @@ class PelvicTracker:
                 self._rest_tip = self._b_tip / n
             elif self._quiet >= 2:
                 # resting and steady for two blocks: follow the slow drift of the tone
-                self._rest += a * (self._b_sum / n - self._rest)
-                self._rest_tip += a * (self._b_tip / n - self._rest_tip)
+                step = self._trend.add(self._b_sum / n)
+                self._rest += step + a * (self._b_sum / n - self._rest - step)
+                self._rest_tip += step + a * (self._b_tip / n - self._rest_tip - step)
+            else:
+                # an action or an unsteady block: the rest goes on drifting as it did
+                step = self._trend.skip()
+                self._rest += step
+                self._rest_tip += step
             if self._post > 0:
                 self._post -= 1
                 if steady:
