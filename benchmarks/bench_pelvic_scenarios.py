@@ -40,6 +40,7 @@ FS = 50.0
 DURATION_S = 150
 SETTLE_S = 10.0  # the tracker learns the resting tone first
 SETTLE_GOAL_S = 5.0
+HOLD_S = 3.0  # settled: agreeing with the truth for this long
 PRESSURE1 = StreamSpec("pressure", StreamKind.PRESSURE, ("pressure",), "cmH2O", FS)
 PRESSURE2 = StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", FS)
 BELT = StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", FS)
@@ -153,14 +154,20 @@ def _score(
 
 
 def _settle_time(t: npt.NDArray[np.float64], est: IntArray, ref: IntArray, t_end: float) -> float:
-    """Time after ``t_end`` until the state last disagrees with the truth: over 15 s,
-    or until the truth changes (then the state follows an action, not the step)."""
+    """Time after ``t_end`` until the state agrees with the truth and keeps agreeing
+    for ``HOLD_S`` (or until the truth changes: then the state follows an action,
+    not the step); 15 s when it never does. (A disagreement later on, such as the
+    usual lag at the end of the next action, is not the step's.)"""
     w = np.flatnonzero((t >= t_end) & (t < t_end + 15.0))
     if w.size:
         change = np.flatnonzero(ref[w] != ref[w[0]])
         w = w[: change[0]] if change.size else w
-    bad = w[est[w] != ref[w]]
-    return float(t[bad[-1]] - t_end) if bad.size else 0.0
+    bad = est[w] != ref[w]
+    hold = int(HOLD_S * FS)
+    for i in range(w.size):
+        if not bad[i : i + hold].any():
+            return float(t[w[i]] - t_end)
+    return 15.0
 
 
 def main() -> None:

@@ -125,3 +125,26 @@ def test_pelvic_state_through_coughs_and_slips(
         assert sc.strain_as_drop == 0, (seed, sc)
         assert sc.cough_as_drop == 0 and sc.cough_good_reps == 0, (seed, sc)
         assert sc.settle_s <= 5.0, (seed, sc)
+
+
+@pytest.mark.parametrize(
+    ("setup", "scenario", "seeds", "bar"),
+    [
+        # two channels: a posture change and drift move both sensors alike
+        ("2ch", "posture", (0, 2, 3), 0.95),
+        ("2ch", "drift", (4, 5), 0.95),
+        # one channel: the drift's slope carries the rest through a set of drops
+        # (the seeds whose drift had left the rest behind the tone)
+        ("1ch+belt", "drift", (4, 5), 0.93),
+    ],
+)
+def test_pelvic_state_through_posture_changes_and_drift(
+    respiration_dir: Path, setup: str, scenario: str, seeds: tuple[int, ...], bar: float
+) -> None:
+    b = _bench()
+    files = b.traces(respiration_dir.parent)
+    for seed in seeds:
+        sc = b.run(files[seed % len(files)], seed, b.SCENARIOS[scenario], setup)
+        assert sc.agreement >= bar, (seed, sc)
+        assert sc.strain_as_drop == 0, (seed, sc)
+        assert sc.settle_s <= 5.0, (seed, sc)
