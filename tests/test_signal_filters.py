@@ -291,3 +291,10 @@ def test_sos_filter_short_and_long_chunks_agree_exactly() -> None:
         parts.append(f.process(x[i : i + n]))
         i += n
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+    # two channels (a two-pressure probe): short chunks take the loop per column
+    x2 = np.column_stack((x, -0.5 * x + 3.0))
+    whole2 = SosFilter(sos, 2).process(x2)
+    f2 = SosFilter(sos, 2)
+    parts2 = [f2.process(x2[i : i + 5]) for i in range(0, 500, 5)]
+    parts2.append(f2.process(x2[500:]))
+    np.testing.assert_array_equal(np.concatenate(parts2), whole2)

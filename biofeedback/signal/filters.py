@@ -334,7 +334,7 @@ class SosFilter:
             zs = self._zi = [self._zi_unit[k, :, np.newaxis] * x0 for k in range(self._n_sections)]
             if one_d:
                 zs[:] = [z.reshape(2) for z in zs]
-        if one_d and x.shape[0] <= LOOP_MAX and zs[0].ndim == 1:
+        if x.shape[0] * ch <= LOOP_MAX and zs[0].ndim == x.ndim:
             return self._process_short(x, zs)
         # Same recursion as sosfilt (direct form II transposed per section, the
         # same zi layout), one compiled lfilter call per section: sosfilt's fixed
@@ -350,13 +350,22 @@ class SosFilter:
         return y
 
     def _process_short(self, x: FloatArray, zs: list[FloatArray]) -> FloatArray:
-        """A short 1-D chunk through every section in plain Python (:func:`df2t_loop`)."""
-        v = x.tolist()
-        for k in range(self._n_sections):
-            z = zs[k].tolist()
-            v = df2t_loop(self._bl[k], self._al[k], v, z)
-            zs[k] = np.array(z)
-        return np.array(v)
+        """A short chunk through every section in plain Python (:func:`df2t_loop`)."""
+        if x.ndim == 1:
+            v = x.tolist()
+            for k in range(self._n_sections):
+                z = zs[k].tolist()
+                v = df2t_loop(self._bl[k], self._al[k], v, z)
+                zs[k] = np.array(z)
+            return np.array(v)
+        cols = []
+        for c, col in enumerate(x.T.tolist()):  # each column on its own, as lfilter does
+            for k in range(self._n_sections):
+                z = zs[k][:, c].tolist()
+                col = df2t_loop(self._bl[k], self._al[k], col, z)
+                zs[k][:, c] = z
+            cols.append(col)
+        return np.array(cols).T.copy()
 
 
 class Ewma:
