@@ -1135,6 +1135,7 @@ class CalibrationView(QWidget):
         self.ahead_s = ahead_s
         self.traces: _Traces | None = None
         self.segment: tuple[str, float, float] | None = None
+        self._drawn: tuple[int, tuple[str, float, float] | None] | None = None
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("<h2>Calibration</h2>A few guided steps: rest, breathe, "
                              "a gentle squeeze, a gentle drop. Stop if anything hurts."))
@@ -1242,6 +1243,7 @@ class CalibrationView(QWidget):
     ) -> None:
         """Draw ``model``'s ``pressure`` stream (its ``channel``) and ``breath`` stream."""
         self.traces = None if model is None else _Traces(model, pressure, channel, breath)
+        self._drawn = None
         self.no_breath_text.setVisible(model is not None and breath is None)
         if model is None:
             self.pressure_curve.setData([], [])
@@ -1262,8 +1264,16 @@ class CalibrationView(QWidget):
         tr = self.traces
         if tr is None:
             return
+        # Redraw only on new data or a new step: the frame timer shares the GUI thread
+        # (and, through qasync, the event loop) with the sensors it draws.
+        key = (tr.model.version, self.segment)
+        if key == self._drawn:
+            return
+        self._drawn = key
         now = tr.model.now()
-        width = max(200, self.pressure_plot.width())
+        # About one point per four pixels (a min/max pair per bin): wide antialiased
+        # strokes cost per segment, and every peak stays visible.
+        width = max(100, self.pressure_plot.width() // 2)
         t, v = tr.model.raw(tr.pressure, self.window_s + 1.0)
         col = v[:, min(tr.channel, v.shape[1] - 1)] if v.size else np.zeros(0)
         self._draw(self.pressure_plot, self.pressure_curve, t - now, col, width)
