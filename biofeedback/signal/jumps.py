@@ -233,27 +233,46 @@ class CommonShift:
         """``(base, tip)`` with the common shifts taken out (new arrays)."""
         n = base.shape[0]
         h = self._hist.shape[0]
-        ext = np.concatenate((self._hist, np.column_stack((base, tip))))
-        self._hist = ext[-self.span :]
         k = self.span
-        if n == 0 or ext.shape[0] <= k or not margin > 0:
+        if h + n <= k or not margin > 0:
+            self._keep(base, tip)
             return base - self.offset, tip - self.offset
-        # change over the span ending at each sample, and from the sample before
+        # change over the span ending at each sample (the base first: usually
+        # nothing moved that fast, and nothing else is needed)
         lo = max(h, k)
-        dspan = np.zeros((n, 2))
-        dspan[lo - h :] = ext[lo:] - ext[lo - k : ext.shape[0] - k]
-        step = np.zeros((n, 2))
-        one = max(h, 1)
-        step[one - h :] = ext[one:] - ext[one - 1 : -1]
-        gap = np.abs(dspan[:, 1] - dspan[:, 0])
-        common = (np.abs(dspan[:, 0]) > margin) & (gap <= self.frac * np.abs(dspan[:, 0]))
+        hb = self._hist[:, 0]
+        eb = np.concatenate((hb, base)) if h else base
+        db = np.zeros(n)
+        db[lo - h :] = eb[lo:] - eb[lo - k : eb.shape[0] - k]
+        fast = np.abs(db) > margin
+        if not fast.any():
+            self._keep(base, tip)
+            return base - self.offset, tip - self.offset
+        et = np.concatenate((self._hist[:, 1], tip)) if h else tip
+        dt = np.zeros(n)
+        dt[lo - h :] = et[lo:] - et[lo - k : et.shape[0] - k]
+        common = fast & (np.abs(dt - db) <= self.frac * np.abs(db))
+        self._keep(base, tip)
         if not common.any():
             return base - self.offset, tip - self.offset
-        inc = np.where(common, np.rint(0.5 * (step[:, 0] + step[:, 1]) / _QUANTUM), 0.0)
+        # each sample's own change (from the one before), where the span's is common
+        one = max(h, 1)
+        step = np.zeros(n)
+        step[one - h :] = 0.5 * (eb[one:] - eb[one - 1 : -1] + et[one:] - et[one - 1 : -1])
+        inc = np.where(common, np.rint(step / _QUANTUM), 0.0)
         units = self._off + np.cumsum(inc.astype(np.int64))
         self._off = int(units[-1])
         shift = units * _QUANTUM
         return base - shift, tip - shift
+
+    def _keep(self, base: FloatArray, tip: FloatArray) -> None:
+        """Keep the last ``span`` samples for the next call."""
+        k = self.span
+        if base.shape[0] >= k:
+            self._hist = np.column_stack((base[-k:], tip[-k:]))
+        else:
+            new = np.column_stack((base, tip))
+            self._hist = np.concatenate((self._hist, new))[-k:]
 
     @property
     def offset(self) -> float:
