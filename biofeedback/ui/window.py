@@ -1097,6 +1097,8 @@ SEGMENT_TEXT: dict[str, tuple[str, str]] = {
     "recover": ("measuring the exhale", "#9A9A9A"),
     "breathe": ("measuring your natural breathing", OKABE_ITO["blue"]),
 }
+#: Redraws per second of the calibration screen (its countdown moves once a second).
+CALIBRATION_FPS = 20.0
 #: Opacity of the highlighted segment (0..255).
 SEGMENT_ALPHA = 60
 
@@ -1136,6 +1138,7 @@ class CalibrationView(QWidget):
         self.traces: _Traces | None = None
         self.segment: tuple[str, float, float] | None = None
         self._drawn: tuple[int, tuple[str, float, float] | None] | None = None
+        self._drawn_at = -math.inf
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("<h2>Calibration</h2>A few guided steps: rest, breathe, "
                              "a gentle squeeze, a gentle drop. Stop if anything hurts."))
@@ -1173,9 +1176,10 @@ class CalibrationView(QWidget):
             region.setVisible(False)
             plot.addItem(region)
             self.regions.append(region)
-        self.pressure_curve = pg.PlotDataItem(pen=pg.mkPen(REST_LINE, width=2), antialias=True)
-        self.breath_curve = pg.PlotDataItem(pen=pg.mkPen(OKABE_ITO["blue"], width=2),
-                                            antialias=True)
+        # Thin solid pens without antialiasing: Qt's fast path (this screen shares the
+        # event loop with the sensors it draws).
+        self.pressure_curve = pg.PlotDataItem(pen=pg.mkPen(FOREGROUND, width=1))
+        self.breath_curve = pg.PlotDataItem(pen=pg.mkPen(OKABE_ITO["blue"], width=1))
         self.pressure_plot.addItem(self.pressure_curve)
         self.breath_plot.addItem(self.breath_curve)
         self.segment_label = pg.TextItem("", color=FOREGROUND, anchor=(0, 0))
@@ -1267,12 +1271,13 @@ class CalibrationView(QWidget):
         # Redraw only on new data or a new step: the frame timer shares the GUI thread
         # (and, through qasync, the event loop) with the sensors it draws.
         key = (tr.model.version, self.segment)
-        if key == self._drawn:
+        wall = time.perf_counter()
+        if key == self._drawn or wall - self._drawn_at < 1.0 / CALIBRATION_FPS:
             return
-        self._drawn = key
+        self._drawn, self._drawn_at = key, wall
         now = tr.model.now()
-        # About one point per four pixels (a min/max pair per bin): wide antialiased
-        # strokes cost per segment, and every peak stays visible.
+        # About one point per four pixels (a min/max pair per bin): every peak stays
+        # visible, and a stroke costs per segment.
         width = max(100, self.pressure_plot.width() // 2)
         t, v = tr.model.raw(tr.pressure, self.window_s + 1.0)
         col = v[:, min(tr.channel, v.shape[1] - 1)] if v.size else np.zeros(0)
