@@ -59,12 +59,15 @@ def test_json_is_exactly_the_contract_and_times_are_back_dated(
     assert code == 0
     doc = json.loads(out)
     assert set(doc) == {"rate_bpm", "breaths", "detection_delay_s"}
-    assert all(set(b) == {"inhale_onset_s", "exhale_onset_s", "depth"} for b in doc["breaths"])
+    keys = {"inhale_onset_s", "exhale_onset_s", "peak_s", "depth"}  # DESIGN.md's, plus peak_s
+    assert all(set(b) == keys for b in doc["breaths"])
     assert 9 < doc["rate_bpm"] < 15
     assert 0.2 < doc["detection_delay_s"] < 2.0
     ins = [b["inhale_onset_s"] for b in doc["breaths"]]
     exs = [b["exhale_onset_s"] for b in doc["breaths"]]
     assert all(a < b for a, b in zip(ins, exs, strict=True))
+    peaks = [b["peak_s"] for b in doc["breaths"]]
+    assert all(a < p <= b + 1e-3 for a, p, b in zip(ins, peaks, exs, strict=True))
     assert matched(ins, inh, 10, 85) >= 0.95 and matched(exs, exh, 10, 85) >= 0.95
     assert 0.5 < np.median([b["depth"] for b in doc["breaths"]]) < 1.5
 

@@ -145,6 +145,9 @@ class BreathReport:
                 {
                     "inhale_onset_s": round(b.inhale_onset, 3),
                     "exhale_onset_s": round(b.exhale_onset, 3),
+                    # the end of inspiration (where annotators mark a breath): an addition
+                    # to DESIGN.md's keys, which stay as they were
+                    "peak_s": round(b.peak, 3) if math.isfinite(b.peak) else None,
                     "depth": round(b.depth, 3) if math.isfinite(b.depth) else None,
                 }
                 for b in self.breaths
