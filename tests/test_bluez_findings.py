@@ -20,10 +20,11 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from test_ble_source import SERVICE, CounterDriver, CounterTwin
 
-from devices.ble import PLATFORM, BleBackend, resolve_device
+from devices.ble import PLATFORM, BleBackend, BleSource, ReconnectPolicy, resolve_device
 from devices.clock import SimClock
-from devices.errors import DeviceNotFoundError
+from devices.errors import DeviceNotFoundError, GaveUpError
 from devices.registry import Registry
+from devices.stream import LinkEvent, LinkKind
 from devices.virtual.backend import virtual_backend
 from devices.virtual.bluez import BluezDouble
 from devices.virtual.peripheral import Faults
@@ -195,5 +196,28 @@ async def test_powered_off_twin_is_not_found(radio: VirtualRadio, either: BleBac
         with pytest.raises(DeviceNotFoundError):
             await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
                                  timeout=1.0, backend=either)
+    finally:
+        await twin.stop()
+
+
+async def test_powered_off_mid_session_gives_up(radio: VirtualRadio, either: BleBackend) -> None:
+    """The sensor switched off while streaming: lost, reconnects fail, a clear give-up."""
+    clock = SimClock(speed=None)
+    twin = await _twin(radio, clock)
+    policy = ReconnectPolicy(backoff=(0.2,), max_consecutive_failures=2, stall_timeout=2.0)
+    kinds: list[LinkKind] = []
+    try:
+        found = await resolve_device("Counter 1", Registry([CounterDriver()]), clock,
+                                     backend=either)
+        async with BleSource(found.device, CounterDriver(), clock, policy=policy,
+                             backend=either) as src:
+            with pytest.raises(GaveUpError, match="reconnect attempts failed"):
+                async for item in src:
+                    if isinstance(item, LinkEvent):
+                        kinds.append(item.kind)
+                    elif twin.faults.powered:
+                        await twin.set_powered(False)  # after the first samples
+        assert kinds.index(LinkKind.CONNECTED) < kinds.index(LinkKind.LOST)
+        assert kinds[-1] == LinkKind.GIVEN_UP and kinds.count(LinkKind.CONNECTED) == 1
     finally:
         await twin.stop()
