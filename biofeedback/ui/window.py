@@ -475,7 +475,15 @@ class SessionView(QWidget):
         body = QHBoxLayout()
         outer.addLayout(body, 1)
 
-        # -- graphs ---------------------------------------------------------
+        self._build_graphs(body, window_s, ahead_s, on_pelvic_paint)
+        self._build_side_panel(body)
+        self._last_run_state: str | None = "?"
+
+    def _build_graphs(
+        self, body: QHBoxLayout, window_s: float, ahead_s: float,
+        on_pelvic_paint: Callable[[], None] | None,
+    ) -> None:
+        """The breath graph (with the pacer), the pelvic graph (zones, state curves), raw box."""
         graphs = QVBoxLayout()
         body.addLayout(graphs, 1)
         self.breath_plot = _Plot(y_label="breath (in = up)")
@@ -551,7 +559,8 @@ class SessionView(QWidget):
         graphs.addWidget(self.raw_box, 3)
         self.raw_plots: dict[str, tuple[_Plot, list[pg.PlotDataItem]]] = {}
 
-        # -- side panel -----------------------------------------------------
+    def _build_side_panel(self, body: QHBoxLayout) -> None:
+        """The pacer, state, cue, timer/step/reps/score, links, sound switch and buttons."""
         side = QVBoxLayout()
         side_w = QWidget()
         side_w.setLayout(side)
@@ -599,7 +608,10 @@ class SessionView(QWidget):
         self.stop_note.setWordWrap(True)
         side.addWidget(self.stop_note)
         # Sound for eyes-closed practice (biofeedback.audio wires it to the player).
-        self.sound_switch = QCheckBox("Sound: tone sinks as the floor drops, pacer chimes")
+        self.sound_switch = QCheckBox("Sound (for eyes-closed practice)")
+        # The side panel is 330 px wide: the long explanation goes in the tooltip.
+        self.sound_switch.setToolTip(
+            "A soft tone that sinks as the floor drops, and chimes at each pacer phase.")
         side.addWidget(self.sound_switch)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
@@ -624,7 +636,6 @@ class SessionView(QWidget):
         self.safety_button.setFlat(True)
         self.safety_button.clicked.connect(lambda: self.safety_note.setVisible(True))
         side.addWidget(self.safety_button)
-        self._last_run_state: str | None = "?"
 
     # ------------------------------------------------------------------ model
     def set_model(self, model: LiveModel | None) -> None:
