@@ -298,9 +298,13 @@ async def _capture(
         # Written through a temporary file: an interrupted capture leaves no half file.
         with private_file(output, force=force) as fh:
 
+            first_t: list[float] = []
+
             def on_raw(pkt: RawPacket) -> None:
                 nonlocal count
                 count += 1
+                if not first_t:
+                    first_t.append(pkt.t)
                 fh.write(
                     json.dumps({"t_host": round(pkt.t, 6), "char": pkt.char, "hex": pkt.data.hex()})
                     + "\n"
@@ -310,4 +314,8 @@ async def _capture(
             async with BleSource(found.device, found.driver, clock, policy=policy, on_raw=on_raw,
                                  backend=found.backend):
                 await clock.sleep(duration)
+                # --duration is of data: the time connecting took (longer on a busy machine)
+                # does not count against it.
+                if first_t and clock.now() < first_t[0] + duration:
+                    await clock.sleep_until(first_t[0] + duration)
     return count
