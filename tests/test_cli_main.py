@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -30,3 +32,28 @@ def test_cli_and_store_json_share_one_encoder(capsys: pytest.CaptureFixture[str]
                                                    "r": {"a": 1}}
     with pytest.raises(TypeError, match="set"):
         json_default({1})
+
+
+def test_the_lazy_command_map_matches_what_the_modules_register() -> None:
+    cli_main._load_commands()
+    registered = {name: cmd.callback.__module__ for name, cmd in cli_main.cli.commands.items()
+                  if cmd.callback is not None}
+    assert registered == cli_main.COMMANDS
+
+
+def test_scan_starts_without_the_session_stack() -> None:
+    # Startup budget (DESIGN.md: first sample within 1.5 s): scan, pair and capture must not
+    # import the pipeline's scipy; only the command that runs is loaded.
+    code = (
+        "import sys\n"
+        "from biofeedback.cli.main import main\n"
+        "try:\n"
+        "    main(['scan', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('scipy.signal', 'biofeedback.runtime',\n"
+        "                         'biofeedback.cli.live_cmds') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -14,9 +14,8 @@ import click
 from biofeedback.cli.device_cmds import driver_option
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SESSION_S, UUID
-from biofeedback.cli.runtime import radio, registry_for, run
+from biofeedback.cli.runtime import backend_of, radio, registry_for, run
 from biofeedback.export.common import check_target, private_file
-from biofeedback.runtime import backend_of
 from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.drivers.base import Driver, DriverInfo, RawPacket, normalize_uuid
 from devices.errors import InputError, ParseError

@@ -11,10 +11,9 @@ import click
 from biofeedback.audio.session import AudioRequest, audio_options
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SCAN_TIMEOUT_S, SESSION_S
-from biofeedback.cli.runtime import radio, registry_for, run
+from biofeedback.cli.runtime import backend_of, radio, registry_for, run
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer
-from biofeedback.runtime import DEMO_DEVICES, backend_of
 from biofeedback.store import Store
 from devices.ble import BleSource, Found, ReconnectPolicy, resolve_device, scan
 from devices.clock import Clock
@@ -311,6 +310,7 @@ async def _demo_session(
 async def _demo_calibration(app: AppContext, seed: int, *, quiet: bool, window: Any) -> Any:
     """The quick calibration of the virtual person, saved as person "demo"'s profile."""
     from biofeedback.cli.calibrate_cmds import StepPrompter, run_calibration
+    from biofeedback.runtime import DEMO_DEVICES
 
     prompter = StepPrompter(0, quiet=quiet)
     if window is not None:

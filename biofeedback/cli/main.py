@@ -36,17 +36,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("biofeedback")
 
 #: Modules that add commands to :data:`cli` (imported lazily by ``main``).
-COMMAND_MODULES = (
-    "biofeedback.cli.device_cmds",
-    "biofeedback.cli.decode_cmds",
-    "biofeedback.cli.signal_cmds",
-    "biofeedback.cli.calibrate_cmds",
-    "biofeedback.cli.session_cmds",
-    "biofeedback.cli.live_cmds",
-    "biofeedback.cli.plan_cmds",
-    "biofeedback.cli.progress_cmds",
-    "biofeedback.cli.resonance_cmds",
-)
+#: Each command and the module that defines it. Modules load when their command runs (or
+#: for ``--help``), so ``scan`` does not pay for the session stack's imports (scipy).
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys(("demo", "devices", "pair", "scan"), "biofeedback.cli.device_cmds"),
+    **dict.fromkeys(("capture", "decode", "drivers"), "biofeedback.cli.decode_cmds"),
+    "breaths": "biofeedback.cli.signal_cmds",
+    **dict.fromkeys(("calibrate", "profiles"), "biofeedback.cli.calibrate_cmds"),
+    **dict.fromkeys(("data", "delete", "export", "sessions", "show"),
+                    "biofeedback.cli.session_cmds"),
+    **dict.fromkeys(("live", "replay", "report"), "biofeedback.cli.live_cmds"),
+    "plan": "biofeedback.cli.plan_cmds",
+    "progress": "biofeedback.cli.progress_cmds",
+    "resonance": "biofeedback.cli.resonance_cmds",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 @dataclass
@@ -230,7 +234,19 @@ def _open_log_file(root: logging.Logger) -> None:
     log.debug("biofeedback %s: debug log in %s", __version__, fh.baseFilename)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands' modules are imported when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name])  # registers it on this group
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="biofeedback")
 @_global_options
 @click.pass_context
@@ -243,6 +259,7 @@ def cli(ctx: click.Context) -> None:
 
 
 def _load_commands() -> None:
+    """Import every command module (a missing one is an error, not a silent gap)."""
     for mod in COMMAND_MODULES:
         importlib.import_module(mod)
 
@@ -250,7 +267,6 @@ def _load_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _setup_logging(False)
-    _load_commands()
     args = list(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
     verbose = "-v" in args or "--verbose" in args
