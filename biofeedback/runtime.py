@@ -42,7 +42,7 @@ from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.terminal import TerminalView
-from devices.ble import PLATFORM, BleBackend, BleSource, Found, scan
+from devices.ble import PLATFORM, BleBackend, BleSource, Found, backend_of, scan
 from devices.clock import Clock
 from devices.errors import DeviceNotFoundError, InputError
 from devices.intent import Intent
@@ -146,12 +146,6 @@ async def virtual_world(
 
     async with VirtualWorld(clock, seed=seed, **world_kwargs) as world:
         yield world
-
-
-def backend_of(world: Any) -> BleBackend:
-    """The bleak backend scans and connections go through: the virtual world's radio, or
-    (``world`` None) the OS stack."""
-    return PLATFORM if world is None else world.backend
 
 
 def follow(world: Any, intent: Callable[[float], Intent]) -> None:

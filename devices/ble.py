@@ -67,6 +67,7 @@ __all__ = [
     "LinkStats",
     "ReconnectPolicy",
     "SourceStats",
+    "backend_of",
     "find_devices",
     "resolve_device",
     "scan",
@@ -124,6 +125,12 @@ class BleBackend:
 
 #: The operating system's Bluetooth stack, as bleak picks it.
 PLATFORM = BleBackend()
+
+
+def backend_of(world: Any) -> BleBackend:
+    """The backend scans and connections go through: ``world.backend`` (a virtual world), or
+    the OS stack when ``world`` is None."""
+    return PLATFORM if world is None else world.backend
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from biofeedback.cli.main import AppContext
 from biofeedback.paths import config_dir
-from devices.ble import PLATFORM, BleBackend
+from devices.ble import backend_of
 from devices.clock import Clock
 from devices.registry import Registry, default_registry
 
@@ -38,15 +38,6 @@ async def radio(
         app.virtual, clock, seed=app.seed if seed is None else seed, via=app.via, **world_kwargs
     ) as w:
         yield w
-
-
-def backend_of(world: Any) -> BleBackend:
-    """The bleak backend for :func:`radio`'s world (None: the OS stack).
-
-    Here as well as in :mod:`biofeedback.runtime` so that ``scan``, ``pair`` and ``capture``
-    start without importing the session stack (scipy: about 1.7 s).
-    """
-    return PLATFORM if world is None else world.backend
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
