@@ -5,7 +5,8 @@ What it shows and where each figure comes from:
 * **who and which sensor** -- the person, the period, the sensors of the
   latest session (name, driver, support level), whether the data is virtual;
 * **latest assessment beside the previous one** -- the two newest
-  ``calibrate --assessment`` profiles of the person (Glazer-style phases:
+  ``calibrate --assessment`` profiles of the person (``demo --weeks`` saves
+  its learner's the same way; Glazer-style phases:
   resting mean and SD before and after, quick and sustained contractions,
   endurance, rise and recovery times, drop); without two assessments, the
   first and the latest practice session of the period (baseline and

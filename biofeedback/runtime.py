@@ -530,6 +530,13 @@ def direct_virtual_source(clock: Clock, seed: int, *, skill: float = 1.0,
     return DirectSource(clock, seed, params=learner_params(skill, posture))
 
 
+def direct_counts_factory() -> tuple[float, float]:
+    """``(gain, offset)``: how :func:`direct_virtual_source`'s probe turns cmH2O into counts."""
+    from devices.virtual.twins.kgoal import KGOAL_CONVERSION
+
+    return float(KGOAL_CONVERSION.gain), float(KGOAL_CONVERSION.offset)
+
+
 def virtual_learner_skills(n: int, seed: int) -> list[float]:
     """The virtual learner's skill at each of ``n`` practice sessions (rising, bad days)."""
     from devices.virtual.body.learner import skill_over_sessions

@@ -25,7 +25,11 @@ from biofeedback.report_pdf import (
     page_texts,
     render,
 )
-from biofeedback.runtime import direct_virtual_source, virtual_learner_skills
+from biofeedback.runtime import (
+    direct_counts_factory,
+    direct_virtual_source,
+    virtual_learner_skills,
+)
 from biofeedback.store import Store
 
 NOW = dt.datetime(2026, 11, 20, 18, 0, tzinfo=dt.UTC)
@@ -33,11 +37,14 @@ NOW = dt.datetime(2026, 11, 20, 18, 0, tzinfo=dt.UTC)
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A BIOFEEDBACK_HOME with 10 days of the learner's practice (seed 5)."""
+    """A BIOFEEDBACK_HOME with 10 days of the learner's practice (seed 5) and its
+    assessments (the first day and a week later: two to set side by side)."""
     root = tmp_path_factory.mktemp("clinician") / "home"
     (root / "data").mkdir(parents=True)
     practise_weeks(root / "data" / "biofeedback.sqlite", 2, seed=5, now=NOW,
-                   source=direct_virtual_source, skills_for=virtual_learner_skills)
+                   source=direct_virtual_source, skills_for=virtual_learner_skills,
+                   profiles=root / "data" / "profiles", counts_factory=direct_counts_factory(),
+                   assess_every=7)
     return root
 
 
@@ -154,3 +161,41 @@ def test_two_assessments_side_by_side(data: ClinicianData) -> None:
     assert ["rise time (s) †", "0.50", "0.40"] in rows
     assert ["holds: mean amplitude", "–", "–"] in rows  # not in these profiles
     assert caption.startswith("Glazer-style assessment (count)")
+
+
+def test_the_learners_assessments_side_by_side(home: Path) -> None:
+    """demo --weeks' assessments are saved like real ones; the page's column of each is
+    what the stored profile says (read back from its file), and they are the demo's."""
+    import json
+
+    with Store(home / "data" / "biofeedback.sqlite") as store:
+        d = load_clinician(store, "demo", "4w", NOW, profiles_dir=home / "data" / "profiles")
+        marked = {p.resolve() for p in store.demo_marks().profiles}
+    files = sorted((home / "data" / "profiles" / "demo").glob("*.json"))
+    assert len(d.assessments) == 2 and {f.resolve() for f in files} == marked
+    docs = sorted((json.loads(f.read_text()) for f in files), key=lambda j: j["created_at"])
+    assert all(j["kind"] == "assessment" and j["sensor"]["virtual"] for j in docs)
+    first_session = d.progress.sessions[0].start
+    assert d.assessments[0].created_at <= first_session  # the morning before the session
+    head, rows, caption = _assessment_rows(d)
+    assert caption.startswith("Glazer-style assessment (count)")
+    assert head[1:] == [f"previous {d.assessments[0].created_at:%Y-%m-%d}",
+                        f"latest {d.assessments[1].created_at:%Y-%m-%d}"]
+    paths = {"rest before: mean": (("pre_baseline", "mean"), 1),
+             "rest after: SD": (("post_baseline", "sd"), 2),
+             "quick flicks: peak": (("phasic", "peak_amplitude"), 1),
+             "holds: mean amplitude": (("tonic", "mean_amplitude"), 1),
+             "endurance: fatigue ratio": (("endurance", "fatigue_ratio"), 2),
+             "rise time (s) †": (("phasic", "rise_s"), 2)}
+    by_label = {r[0]: r[1:] for r in rows}
+    for label, (path, nd) in paths.items():
+        want = []
+        for j in docs:
+            x: Any = j["figures"]["assessment"]
+            for k in path:
+                x = x[k]
+            want.append(f"{x:.{nd}f}")
+        assert by_label[label] == want, label
+    assert all(v != "–" for v in by_label["rest before: mean"])
+    texts = " ".join(page_texts(build_page(d)))
+    assert "Glazer-style assessment (count)" in texts

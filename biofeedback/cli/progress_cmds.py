@@ -95,8 +95,13 @@ def progress_cmd(app: AppContext, person: str | None, since: str) -> None:
 
 def demo_weeks(app: AppContext, weeks: int, seed: int) -> None:
     """``demo --weeks N``: N weeks of a virtual learner's practice, recorded as person "demo"."""
+    from biofeedback.cli.calibrate_cmds import profiles_dir
     from biofeedback.programme.practice import practise_weeks
-    from biofeedback.runtime import direct_virtual_source, virtual_learner_skills
+    from biofeedback.runtime import (
+        direct_counts_factory,
+        direct_virtual_source,
+        virtual_learner_skills,
+    )
 
     t = time.perf_counter()
 
@@ -108,17 +113,23 @@ def demo_weeks(app: AppContext, weeks: int, seed: int) -> None:
 
     days = practise_weeks(store_path(), weeks, seed=seed, person="demo",
                           source=direct_virtual_source, skills_for=virtual_learner_skills,
-                          on_session=said)
+                          on_session=said, profiles=profiles_dir(),
+                          counts_factory=direct_counts_factory())
     seconds = time.perf_counter() - t
     with Store(store_path()) as store:
         today = plan_state(store, "demo").current.to_json()
+    from calibration.profiles import list_profiles
+
+    assessed = [p for p in list_profiles(profiles_dir(), "demo") if p.kind == "assessment"
+                and p.created_at >= days[0].start - dt.timedelta(days=1)] if days else []
     doc = {"weeks": weeks, "person": "demo", "sessions": len(days),
            "session_ids": [d.session_id for d in days], "seconds": round(seconds, 1),
-           "plan_today": today}
+           "plan_today": today, "assessments": len(assessed)}
     if app.json:
         emit_json(doc)
         return
-    click.echo(f"{len(days)} sessions over {weeks} weeks recorded for person 'demo' in "
+    click.echo(f"{len(days)} sessions and {len(assessed)} assessments over {weeks} weeks "
+               "recorded for person 'demo' in "
                f"{seconds:.1f} s. See: biofeedback plan --person demo; biofeedback progress "
                "--person demo; biofeedback report --person demo --since 4w --pdf demo.pdf")
 

@@ -8,7 +8,11 @@ real pipeline and session engine on the learner's body at its skill of the
 day (:func:`~devices.virtual.body.learner.skill_over_sessions`, a little lower
 in a newer, harder position), with no radio in between, and is stored with a
 back-dated start, its position, a pain rating before and after and, now and
-then, a note. Everything is seeded: the same seed gives the same store content.
+then, a note. Given a profiles folder, the learner also does a Glazer-style
+assessment on the first day and every two weeks
+(:func:`~biofeedback.programme.assess.assess`), saved as a real one is and
+marked as the demo's. Everything is seeded: the same seed gives the same
+store content.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from biofeedback.programme.assess import ASSESS_EVERY_DAYS, assess
 from biofeedback.programme.changes import load_changes
 from biofeedback.programme.follow import follow
 from biofeedback.programme.plan import DEFAULT_PLAN, POSITIONS, Prescription
@@ -137,6 +142,9 @@ def practise_weeks(
     source: Callable[..., Any],
     skills_for: Callable[[int, int], list[float]],
     on_session: Callable[[PracticeDay], None] | None = None,
+    profiles: Path | None = None,
+    counts_factory: tuple[float, float] | None = None,
+    assess_every: int = ASSESS_EVERY_DAYS,
 ) -> list[PracticeDay]:
     """Record ``weeks`` weeks of a learner's practice ending today; returns the sessions.
 
@@ -160,6 +168,12 @@ def practise_weeks(
         (:func:`biofeedback.runtime.virtual_learner_skills`).
     on_session : callable, optional
         Called after each session (progress lines).
+    profiles : Path, optional
+        The profiles folder: with it, an assessment on the first practice day
+        and then every ``assess_every`` days (default
+        :data:`~biofeedback.programme.assess.ASSESS_EVERY_DAYS`).
+    counts_factory : (gain, offset), optional
+        The pressure sensor's counts conversion (the assessments' cmH2O figures).
     """
     if not 1 <= weeks <= 52:
         raise InputError(f"--weeks must be 1-52, not {weeks}")
@@ -171,6 +185,7 @@ def practise_weeks(
             if first_day + dt.timedelta(days=d, hours=3) <= end]
     skills = skills_for(len(days), seed)
     out: list[PracticeDay] = []
+    assessed = 0
     for k, d in enumerate(days):
         with Store(store) as st:
             sessions = [s for s in st.sessions() if s.person == person]
@@ -185,12 +200,26 @@ def practise_weeks(
             note_before=_note(_NOTES_BEFORE, rng),
             note_after=_note(_NOTES_AFTER, rng),
         )
+        if profiles is not None and (not out or d - assessed >= assess_every):
+            assessed = d
+            _assess(store, profiles, person, day, skills[k], source, counts_factory)
         sid, score = asyncio.run(_one(store, person, day, source))
         done = PracticeDay(sid, day.start, day.skill, p, score)
         out.append(done)
         if on_session is not None:
             on_session(done)
     return out
+
+
+def _assess(store: Path, profiles: Path, person: str, day: _Day, skill: float,
+            source: Callable[..., Any], counts_factory: tuple[float, float] | None) -> None:
+    """The morning's assessment (lying, before the session), marked as the demo's."""
+    at = day.start.replace(hour=7, minute=0, second=0, microsecond=0)
+    profile = assess(profiles, person, min(at, day.start), skill=skill, seed=day.seed + 500_000,
+                     source=source, counts_factory=counts_factory)
+    if profile is not None and profile.path is not None:
+        with Store(store) as st:
+            st.mark_demo_profile(profile.id, profile.path)
 
 
 def _note(choices: tuple[str, ...], rng: np.random.Generator) -> str | None:
