@@ -546,15 +546,23 @@ def test_breath_figures_are_python_floats() -> None:
     assert pstdev_of([1.0, 3.0], 2.0) == 1.0
 
 
-def test_onset_is_the_end_of_a_plateau_or_a_smooth_vertex() -> None:
-    t = np.arange(0.0, 4.0, 0.04)
+def test_onset_is_the_end_of_a_pause_or_near_a_smooth_turn() -> None:
+    """The foot: the end of a pause (its heartbeat ripple does not move it), near a smooth turn."""
+    t = np.arange(0.0, 4.0, 0.02)
     hold = np.where(t < 1.0, 1.0, 1.0 - 0.5 * (t - 1.0))  # a hold at the top, then exhale
-    # (on a sharp corner the parabola's step back overshoots by the band's width in time)
-    assert abs(onset_time(t, hold, +1, 0.05) - 1.0) <= 0.2
-    vertex = -((t - 0.0) ** 2)  # a smooth top at t = 0
-    assert onset_time(t, vertex, +1, 0.2) < 0.25
-    trough = 0.3 * t**2  # a trough at t = 0, kind -1
-    assert onset_time(t, trough, -1, 0.05) < 0.25
+    assert abs(onset_time(t, hold, +1) - 1.0) <= 0.05
+    # a pause at the bottom with a 1.2 Hz cardiac ripple, its lowest dip early in the pause,
+    # then a smooth inhale from t = 1.5 s
+    ripple = 0.04 * np.cos(2 * np.pi * 1.2 * t)
+    rise = np.where(t < 1.5, 0.0, 1.0 - np.cos(np.pi * np.clip(t - 1.5, 0.0, 2.0) / 2.0))
+    paused = rise + ripple
+    i0 = int(np.argmin(paused[t < 1.5]))
+    assert t[i0] < 1.0  # the extreme sample is far from the pause's end
+    assert abs(onset_time(t[i0:], paused[i0:], -1) - 1.5) <= 0.15
+    period = 10.0  # a pause-free sinusoidal breath at 6/min: the turn is at t = 0
+    ts = np.arange(0.0, 4.0, 0.04)
+    trough = -np.cos(2 * np.pi * ts / period)
+    assert 0.0 <= onset_time(ts, trough, -1) <= 0.05 * period
 
 
 def test_whole_array_entry_point_equals_the_stream() -> None:

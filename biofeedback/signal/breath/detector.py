@@ -4,7 +4,7 @@ Per chunk of the cleaned breath signal ``y``: the detection signal ``d`` (``y``
 about its midline) and its hysteresis; then, stretch by stretch, the next
 sample that confirms an extremum (the kernel), the extreme of ``y`` in the
 stretch, the phase labels of the stretch, and at each confirmation the event:
-its onset (knee, back-dated by the cleaning's delay), polarity evidence,
+its onset (the foot, back-dated by the cleaning's delay), polarity evidence,
 figures and the breath record. State lives in small objects that change per
 sample through kept filter state or at events only, so any chunking gives the
 same output.
@@ -36,11 +36,6 @@ from biofeedback.signal.types import Breath, BreathEvent, Int8Array
 from devices.vocab import BreathPhase
 
 __all__ = ["BreathDetector", "Extremum"]
-
-#: The band around an extreme the onset leaves, as fractions of the typical
-#: breath (at least, at most).
-KNEE_BAND = (0.03, 0.12)
-
 
 @dataclass(frozen=True, slots=True)
 class Extremum:
@@ -399,18 +394,13 @@ class BreathDetector:
         return Extremum(kind=kind, idx=i_ext, value=v_ext, t=t_ev, phase=ph)
 
     def _onset_time(self, kind: int, i_ext: int, g: int) -> float:
-        """When the signal left the extreme at ``i_ext``: the knee, back-dated.
+        """When the signal left the extreme at ``i_ext``: the foot, back-dated.
 
-        The end of a pause or a hold; for a smooth extremum, its vertex.
+        The end of a pause or a hold; for a smooth extremum, a little after its vertex.
         """
         ring = self._ring
-        amp = self.amplitude
-        # the extreme's band: above the noise, but never a large part of the breath
-        # (a noise estimate inflated by, say, the heartbeat must not smear the knee)
-        lo, hi = KNEE_BAND
-        delta = min(max(5.0 * self.swings.noise, lo * amp), hi * amp)
-        knee = onset_time(ring.t(i_ext, g + 1), ring.x(i_ext, g + 1), kind, delta)
-        return knee - self._timing.compensation(self.figures.period_s)
+        foot = onset_time(ring.t(i_ext, g + 1), ring.x(i_ext, g + 1), kind)
+        return foot - self._timing.compensation(self.figures.period_s)
 
     def _top_time(self) -> float:
         """The end of inspiration: the top of the breath just confirmed, back-dated.
