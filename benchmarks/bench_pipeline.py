@@ -24,11 +24,17 @@ import argparse
 import gc
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
 from biofeedback.signal.breath import BreathTracker
+from biofeedback.signal.coupling import CouplingScorer
+from biofeedback.signal.pelvic import PelvicTracker
 from biofeedback.signal.pipeline import Pipeline
+from biofeedback.signal.reps import RepPolicy
 from devices.intent import Intent, PelvicAction
 from devices.stream import Chunk, StreamKind, StreamSpec
 from devices.virtual.body import BodyModel
@@ -121,6 +127,110 @@ def run_pipeline(
     return total, total_cpu, lat, cpu, breaths, len(pipe.reps)
 
 
+#: Stage -> the (class, method) pairs whose CPU is charged to it; the rest of
+#: a chunk's CPU is the pipeline's own (dispatch, hold check, status).
+STAGES: dict[str, tuple[tuple[type, str], ...]] = {
+    "breath tracker": ((BreathTracker, "process"),),
+    "pelvic tracker + jump gate": ((PelvicTracker, "process"),),
+    "coupling + reps": (
+        (CouplingScorer, "add_pelvic"),
+        (CouplingScorer, "add_breath"),
+        (CouplingScorer, "ready"),
+        (RepPolicy, "add_pelvic"),
+        (RepPolicy, "offer"),
+    ),
+}
+
+
+#: The pipeline's own share (dispatch, hold check, status).
+REST = "pipeline dispatch/rest"
+
+
+class StageClock:
+    """Exclusive CPU time per stage: a stage called inside another is charged
+    to the inner one only (the paced scorer inside the rep policy, say)."""
+
+    def __init__(self) -> None:
+        self.ns: dict[str, int] = {k: 0 for k in STAGES}
+        self.calls: dict[str, int] = {k: 0 for k in STAGES}
+        self._stack: list[str] = []
+        self._mark = 0
+
+    def wrap(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` with its own CPU time charged to ``stage``."""
+        clock = time.thread_time_ns
+        stack = self._stack
+        ns = self.ns
+        calls = self.calls
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            now = clock()
+            if stack:
+                ns[stack[-1]] += now - self._mark
+            stack.append(stage)
+            self._mark = now
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                now = clock()
+                ns[stack.pop()] += now - self._mark
+                calls[stage] += 1
+                self._mark = now
+
+        return timed
+
+
+@contextmanager
+def stage_clock() -> Iterator[StageClock]:
+    """Charge the stages' methods to a :class:`StageClock` while inside."""
+    sc = StageClock()
+    saved = [(cls, name, cls.__dict__[name]) for v in STAGES.values() for cls, name in v]
+    try:
+        for stage, methods in STAGES.items():
+            for cls, name in methods:
+                setattr(cls, name, sc.wrap(stage, cls.__dict__[name]))
+        yield sc
+    finally:
+        for cls, name, fn in saved:
+            setattr(cls, name, fn)
+
+
+def timer_cost_ns(n: int = 20000) -> float:
+    """CPU a pair of clock reads costs, ns (taken out of each timed call)."""
+    clock = time.thread_time_ns
+    c0 = clock()
+    for _ in range(n):
+        clock()
+        clock()
+    return (clock() - c0) / n
+
+
+def run_stages(chunks: list[Chunk], specs: tuple[StreamSpec, ...] = SPECS) -> dict[str, float]:
+    """Each stage's share of the CPU over the chunks (fractions summing to 1).
+
+    A timed call reads the clock twice; about one read's cost falls inside the
+    stage, the other outside: both are taken out before the shares are taken.
+    """
+    pipe = Pipeline(specs)
+    pipe.start_reps()
+    read = timer_cost_ns() / 2
+    gc.collect()
+    gc.disable()
+    try:
+        with stage_clock() as sc:
+            c0 = time.thread_time_ns()
+            for c in chunks:
+                pipe.process(c)
+            total = time.thread_time_ns() - c0
+    finally:
+        gc.enable()
+    calls = sum(sc.calls.values())
+    own = {k: max(0.0, sc.ns[k] - sc.calls[k] * read) for k in STAGES}
+    own[REST] = max(0.0, total - sum(sc.ns.values()) - calls * read)
+    whole = sum(own.values()) or 1.0
+    return {k: v / whole for k, v in own.items()}
+
+
 def run_belt(t: np.ndarray, v: np.ndarray, chunk: int) -> float:
     """CPU seconds our streaming breath tracker takes over the belt in chunks of ``chunk``."""
     tr = BreathTracker(StreamKind.BREATH_FORCE, 50.0)
@@ -144,9 +254,15 @@ def run_neurokit(belt: np.ndarray, fs: float) -> float | None:
 
 
 def _pipeline_line(
-    label: str, chunks: list[Chunk], hours: float, repeat: int, **kw: object
+    label: str,
+    chunks: list[Chunk],
+    hours: float,
+    repeat: int,
+    *,
+    stages: bool = True,
+    specs: tuple[StreamSpec, ...] = SPECS,
 ) -> None:
-    runs = [run_pipeline(chunks, **kw) for _ in range(repeat)]  # type: ignore[arg-type]
+    runs = [run_pipeline(chunks, specs) for _ in range(repeat)]
     total, total_cpu, lat, cpu, breaths, reps = min(runs, key=lambda r: r[1])
     us, cus = lat * 1e6, cpu * 1e6
     print(
@@ -157,6 +273,11 @@ def _pipeline_line(
         f"p99 {np.percentile(cus, 99):.0f} / max {cus.max():.0f} us; "
         f"{breaths} breaths, {reps} reps"
     )
+    if not stages:
+        return
+    shares = run_stages(chunks, specs)
+    parts = [f"{k} {total_cpu * v / hours:.3f}" for k, v in shares.items()]
+    print("  CPU s per hour by stage (a timed run's shares of the CPU above): " + ", ".join(parts))
 
 
 def main() -> None:
@@ -164,6 +285,12 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3, help="best of N runs (the machine is shared)")
+    ap.add_argument(
+        "--stages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CPU per stage after each pipeline line",
+    )
     args = ap.parse_args()
     seconds = int(args.minutes * 60)
     t0 = time.perf_counter()
@@ -177,7 +304,7 @@ def main() -> None:
         ("1 s chunks", ONE_SECOND),
         ("notification chunks (0.1 s; ACC 36 samples)", NOTIFICATION),
     ):
-        _pipeline_line(label, make_chunks(signals, sizes), hours, args.repeat)
+        _pipeline_line(label, make_chunks(signals, sizes), hours, args.repeat, stages=args.stages)
 
     tb, vb = signals["force"]
     nk_runs = [run_neurokit(vb[:, 0], 50.0) for _ in range(args.repeat)]
@@ -207,6 +334,7 @@ def main() -> None:
         make_chunks(polar, ONE_SECOND),
         hours,
         args.repeat,
+        stages=args.stages,
         specs=(SPECS[0], SPECS[2]),
     )
 
