@@ -9,28 +9,19 @@ import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.paths import store_path
-from biofeedback.programme import DEFAULT_PLAN, POSITIONS, PlanState, follow
-from biofeedback.programme.changes import DEFAULT_PERSON, add_change, load_changes
+from biofeedback.programme import POSITIONS
+from biofeedback.programme.changes import DEFAULT_PERSON
+from biofeedback.programme.person import (
+    ACTION_WORDS,
+    change_plan,
+    plan_state,
+    plan_to_json,
+)
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.protocols.session import SessionProtocol
 from biofeedback.store import Store
-from devices.errors import InputError
 
 __all__ = ["plan", "plan_state", "plan_to_json", "todays_session"]
-
-_ACTION_WORDS = {
-    "next_position": "next position",
-    "more_reps": "one more rep",
-    "longer_exhale": "a longer exhale",
-    "fewer_reps": "one rep fewer",
-    "hold": "no progression",
-}
-
-
-def plan_state(store: Store, person: str | None) -> PlanState:
-    """The default plan replayed over a person's stored sessions and changes."""
-    sessions = [s for s in store.sessions() if s.person == person]
-    return follow(DEFAULT_PLAN, sessions, load_changes(person))
 
 
 def todays_session(person: str | None) -> tuple[SessionProtocol, Pacer, str]:
@@ -40,28 +31,6 @@ def todays_session(person: str | None) -> tuple[SessionProtocol, Pacer, str]:
     with Store(store_path()) as store:
         p = plan_state(store, person).current
     return plan_protocol(p), Pacer(p.inhale_s, 0.0, p.exhale_s), p.position
-
-
-def _week_start(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
-
-
-def plan_to_json(state: PlanState, person: str | None, today: dt.date) -> dict[str, Any]:
-    """The ``plan --json`` document."""
-    week = _week_start(today)
-    this_week = sum(1 for s in state.sessions if s.start.astimezone().date() >= week)
-    nxt = state.next_step()
-    return {
-        "person": person,
-        "plan": state.plan.to_json(),
-        "today": {**state.current.to_json(), "date": today.isoformat(),
-                  "done_today": state.done_on(today),
-                  "this_week": {"done": this_week, "target": state.current.per_week}},
-        "next": None if nxt is None else nxt.to_json(),
-        "progress": [p.to_json() for p in state.progress()],
-        "steps": [s.to_json() for s in state.steps],
-        "sessions_counted": len(state.sessions),
-    }
 
 
 def _print(doc: dict[str, Any]) -> None:
@@ -77,7 +46,7 @@ def _print(doc: dict[str, Any]) -> None:
     if nxt is None:
         click.echo("Next: the plan is at its last step; keep practising.")
     else:
-        click.echo(f"Next: {_ACTION_WORDS.get(nxt['action'], nxt['action'])} after "
+        click.echo(f"Next: {ACTION_WORDS.get(nxt['action'], nxt['action'])} after "
                    f"{nxt['why']} ({nxt['met']} of {nxt['needed']} so far)")
     if doc["steps"]:
         click.echo("Steps so far:")
@@ -114,15 +83,7 @@ def plan(app: AppContext, person: str | None, position: str | None, reps: int | 
              "per_week": per_week}
     values = {k: v for k, v in given.items() if v is not None}
     with Store(store_path()) as store:
-        state = plan_state(store, person)
-    if values:
-        try:
-            state.current.changed(values)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        add_change(person, values)
-        with Store(store_path()) as store:
-            state = plan_state(store, person)
+        state = change_plan(store, person, values)
     doc = plan_to_json(state, person, dt.datetime.now().astimezone().date())
     if app.json:
         emit_json(doc)

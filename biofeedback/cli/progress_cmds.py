@@ -10,20 +10,12 @@ from typing import Any
 import click
 
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
-from biofeedback.cli.plan_cmds import plan_state
 from biofeedback.paths import store_path
 from biofeedback.programme.changes import DEFAULT_PERSON
-from biofeedback.programme.progress import Progress, parse_since, progress
+from biofeedback.programme.person import plan_state, progress_for
 from biofeedback.store import Store
 
 __all__ = ["clinician_report", "demo_weeks", "progress_cmd", "progress_for"]
-
-
-def progress_for(store: Store, person: str | None, since: str, now: dt.datetime) -> Progress:
-    """A person's progress since ``since`` (``8w``, ``30d``, a date), against their plan."""
-    start = parse_since(since, now)
-    target = plan_state(store, person).current.per_week
-    return progress(store, person, start, now, per_week_target=target)
 
 
 def _num(x: float | None, nd: int = 1, sign: bool = False) -> str:
