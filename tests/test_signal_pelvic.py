@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from scipy import signal as sps
 
 from biofeedback.signal.pelvic import PelvicTracker
-from biofeedback.signal.types import PelvicOutput, Quality, Thresholds
+from biofeedback.signal.pelvic.confidence import confidence, confidence_reference
+from biofeedback.signal.pelvic.zones import Zones
+from biofeedback.signal.types import PelvicEvent, PelvicOutput, Quality, Thresholds
 from devices.intent import Intent, PelvicAction
 from devices.pacer import Pacer
 from devices.virtual.body import BodyModel
@@ -256,3 +258,60 @@ def test_strain_and_rest_do_not_depend_on_chunking(cuts: list[int]) -> None:
     assert parts[-1].rest_level == whole.rest_level
     assert parts[-1].margins == whole.margins
     assert PelvicState.STRAIN in whole.state
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=20))
+def test_one_channel_output_does_not_depend_on_chunking(cuts: list[int]) -> None:
+    """One channel: the settling, the drop set and
+    the rest are the same however chunked."""
+    rec = recording(2, 1.0)
+    t, p = rec["t"][:3000], rec["p"][:3000, :1]  # rest, then the drop set
+    whole = PelvicTracker(FS, 1).process(t, p)
+    tr = PelvicTracker(FS, 1)
+    pts = sorted({0, len(t), *cuts})
+    parts = [tr.process(t[a:b], p[a:b]) for a, b in itertools.pairwise(pts)]
+    np.testing.assert_array_equal(np.concatenate([o.state for o in parts]), whole.state)
+    np.testing.assert_array_equal(np.concatenate([o.confidence for o in parts]), whole.confidence)
+    assert [e for o in parts for e in o.events] == list(whole.events)
+    assert parts[-1].rest_level == whole.rest_level
+    assert PelvicState.DROP in whole.state
+
+
+@pytest.mark.parametrize("state", list(PelvicState))
+def test_confidence_of_a_constant_stretch_equals_the_table_form(state: PelvicState) -> None:
+    rng = np.random.default_rng(int(state))
+    rel = rng.normal(0.0, 3.0, 400)
+    st_ = np.full(rel.size, int(state), np.int8)
+    m = (1.2, 2.5, 2.5)
+    fast, ref = np.empty(rel.size), np.empty(rel.size)
+    confidence(rel, st_, np.int8(state), m, fast)
+    confidence(rel, st_, None, m, ref)
+    np.testing.assert_array_equal(fast, ref)
+    np.testing.assert_array_equal(ref, np.clip(confidence_reference(rel, st_, m), 0.0, 1.0))
+    assert np.all((fast >= 0.0) & (fast <= 1.0))
+
+
+@pytest.mark.parametrize("two", [False, True])
+@pytest.mark.parametrize("hold", [False, True])
+def test_a_held_stretch_is_what_the_full_state_machine_finds(two: bool, hold: bool) -> None:
+    """:meth:`Zones.held` (the shortcut) never disagrees with :meth:`Zones.step`."""
+    rng = np.random.default_rng(7 + 2 * two + hold)
+    m = (1.0, 2.0, 3.0)
+    seen = 0
+    for _ in range(400):
+        z = Zones(two, dwell_n=12)
+        st0 = np.int8(rng.choice([PelvicState.DROP, PelvicState.REST, 3, 4]))
+        z.run.state = z.run.cand = z.run.run_val = z.run.cand_block = st0
+        z.run.run_len = 20
+        centre = {1: -2.0, 2: 0.0, 3: 4.0, 4: 4.0}[int(st0)]
+        rel = centre + rng.normal(0.0, rng.choice([0.2, 1.0, 2.0]), 25)
+        tip = rel + rng.normal(rng.choice([-1.5, 0.0, 1.5]), 0.3, 25) if two else None
+        if not z.held(rel, tip, hold, m):
+            continue
+        seen += 1
+        state = np.empty(rel.size, np.int8)
+        events: list[PelvicEvent] = []
+        z.step(np.arange(rel.size) / FS, rel, tip, hold, m, state, events)
+        assert np.all(state == st0) and not events
+    assert seen > 50

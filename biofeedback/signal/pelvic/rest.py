@@ -1,0 +1,266 @@
+"""The resting tone: learned over 1 s blocks in which the floor rested.
+
+Once per block (at fixed sample indices, so the result does not depend on the
+chunking) :meth:`RestModel.end_block` takes the block's sums and decides how
+the resting tone moves:
+
+* both sensors of a two-channel probe stood shifted alike while the floor
+  rested: the probe or the tone shifted (posture, slip, drift), the rest is
+  where the signal is now;
+* resting and steady for two blocks: the rest follows the tone's slow drift
+  (an EWMA plus the drift's slope, :class:`RestTrend`);
+* otherwise (an action, an unsteady block) the rest goes on drifting as it did;
+* after an action that came most of the way back (an :class:`Episode`), a short
+  window in which a steady level re-anchors the rest (tone drifts during a set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from biofeedback.signal.filters import FloatArray
+
+__all__ = ["COMMON_FRAC", "Block", "Episode", "Learned", "RestModel", "RestTrend"]
+
+#: Two-channel probe: a change that moves the tip by the base's amount, within
+#: this fraction of it, is common to both sensors (posture, probe shift, drift);
+#: a muscle moves the base about twice as much as the tip, bearing down the tip
+#: about one and a half times as much as the base.
+COMMON_FRAC = 0.25
+
+#: Blocks after an action in which a steady level may re-anchor the rest.
+POST_BLOCKS = 10
+
+
+class RestTrend:
+    """The resting tone's drift per block, from the recent resting blocks.
+
+    A sensor drifts steadily (up to a few cmH2O a minute); the rest follows it
+    while the floor rests, but not during a set of drops or a contraction, and
+    after a 40 s set the tone may have moved past the drop margin. The slope of
+    the last resting blocks' levels (a line through up to 40 of them, over at
+    least 8), where it stands out of their scatter, carries the rest on through
+    such a stretch, for a minute at most.
+
+    Parameters
+    ----------
+    block_s : float
+        Block length, s.
+    max_rate : float
+        The largest drift believed, stream units per minute.
+    """
+
+    def __init__(self, block_s: float, max_rate: float = 3.0) -> None:
+        self._cap = max_rate * block_s / 60.0
+        self._skip_max = round(60.0 / block_s)
+        self._i = 0  # blocks seen
+        self._pts: deque[tuple[int, float]] = deque(maxlen=40)
+        self._slope = 0.0
+        self._since = 0  # blocks since the last resting one
+
+    def add(self, level: float) -> float:
+        """A resting block's level; the drift expected over this block."""
+        self._i += 1
+        self._since = 0
+        pts = self._pts
+        while pts and self._i - pts[0][0] > 80:  # only the last 80 blocks' levels
+            pts.popleft()
+        pts.append((self._i, level))
+        if len(pts) >= 8 and pts[-1][0] - pts[0][0] >= 8:
+            x = np.array([p[0] for p in pts], dtype=np.float64)
+            y = np.array([p[1] for p in pts])
+            x -= x.mean()
+            y -= y.mean()
+            sxx = float(np.dot(x, x))
+            slope = float(np.dot(x, y)) / sxx
+            # a drift only where the line stands out of the levels' scatter (3 SE)
+            res = y - slope * x
+            se = math.sqrt(float(np.dot(res, res)) / (len(pts) - 2) / sxx)
+            slope = slope if abs(slope) > 3.0 * se else 0.0
+            self._slope = min(max(slope, -self._cap), self._cap)
+        else:
+            self._slope = 0.0
+        return self._slope
+
+    def skip(self) -> float:
+        """A block that was not resting: the drift expected over it."""
+        self._i += 1
+        self._since += 1
+        return self._slope if self._since <= self._skip_max else 0.0
+
+
+@dataclass
+class Learned:
+    """What the tracker has learned of the person and the sensor."""
+
+    rest: float | None = None  # resting tone, base channel
+    rest_tip: float = 0.0  # resting tone, tip channel
+    ripple_var: float = 0.0  # variance of the breathing ripple at rest
+    sigma: float = 0.0  # noise SD of the smoothed base
+    rise_peak: float = 0.0  # the largest recent rise above rest (decays)
+
+
+@dataclass
+class Block:
+    """The current rest-update block: its samples and what happened in it.
+
+    The samples are summed once the block is complete, so the sums (and the
+    resting tone) do not depend on where chunks happen to split a block.
+    """
+
+    buf: FloatArray  # rows: base, tip, ripple
+    n: int = 0
+    lo: float = math.inf  # lowest base level
+    hi: float = -math.inf  # highest base level
+    rest: bool = True  # every sample was REST
+    rise: bool = False  # a contraction or strain sample
+
+    def add(self, base: FloatArray, tip: FloatArray | None, ripple: FloatArray) -> None:
+        """Append a stretch's samples (``tip`` None: one channel)."""
+        pos, n = self.n, int(base.shape[0])
+        self.buf[0, pos : pos + n] = base
+        if tip is not None:
+            self.buf[1, pos : pos + n] = tip
+        self.buf[2, pos : pos + n] = ripple
+        self.n = pos + n
+
+    def clear(self) -> None:
+        """Start the next block."""
+        self.n = 0
+        self.lo, self.hi = math.inf, -math.inf
+        self.rest = True
+        self.rise = False
+
+
+@dataclass
+class Episode:
+    """An action under way (since the last rest) and the re-anchoring window after it."""
+
+    sign: int = 0  # -1 a drop, +1 a rise is under way
+    excursion: float = 0.0  # largest distance from rest during it
+    post: int = 0  # blocks left in the re-anchoring window
+    post_quiet: int = 0  # steady blocks in the window so far
+    post_sum: float = 0.0  # their base levels, summed
+    post_tip: float = 0.0  # their tip levels, summed
+
+    def open_window(self) -> None:
+        """The action came most of the way back: a steady level may re-anchor the rest."""
+        if self.post == 0:
+            self.clear_window()
+        self.post = POST_BLOCKS
+        self.sign = 0
+
+    def clear_window(self) -> None:
+        self.post_quiet = 0
+        self.post_sum = self.post_tip = 0.0
+
+
+@dataclass
+class RestModel:
+    """The resting tone, updated once per block.
+
+    Parameters
+    ----------
+    two : bool
+        A two-channel (base and tip) probe.
+    alpha : float
+        EWMA weight of one resting block.
+    peak_decay : float
+        Per-block decay of the recent-contraction scale.
+    trend : RestTrend
+        The drift tracker.
+    """
+
+    two: bool
+    alpha: float
+    peak_decay: float
+    trend: RestTrend
+    learned: Learned = field(default_factory=Learned)
+    episode: Episode = field(default_factory=Episode)
+    quiet: int = 0  # consecutive resting, steady blocks
+
+    def end_block(self, b: Block, sigma: float, md: float) -> None:
+        """Update the rest from a complete block (``md``: the drop margin)."""
+        n = b.n
+        lr = self.learned
+        if n == 0 or lr.rest is None:
+            return
+        bb = b.buf
+        level = (0.0 + float(np.add.reduce(bb[0, :n]))) / n
+        tip = (0.0 + float(np.add.reduce(bb[1, :n]))) / n if self.two else 0.0
+        r = bb[2, :n]
+        rsq = 0.0 + float(np.dot(r, r))
+        lr.sigma = sigma
+        steady = (b.hi - b.lo) < max(md, 4.0 * sigma)
+        self.quiet = self.quiet + 1 if (b.rest and steady) else 0
+        if b.rise:
+            lr.rise_peak = max(lr.rise_peak, b.hi - lr.rest)
+        else:
+            lr.rise_peak *= self.peak_decay
+        self._move_rest(b, level, tip, md)
+        if self.episode.post > 0:
+            self._post_window(steady, level, tip, md)
+        if self.quiet >= 8:
+            # the ripple filter has forgotten any action by now; one block
+            # may move the estimate by a bounded factor only
+            v = rsq / n
+            if lr.ripple_var > 0:
+                v = min(max(v, 0.25 * lr.ripple_var), 4.0 * lr.ripple_var)
+            lr.ripple_var += self.alpha * (v - lr.ripple_var)
+
+    def _move_rest(self, b: Block, level: float, tip: float, md: float) -> None:
+        lr = self.learned
+        assert lr.rest is not None
+        if self.two and b.rest and abs(level - lr.rest) > md and self.floor_rests(level, tip, md):
+            # both sensors moved alike while the floor rested: the probe or the
+            # tone shifted (posture, slip, drift); the rest is where it is now
+            lr.rest = level
+            lr.rest_tip = tip
+        elif self.quiet >= 2:
+            # resting and steady for two blocks: follow the slow drift of the tone
+            step = self.trend.add(level)
+            a = self.alpha
+            lr.rest += step + a * (level - lr.rest - step)
+            lr.rest_tip += step + a * (tip - lr.rest_tip - step)
+        else:
+            # an action or an unsteady block: the rest goes on drifting as it did
+            step = self.trend.skip()
+            lr.rest += step
+            lr.rest_tip += step
+
+    def _post_window(self, steady: bool, level: float, tip: float, md: float) -> None:
+        """After an action: three steady blocks near rest re-anchor it there."""
+        ep, lr = self.episode, self.learned
+        assert lr.rest is not None
+        ep.post -= 1
+        if steady:
+            ep.post_quiet += 1
+            ep.post_sum += level
+            ep.post_tip += tip
+        else:
+            ep.clear_window()
+        if ep.post_quiet >= 3:
+            lvl = ep.post_sum / ep.post_quiet
+            bound = max(3.0 * md, min(0.4 * ep.excursion, 6.0 * md))
+            tip_level = ep.post_tip / ep.post_quiet
+            if abs(lvl - lr.rest) < bound and self.floor_rests(lvl, tip_level, md):
+                lr.rest_tip = tip_level
+                lr.rest = lvl
+            ep.post = 0
+        if ep.post == 0:
+            ep.clear_window()
+            ep.excursion = 0.0
+
+    def floor_rests(self, base: float, tip: float, md: float) -> bool:
+        """Levels away from rest are the floor's own rest moved (one channel
+        cannot tell: yes); two channels: both moved alike."""
+        lr = self.learned
+        if not self.two or lr.rest is None:
+            return True
+        shift = base - lr.rest
+        dt = (tip - lr.rest_tip) - shift
+        return abs(dt) <= COMMON_FRAC * min(abs(shift), 3.0 * md) + 0.125 * md
