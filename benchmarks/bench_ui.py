@@ -31,11 +31,10 @@ import numpy as np
 
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.signal.pipeline import Pipeline
+from biofeedback.signal.results import PipelineStatus, PipelineUpdate
 from biofeedback.signal.types import (
     BreathOutput,
     PelvicOutput,
-    PipelineStatus,
-    PipelineUpdate,
     Quality,
 )
 from biofeedback.ui.app import ensure_qapp

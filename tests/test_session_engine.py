@@ -383,7 +383,7 @@ def test_the_free_breath_under_way_at_the_first_cue_is_no_rep() -> None:
     step began was taken as rep 1 (and scored 0 for "no drop on inhale").
     A cycle whose inhale runs well into the paced inhale still is rep 1."""
     from biofeedback.signal.reps import RepWindow, is_paced_cycle
-    from biofeedback.signal.types import CouplingResult
+    from biofeedback.signal.results import CouplingResult
 
     window = RepWindow(100.0, 3, Pacer(4.0, 0.0, 6.0, t0=100.0))
 

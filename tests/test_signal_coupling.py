@@ -19,7 +19,12 @@ from biofeedback.signal.coupling import (
     score_cycle,
 )
 from biofeedback.signal.reps import RepPolicy, RepWindow, summarise_reps
-from biofeedback.signal.types import BreathEvent, CouplingResult, PelvicOutput, Quality
+from biofeedback.signal.results import CouplingResult
+from biofeedback.signal.types import (
+    BreathEvent,
+    PelvicOutput,
+    Quality,
+)
 from devices.vocab import BreathPhase, PelvicState
 
 MD, MC = 1.0, 2.0

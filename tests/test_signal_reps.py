@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from biofeedback.signal.reps import PACED_LAG_S, RepPolicy, RepWindow, summarise_reps
-from biofeedback.signal.types import CouplingResult, PelvicOutput, Quality
+from biofeedback.signal.results import CouplingResult
+from biofeedback.signal.types import PelvicOutput, Quality
 from devices.pacer import Pacer
 from devices.vocab import BreathPhase, PelvicState
 

@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 
 from biofeedback.protocols.pacer import Pacer
-from biofeedback.signal.types import (
-    BreathOutput,
+from biofeedback.signal.results import (
     CouplingResult,
-    PelvicOutput,
     PipelineStatus,
     PipelineUpdate,
-    Quality,
     RepResult,
+)
+from biofeedback.signal.types import (
+    BreathOutput,
+    PelvicOutput,
+    Quality,
 )
 from biofeedback.ui.model import (
     HISTORY,

@@ -28,14 +28,16 @@ from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.protocols.session import SessionEngine
 from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
-from biofeedback.signal.types import (
-    BreathOutput,
+from biofeedback.signal.results import (
     CouplingResult,
-    PelvicOutput,
     PipelineStatus,
     PipelineUpdate,
-    Quality,
     RepResult,
+)
+from biofeedback.signal.types import (
+    BreathOutput,
+    PelvicOutput,
+    Quality,
 )
 from biofeedback.ui.app import has_display, run_window
 from biofeedback.ui.model import PACER_TEXT, STATE_TEXT, LiveModel

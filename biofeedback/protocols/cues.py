@@ -19,7 +19,8 @@ from devices.vocab import BreathPhase, PelvicState
 if TYPE_CHECKING:
     from biofeedback.protocols.recorder import SessionRecorder
     from biofeedback.protocols.timeline import Segment
-    from biofeedback.signal.types import PelvicEvent, RepResult
+    from biofeedback.signal.results import RepResult
+    from biofeedback.signal.types import PelvicEvent
 
 __all__ = ["CUES", "NAG_INTERVAL_S", "Cue", "CueKind", "CueScheduler", "next_phase_change"]
 

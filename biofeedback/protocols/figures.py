@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from biofeedback.protocols.timeline import Segment
-from biofeedback.signal.types import BreathOutput, PelvicOutput, RepResult, RepSummary
+from biofeedback.signal.results import RepResult, RepSummary
+from biofeedback.signal.types import BreathOutput, PelvicOutput
 from devices.stream import StreamKind
 from devices.vocab import PelvicState
 

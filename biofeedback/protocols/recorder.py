@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from biofeedback.protocols.sinks import LiveSink, MarkerFn, RecordingSink
-from biofeedback.signal.types import PipelineUpdate
+from biofeedback.signal.results import PipelineUpdate
 from devices.stream import Chunk, LinkEvent
 
 if TYPE_CHECKING:

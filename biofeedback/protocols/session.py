@@ -73,7 +73,11 @@ from biofeedback.protocols.sinks import LiveSink, MarkerFn, RecordingSink
 from biofeedback.protocols.summary import SessionSummary, SummaryBuilder
 from biofeedback.protocols.timeline import Segment, SessionTimeline
 from biofeedback.signal.reps import RepClock
-from biofeedback.signal.types import PipelineAPI, PipelineUpdate, RepResult
+from biofeedback.signal.results import (
+    PipelineAPI,
+    PipelineUpdate,
+    RepResult,
+)
 from devices.clock import Clock
 from devices.errors import DeviceError, InputError
 from devices.intent import Intent, PelvicAction

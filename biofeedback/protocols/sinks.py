@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from biofeedback.protocols.pacer import Pacer
-from biofeedback.signal.types import PipelineUpdate
+from biofeedback.signal.results import PipelineUpdate
 from devices.stream import Chunk, LinkEvent
 
 __all__ = ["LiveSink", "MarkerFn", "RecordingSink"]

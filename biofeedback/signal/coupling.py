@@ -28,9 +28,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from biofeedback.signal.filters import FloatArray, RingBuffer, percentile
+from biofeedback.signal.results import CouplingResult
 from biofeedback.signal.types import (
     BreathEvent,
-    CouplingResult,
     Int8Array,
     PelvicOutput,
 )

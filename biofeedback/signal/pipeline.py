@@ -28,15 +28,17 @@ from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.coupling import CouplingScorer
 from biofeedback.signal.pelvic import PelvicTracker, pressure_channels
 from biofeedback.signal.reps import RepClock, RepPolicy, RepWindow
-from biofeedback.signal.types import (
-    BREATH_SOURCE_PRIORITY,
-    BreathOutput,
+from biofeedback.signal.results import (
     CouplingResult,
-    PelvicOutput,
     PipelineStatus,
     PipelineUpdate,
     RepResult,
     RepSummary,
+)
+from biofeedback.signal.types import (
+    BREATH_SOURCE_PRIORITY,
+    BreathOutput,
+    PelvicOutput,
     Thresholds,
 )
 from devices.pacer import Pacer

@@ -31,13 +31,15 @@ import numpy as np
 
 from biofeedback.signal.coupling import CouplingScorer, score_cycle
 from biofeedback.signal.filters import FloatArray
-from biofeedback.signal.types import (
-    BreathEvent,
+from biofeedback.signal.results import (
     CouplingResult,
-    Int8Array,
-    PelvicOutput,
     RepResult,
     RepSummary,
+)
+from biofeedback.signal.types import (
+    BreathEvent,
+    Int8Array,
+    PelvicOutput,
 )
 from devices.pacer import Pacer
 from devices.vocab import BreathPhase

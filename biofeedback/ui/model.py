@@ -26,13 +26,12 @@ import numpy as np
 
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.signal.filters import RingBuffer
-from biofeedback.signal.types import (
-    FloatArray,
+from biofeedback.signal.results import (
     PipelineStatus,
     PipelineUpdate,
-    Quality,
     RepResult,
 )
+from biofeedback.signal.types import FloatArray, Quality
 from devices.intent import BreathTarget
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
