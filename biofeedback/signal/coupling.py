@@ -32,11 +32,12 @@ from biofeedback.signal.results import CouplingResult
 from biofeedback.signal.types import (
     BreathEvent,
     Int8Array,
+    PelvicFigures,
     PelvicOutput,
 )
 from devices.vocab import BreathPhase, PelvicState
 
-__all__ = ["CouplingScorer", "score_cycle"]
+__all__ = ["CouplingScorer", "FigureLog", "score_cycle"]
 
 #: Reasons, as shown to the user.
 DROP_TOO_SMALL = "drop too small"
@@ -53,6 +54,12 @@ _add_reduce = np.add.reduce
 _STRAIN = int(PelvicState.STRAIN)
 _CONTRACTION = int(PelvicState.CONTRACTION)
 _N_STATES = max(PelvicState) + 1
+
+#: Completed cycles kept waiting for the pelvic signal at most.
+MAX_PENDING = 10_000
+
+#: Figure changes kept at most (about one a second: a day's).
+MAX_FIGURES = 86_400
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -173,6 +180,42 @@ def score_cycle(
     )
 
 
+class FigureLog:
+    """The pelvic tracker's figures (rest level, margins) as they changed.
+
+    A cycle is scored against the figures in effect at its last sample, not
+    those of whatever chunk arrived last: the same cycle gets the same score
+    however the streams are chunked. The owner forgets what it no longer
+    needs (:meth:`forget_before`).
+    """
+
+    def __init__(self) -> None:
+        self._log: deque[PelvicFigures] = deque(maxlen=MAX_FIGURES)
+
+    def add(self, out: PelvicOutput) -> None:
+        """Take the figure changes a pelvic chunk reports."""
+        if out.figures:
+            self._log.extend(out.figures)
+        elif not self._log and out.rest_level is not None and out.t.shape[0]:
+            # (a source that reports no changes: its figures hold from this chunk on)
+            self._log.append(
+                PelvicFigures(t_from=out.t.item(0), rest_level=out.rest_level, margins=out.margins)
+            )
+
+    def at(self, t: float) -> PelvicFigures | None:
+        """The figures in effect for the last sample before ``t`` (None: none yet)."""
+        for f in reversed(self._log):
+            if f.t_from < t:
+                return f
+        return None
+
+    def forget_before(self, t: float) -> None:
+        """Forget the figures no sample from ``t`` on can need."""
+        log = self._log
+        while len(log) > 1 and log[1].t_from < t:
+            log.popleft()
+
+
 class CouplingScorer:
     """Pairs breath cycles with the pelvic signal as both arrive.
 
@@ -192,11 +235,14 @@ class CouplingScorer:
         # pelvic chunks not yet in the history: moved in when a cycle is scored
         # (or once a few have gathered), a few larger appends instead of one per chunk
         self._queued: list[PelvicOutput] = []
-        self._pending: deque[tuple[float, float, float]] = deque(maxlen=32)
+        self.history_s = history_s
+        # completed cycles waiting for the pelvic signal: a whole recording's
+        # in one call (a day of breathing at most, should the pelvic stream be gone)
+        self._pending: deque[tuple[float, float, float]] = deque(maxlen=MAX_PENDING)
         self._last_inhale: float | None = None
         self._last_exhale: float | None = None
         self._t_pelvic = -math.inf
-        self._figures: tuple[float, float, float] | None = None  # rest, md, mc
+        self._figures = FigureLog()
 
     def reset_breath(self) -> None:
         """The breath source restarted: forget the half-open cycle."""
@@ -212,8 +258,9 @@ class CouplingScorer:
         if len(q) >= 32:
             self._flush()
         self._t_pelvic = out.t.item(n - 1)
-        if out.rest_level is not None:
-            self._figures = (out.rest_level, out.margins[0], out.margins[1])
+        self._figures.add(out)
+        if not self._pending:
+            self._figures.forget_before(self._t_pelvic - self.history_s)
 
     def _flush(self) -> None:
         """Move the queued pelvic chunks into the history."""
@@ -252,24 +299,42 @@ class CouplingScorer:
     def ready(self) -> list[CouplingResult]:
         """Score the cycles the pelvic signal now covers."""
         out: list[CouplingResult] = []
-        if self._pending and self._pending[0][2] <= self._t_pelvic:
-            self._flush()
+        if not (self._pending and self._pending[0][2] <= self._t_pelvic):
+            return out
         while self._pending and self._pending[0][2] <= self._t_pelvic:
             t_in, t_ex, t_end = self._pending.popleft()
-            if self._figures is None:
+            fig = self._figures.at(t_end)
+            self._figures.forget_before(t_end)  # (cycles are scored in the order they end)
+            if fig is None:
                 continue
-            t, x = self._hist.since(t_in)
+            t, rel, state = self._since(t_in)
             res = score_cycle(
                 t,
-                x[:, 0],
-                x[:, 1].astype(np.int8),
+                rel,
+                state,
                 t_in,
                 t_ex,
                 t_end,
-                rest_level=self._figures[0],
-                drop_margin=self._figures[1],
-                contraction_margin=self._figures[2],
+                rest_level=fig.rest_level,
+                drop_margin=fig.margins[0],
+                contraction_margin=fig.margins[1],
             )
             if res is not None:
                 out.append(res)
+        self._flush()
         return out
+
+    def _since(self, t0: float) -> tuple[FloatArray, FloatArray, Int8Array]:
+        """Pelvic times, relative levels and states from ``t0`` on: the history's,
+        then the queued chunks' (a chunk longer than the history is read whole)."""
+        q = [o for o in self._queued if o.t.shape[0] and o.t.item(-1) >= t0]
+        t, x = self._hist.since(t0)
+        if not q:
+            return t, x[:, 0], x[:, 1].astype(np.int8)
+        if not t.shape[0] and q[0].t.item(0) >= t0 and len(q) == 1:
+            return q[0].t, q[0].relative, q[0].state
+        return (
+            np.concatenate([t, *(o.t for o in q)]),
+            np.concatenate([x[:, 0], *(o.relative for o in q)]),
+            np.concatenate([x[:, 1].astype(np.int8), *(o.state for o in q)]),
+        )

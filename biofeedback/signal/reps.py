@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from biofeedback.signal.coupling import CouplingScorer, score_cycle
+from biofeedback.signal.coupling import CouplingScorer, FigureLog, score_cycle
 from biofeedback.signal.filters import FloatArray
 from biofeedback.signal.results import (
     CouplingResult,
@@ -196,7 +196,7 @@ class RepPolicy:
         self.clock: Literal["breath", "pacer"] | None = None
         self.reps: list[RepResult] = []
         self._paced: CouplingScorer | None = None
-        self._margins: tuple[float, float] | None = None  # drop, contraction
+        self._figures = FigureLog()
         self._pelvic: list[PelvicOutput] = []  # the set's pelvic signal (for rescoring)
 
     def start(self, window: RepWindow, *, paced: bool = False) -> None:
@@ -221,9 +221,10 @@ class RepPolicy:
         return summarise_reps(self.reps)
 
     def add_pelvic(self, out: PelvicOutput) -> None:
-        """The pelvic signal as it comes (its margins always; its samples during a set)."""
-        self._margins = (out.margins[0], out.margins[1])
+        """The pelvic signal as it comes (its figures always; its samples during a set)."""
+        self._figures.add(out)
         if not self.active:
+            self._figures.forget_before(math.inf)  # (the latest is all a set starts from)
             return
         self._pelvic.append(out)
         if self._paced is not None:
@@ -237,6 +238,7 @@ class RepPolicy:
         out: list[RepResult] = []
         for c in cycles:
             rep = self._rep(c)
+            self._figures.forget_before(c.end)
             if rep is not None:
                 out.append(rep)
         return tuple(out)
@@ -254,9 +256,11 @@ class RepPolicy:
         return rep
 
     def _rescored(self, c: CouplingResult) -> CouplingResult:
-        if not self._pelvic or self._margins is None:
+        fig = self._figures.at(c.end)
+        if not self._pelvic or fig is None:
             return c
         t = np.concatenate([o.t for o in self._pelvic])
         rel = np.concatenate([o.relative for o in self._pelvic])
         state = np.concatenate([o.state for o in self._pelvic])
-        return rescore_from(c, self.window.t_start, t, rel, state, self._margins)
+        margins = (fig.margins[0], fig.margins[1])
+        return rescore_from(c, self.window.t_start, t, rel, state, margins)

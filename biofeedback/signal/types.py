@@ -42,6 +42,7 @@ __all__ = [
     "FloatArray",
     "Int8Array",
     "PelvicEvent",
+    "PelvicFigures",
     "PelvicOutput",
     "Quality",
     "Thresholds",
@@ -311,6 +312,27 @@ class PelvicEvent:
         return {"state": self.state.name.lower(), "t": self.t, "t_detected": self.t_detected}
 
 
+@dataclass(frozen=True)
+class PelvicFigures:
+    """The pelvic tracker's figures from a sample on (they change at its
+    rest-update block ends only, so the same samples get the same figures
+    however the stream is chunked).
+
+    Parameters
+    ----------
+    t_from : float
+        Time of the first sample they apply to.
+    rest_level : float
+        The resting tone (base channel), stream units.
+    margins : tuple of float
+        ``(drop, contraction, strain)`` margins, stream units.
+    """
+
+    t_from: float
+    rest_level: float
+    margins: tuple[float, float, float]
+
+
 @dataclass(frozen=True, eq=False)
 class PelvicOutput:
     """The pelvic state tracker's output for one chunk of the pressure stream.
@@ -346,6 +368,10 @@ class PelvicOutput:
         True when a :class:`Thresholds` object is in use.
     delay_s : float
         Reporting lag of a state change (filter delay plus minimum dwell).
+    figures : tuple of PelvicFigures
+        The figures that took effect in this chunk, oldest first (empty: the
+        ones in effect before still hold); what a breath cycle is scored
+        against.
     """
 
     stream: str
@@ -361,3 +387,4 @@ class PelvicOutput:
     events: tuple[PelvicEvent, ...]
     calibrated: bool
     delay_s: float
+    figures: tuple[PelvicFigures, ...] = ()

@@ -30,7 +30,14 @@ from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.pelvic.confidence import confidence
 from biofeedback.signal.pelvic.rest import COMMON_FRAC, Block, Learned, RestModel, RestTrend
 from biofeedback.signal.pelvic.zones import CON, DROP, REST, UNK, Margins, Zones
-from biofeedback.signal.types import Int8Array, PelvicEvent, PelvicOutput, Quality, Thresholds
+from biofeedback.signal.types import (
+    Int8Array,
+    PelvicEvent,
+    PelvicFigures,
+    PelvicOutput,
+    Quality,
+    Thresholds,
+)
 from devices.vocab import PelvicState
 
 __all__ = ["PelvicTracker", "margins_for"]
@@ -148,6 +155,9 @@ class PelvicTracker:
         self.thresholds: Thresholds | None = None
         self._m_key: tuple[float, float, float | None, int, float] | None = None
         self._m_val: Margins = (0.0, 0.0, 0.0)
+        # figure changes not yet reported, and the last one reported
+        self._figs: list[PelvicFigures] = []
+        self._fig_last: tuple[float, Margins] | None = None
         self._reset_state()
         self.set_thresholds(thresholds)
 
@@ -320,6 +330,10 @@ class PelvicTracker:
         if g_a % self._block_n == 0:
             run.cand_block = run.cand
         m = self.margins()
+        rest = self._lr.rest
+        if (rest, m) != self._fig_last:  # (at a block's start: see PelvicFigures)
+            self._fig_last = (rest, m)
+            self._figs.append(PelvicFigures(t_from=float(t[0]), rest_level=rest, margins=m))
         if self.two:
             # (per stretch: the margin changes at block ends only)
             base, tip = self._common.process(base, tip, m[0])
@@ -448,6 +462,8 @@ class PelvicTracker:
         events: list[PelvicEvent],
         quality: Quality | None,
     ) -> PelvicOutput:
+        figs = tuple(self._figs)
+        self._figs.clear()
         return PelvicOutput(
             stream=self.stream,
             t=t,
@@ -462,4 +478,5 @@ class PelvicTracker:
             events=tuple(events),
             calibrated=self.thresholds is not None,
             delay_s=self.delay_s,
+            figures=figs,
         )
