@@ -98,7 +98,10 @@ def _table(headers: list[str]) -> QTableWidget:
     t.setHorizontalHeaderLabels(headers)
     t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
+    head = t.horizontalHeader()
+    for c in range(len(headers) - 1):
+        head.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+    head.setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
     return t
 
 
