@@ -159,3 +159,19 @@ def test_a_refused_change_writes_nothing(home: Path, cli: Any, qtbot: QtBot) -> 
     assert view.status.text() == "Not changed: reps must be 1-30, not 99"
     assert _json(cli, "plan") == before
     assert not (home / "data" / "plans").exists()
+
+
+def test_the_window_has_plan_and_progress_screens(home: Path, cli: Any, qtbot: QtBot) -> None:
+    from biofeedback.ui.window import SessionWindow
+
+    win = SessionWindow(show_safety_note=False, person="demo")
+    qtbot.addWidget(win)
+    assert win.screen_names[-2:] == ("plan", "progress")
+    assert win.progress_view.doc is None  # read when shown, not before
+    win.show_screen("progress")
+    assert win.current_screen() is win.screens["progress"]
+    shown = win.progress_view.doc
+    assert shown is not None and shown["trends"] == _json(cli, "progress")["trends"]
+    win.show_screen("plan")
+    assert win.plan_view.doc == _json(cli, "plan")
+    assert win.tabs.tabText(win.tabs.currentIndex()) == "Plan"

@@ -228,7 +228,7 @@ def demo(
 
         shown = run_window(
             in_window, linger=lambda r: r["summary"].get("ended_by") != "interrupted",
-            clock=app.clock(), virtual=True)
+            clock=app.clock(), virtual=True, person="demo")
         if shown is None:
             click.echo("Window closed: the demo session was stopped.", err=True)
             return

@@ -457,7 +457,7 @@ def live(
 
         windowed_result = run_window(
             in_window, linger=lambda r: r.summary.ended_by != "interrupted",
-            clock=app.clock(), virtual=app.virtual)
+            clock=app.clock(), virtual=app.virtual, person=opts.person)
         if windowed_result is None:
             _say("Window closed: the session was stopped and what was recorded is kept.")
             return

@@ -13,6 +13,7 @@ why; rise and recovery times carry the reliability caveat (trends, not verdicts)
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from devices.errors import InputError
 
 __all__ = ["ADHERENCE_COLOUR", "TREND_COLOUR", "DocFn", "ProgressView", "TrendCard",
            "change_text", "num", "progress_loader"]
@@ -166,9 +169,16 @@ class ProgressView(QWidget):
         lay.addWidget(self.notes_label)
 
     def reload(self) -> None:
-        """Read the document again (when the screen is shown)."""
-        if self._load is not None:
-            self.show_doc(self._load())
+        """Read the document again (when the screen is shown); a store or plan file
+        that cannot be read is said on the screen."""
+        if self._load is None:
+            return
+        try:
+            doc = self._load()
+        except InputError as exc:
+            self.heading.setText(f"<h2>Progress</h2>{html.escape(str(exc))}")
+            return
+        self.show_doc(doc)
 
     def show_doc(self, doc: dict[str, Any]) -> None:
         """Draw a ``progress --json`` document."""

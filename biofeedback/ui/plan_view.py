@@ -9,6 +9,7 @@ through :func:`~biofeedback.programme.person.change_plan` -- the same change
 from __future__ import annotations
 
 import datetime as dt
+import html
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -168,9 +169,16 @@ class PlanView(QWidget):
         return box
 
     def reload(self) -> None:
-        """Read the document again (when the screen is shown)."""
-        if self._load is not None:
-            self.show_doc(self._load())
+        """Read the document again (when the screen is shown); a store or plan file
+        that cannot be read is said on the screen."""
+        if self._load is None:
+            return
+        try:
+            doc = self._load()
+        except InputError as exc:
+            self.heading.setText(f"<h2>Plan</h2>{html.escape(str(exc))}")
+            return
+        self.show_doc(doc)
 
     def show_doc(self, doc: dict[str, Any]) -> None:
         """Draw a ``plan --json`` document and set the form to today's session."""

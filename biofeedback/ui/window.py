@@ -15,6 +15,8 @@ Modules of the window (all under ``biofeedback.ui``):
 ``calibration_view``   the Calibration screen (guided steps over live traces)
 ``pairing_view``       the Sensors screen (scan, pair)
 ``past_sessions``      the past-sessions screen (scores, trend, replay)
+``plan_view``          the Plan screen (today's session, what comes next, change it)
+``history_view``       the Progress screen (adherence and the weeks' trends)
 ``plots``              the calm plot widget, decimation, frame statistics
 ``theme``              the Okabe-Ito palette, words for states, small Qt helpers
 =====================  ==========================================================
@@ -23,14 +25,14 @@ Adding a screen
 ---------------
 Every screen is a named :class:`Screen`: a widget, its tab title, and two optional
 hooks — ``refresh`` (called by the frame timer while the screen is shown) and
-``on_show`` (called when the person switches to it). A new screen (Plan,
-Resonance, ...) is a few lines in :meth:`SessionWindow._add_screens`, or from the
+``on_show`` (called when the person switches to it). A new screen (Plan and
+Progress are two) is a few lines in :meth:`SessionWindow._add_screens`, or from the
 code that made the window::
 
-    self.plan = PlanView()
-    self.add_screen("plan", self.plan, "Plan", on_show=self.plan.reload)
+    self.resonance = ResonanceView()
+    self.add_screen("resonance", self.resonance, "Resonance", on_show=self.resonance.reload)
 
-after which ``window.show_screen("plan")`` switches to it and
+after which ``window.show_screen("resonance")`` switches to it and
 ``window.screen_names`` lists it. Nothing else in the window needs to change.
 
 Colours are the Okabe-Ito colour-blind-safe palette, and every colour comes
@@ -61,9 +63,11 @@ from biofeedback.ui.calibration_view import (
     SEGMENT_TEXT,
     CalibrationView,
 )
+from biofeedback.ui.history_view import ProgressView, progress_loader
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.pairing_view import PairFn, PairingView
 from biofeedback.ui.past_sessions import HistoryView, SessionsFn, history_rows
+from biofeedback.ui.plan_view import PlanView, plan_changer, plan_loader
 from biofeedback.ui.plots import FrameStats, peak_decimate, thin_by_time
 from biofeedback.ui.session_panel import PacerWidget
 from biofeedback.ui.session_view import SessionView
@@ -159,6 +163,9 @@ class SessionWindow(QMainWindow):
         How the Sensors screen pairs a found device (default: confirm and remember).
     show_safety_note : bool, optional
         Force the first-run safety note on or off (default: until dismissed).
+    person : str, optional
+        Whose plan and progress the Plan and Progress screens show (None: the
+        sessions recorded without a person).
     """
 
     start_requested = Signal()
@@ -185,6 +192,7 @@ class SessionWindow(QMainWindow):
         pair_fn: PairFn | None = None,
         show_safety_note: bool | None = None,
         virtual: bool = False,
+        person: str | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -202,6 +210,8 @@ class SessionWindow(QMainWindow):
                                    virtual=virtual)
         self.calibration = CalibrationView()
         self.history = HistoryView(sessions_fn=sessions_fn)
+        self.plan_view = PlanView(plan_loader(person), plan_changer(person))
+        self.progress_view = ProgressView(progress_loader(person))
         self.screens: dict[str, Screen] = {}
         self._add_screens()
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -243,6 +253,9 @@ class SessionWindow(QMainWindow):
         self.add_screen("calibration", self.calibration, "Calibration",
                         refresh=self.calibration.refresh)
         self.add_screen("history", self.history, "History", on_show=self.history.reload)
+        self.add_screen("plan", self.plan_view, "Plan", on_show=self.plan_view.reload)
+        self.add_screen("progress", self.progress_view, "Progress",
+                        on_show=self.progress_view.reload)
 
     def add_screen(
         self, name: str, widget: QWidget, title: str, *,
