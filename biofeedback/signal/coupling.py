@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,6 +71,135 @@ def _clip(x: float, lo: float, hi: float) -> float:
     return x if x < hi else hi
 
 
+@dataclass(frozen=True)
+class CycleHalves:
+    """A breath cycle's pelvic samples, split at the exhale onset.
+
+    ``rel_in``/``rel_ex``: level minus rest in the inhale and exhale halves
+    (no NaN); ``state_in``/``state_ex``: their :class:`PelvicState` codes.
+    """
+
+    rel_in: FloatArray
+    rel_ex: FloatArray
+    state_in: Int8Array
+    state_ex: Int8Array
+
+
+@dataclass(frozen=True)
+class CycleLevels:
+    """Where the floor sat through a cycle, relative to rest (stream units)."""
+
+    inhale_level: float  # mean over the inhale
+    exhale_level: float  # mean over the exhale
+    drop: float  # depth of the inhale's deepest tenth below rest (>= 0)
+    drop_ratio: float  # drop / drop margin
+    release_kept: float  # 0..1: how much of the inhale's mean the exhale kept
+    peak: float  # the highest sample above rest in either half
+
+
+@dataclass(frozen=True)
+class CycleFaults:
+    """The states that cap or zero a cycle's score."""
+
+    contracted_inhale: bool  # over 5 % of the inhale in contraction
+    contracted_exhale: bool  # over 5 % of the exhale in contraction
+    strained: bool  # over 3 % of the cycle in strain
+
+
+def split_cycle(
+    t: FloatArray,
+    rel: FloatArray,
+    state: Int8Array,
+    inhale_onset: float,
+    exhale_onset: float,
+    end: float,
+) -> CycleHalves | None:
+    """The cycle's two halves; None when either has under 2 samples or a gap (NaN)."""
+    if not inhale_onset < exhale_onset < end:
+        return None
+    i0, i1, i2 = np.searchsorted(t, (inhale_onset, exhale_onset, end)).tolist()
+    ri, re = rel[i0:i1], rel[i1:i2]
+    if ri.shape[0] < 2 or re.shape[0] < 2:
+        return None
+    if np.isnan(ri).any() or np.isnan(re).any():
+        return None
+    return CycleHalves(rel_in=ri, rel_ex=re, state_in=state[i0:i1], state_ex=state[i1:i2])
+
+
+def cycle_levels(h: CycleHalves, drop_margin: float) -> CycleLevels:
+    """The inhale and exhale levels, the drop and how much of it the exhale kept."""
+    md = max(drop_margin, 1e-12)
+    inhale_level = float(_add_reduce(h.rel_in)) / h.rel_in.shape[0]  # (ndarray.mean's sum)
+    exhale_level = float(_add_reduce(h.rel_ex)) / h.rel_ex.shape[0]
+    drop = max(0.0, -percentile(h.rel_in, 10))
+    release_kept = 0.0
+    if inhale_level < 0:
+        release_kept = _clip(-exhale_level / -inhale_level, 0.0, 1.0) + 0.0
+    peak = max(h.rel_in.item(int(h.rel_in.argmax())), h.rel_ex.item(int(h.rel_ex.argmax())))
+    return CycleLevels(
+        inhale_level=inhale_level,
+        exhale_level=exhale_level,
+        drop=drop,
+        drop_ratio=drop / md,
+        release_kept=release_kept,
+        peak=peak,
+    )
+
+
+def cycle_faults(h: CycleHalves) -> CycleFaults:
+    """Contraction in either half, strain over the cycle (samples per state code)."""
+    n_i, n_e = h.state_in.shape[0], h.state_ex.shape[0]
+    ci = np.bincount(h.state_in, minlength=_N_STATES).tolist()
+    ce = np.bincount(h.state_ex, minlength=_N_STATES).tolist()
+    return CycleFaults(
+        contracted_inhale=ci[_CONTRACTION] > 0.05 * n_i,
+        contracted_exhale=ce[_CONTRACTION] > 0.05 * n_e,
+        strained=ci[_STRAIN] + ce[_STRAIN] > 0.03 * (n_i + n_e),
+    )
+
+
+def cycle_points(
+    lv: CycleLevels, faults: CycleFaults, drop_margin: float, contraction_margin: float
+) -> tuple[float, tuple[str, ...]]:
+    """The 0-100 score and the reasons it lost points.
+
+    Points come only from being below rest, each a non-increasing function of
+    the pressure: raising any sample can never raise the score.
+    """
+    md = max(drop_margin, 1e-12)
+    mc = max(contraction_margin, 1e-12)
+    reasons: list[str] = []
+    score = (
+        50.0 * _clip((lv.drop_ratio - 0.25) / 1.25, 0.0, 1.0)  # the drop
+        + 35.0 * _clip(-lv.exhale_level / md, 0.0, 1.0)  # the release kept
+        + 15.0 * _clip(-lv.inhale_level / md, 0.0, 1.0)  # down through the inhale
+    )
+    if lv.drop_ratio < 0.25:
+        reasons.append(NO_DROP)
+    elif lv.drop_ratio < 1.0:
+        reasons.append(DROP_TOO_SMALL)
+    if lv.drop_ratio >= 0.5 and lv.release_kept < 0.5:
+        reasons.append(RELEASE_LOST)
+    # the floor went further down on the exhale than it ever did on the inhale
+    # (the inhale's mean is no test: from rest, it includes the descent)
+    if lv.exhale_level < -md and -lv.exhale_level > lv.drop + 0.5 * md:
+        reasons.append(WRONG_PHASE)
+    if faults.contracted_inhale:
+        reasons.append(CONTRACTED_INHALE)
+        score = min(score, 20.0)
+    if faults.contracted_exhale:
+        reasons.append(CONTRACTED_EXHALE)
+        score = min(score, 30.0)
+    contracted = faults.contracted_inhale or faults.contracted_exhale
+    if not (contracted or faults.strained) and lv.peak > mc:
+        reasons.append(PRESSURE_ROSE)
+        score = min(score, 40.0)
+    if faults.strained:
+        reasons.append(STRAIN)
+        score = 0.0
+    return round(_clip(score, 0.0, 100.0), 1), tuple(reasons)
+
+
 def score_cycle(
     t: FloatArray,
     rel: FloatArray,
@@ -92,7 +222,7 @@ def score_cycle(
     inhale_onset, exhale_onset, end : float
         The cycle's onsets (``end`` is the next inhale onset).
     rest_level, drop_margin, contraction_margin : float
-        The tracker's figures at the time.
+        The tracker's figures in effect at the cycle's end.
 
     Returns
     -------
@@ -100,83 +230,26 @@ def score_cycle(
         None when the pelvic signal does not cover both halves of the cycle
         (a gap, or the tracker still settling).
     """
-    if not inhale_onset < exhale_onset < end:
+    halves = split_cycle(t, rel, state, inhale_onset, exhale_onset, end)
+    if halves is None:
         return None
-    i0, i1, i2 = np.searchsorted(t, (inhale_onset, exhale_onset, end)).tolist()
-    ri, re = rel[i0:i1], rel[i1:i2]
-    n_i, n_e = ri.shape[0], re.shape[0]
-    if n_i < 2 or n_e < 2:
-        return None
-    # sums double as the NaN check: a NaN anywhere makes its sum NaN (so does
-    # inf - inf, which is not a gap: look closer then)
-    sum_i, sum_e = float(_add_reduce(ri)), float(_add_reduce(re))
-    if (math.isnan(sum_i) or math.isnan(sum_e)) and (np.isnan(ri).any() or np.isnan(re).any()):
-        return None
-    si, se = state[i0:i1], state[i1:i2]
-    md = max(drop_margin, 1e-12)
-    mc = max(contraction_margin, 1e-12)
-    inhale_level = sum_i / n_i  # (what ndarray.mean computes)
-    exhale_level = sum_e / n_e
-    drop = max(0.0, -percentile(ri, 10))
-    drop_ratio = drop / md
-    release_kept = 0.0
-    if inhale_level < 0:
-        release_kept = _clip(-exhale_level / -inhale_level, 0.0, 1.0) + 0.0
-    n_all = n_i + n_e
-    # samples per state code in each half (one pass each; codes are 0..4)
-    ci = np.bincount(si, minlength=_N_STATES).tolist()
-    ce = np.bincount(se, minlength=_N_STATES).tolist()
-    strain = ci[_STRAIN] + ce[_STRAIN]
-    con_i = ci[_CONTRACTION] > 0.05 * n_i
-    con_e = ce[_CONTRACTION] > 0.05 * n_e
-    strained = strain > 0.03 * n_all
-    reasons: list[str] = []
-    # Points only from being below rest, each a non-increasing function of the
-    # pressure: raising any sample can never raise the score.
-    drop_pts = 50.0 * _clip((drop_ratio - 0.25) / 1.25, 0.0, 1.0)
-    release_pts = 35.0 * _clip(-exhale_level / md, 0.0, 1.0)
-    timing_pts = 15.0 * _clip(-inhale_level / md, 0.0, 1.0)
-    if drop_ratio < 0.25:
-        reasons.append(NO_DROP)
-    elif drop_ratio < 1.0:
-        reasons.append(DROP_TOO_SMALL)
-    if drop_ratio >= 0.5 and release_kept < 0.5:
-        reasons.append(RELEASE_LOST)
-    # the floor went further down on the exhale than it ever did on the inhale
-    # (the inhale's mean is no test: from rest, it includes the descent)
-    if exhale_level < -md and -exhale_level > drop + 0.5 * md:
-        reasons.append(WRONG_PHASE)
-    score = drop_pts + release_pts + timing_pts
-    if con_i:
-        reasons.append(CONTRACTED_INHALE)
-        score = min(score, 20.0)
-    if con_e:
-        reasons.append(CONTRACTED_EXHALE)
-        score = min(score, 30.0)
-    if (
-        not (con_i or con_e or strained)
-        and max(ri.item(int(ri.argmax())), re.item(int(re.argmax()))) > mc  # (no NaN here)
-    ):
-        reasons.append(PRESSURE_ROSE)
-        score = min(score, 40.0)
-    if strained:
-        reasons.append(STRAIN)
-        score = 0.0
-    # (positional, in CouplingResult's field order)
+    lv = cycle_levels(halves, drop_margin)
+    faults = cycle_faults(halves)
+    score, reasons = cycle_points(lv, faults, drop_margin, contraction_margin)
     return CouplingResult(
-        inhale_onset,
-        exhale_onset,
-        end,
-        rest_level,
-        inhale_level,
-        exhale_level,
-        drop,
-        drop_ratio,
-        release_kept,
-        strained,  # strain
-        bool(con_i or con_e),  # contracted
-        round(_clip(score, 0.0, 100.0), 1),  # score
-        tuple(reasons),
+        inhale_onset=inhale_onset,
+        exhale_onset=exhale_onset,
+        end=end,
+        rest_level=rest_level,
+        inhale_level=lv.inhale_level,
+        exhale_level=lv.exhale_level,
+        drop=lv.drop,
+        drop_ratio=lv.drop_ratio,
+        release_kept=lv.release_kept,
+        strain=faults.strained,
+        contracted=faults.contracted_inhale or faults.contracted_exhale,
+        score=score,
+        reasons=reasons,
     )
 
 
