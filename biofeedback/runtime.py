@@ -7,9 +7,9 @@ engine, the store's writer and, on request, LSL outlets. The ``live`` and
 :func:`run_session`; only the front ends differ (window, terminal view,
 keyboard), and they attach through :class:`LiveOptions`.
 
-This is also the one application module that builds the virtual radio
-(:func:`virtual_world`): the rest of ``biofeedback`` never imports
-``devices.virtual``.
+The virtual radio and person are wired in :mod:`biofeedback.virtual_wiring`
+(re-exported here: :func:`virtual_world`, :func:`follow`, ...); the rest of
+``biofeedback`` never imports ``devices.virtual``.
 
 ::
 
@@ -42,10 +42,17 @@ from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.terminal import TerminalView
+from biofeedback.virtual_wiring import (
+    direct_counts_factory,
+    direct_virtual_source,
+    follow,
+    twin_counts_factory,
+    virtual_learner_skills,
+    virtual_world,
+)
 from devices.ble import PLATFORM, BleBackend, BleSource, Found, backend_of, scan
 from devices.clock import Clock
 from devices.errors import DeviceNotFoundError, InputError
-from devices.intent import Intent
 from devices.merge import merged
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, StreamKey, StreamSpec
@@ -59,6 +66,7 @@ __all__ = [
     "attach_window",
     "backend_of",
     "cue_printer",
+    "direct_counts_factory",
     "direct_virtual_source",
     "find_devices_named",
     "follow",
@@ -129,50 +137,6 @@ class SessionRun:
 
 
 # ----------------------------------------------------------------------------- devices
-
-
-@contextlib.asynccontextmanager
-async def virtual_world(
-    virtual: bool, clock: Clock, *, seed: int = 0, **world_kwargs: Any
-) -> AsyncIterator[Any]:
-    """The virtual radio with its body model when ``virtual``, else nothing (the OS stack).
-
-    Yields the :class:`~devices.virtual.world.VirtualWorld` or None.
-    """
-    if not virtual:
-        yield None
-        return
-    from devices.virtual.world import VirtualWorld
-
-    async with VirtualWorld(clock, seed=seed, **world_kwargs) as world:
-        yield world
-
-
-def follow(world: Any, intent: Callable[[float], Intent]) -> None:
-    """On the virtual radio, the body model follows ``intent`` from now on.
-
-    The engine, the calibration runner and the resonance assessment hand their
-    pacer and prompts to the virtual person through this (nothing without a world).
-    """
-    if world is not None:
-        world.body.intent = intent
-
-
-def twin_counts_factory(world: Any, device: str, channel: str) -> tuple[float, float] | None:
-    """``(gain, offset)`` with which the virtual twin ``device`` turns cmH2O into counts.
-
-    A two-channel twin converts per channel (``base_conversion``); None without
-    a world, for a device that is no twin, or a twin that reports no counts.
-    """
-    if world is None:
-        return None
-    from devices.virtual.twins import CountsConversion
-
-    twin = world.peripherals.get(device)
-    cc = getattr(twin, f"{channel}_conversion", None) or getattr(twin, "conversion", None)
-    if not isinstance(cc, CountsConversion):
-        return None
-    return float(cc.gain), float(cc.offset)
 
 
 async def find_devices_named(
@@ -518,32 +482,6 @@ async def run_session(
     return SessionRun(sid, engine, summary, engine.error, parts.sources)
 
 
-def direct_virtual_source(clock: Clock, seed: int, *, skill: float = 1.0,
-                          posture: str = "supine") -> Any:
-    """The demo's two sensors on a virtual learner, without the radio (weeks of practice).
-
-    Returns a :class:`~devices.virtual.direct.DirectSource`.
-    """
-    from devices.virtual.body.learner import learner_params
-    from devices.virtual.direct import DirectSource
-
-    return DirectSource(clock, seed, params=learner_params(skill, posture))
-
-
-def direct_counts_factory() -> tuple[float, float]:
-    """``(gain, offset)``: how :func:`direct_virtual_source`'s probe turns cmH2O into counts."""
-    from devices.virtual.twins.kgoal import KGOAL_CONVERSION
-
-    return float(KGOAL_CONVERSION.gain), float(KGOAL_CONVERSION.offset)
-
-
-def virtual_learner_skills(n: int, seed: int) -> list[float]:
-    """The virtual learner's skill at each of ``n`` practice sessions (rising, bad days)."""
-    from devices.virtual.body.learner import skill_over_sessions
-
-    return skill_over_sessions(n, seed)
-
-
 async def run_demo_session(
     clock: Clock,
     registry: Registry,
@@ -577,11 +515,8 @@ async def run_demo_session(
     via : {"radio", "bluez"}
         How bleak reaches the twins (see :class:`~devices.virtual.world.VirtualWorld`).
     """
-    from devices.virtual.body import BodyParams
-
-    params = BodyParams(skill=skill)
     async with virtual_world(True, clock, seed=seed, faults=faults, via=via,
-                             params=params) as world:
+                             skill=skill) as world:
         chosen = await find_devices_named(DEMO_DEVICES, registry, clock,
                                           backend=backend_of(world))
         if opts.save:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +59,25 @@ def test_scan_starts_without_the_session_stack() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_scan_virtual_runs_without_scipy_or_the_session_stack(tmp_path: Path) -> None:
+    # The real command on the virtual radio (not just --help): it lists the twins,
+    # and neither the pipeline's scipy nor the session runtime was imported for it.
+    code = (
+        "import sys\n"
+        "from biofeedback.cli.main import main\n"
+        "try:\n"
+        "    main(['--virtual', 'scan', '--timeout', '0.3', '--json'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('scipy', 'biofeedback.runtime', 'biofeedback.signal',\n"
+        "                         'biofeedback.protocols.session') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "BIOFEEDBACK_HOME": str(tmp_path)}
+    env.pop("BIOFEEDBACK_VIRTUAL_FAULTS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    *doc, loaded = out.strip().splitlines()
+    assert loaded == "[]"
+    assert any(d["name"].startswith("Boost") for d in json.loads("\n".join(doc)))

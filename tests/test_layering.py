@@ -19,8 +19,9 @@ ALLOWED = {
 #: The one application module that builds the virtual radio and wires the
 #: virtual person (sessions, demo, calibration and resonance through its
 #: ``virtual_world``, ``follow`` and ``twin_counts_factory``); the rest of the
-#: app -- ``biofeedback/`` and ``calibration/`` -- must not depend on the simulator.
-VIRTUAL_BUILDER = ROOT / "biofeedback" / "runtime.py"
+#: app -- ``biofeedback/`` (``runtime.py`` included) and ``calibration/`` -- must
+#: not depend on the simulator. It is light: the simulator only inside functions.
+VIRTUAL_BUILDER = ROOT / "biofeedback" / "virtual_wiring.py"
 APP_PACKAGES = ("biofeedback", "calibration")
 
 
@@ -67,11 +68,27 @@ def test_app_code_does_not_import_the_simulator(package: str) -> None:
         if path != VIRTUAL_BUILDER
         for line in _virtual_imports(path)
     ]
-    assert not bad, "only biofeedback/runtime.py builds virtual sources:\n" + "\n".join(bad)
+    assert not bad, "only biofeedback/virtual_wiring.py builds virtual sources:\n" + "\n".join(
+        bad
+    )
+
+
+def test_the_virtual_wiring_is_light() -> None:
+    """At module level it imports no simulator and nothing of the session stack
+    (``scan --virtual`` must not pay for scipy before its first row)."""
+    tree = ast.parse(VIRTUAL_BUILDER.read_text(encoding="utf-8"))
+    top: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top.add(node.module)
+    assert top <= {"__future__", "contextlib", "collections.abc", "typing",
+                   "devices.clock", "devices.intent"}, top
 
 
 def test_app_code_does_not_reach_into_the_virtual_world() -> None:
-    """The virtual person and the twins are wired in runtime.py only (``follow``,
+    """The virtual person and the twins are wired in virtual_wiring.py only (``follow``,
     ``twin_counts_factory``), not poked at from commands."""
     bad = []
     for package in APP_PACKAGES:
@@ -87,7 +104,7 @@ def test_app_code_does_not_reach_into_the_virtual_world() -> None:
                     and node.value.id == "world"
                 ):
                     bad.append(f"{path.relative_to(ROOT)}:{node.lineno} world.{node.attr}")
-    assert not bad, "virtual wiring outside biofeedback/runtime.py:\n" + "\n".join(bad)
+    assert not bad, "virtual wiring outside biofeedback/virtual_wiring.py:\n" + "\n".join(bad)
 
 
 def test_checker_catches_a_simulator_import(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from biofeedback.cli.main import AppContext
 from biofeedback.paths import config_dir
+from biofeedback.virtual_wiring import virtual_world
 from devices.ble import backend_of
 from devices.clock import Clock
 from devices.registry import Registry, default_registry
@@ -32,8 +33,6 @@ async def radio(
 
     Yields the :class:`~devices.virtual.world.VirtualWorld` or None.
     """
-    from biofeedback.runtime import virtual_world  # the session stack: only when needed
-
     async with virtual_world(
         app.virtual, clock, seed=app.seed if seed is None else seed, via=app.via, **world_kwargs
     ) as w:

@@ -18,7 +18,6 @@ import math
 from typing import Final
 
 import numpy as np
-from scipy import signal
 
 from devices.virtual.body.common import DT, GRID_HZ, FloatArray, Lag
 from devices.virtual.body.params import BodyParams
@@ -40,6 +39,34 @@ T_WAVE: Final = (0.30, 280.0, 0.050)
 SCG_WAVES: Final = np.array([(0.07, 7.0, 0.012), (0.12, -5.0, 0.015), (0.36, 3.0, 0.030)])
 # Beats that shape the waveform at t: the two before it and the next one.
 _BEAT_OFFSETS: Final = np.array([-2, -1, 0])[:, None]
+
+
+def _peak_ba(f0: float, q: float, fs: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A second-order peak (band-pass) filter at ``f0`` Hz, quality ``q``: ``(b, a)``.
+
+    The closed form of ``scipy.signal.iirpeak`` (same numbers, bit for bit),
+    so that building the virtual world does not import scipy (start-up time).
+    """
+    w0 = 2.0 * f0 / fs * math.pi
+    bw = 2.0 * f0 / fs / q * math.pi
+    gain = 1.0 / (1.0 + math.tan(bw / 2.0))
+    return (1.0 - gain, 0.0, -(1.0 - gain)), (1.0, -2.0 * gain * math.cos(w0), 2.0 * gain - 1.0)
+
+
+def _biquad(
+    ba: tuple[tuple[float, ...], tuple[float, ...]], x: FloatArray, z: tuple[float, float]
+) -> tuple[FloatArray, tuple[float, float]]:
+    """``scipy.signal.lfilter`` of a second-order filter with state ``z`` (direct form II
+    transposed, the same operations in the same order: identical output)."""
+    (b0, b1, b2), (_, a1, a2) = ba
+    z0, z1 = z
+    y = np.empty(x.size)
+    for i, xi in enumerate(x.tolist()):
+        yi = xi * b0 + z0
+        z0 = z1 + xi * b1 - yi * a1
+        z1 = xi * b2 - yi * a2
+        y[i] = yi
+    return y, (z0, z1)
 
 
 class Heart:
@@ -70,9 +97,8 @@ class Heart:
         # A child stream, so the beats of a seed stay as they were without it.
         drawn = float(rng.spawn(1)[0].uniform(4.5, 6.5))
         self.resonance_bpm = params.resonance_bpm if params.resonance_bpm is not None else drawn
-        b, a = signal.iirpeak(self.resonance_bpm / 60.0, params.resonance_q, fs=GRID_HZ)
-        self._res_ba = (b, a)
-        self._res_zi = np.zeros(max(len(a), len(b)) - 1)
+        self._res_ba = _peak_ba(self.resonance_bpm / 60.0, params.resonance_q, GRID_HZ)
+        self._res_zi = (0.0, 0.0)
         self._v_prev = 0.0
         self.beats_t = np.zeros(0)
         self.beats_rr = np.zeros(0)
@@ -102,7 +128,7 @@ class Heart:
         # a nearly square wave whose fundamental does not depend on the rate, so
         # the swing peaks at the resonance itself), in phase with the direct path.
         phase = self._lag_phase(np.tanh(flow / (0.02 * tidal)))
-        res, self._res_zi = signal.lfilter(*self._res_ba, phase, zi=self._res_zi)
+        res, self._res_zi = _biquad(self._res_ba, phase, self._res_zi)
         rr0 = 60.0 / p.heart_rate_bpm
         rr = (
             rr0 * (1.0 + 0.03 * noise * hr_level)

@@ -16,7 +16,6 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from scipy import signal as sps
 
 from devices.virtual.body.breathing import FreeBreath
 from devices.virtual.body.common import FloatArray
@@ -81,6 +80,8 @@ class RecordedBreaths:
         if ok.sum() < 100:
             raise ValueError("the trace has fewer than 100 finite samples")
         x = np.interp(t, t[ok], x[ok])  # gaps (NaN) bridged linearly
+        from scipy import signal as sps  # here: building the virtual world stays light
+
         sos = sps.butter(2, [0.05, 1.0], "bandpass", fs=fs, output="sos")
         y = sps.sosfiltfilt(sos, x)  # offline: the person's breaths, not a detector
         self.breaths = self._cut(y, fs, tidal_depth)
@@ -90,6 +91,8 @@ class RecordedBreaths:
 
     @staticmethod
     def _cut(y: FloatArray, fs: float, tidal: float) -> list[FreeBreath]:
+        from scipy import signal as sps
+
         spread = np.percentile(y, 95) - np.percentile(y, 5)
         peaks, _ = sps.find_peaks(y, prominence=0.15 * spread, distance=int(1.0 * fs))
         troughs, _ = sps.find_peaks(-y, prominence=0.15 * spread, distance=int(1.0 * fs))
