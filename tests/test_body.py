@@ -524,3 +524,22 @@ def test_retention_and_bad_queries() -> None:
         BodyModel(0, block_s=0.25)
     assert body.lung_volume(np.zeros(0)).shape == (0,)
     assert body.pelvic_pressure(np.zeros(0)).shape == (0, 2)
+
+
+def test_the_hearts_resonance_filter_is_scipys_bit_for_bit() -> None:
+    # The heart filters without scipy (the virtual world starts light); same numbers.
+    from scipy import signal
+
+    from devices.virtual.body.heart import _biquad, _peak_ba
+
+    rng = np.random.default_rng(3)
+    for f0, q in ((4.5 / 60, 3.0), (6.5 / 60, 1.5), (0.2, 5.0)):
+        b, a = signal.iirpeak(f0, q, fs=100.0)
+        ba = _peak_ba(f0, q, 100.0)
+        assert np.array_equal(b, ba[0]) and np.array_equal(a, ba[1])
+        zi, z = np.zeros(2), (0.0, 0.0)
+        for _ in range(4):
+            x = np.tanh(3.0 * rng.standard_normal(50))
+            want, zi = signal.lfilter(b, a, x, zi=zi)
+            got, z = _biquad(ba, x, z)
+            assert np.array_equal(want, got) and np.array_equal(zi, z)
