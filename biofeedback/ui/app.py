@@ -22,6 +22,7 @@ __all__ = ["ensure_qapp", "has_display", "run_window"]
 
 T = TypeVar("T")
 
+
 def has_display(env: Mapping[str, str] | None = None, platform: str | None = None) -> bool:
     """Whether a window can be shown.
 
@@ -92,38 +93,10 @@ def run_window(
     window = SessionWindow(model, **window_kwargs)
     window.show()
 
-    async def runner() -> T | None:
-        closed = asyncio.Event()
-        window.closed.connect(closed.set)
-        undo_signals = _close_on_signals(window)
-        task = asyncio.ensure_future(main(window))
-        closer = asyncio.ensure_future(closed.wait())
-        try:
-            done, _ = await asyncio.wait({task, closer}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                result = task.result()
-                stay = linger(result) if callable(linger) else linger
-                if stay and not closed.is_set():
-                    undo_signals()  # a session's own handlers may have replaced them
-                    undo_signals = _close_on_signals(window)
-                    await closer
-                return result
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return None
-        finally:
-            undo_signals()
-            closer.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
     try:
         with loop:
             try:
-                return loop.run_until_complete(runner())
+                return loop.run_until_complete(_until_done_or_closed(window, main, linger))
             finally:
                 _drain(loop)
     finally:
@@ -132,6 +105,41 @@ def run_window(
         if window.isVisible():
             window.close()
         window.deleteLater()
+
+
+async def _until_done_or_closed(
+    window: Any, main: Callable[[Any], Awaitable[T]], linger: bool | Callable[[T], bool]
+) -> T | None:
+    """Run ``main(window)`` until it returns (then linger, if asked) or the window closes.
+
+    Closing the window first cancels ``main`` (the session stops cleanly): None.
+    """
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    undo_signals = _close_on_signals(window)
+    task = asyncio.ensure_future(main(window))
+    closer = asyncio.ensure_future(closed.wait())
+    try:
+        done, _ = await asyncio.wait({task, closer}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            result = task.result()
+            stay = linger(result) if callable(linger) else linger
+            if stay and not closed.is_set():
+                undo_signals()  # a session's own handlers may have replaced them
+                undo_signals = _close_on_signals(window)
+                await closer
+            return result
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    finally:
+        undo_signals()
+        closer.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def _close_on_signals(window: Any) -> Callable[[], None]:
