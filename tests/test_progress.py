@@ -148,3 +148,15 @@ def test_demo_weeks_fills_the_store(cli: Any) -> None:
                for s in stored)
     assert len({s.start.date() for s in stored}) == len(stored)  # one a day, back-dated
     assert doc["plan_today"]["position"] == "lying"
+    # The first day's assessment: a real assessment profile, the demo's to wipe.
+    from biofeedback.paths import data_dir
+
+    with Store(store_path()) as store:
+        marked = store.demo_marks().profiles
+    files = list((data_dir() / "profiles" / "demo").glob("*.json"))
+    assert doc["assessments"] == 1 and len(files) == 1
+    assert [p.resolve() for p in marked] == [files[0].resolve()]
+    assert json.loads(files[0].read_text())["kind"] == "assessment"
+    r = cli("data", "wipe", "--demo", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert not files[0].exists()
