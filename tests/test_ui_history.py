@@ -66,7 +66,7 @@ def _count(img: QImage, colour: str, tol: int = 12) -> int:
 
 def test_progress_screen_draws_the_progress_document(home: Path, cli: Any,
                                                      qtbot: QtBot) -> None:
-    view = ProgressView(progress_loader("demo", "8w"))
+    view = ProgressView(progress_loader("demo"))
     qtbot.addWidget(view)
     view.resize(1400, 900)
     view.reload()
@@ -97,6 +97,11 @@ def test_progress_screen_draws_the_progress_document(home: Path, cli: Any,
     # Drawn: the trend's line and the adherence bars are on screen in their colours.
     assert _count(view.cards["score"].plot.grab().toImage(), TREND_COLOUR) > 100
     assert _count(view.adherence_plot.grab().toImage(), ADHERENCE_COLOUR) > 500
+    # Another period is progress --since of that period.
+    view.period.setCurrentText("4w")
+    week = _json(cli, "progress", "--since", "4w")
+    assert view.doc["since"][:10] == week["since"][:10] and view.doc["trends"] == week["trends"]
+    assert f"since {week['since'][:10]}" in view.heading.text()
 
 
 def test_progress_screen_with_no_sessions(home: Path, qtbot: QtBot) -> None:

@@ -21,15 +21,25 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from devices.errors import InputError
 
-__all__ = ["ADHERENCE_COLOUR", "TREND_COLOUR", "DocFn", "ProgressView", "TrendCard",
+__all__ = ["ADHERENCE_COLOUR", "PERIODS", "TREND_COLOUR", "DocFn", "ProgressView", "TrendCard",
            "change_text", "num", "progress_loader"]
 
-#: ``() -> the progress --json document``.
-DocFn = Callable[[], dict[str, Any]]
+#: ``(since) -> the progress --json document`` (``since``: ``8w``, ``30d``, a date).
+DocFn = Callable[[str], dict[str, Any]]
+
+#: The periods the screen offers (``progress --since``); the first is shown first.
+PERIODS = ("8w", "4w", "12w", "26w", "52w")
 
 # Okabe-Ito blue and sky: colour-blind safe; every colour also has words.
 TREND_COLOUR = "#0072B2"
@@ -38,10 +48,10 @@ TARGET_COLOUR = "#D55E00"
 _BG, _FG = "#FBFBF8", "#2B2B2B"
 
 
-def progress_loader(person: str | None, since: str = "8w", path: Path | None = None) -> DocFn:
-    """What the screen shows: the person's progress from the store, on each call."""
+def progress_loader(person: str | None, path: Path | None = None) -> DocFn:
+    """What the screen shows: the person's progress since ``since``, from the store."""
 
-    def load() -> dict[str, Any]:
+    def load(since: str) -> dict[str, Any]:
         from biofeedback.paths import store_path
         from biofeedback.programme.person import progress_for
         from biofeedback.store import Store
@@ -133,7 +143,8 @@ class ProgressView(QWidget):
     Parameters
     ----------
     load : callable, optional
-        ``() -> document`` (:func:`progress_loader`); :meth:`reload` calls it.
+        ``(since) -> document`` (:func:`progress_loader`); :meth:`reload` calls it
+        with the period chosen on the screen.
     """
 
     COLUMNS = 4
@@ -163,7 +174,16 @@ class ProgressView(QWidget):
             card = TrendCard(key)
             self.cards[key] = card
             grid.addWidget(card, i // self.COLUMNS, i % self.COLUMNS)
-        for w in (self.heading, self.adherence_label, self.adherence_plot):
+        self.period = QComboBox()
+        self.period.addItems(list(PERIODS))
+        self.period.setToolTip("The period, as progress --since takes it: weeks back from today")
+        self.period.currentTextChanged.connect(lambda _text: self.reload())
+        top = QHBoxLayout()
+        top.addWidget(self.heading, 1)
+        top.addWidget(QLabel("period"))
+        top.addWidget(self.period)
+        lay.addLayout(top)
+        for w in (self.adherence_label, self.adherence_plot):
             lay.addWidget(w)
         lay.addLayout(grid, 1)
         lay.addWidget(self.notes_label)
@@ -174,7 +194,7 @@ class ProgressView(QWidget):
         if self._load is None:
             return
         try:
-            doc = self._load()
+            doc = self._load(self.period.currentText())
         except InputError as exc:
             self.heading.setText(f"<h2>Progress</h2>{html.escape(str(exc))}")
             return
