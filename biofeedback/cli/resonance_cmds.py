@@ -2,9 +2,11 @@
 
 The stepped protocol (6.5, 6.0, 5.5, 5.0, 4.5 breaths/min, 2 minutes each by
 default) paced by the same pacer as the sessions, with RR intervals from a
-Polar H10 or any Heart Rate Service strap; the figures and the choice come
-from :mod:`calibration.resonance`. The chosen rate and why are saved in the
-person's profiles (``kind: resonance``) and become their default pacer.
+Polar H10 or any Heart Rate Service strap; the run is
+:func:`biofeedback.resonance.assess` (shared with the window's Resonance screen,
+``--window``); the figures and the choice come from :mod:`calibration.resonance`.
+The chosen rate and why are saved in the person's profiles (``kind: resonance``)
+and become their default pacer.
 
 Exit codes: 0 done; 1 bad input or too few beats to compare the rates; 3 no
 heart sensor found (the assessment needs RR intervals and says it cannot run
@@ -15,42 +17,31 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
-import numpy as np
 
 from biofeedback.audio import AudioRenderer, AudioSettings, AudioState
 from biofeedback.audio.player import AudioPlayer
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
-from biofeedback.cli.runtime import radio, registry_for, run
-from biofeedback.paths import data_dir
-from biofeedback.runtime import backend_of, follow
-from calibration.profiles import DEFAULT_PERSON, Profile, SensorId, check_person, save_profile
-from calibration.resonance import (
-    DEFAULT_RATES,
-    ResonanceResult,
-    ResonanceStep,
-    analyse_resonance,
-    resonance_schedule,
+from biofeedback.cli.runtime import registry_for, run
+from biofeedback.resonance import (
+    NO_HEART,
+    Assessment,
+    AssessOptions,
+    assess,
+    choose_heart,
+    paced_intent,
+    save_resonance,
 )
-from devices.ble import BleSource, Found, scan
+from calibration.profiles import DEFAULT_PERSON, check_person
+from calibration.resonance import DEFAULT_RATES, ResonanceResult, ResonanceStep
 from devices.clock import Clock
-from devices.errors import DeviceError, DeviceNotFoundError, InputError
-from devices.intent import Intent
-from devices.merge import merged
-from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent
+from devices.errors import DeviceError, InputError
 
-__all__ = ["resonance"]
-
-#: Drivers whose devices give RR intervals over the Heart Rate Service.
-HEART_DRIVERS = ("hrs", "polar-h10")
-_LEAD_IN_S = 5.0
-_SCAN_S = 5.0
-NO_HEART = ("no heart sensor found (a Polar H10 or any Heart Rate Service strap): the resonance "
-            "assessment needs RR intervals and cannot run without one")
+__all__ = ["NO_HEART", "choose_heart", "paced_intent", "resonance"]
 
 
 def _say(text: str) -> None:
@@ -67,78 +58,6 @@ def _rates(text: str) -> tuple[float, ...]:
     return rates
 
 
-def choose_heart(found: Sequence[Found], device: str | None) -> Found:
-    """The heart sensor: the one named, else the first strap found.
-
-    Raises
-    ------
-    DeviceNotFoundError
-        None found (or not the one named).
-    """
-    want = device.strip().lower() if device else None
-    for f in found:
-        if f.driver is None or f.driver.id not in HEART_DRIVERS:
-            continue
-        if want is None or want in (f.adv.address.lower(), (f.name or "").lower()):
-            return f
-    if want is not None:
-        raise DeviceNotFoundError(f"heart sensor {device!r} not found; {NO_HEART}")
-    raise DeviceNotFoundError(NO_HEART)
-
-
-def paced_intent(steps: Sequence[ResonanceStep]) -> Callable[[float], Intent]:
-    """What the virtual person does: follow each step's pacer, breathe freely around them."""
-
-    def intent(t: float) -> Intent:
-        for s in steps:
-            if s.t_start <= t < s.t_end:
-                return Intent(breath=s.pacer.target(t))
-        return Intent()
-
-    return intent
-
-
-async def collect_rr(
-    clock: Clock, source: BleSource, steps: Sequence[ResonanceStep], *, quiet: bool,
-    on_step: Callable[[ResonanceStep], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Beat times and RR intervals until the last step ends (progress on stderr).
-
-    ``on_step`` is told each step as it begins (the sound's pacer follows it).
-    """
-    beats: list[np.ndarray] = []
-    rr: list[np.ndarray] = []
-    shown = -1
-    cued: ResonanceStep | None = None
-    end = steps[-1].t_end
-    async with merged([source]) as items:
-        async for item in items:
-            now = clock.now()
-            if isinstance(item, LinkEvent) and item.kind == "given_up":
-                raise DeviceError(f"{source.name}: the link gave up ({item.detail})")
-            if isinstance(item, Chunk) and item.stream.endswith(".rr") and item.t.size:
-                beats.append(np.asarray(item.t, dtype=np.float64))
-                rr.append(np.asarray(item.values, dtype=np.float64).reshape(-1))
-            k = next((i for i, s in enumerate(steps) if s.t_start <= now < s.t_end), None)
-            # The sound switches a little ahead (RR packets come about once a second), so
-            # the new step's first chime is not missed.
-            ahead = next((s for s in steps if s.t_start - 1.5 <= now < s.t_end - 1.5), None)
-            if on_step is not None and ahead is not None and ahead is not cued:
-                on_step(ahead)
-                cued = ahead
-            if k is not None and k != shown and not quiet:
-                p = steps[k].pacer
-                _say(f"  step {k + 1}/{len(steps)}: {steps[k].rate_bpm:g} breaths/min -- "
-                     f"in {p.inhale_s:.1f} s, out {p.exhale_s:.1f} s, for "
-                     f"{steps[k].t_end - steps[k].t_start:.0f} s")
-            shown = k if k is not None else shown
-            if now >= end:
-                break
-    if not beats:
-        return np.empty(0), np.empty(0)
-    return np.concatenate(beats), np.concatenate(rr)
-
-
 class _PacerSound:
     """The pacer's chimes on the sound card, so the assessment works with eyes closed."""
 
@@ -153,49 +72,24 @@ class _PacerSound:
         self.state = AudioState(pacer=step.pacer, pacer_from=step.t_start)
 
 
-async def _assess(
-    app: AppContext, device: str | None, step_s: float, rates: Sequence[float], *, quiet: bool,
-    sound: float | None = None,
-) -> tuple[ResonanceResult, Found, list[ResonanceStep]]:
+def assess_options(app: AppContext, device: str | None, step_s: float,
+                   rates: Sequence[float], *, quiet: bool) -> AssessOptions:
+    """The run's options as ``resonance`` gives them (the window uses the same)."""
+    return AssessOptions(step_s=step_s, rates=tuple(rates), device=device,
+                         virtual=app.virtual, seed=app.seed or 0, via=app.via,
+                         say=None if quiet else _say)
+
+
+async def _assess(app: AppContext, opts: AssessOptions, sound: float | None) -> Assessment:
     clock = app.clock()
-    reg: Registry = registry_for()
-    async with radio(app, clock) as world:
-        if not quiet:
-            _say("Scanning for a heart sensor...")
-        found = await scan(reg, clock, timeout=_SCAN_S,
-                           stop_when=lambda f: f.driver is not None
-                           and f.driver.id in HEART_DRIVERS and device is None,
-                           backend=backend_of(world))
-        heart = choose_heart(found, device)
-        # A Polar H10 also serves the Heart Rate Service: RR intervals from there.
-        source = BleSource(heart.device, reg.get("hrs"), clock, prefix="heart.",
-                           backend=heart.backend)
-        steps = list(resonance_schedule(clock.now() + _LEAD_IN_S, step_s, rates))
-        follow(world, paced_intent(steps))
-        if not quiet:
-            _say(f"Using {heart.name} [{heart.adv.address}]. Breathe with the pacer, slowly "
-                 "and gently through the nose, into the belly; stop if you feel dizzy.")
-        chimes = _PacerSound(clock, sound) if sound is not None else None
-        try:
-            beats, rr = await collect_rr(clock, source, steps, quiet=quiet,
-                                         on_step=None if chimes is None else chimes.step)
-        finally:
-            if chimes is not None:
-                chimes.player.stop()
+    chimes = _PacerSound(clock, sound) if sound is not None else None
+    if chimes is not None:
+        opts.on_step = chimes.step
     try:
-        result = analyse_resonance(beats, rr, steps)
-    except ValueError as exc:
-        raise InputError(f"resonance assessment refused: {exc}") from None
-    return result, heart, steps
-
-
-def _save(person: str, heart: Found, result: ResonanceResult, virtual: bool) -> Profile:
-    sensor = SensorId(driver="hrs", address=heart.adv.address, name=heart.name or "",
-                      stream="rr", channel="rr", unit="s", virtual=virtual)
-    prof = Profile(person=person, kind="resonance", sensor=sensor, thresholds={}, figures={},
-                   suggested_pacer=dict(result.to_json()["pacer"]),
-                   resonance=result.to_json())
-    return save_profile(data_dir() / "profiles", prof)
+        return await assess(clock, registry_for(), opts)
+    finally:
+        if chimes is not None:
+            chimes.player.stop()
 
 
 def _print(result: ResonanceResult) -> None:
@@ -225,32 +119,85 @@ def _print(result: ResonanceResult) -> None:
                    "with eyes closed.")
 @click.option("--volume", type=click.FloatRange(0.0, 1.0), default=0.6, show_default=True,
               help="Volume of the chimes, 0-1.")
+@click.option("--window", "in_window", is_flag=True,
+              help="Show the assessment on the window's Resonance screen (the pacer, the live "
+                   "heart rate, each rate's figures, the choice).")
 @command_options()
 def resonance(
     app: AppContext, device: str | None, person: str | None, step_s: float, rates: str,
-    seed: int, no_save: bool, audio: bool, volume: float,
+    seed: int, no_save: bool, audio: bool, volume: float, in_window: bool,
 ) -> None:
     """Resonance breathing: pace 6.5 to 4.5 breaths/min and find where the heart swings most.
 
     Needs RR intervals from a heart strap (Polar H10 or any Heart Rate Service
     strap); without one it says so and exits with code 3. The chosen rate is
     saved in the person's profile and becomes their default pacer for `live`
-    (--inhale/--exhale still win). Exit codes: 0 done, 1 too few beats to
-    compare, 3 no heart sensor or the link gave up.
+    (--inhale/--exhale still win). With --window the window's Resonance screen
+    shows it as it runs. Exit codes: 0 done, 1 too few beats to compare, 3 no
+    heart sensor or the link gave up.
     """
     rate_list = _rates(rates)
     who = check_person(person) if person is not None else DEFAULT_PERSON
     app.seed = seed
     quiet = app.json
-    result, heart, _steps = run(_assess(app, device, step_s, rate_list, quiet=quiet,
-                                        sound=volume if audio else None))
-    saved = None if no_save else _save(who, heart, result, app.virtual)
+    opts = assess_options(app, device, step_s, rate_list, quiet=quiet)
+    sound = volume if audio else None
+    if in_window:
+        done = _in_window(app, opts, sound, who, save=not no_save)
+        saved_id = done.saved
+        result = done.assessment.result
+    else:
+        assessment = run(_assess(app, opts, sound))
+        result = assessment.result
+        saved = None if no_save else save_resonance(who, assessment.heart, result, app.virtual)
+        saved_id = None if saved is None else saved.id
     if app.json:
-        out: dict[str, Any] = {"person": who, **result.to_json(),
-                               "profile": None if saved is None else saved.id}
+        out: dict[str, Any] = {"person": who, **result.to_json(), "profile": saved_id}
         emit_json(out)
         return
     _print(result)
-    if saved is not None:
-        click.echo(f"Saved as {saved.id}: `live` paces at this rate from now on.")
+    if saved_id is not None:
+        click.echo(f"Saved as {saved_id}: `live` paces at this rate from now on.")
     sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class _Shown:
+    assessment: Assessment
+    saved: str | None
+
+
+def _in_window(app: AppContext, opts: AssessOptions, sound: float | None, person: str, *,
+               save: bool) -> _Shown:
+    """The assessment on the window's Resonance screen (progress also on stderr)."""
+    from biofeedback.ui.display import window_problem
+
+    problem = window_problem()
+    if problem is not None:
+        raise InputError(f"cannot show the window: {problem}; run without --window")
+    from biofeedback.ui.app import run_window
+    from biofeedback.ui.resonance_view import assess_on_screen
+
+    clock = app.clock()
+    chimes = _PacerSound(clock, sound) if sound is not None else None
+    if chimes is not None:
+        opts.on_step = chimes.step
+
+    async def main(window: Any) -> _Shown | Exception:
+        window.show_screen("resonance")
+        try:
+            done = await assess_on_screen(window.resonance, clock, registry_for(), opts,
+                                          person=person, save=save)
+        except (DeviceError, InputError) as exc:
+            return exc  # the screen says why; it stays open until closed
+        finally:
+            if chimes is not None:
+                chimes.player.stop()
+        return _Shown(done, window.resonance.saved_id)
+
+    shown = run_window(main, virtual=app.virtual, linger=not app.json)
+    if shown is None:
+        raise InputError("resonance assessment stopped: the window was closed before it ended")
+    if isinstance(shown, Exception):
+        raise shown
+    return shown

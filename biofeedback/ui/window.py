@@ -17,6 +17,7 @@ Modules of the window (all under ``biofeedback.ui``):
 ``past_sessions``      the past-sessions screen (scores, trend, replay)
 ``plan_view``          the Plan screen (today's session, what comes next, change it)
 ``history_view``       the Progress screen (adherence and the weeks' trends)
+``resonance_view``     the Resonance screen (the stepped resonance-breathing assessment)
 ``plots``              the calm plot widget, decimation, frame statistics
 ``theme``              the Okabe-Ito palette, words for states, small Qt helpers
 =====================  ==========================================================
@@ -43,7 +44,7 @@ The names this module exported before the split are re-exported from here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,10 +66,11 @@ from biofeedback.ui.calibration_view import (
 )
 from biofeedback.ui.history_view import ProgressView, progress_loader
 from biofeedback.ui.model import LiveModel
-from biofeedback.ui.pairing_view import PairFn, PairingView
+from biofeedback.ui.pairing_view import PairFn, PairingView, Tasks
 from biofeedback.ui.past_sessions import HistoryView, SessionsFn, history_rows
 from biofeedback.ui.plan_view import PlanView, plan_changer, plan_loader
 from biofeedback.ui.plots import FrameStats, peak_decimate, thin_by_time
+from biofeedback.ui.resonance_view import ResonanceView
 from biofeedback.ui.session_panel import PacerWidget
 from biofeedback.ui.session_view import SessionView
 from biofeedback.ui.theme import (
@@ -105,6 +107,7 @@ __all__ = [
     "HistoryView",
     "PacerWidget",
     "PairingView",
+    "ResonanceView",
     "SafetyNote",
     "Screen",
     "SessionView",
@@ -177,7 +180,7 @@ class SessionWindow(QMainWindow):
     closed = Signal()
 
     #: The screens every window has (others are added with :meth:`add_screen`).
-    SCREENS = ("session", "sensors", "calibration", "history")
+    SCREENS = ("session", "sensors", "calibration", "history", "plan", "progress", "resonance")
 
     def __init__(
         self,
@@ -212,6 +215,10 @@ class SessionWindow(QMainWindow):
         self.history = HistoryView(sessions_fn=sessions_fn)
         self.plan_view = PlanView(plan_loader(person), plan_changer(person))
         self.progress_view = ProgressView(progress_loader(person))
+        self.resonance = ResonanceView()
+        self._resonance_runner: Callable[[float], Awaitable[Any]] | None = None
+        self._tasks = Tasks()
+        self.resonance.start_requested.connect(self._start_resonance)
         self.screens: dict[str, Screen] = {}
         self._add_screens()
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -245,6 +252,19 @@ class SessionWindow(QMainWindow):
         self.calibration.offer(plans)
         self.session.calibrate_button.setVisible("quick" in plans)
 
+    def offer_resonance(self, runner: Callable[[float], Awaitable[Any]] | None) -> None:
+        """Let the person start the resonance assessment from its screen: ``runner(step_s)``
+        runs it (e.g. :func:`~biofeedback.ui.resonance_view.assess_on_screen`). None: not
+        offered (the screen says how to run it)."""
+        self._resonance_runner = runner
+        self.resonance.offer(runner is not None)
+
+    def _start_resonance(self, step_s: float) -> None:
+        if self._resonance_runner is not None:
+            self.resonance.offer(False)
+            self._tasks.spawn(self._resonance_runner(step_s),
+                              lambda exc: self.resonance.cannot(str(exc)))
+
     # ------------------------------------------------------------------ screens
     def _add_screens(self) -> None:
         """The built-in screens, in tab order (add a new screen here, or call add_screen)."""
@@ -256,6 +276,7 @@ class SessionWindow(QMainWindow):
         self.add_screen("plan", self.plan_view, "Plan", on_show=self.plan_view.reload)
         self.add_screen("progress", self.progress_view, "Progress",
                         on_show=self.progress_view.reload)
+        self.add_screen("resonance", self.resonance, "Resonance", refresh=self.resonance.refresh)
 
     def add_screen(
         self, name: str, widget: QWidget, title: str, *,
