@@ -180,7 +180,7 @@ class SessionWindow(QMainWindow):
     closed = Signal()
 
     #: The screens every window has (others are added with :meth:`add_screen`).
-    SCREENS = ("session", "sensors", "calibration", "history", "plan", "progress", "resonance")
+    SCREENS = ("session", "sensors", "calibration", "history", "resonance", "plan", "progress")
 
     def __init__(
         self,
@@ -273,10 +273,10 @@ class SessionWindow(QMainWindow):
         self.add_screen("calibration", self.calibration, "Calibration",
                         refresh=self.calibration.refresh)
         self.add_screen("history", self.history, "History", on_show=self.history.reload)
+        self.add_screen("resonance", self.resonance, "Resonance", refresh=self.resonance.refresh)
         self.add_screen("plan", self.plan_view, "Plan", on_show=self.plan_view.reload)
         self.add_screen("progress", self.progress_view, "Progress",
                         on_show=self.progress_view.reload)
-        self.add_screen("resonance", self.resonance, "Resonance", refresh=self.resonance.refresh)
 
     def add_screen(
         self, name: str, widget: QWidget, title: str, *,
