@@ -197,7 +197,9 @@ class RepPolicy:
         self.reps: list[RepResult] = []
         self._paced: CouplingScorer | None = None
         self._figures = FigureLog()
-        self._pelvic: list[PelvicOutput] = []  # the set's pelvic signal (for rescoring)
+        # the set's pelvic signal, until no cycle can straddle its start (for rescoring)
+        self._pelvic: list[PelvicOutput] = []
+        self._past_start = False
 
     def start(self, window: RepWindow, *, paced: bool = False) -> None:
         """Start a set (forgets the previous one); ``paced``: the pacer clocks the reps."""
@@ -208,6 +210,7 @@ class RepPolicy:
         self.clock = "pacer" if paced else "breath"
         self.reps = []
         self._pelvic = []
+        self._past_start = False
         self._paced = None
         if paced:
             self._paced = CouplingScorer(fs_hint=self.fs_hint)
@@ -226,9 +229,15 @@ class RepPolicy:
         if not self.active:
             self._figures.forget_before(math.inf)  # (the latest is all a set starts from)
             return
-        self._pelvic.append(out)
+        if self._straddle_open():
+            self._pelvic.append(out)
         if self._paced is not None:
             self._paced.add_pelvic(out)
+
+    def _straddle_open(self) -> bool:
+        """A cycle begun before the paced set's start may still come (and be
+        rescored from the start on: :func:`rescore_from`)."""
+        return self.window.pacer is not None and not self._past_start
 
     def offer(self, detected: Sequence[CouplingResult]) -> tuple[RepResult, ...]:
         """The reps among the cycles scored now (the detector's, or the pacer's own)."""
@@ -247,6 +256,10 @@ class RepPolicy:
         w = self.window
         if w.pacer is not None and c.inhale_onset < w.t_start < c.exhale_onset:
             c = self._rescored(c)
+        if c.inhale_onset >= w.t_start and not self._past_start:
+            # later cycles begin later still: none can straddle the start
+            self._past_start = True
+            self._pelvic = []
         if not is_paced_cycle(c, w):
             return None
         if w.target is not None and len(self.reps) >= w.target:
