@@ -170,6 +170,10 @@ class ResonanceView(QWidget):
                                            antialias=True)
         self.heart_plot.addItem(self.pacer_curve)
         self.heart_plot.addItem(self.heart_curve)
+        self.pacer_note = pg.TextItem("pacer (breathe in = up)", color=OKABE_ITO["purple"],
+                                      anchor=(0, 1))
+        self.pacer_note.setVisible(False)
+        self.heart_plot.addItem(self.pacer_note)
 
     # ------------------------------------------------------------------ driving
     def offer(self, on: bool) -> None:
@@ -188,6 +192,10 @@ class ResonanceView(QWidget):
         for i, s in enumerate(self.steps):
             self._set_row(i, [f"{s.rate_bpm:g}", "waiting", "", "", ""])
         set_text(self.sensor_label, f"Heart sensor: {heart}")
+        if self.steps:  # the step length this run uses
+            i = self.length_box.findData(self.steps[0].t_end - self.steps[0].t_start)
+            if i >= 0:
+                self.length_box.setCurrentIndex(i)
         set_text(self.message_label, "")
         set_text(self.result_label, "")
         self.offer(False)
@@ -295,6 +303,8 @@ class ResonanceView(QWidget):
             curve = np.where(inside, step.pacer.curve(tp), np.nan)
             self.pacer_curve.setData(tp - now, yr[0] + curve * (yr[1] - yr[0]) * 0.25,
                                      connect="finite")
+            self.pacer_note.setPos(-HEART_WINDOW_S + 0.5, yr[0] + 0.3 * (yr[1] - yr[0]))
+            self.pacer_note.setVisible(True)
 
     def _show_figures(self, i: int) -> None:
         f = self.figures.get(i)
