@@ -109,6 +109,7 @@ class LiveOptions:
 
     protocol: str | SessionProtocol = "quick"  # a built-in's name, or a plan's session
     pacer: Pacer | None = None  # None: the profile's suggested pacer, else 4 s / 6 s
+    adaptive_pacer: bool = False  # lead towards the pacer only as fast as the breath follows
     duration: float | None = None
     person: str | None = None
     pain_before: int | None = None
@@ -378,7 +379,10 @@ def _assemble(
         note_before=opts.note_before,
         effort=opts.effort,
         compliance=opts.compliance,
+        adaptive_pacer=opts.adaptive_pacer,
     )
+    if opts.adaptive_pacer:
+        model.pacer_goal = engine.pacer  # the live views say where the pacer leads
     follow(world, engine.intent)
     return _Parts(sources, specs, model, engine, profile, address_of)
 
@@ -392,7 +396,7 @@ def _begin_recording(
         {"name": f.name, "address": f.adv.address, "driver": f.driver.id if f.driver else None}
         for f in chosen
     ]
-    pacer = pacer_json(engine.pacer)
+    pacer: dict[str, Any] = {**pacer_json(engine.pacer), "adaptive": engine.adaptive_pacer}
     with Store(store_path()) as store:
         for f in chosen:
             if store.device(f.adv.address) is not None:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from devices.intent import BreathTarget
 from devices.vocab import BreathPhase
 
-__all__ = ["AdaptivePacer", "BreathSeen", "Pacer"]
+__all__ = ["AdaptivePacer", "BreathSeen", "Pacer", "PacerLike", "same_pattern"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -113,6 +113,43 @@ class Pacer:
         out: FloatArray = np.where(pos < self.inhale_s + self.hold_s, up, down)
         return out
 
+    # The schedule interface it shares with :class:`AdaptivePacer`.
+
+    @property
+    def first(self) -> Pacer:
+        """The first cycle (this pacer)."""
+        return self
+
+    def cycle_at(self, t: float) -> Pacer:
+        """The cycle holding ``t``, as a pacer whose ``t0`` is that cycle's start."""
+        return replace(self, t0=self.t0 + self.cycle(t) * self.period)
+
+    def start_of(self, k: int) -> float:
+        """Start of cycle ``k`` (0: ``t0``)."""
+        return self.t0 + k * self.period
+
+    def pattern_of(self, k: int) -> Pacer:
+        """The pattern of cycle ``k`` (the same for every cycle)."""
+        return self
+
+    def restart(self, t0: float) -> Pacer:
+        """The same pattern, its first inhale at ``t0``."""
+        return replace(self, t0=t0)
+
+    def in_inhale(self, t: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether each time falls in an inhale of the pacer."""
+        pos = np.mod(np.asarray(t, dtype=np.float64) - self.t0, self.period)
+        out: npt.NDArray[np.bool_] = pos < self.inhale_s
+        return out
+
+
+def same_pattern(a: Pacer | None, b: Pacer | None) -> bool:
+    """Same phase durations and depth (``t0`` aside)."""
+    if a is None or b is None:
+        return a is b
+    return (a.inhale_s, a.hold_s, a.exhale_s, a.depth) == (b.inhale_s, b.hold_s, b.exhale_s,
+                                                           b.depth)
+
 
 @dataclass(frozen=True)
 class BreathSeen:
@@ -203,6 +240,50 @@ class AdaptivePacer:
         """Every planned cycle, in order (``t0`` = its start)."""
         return tuple(self._cycles)
 
+    @property
+    def first(self) -> Pacer:
+        """The first cycle (``t0`` = its start)."""
+        return self._cycles[0]
+
+    @property
+    def upcoming(self) -> Pacer:
+        """The pattern the next cycle to be planned gets (``t0`` meaningless)."""
+        return self._next
+
+    def start_of(self, k: int) -> float:
+        """Start of cycle ``k``: planned, or foreseen at :attr:`upcoming` (plans nothing)."""
+        if k < len(self._cycles):
+            return self._cycles[k].t0
+        last = self._cycles[-1]
+        return last.t0 + last.period + (k - len(self._cycles)) * self._next.period
+
+    def pattern_of(self, k: int) -> Pacer:
+        """Cycle ``k``: planned, or foreseen at :attr:`upcoming` (plans nothing)."""
+        if k < len(self._cycles):
+            return self._cycles[k]
+        return replace(self._next, t0=self.start_of(k))
+
+    def restart(self, t0: float) -> AdaptivePacer:
+        """A pacer going on from here (the upcoming pattern, the same goal and history),
+        its first inhale at ``t0``: the next set of a session."""
+        return AdaptivePacer(self.goal, start=self._next, t0=t0, step=self.step,
+                             max_step_s=self.max_step_s, lag_share=self.lag_share,
+                             exhale_share=self.exhale_share, strikes=self.strikes, seen=self.seen)
+
+    def in_inhale(self, t: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether each time falls in an inhale of its cycle (plans nothing: beyond the
+        planned cycles the last one repeats)."""
+        ta = np.asarray(t, dtype=np.float64)
+        starts = np.array([c.t0 for c in self._cycles])
+        periods = np.array([c.period for c in self._cycles])
+        inhales = np.array([c.inhale_s for c in self._cycles])
+        k = np.clip(np.searchsorted(starts, ta, side="right") - 1, 0, starts.size - 1)
+        pos = ta - starts[k]
+        wrap = (k == starts.size - 1) | (pos < 0)  # before the first, after the last: periodic
+        pos = np.where(wrap, np.mod(pos, periods[k]), pos)
+        out: npt.NDArray[np.bool_] = pos < inhales[k]
+        return out
+
     def describe(self) -> str:
         """The current target in words (for the live view)."""
         c, g = self.current, self.goal
@@ -277,10 +358,12 @@ class AdaptivePacer:
         self._in_trouble += 1
         if self._in_trouble >= self.strikes:
             # Ease back half-way to what the person did, then lead on from there.
+            # Never longer: an inhale begun early (out of breath) is no reason
+            # to ask for a longer one.
             done_in = max(seen.exhale_onset - seen.inhale_onset, 0.5)
             done_out = max(seen.end - seen.exhale_onset, 0.5)
-            self._next = replace(nxt, inhale_s=0.5 * (nxt.inhale_s + done_in),
-                                 exhale_s=0.5 * (nxt.exhale_s + done_out))
+            self._next = replace(nxt, inhale_s=min(nxt.inhale_s, 0.5 * (nxt.inhale_s + done_in)),
+                                 exhale_s=min(nxt.exhale_s, 0.5 * (nxt.exhale_s + done_out)))
             self._in_trouble = 0
 
     def _toward(self, now: float, goal: float) -> float:
@@ -294,3 +377,7 @@ class AdaptivePacer:
     def _nearest(self, t: float) -> int:
         starts = np.array([c.t0 for c in self._cycles])
         return int(np.argmin(np.abs(starts - t)))
+
+
+#: What a rep step's pacer may be: a fixed one, or one that adapts cycle by cycle.
+PacerLike = Pacer | AdaptivePacer

@@ -248,6 +248,26 @@ def test_demo_runs_a_recorded_session(
     assert not list((data_dir() / "profiles").rglob("*.json"))
 
 
+def test_demo_with_the_adaptive_pacer_records_how_the_target_went(cli: Cli) -> None:
+    proc = cli("demo", "--headless", "--speed", "max", "--duration", "40", "--json",
+               "--adaptive-pacer")
+    assert proc.returncode == 0, proc.stderr
+    s = _json(proc)["summary"]
+    a = s["adaptive_pacer"]
+    # The virtual person follows well: the pacer judged their breaths and kept its rate.
+    assert a["goal"] == a["start"] == {"rate_bpm": 6.0, "inhale_s": 4.0, "hold_s": 0.0,
+                                       "exhale_s": 6.0}
+    assert a["end"]["rate_bpm"] == pytest.approx(6.0, abs=0.3) and a["changes"]
+    with Store(store_path()) as store:
+        info = store.session(_json(proc)["session_id"])
+        assert info.pacer is not None and info.pacer["adaptive"] is True
+        assert info.summary is not None and info.summary["adaptive_pacer"] == a
+        assert "pacer" in {e.kind for e in store.events(info.id)}
+    shown = cli("show", str(info.id))
+    assert shown.returncode == 0, shown.stderr
+    assert "exhale 6 s, adaptive)" in shown.stdout and "pacer      adaptive, 6/min" in shown.stdout
+
+
 def test_demo_no_save_records_nothing(cli: Cli, short_calibration: dict[str, Any]) -> None:
     proc = cli("demo", "--headless", "--speed", "max", "--duration", "20", "--json",
                "--calibrate", "--no-save")

@@ -33,7 +33,7 @@ from devices.clock import SimClock
 from devices.errors import GaveUpError, InputError
 from devices.intent import Intent, PelvicAction
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
-from devices.virtual.body import BodyModel
+from devices.virtual.body import BodyModel, BodyParams
 from devices.vocab import BreathPhase
 
 STREAMS = (
@@ -92,31 +92,36 @@ async def body_source(
     extra: Callable[[float], list[LinkEvent]] | None = None,
     fail_at: float | None = None,
     belt: bool = True,
+    every: int = 1,
 ) -> AsyncIterator[Chunk | LinkEvent]:
-    """Pressure (50 Hz) and belt (20 Hz) chunks every 0.1 s of the clock."""
+    """Pressure (50 Hz) and belt (20 Hz) chunks every 0.1 s of the clock (or ``every`` x 0.1 s)."""
     t = clock.now()
     yield LinkEvent(LinkKind.CONNECTED, t, "probe")
     while t < until:
-        await clock.sleep_until(t + 0.1)
+        await clock.sleep_until(t + 0.1 * every)
         if fail_at is not None and t >= fail_at:
             raise GaveUpError("probe: link lost and reconnects failed")
-        tp = t + np.arange(1, 6) / 50.0
+        tp = t + np.arange(1, 5 * every + 1) / 50.0
         yield Chunk("pressure", tp, body.pelvic_pressure(tp), "cmH2O", ("base", "tip"))
         if belt:
-            tb = t + np.arange(1, 3) / 20.0
+            tb = t + np.arange(1, 2 * every + 1) / 20.0
             yield Chunk("force", tb, body.belt_force(tb)[:, None], "N", ("force",))
-        t += 0.1
+        t += 0.1 * every
         for ev in extra(t) if extra is not None else []:
             yield ev
 
 
 def make(
-    protocol: SessionProtocol | str = SHORT, seed: int = 3, streams: Any = STREAMS, **kw: Any
+    protocol: SessionProtocol | str = SHORT,
+    seed: int = 3,
+    streams: Any = STREAMS,
+    params: BodyParams | None = None,
+    **kw: Any,
 ) -> tuple[SimClock, SessionEngine, BodyModel, Recorder]:
     clock = SimClock(speed=None)
     rec = Recorder()
     engine = SessionEngine(clock, Pipeline(streams), protocol, writer=rec, **kw)
-    body = BodyModel(seed, intent=engine.intent, t0=clock.now())
+    body = BodyModel(seed, intent=engine.intent, t0=clock.now(), params=params)
     return clock, engine, body, rec
 
 
@@ -460,3 +465,18 @@ def test_protocol_names_are_looked_up_with_the_known_ones_listed() -> None:
     known = r"unknown protocol 'slow' \(known: quick, standard, long\)"
     with pytest.raises(InputError, match=known):
         make("slow")
+
+
+# --------------------------------------------------------------------------- adaptive pacer
+
+@pytest.mark.asyncio
+async def test_adaptive_pacer_keeps_the_rate_of_a_person_who_follows() -> None:
+    clock, engine, body, rec = make(pacer=Pacer(inhale_s=4.0, exhale_s=6.0), adaptive_pacer=True)
+    s = await engine.run(body_source(clock, body))
+    ap = s.adaptive_pacer
+    assert s.complete and ap is not None and ap["breaths_judged"] >= 3
+    assert ap["breaths_in_trouble"] == 0 and ap["eased_back"] == 0
+    assert len(ap["changes"]) == 1 and ap["end"] == ap["goal"]
+    plan = rec.kinds("plan")[0][3]
+    step = next(e[3] for e in rec.kinds("step") if e[3]["step"] == "reps")
+    assert step["pacer"]["adaptive"] is True and plan["steps"][2]["reps"] == 4

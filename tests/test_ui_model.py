@@ -374,8 +374,18 @@ def test_snapshot_pacer_step_and_cue() -> None:
     assert model.snapshot().pacer_words == ("Breathe in", "let go")
     clock.t = 100.0
     assert model.snapshot().cue is None  # old cues fade
+    assert model.snapshot().pacer_label == "6.0/min, in 4.0 s : hold 1.0 s : out 5.0 s"
     model.set_pacer(None)
-    assert model.snapshot().pacer is None
+    assert model.snapshot().pacer is None and model.snapshot().pacer_label is None
+
+
+def test_the_label_says_where_an_adaptive_pacer_leads() -> None:
+    model = LiveModel([PRESSURE], clock=ManualClock(0.0))
+    model.pacer_goal = Pacer(4.0, 0.0, 6.0)
+    model.set_pacer(Pacer(4.0, 0.0, 4.5, t0=0.0))  # eased back: 7.1/min for now
+    assert model.snapshot().pacer_label == "7.1/min, in 4.0 s : out 4.5 s -> 6.0/min"
+    model.set_pacer(Pacer(4.0, 0.0, 6.0, t0=30.0))  # at the goal: nothing more to say
+    assert model.snapshot().pacer_label == "6.0/min, in 4.0 s : out 6.0 s"
 
 
 # ----------------------------------------------------------------------------- terminal view
@@ -406,7 +416,7 @@ def test_terminal_view_plain_lines_without_a_terminal() -> None:
     assert not view.tty and view.period == 1.0
     line = view.line()
     assert "0:10" in line and "reps 0:40 left" in line
-    assert "breathe in - let go" in line
+    assert "breathe in - let go" in line and "(pacer 6.0/min, in 4.0 s : out 6.0 s)" in line
     assert "pelvic pushing - soften -3.2" in line
     assert "reps 1 last 82 avg 82" in line
     assert "Boost: connected 87%" in line and "GDX-RB: lost (lost 5 s ago)" in line
@@ -438,6 +448,7 @@ def test_terminal_view_redraws_in_place_on_a_terminal() -> None:
     assert "\x1b[" in text  # rich's cursor movement: the lines are redrawn in place
     assert "Stop if it hurts." in text and "Soften - no pushing" in text
     assert "Breathe in" in text and "pushing - soften" in text
+    assert "pacer 6.0/min, in 4.0 s : out 6.0 s" in text  # the current target
     with pytest.raises(ValueError):
         TerminalView(model, refresh_hz=0.0)
 

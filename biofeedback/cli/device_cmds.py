@@ -171,6 +171,8 @@ def devices(app: AppContext) -> None:
 @click.option("--duration", type=SESSION_S, default=60.0, show_default=True,
               help="Simulated seconds of the session (the quick protocol is fitted to it).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the virtual person.")
+@click.option("--adaptive-pacer", is_flag=True,
+              help="The pacer leads only as fast as the virtual person's breath follows it.")
 @click.option("--calibrate", is_flag=True,
               help="Calibrate the virtual person first (a 2.5-minute quick calibration); "
                    "without it the session starts at once and the pipeline adapts on its own.")
@@ -187,7 +189,7 @@ def devices(app: AppContext) -> None:
 def demo(
     app: AppContext, headless: bool, duration: float, seed: int, calibrate: bool,
     skip_calibration: bool, audio: AudioRequest, weeks: int | None = None,
-    no_save: bool = False,
+    no_save: bool = False, adaptive_pacer: bool = False,
 ) -> None:
     """The whole path on the virtual radio: scan, pair, a paced session recorded to the store.
 
@@ -223,7 +225,7 @@ def demo(
             return await calibration_on_request(
                 window, lambda cal, attach: _demo(app, duration, seed, quiet=False, window=window,
                                                   calibrate=cal, audio=audio, attach=attach,
-                                                  save=not no_save),
+                                                  save=not no_save, adaptive=adaptive_pacer),
                 calibrate=calibrate)
 
         shown = run_window(
@@ -235,7 +237,7 @@ def demo(
         result = shown
     else:
         result = run(_demo(app, duration, seed, quiet=app.json, calibrate=calibrate,
-                           audio=audio, save=not no_save))
+                           audio=audio, save=not no_save, adaptive=adaptive_pacer))
     if app.json:
         emit_json(result)
         return
@@ -264,6 +266,7 @@ async def _demo(
     audio: AudioRequest | None = None,
     attach: list[Any] | None = None,
     save: bool = True,
+    adaptive: bool = False,
 ) -> dict[str, Any]:
     profile = None
     if calibrate:
@@ -273,7 +276,8 @@ async def _demo(
                 store.mark_demo_profile(profile.id, profile.path)
     try:
         return await _demo_session(app, duration, seed, quiet=quiet, window=window,
-                                   audio=audio, attach=attach, save=save, profile=profile)
+                                   audio=audio, attach=attach, save=save, profile=profile,
+                                   adaptive=adaptive)
     finally:
         if not save and profile is not None and profile.path is not None:
             profile.path.unlink(missing_ok=True)  # the session has read it: leave nothing
@@ -282,6 +286,7 @@ async def _demo(
 async def _demo_session(
     app: AppContext, duration: float, seed: int, *, quiet: bool, window: Any,
     audio: AudioRequest | None, attach: list[Any] | None, save: bool, profile: Any,
+    adaptive: bool = False,
 ) -> dict[str, Any]:
     from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
 
@@ -289,8 +294,8 @@ async def _demo_session(
         if not quiet:
             _say(app, f"paired {f.name} [{f.adv.address}] -> {f.driver.id if f.driver else '?'}")
 
-    opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), duration=duration,
-                       person="demo", status_lines=not quiet, window=window,
+    opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), adaptive_pacer=adaptive,
+                       duration=duration, person="demo", status_lines=not quiet, window=window,
                        say=lambda t: _say(app, t), demo=True, save=save)
     if audio is not None and audio.wanted(window is not None):
         opts.attach.append(audio.attach(opts))

@@ -35,7 +35,7 @@ from biofeedback.cli.options import (
 )
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import store_path
-from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.pacer import Pacer, adaptive_text
 from biofeedback.protocols.session import (
     PAIN_STOP,
     PROTOCOLS,
@@ -324,6 +324,8 @@ def _print_summary(session_id: int | None, s: SessionSummary) -> None:
     click.echo(f"  strain          {s.strain_count}")
     click.echo(f"  breath rate     {_fmt(s.breath_rate_bpm, 1)}/min "
                f"(target {s.target_rate_bpm:.1f})")
+    if s.adaptive_pacer is not None:
+        click.echo(f"  pacer           {adaptive_text(s.adaptive_pacer)}")
     click.echo(f"  link gaps       {s.link_gaps} ({s.gap_s:.1f} s)")
     if s.pain_before is not None or s.pain_after is not None:
         click.echo(f"  pain            before {s.pain_before if s.pain_before is not None else '-'}"
@@ -373,6 +375,9 @@ Examples:
 @click.option("--hold", type=BREATH_HOLD_S,
               help="Pacer hold seconds after the inhale (default 0).")
 @click.option("--exhale", type=BREATH_PHASE_S, help="Pacer exhale seconds (default 6).")
+@click.option("--adaptive-pacer", is_flag=True,
+              help="Lead towards the pacer only as fast as your breath follows it: when the "
+                   "exhale keeps ending early, it eases back, then lengthens step by step.")
 @click.option("--duration", type=SESSION_S,
               help="Session seconds (a longer protocol is shortened).")
 @click.option("--headless", is_flag=True, help="Terminal view instead of the window.")
@@ -401,6 +406,7 @@ def live(
     inhale: float | None,
     hold: float | None,
     exhale: float | None,
+    adaptive_pacer: bool,
     duration: float | None,
     headless: bool,
     lsl: bool,
@@ -440,7 +446,8 @@ def live(
     windowed = use_window(headless, app.json)
     interactive = sys.stdin.isatty() and not app.json and not windowed
     opts = LiveOptions(
-        protocol=session, pacer=pacer, duration=duration, person=person,
+        protocol=session, pacer=pacer, adaptive_pacer=adaptive_pacer, duration=duration,
+        person=person,
         pain_before=pain_before, note_before=note, lsl=lsl, position=position,
         status_lines=not app.json, say=_say,
         attach=[lambda engine, _model: _install_keyboard(engine)] if interactive else [],

@@ -19,6 +19,7 @@ from biofeedback.export import FORMATS, default_path, export_session
 from biofeedback.export.common import Progress, check_target, private_file
 from biofeedback.export.units import UnitPolicy, session_units
 from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
+from biofeedback.protocols.pacer import adaptive_text
 from biofeedback.store import SessionInfo, Store, StoreError
 from biofeedback.store.sessions import recording_lock_held
 from devices.errors import InputError
@@ -199,6 +200,8 @@ def _summary_lines(s: dict[str, Any], units: UnitPolicy) -> list[tuple[str, str]
     if has("breath_rate_bpm"):
         target = f" (pacer {s['target_rate_bpm']:g})" if has("target_rate_bpm") else ""
         lines.append(("breathing", f"{s['breath_rate_bpm']:g} /min{target}"))
+    if isinstance(s.get("adaptive_pacer"), dict):
+        lines.append(("pacer", adaptive_text(s["adaptive_pacer"])))
     if has("link_gaps"):
         lines.append(("link gaps", f"{s['link_gaps']} ({s.get('gap_s') or 0:g} s)"))
     if has("ended_by"):
@@ -243,7 +246,8 @@ def show(app: AppContext, session_id: int) -> None:
     if info.pacer:
         parts = [f"{k.removesuffix('_s')} {v:g} s" for k, v in info.pacer.items()
                  if k.endswith("_s") and isinstance(v, int | float)]
-        pacer = f"  (pacer: {', '.join(parts)})" if parts else ""
+        adaptive = ", adaptive" if info.pacer.get("adaptive") else ""
+        pacer = f"  (pacer: {', '.join(parts)}{adaptive})" if parts else ""
     out(f"  protocol   {info.protocol}{pacer}")
     if info.profile:
         out(f"  profile    {info.profile}")

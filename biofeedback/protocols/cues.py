@@ -73,11 +73,10 @@ class Cue:
 
 def next_phase_change(seg: Segment, t: float) -> float | None:
     """The rep step's next pacer phase change after ``t`` (None: none before it ends)."""
-    p = seg.pacer
-    if p is None:
+    if seg.pacer is None:
         return None
-    k = p.cycle(t + 1e-9)
-    base = p.t0 + k * p.period
+    p = seg.pacer.cycle_at(t + 1e-9)  # an adaptive pacer plans the cycle now
+    base = p.t0
     marks = [base, base + p.inhale_s]
     if p.hold_s > 0:
         marks.append(base + p.inhale_s + p.hold_s)
@@ -135,15 +134,15 @@ class CueScheduler:
         """A step ends: no more pacer cues."""
         self.pacer_next = None
 
-    def fire_pacer(self, seg: Segment, now: float) -> bool:
-        """Cue the pacer's phase change due by ``now`` in ``seg``; False when none is due."""
+    def fire_pacer(self, seg: Segment, now: float) -> float | None:
+        """Cue the pacer's phase change due by ``now`` in ``seg``; its time (None: none due)."""
         if self.pacer_next is None or self.pacer_next > min(now, seg.t_end):
-            return False
+            return None
         t = self.pacer_next
         if t < seg.t_end:
             self._pacer_cue(seg, t)
         self.pacer_next = next_phase_change(seg, t)
-        return True
+        return t
 
     def _pacer_cue(self, seg: Segment, t: float) -> None:
         assert seg.pacer is not None

@@ -133,8 +133,7 @@ class StateFigures:
             m = (t >= seg.t_start) & (t < seg.reps_end)
             if not np.any(m):
                 continue
-            pos = np.mod(t[m] - p.t0, p.period)
-            inh = pos < p.inhale_s
+            inh = p.in_inhale(t[m])
             known = state[m] != PelvicState.UNKNOWN
             sel = inh & known
             self._inhale_n += int(np.count_nonzero(sel))

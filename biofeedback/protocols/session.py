@@ -52,7 +52,14 @@ from typing import Any
 from biofeedback.protocols.cues import CUES, Cue, CueKind, CueScheduler
 from biofeedback.protocols.figures import RepLog, StateFigures
 from biofeedback.protocols.links import LinkGapTracker
-from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.pacer import (
+    AdaptivePacer,
+    Pacer,
+    PacerFollow,
+    PacerLike,
+    target_json,
+    target_text,
+)
 from biofeedback.protocols.pain import (
     PAIN_STOP,
     PainLog,
@@ -78,6 +85,7 @@ from biofeedback.signal.results import (
     PipelineUpdate,
     RepResult,
 )
+from biofeedback.signal.types import BreathOutput
 from devices.clock import Clock
 from devices.errors import DeviceError, InputError
 from devices.intent import Intent, PelvicAction
@@ -143,6 +151,10 @@ class SessionEngine:
     rep_clock : {"auto", "breath", "pacer"}
         What a rep is: a detected breath cycle, or a paced cycle; ``auto``
         takes the pacer when there is no breath sensor (see module notes).
+    adaptive_pacer : bool
+        Lead towards ``pacer`` only as fast as the person follows: each rep
+        cycle is planned as it comes, from the breaths seen (a breath sensor
+        is needed; without one the pacer holds). See :class:`~.pacer.PacerFollow`.
 
     Raises
     ------
@@ -166,6 +178,7 @@ class SessionEngine:
         effort: float = 0.8,
         compliance: float = 1.0,
         rep_clock: RepClock = "auto",
+        adaptive_pacer: bool = False,
     ) -> None:
         if rep_clock not in ("auto", "breath", "pacer"):
             raise ValueError(f"rep_clock must be auto, breath or pacer, not {rep_clock!r}")
@@ -187,8 +200,11 @@ class SessionEngine:
         )
         self.steps: tuple[Step, ...] = steps
         self.fitted = steps != protocol.steps
+        self.adaptive_pacer = adaptive_pacer
+        schedule: PacerLike = AdaptivePacer(self.pacer) if adaptive_pacer else self.pacer
         # The parts (see the module doc).
-        self.timeline = SessionTimeline(steps, self.pacer, cut_after=None if fits else duration)
+        self.timeline = SessionTimeline(steps, schedule, cut_after=None if fits else duration)
+        self.pacer_follow = PacerFollow(self.pacer)
         self.recorder = SessionRecorder(writer, model, [on_marker] if on_marker else [])
         self.cue_scheduler = CueScheduler(self.recorder)
         self.rep_log = RepLog()
@@ -204,6 +220,7 @@ class SessionEngine:
             figures=self.figures,
             links=self.links,
             pain=self.pain,
+            pacer_follow=self.pacer_follow,
         )
         # How the run stands.
         self._started = False
@@ -491,8 +508,11 @@ class SessionEngine:
             if cut is not None and now >= cut and not self.paused:
                 self._end(cut, complete=False, ended_by="duration")
                 return
+            self.timeline.refresh()  # an adaptive pacer's step ends when its cycles do
             seg = self.timeline.current
-            if self.cue_scheduler.fire_pacer(seg, now):
+            fired = self.cue_scheduler.fire_pacer(seg, now)
+            if fired is not None:
+                self._show_pacer(self.pacer_follow.to_show(seg, fired), fired)
                 continue
             if now >= seg.t_end:
                 self._leave(seg, seg.t_end)
@@ -516,12 +536,24 @@ class SessionEngine:
             # The pipeline's rep policy decides which cycles are reps of this set.
             self.rep_log.start_set(
                 self.pipeline.start_reps(
-                    step.reps, pacer=seg.pacer, t_start=seg.t_start, clock=self.rep_clock_mode
+                    step.reps, pacer=seg.pacer.first, t_start=seg.t_start,
+                    clock=self.rep_clock_mode,
                 )
             )
             self.figures.open_window(seg)
-            self.recorder.pacer(seg.pacer)
+            first = self.pacer_follow.start(seg)
+            if first is None:
+                self.recorder.pacer(seg.pacer.first)
+            self._show_pacer(first, t)
         self.cue_scheduler.enter(seg, t)
+
+    def _show_pacer(self, cycle: Pacer | None, t: float) -> None:
+        """An adaptive pacer's new target: shown, and recorded with the goal."""
+        if cycle is None:
+            return
+        self.recorder.pacer(cycle)
+        data = {**target_json(cycle), "goal_bpm": round(self.pacer.rate_bpm, 2)}
+        self.recorder.event(t, "pacer", target_text(cycle), data)
 
     def _leave(self, seg: Segment, t: float) -> None:
         self.cue_scheduler.leave()
@@ -587,10 +619,24 @@ class SessionEngine:
         br = upd.breath
         if br is not None:
             self.figures.on_breath(br)
+            self._follow_breaths(br)
             for b in br.breaths:
                 self.recorder.event(b.inhale_onset, "breath", "", b.to_json())
         for rep in upd.reps:
             self._on_rep(rep)
+
+    def _follow_breaths(self, br: BreathOutput) -> None:
+        """A breath sensor's breaths during the reps teach an adaptive pacer."""
+        seg = self.timeline.current
+        if (
+            self.adaptive_pacer
+            and seg is not None
+            and seg.step.kind is StepKind.REPS
+            and self.rep_log.rep_clock == "breath"
+            and br.kind is not StreamKind.PRESSURE
+            and br.breaths
+        ):
+            self.pacer_follow.on_breaths(seg, br.breaths)
 
     def _on_rep(self, rep: RepResult) -> None:
         """A rep the pipeline counted: record it, then cue or praise."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from biofeedback.protocols.figures import RepLog, StateFigures
 from biofeedback.protocols.links import LinkGapTracker
-from biofeedback.protocols.pacer import Pacer, pacer_json
+from biofeedback.protocols.pacer import Pacer, PacerFollow, pacer_json
 from biofeedback.protocols.pain import PainLog
 from biofeedback.protocols.plan import Step, StepKind
 from biofeedback.protocols.timeline import SessionTimeline
@@ -64,6 +64,7 @@ class SessionSummary:
     reasons: dict[str, int] = field(default_factory=dict)
     rep_scores: list[float | None] = field(default_factory=list)
     sets: list[dict[str, Any]] = field(default_factory=list)
+    adaptive_pacer: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +101,7 @@ class SessionSummary:
             "reasons": dict(self.reasons),
             "rep_scores": [_num(s, 1) for s in self.rep_scores],
             "sets": list(self.sets),
+            "adaptive_pacer": self.adaptive_pacer,
         }
 
 
@@ -119,6 +121,8 @@ class SummaryBuilder:
         The session's breath timing.
     timeline, reps, figures, links, pain
         The engine's parts.
+    pacer_follow : PacerFollow, optional
+        How an adaptive pacer's target changed (the summary's ``adaptive_pacer``).
     """
 
     protocol: str
@@ -130,6 +134,7 @@ class SummaryBuilder:
     figures: StateFigures
     links: LinkGapTracker
     pain: PainLog
+    pacer_follow: PacerFollow | None = None
 
     def build(self, *, end: float, started: bool, complete: bool, ended_by: str) -> SessionSummary:
         """The summary of the session as it stands at clock time ``end``."""
@@ -174,4 +179,5 @@ class SummaryBuilder:
             reasons=dict(reps.reasons),
             rep_scores=[r.score for r in self.reps.reps],
             sets=list(self.reps.sets),
+            adaptive_pacer=None if self.pacer_follow is None else self.pacer_follow.to_json(t0),
         )

@@ -12,8 +12,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from biofeedback.protocols.pacer import Pacer, pacer_json
-from biofeedback.protocols.plan import Step, StepKind
+from biofeedback.protocols.pacer import pacer_json
+from biofeedback.protocols.plan import Step, StepKind, closing_s
+from devices.pacer import AdaptivePacer, PacerLike
 
 __all__ = ["Segment", "SessionTimeline"]
 
@@ -30,22 +31,24 @@ class Segment:
         Position in the plan (pauses share the index of the step they interrupt).
     t_start, t_end : float
         Clock times (``t_end`` is inf for a pause until it ends).
-    pacer : Pacer or None
-        For rep steps: the pacer, its first inhale at ``t_start``.
+    pacer : Pacer or AdaptivePacer or None
+        For rep steps: the pacer, its first inhale at ``t_start``. An
+        adaptive one plans each cycle as it comes, so ``t_end`` is foreseen
+        until the last cycle is planned (:meth:`SessionTimeline.refresh`).
     """
 
     step: Step
     index: int
     t_start: float
     t_end: float
-    pacer: Pacer | None = None
+    pacer: PacerLike | None = None
 
     @property
     def reps_end(self) -> float:
         """End of the rep cycles (before the closing inhale)."""
         if self.pacer is None:
             return self.t_end
-        return min(self.t_end, self.t_start + self.step.reps * self.pacer.period)
+        return min(self.t_end, self.pacer.start_of(self.step.reps))
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -58,7 +61,9 @@ class Segment:
             "set": self.step.set_index,
         }
         if self.pacer is not None:
-            d["pacer"] = {**pacer_json(self.pacer), "t0": self.pacer.t0}
+            d["pacer"] = {**pacer_json(self.pacer.first), "t0": self.pacer.t0}
+            if isinstance(self.pacer, AdaptivePacer):
+                d["pacer"]["adaptive"] = True
         return d
 
     def summary_json(self, t0: float) -> dict[str, Any]:
@@ -80,15 +85,16 @@ class SessionTimeline:
     ----------
     steps : tuple of Step
         The plan, in order.
-    pacer : Pacer
-        Breath timing; each rep step starts a copy at its own start.
+    pacer : Pacer or AdaptivePacer
+        Breath timing; each rep step starts a copy at its own start (an
+        adaptive pacer goes on from where the last set left it).
     cut_after : float, optional
         Seconds of session (pauses not counted) after which it is cut (a
         plan that does not fit its duration).
     """
 
     def __init__(
-        self, steps: tuple[Step, ...], pacer: Pacer, *, cut_after: float | None = None
+        self, steps: tuple[Step, ...], pacer: PacerLike, *, cut_after: float | None = None
     ) -> None:
         self.pacer = pacer
         self.t0: float | None = None
@@ -118,9 +124,27 @@ class SessionTimeline:
         if not self._queue:
             return None
         index, step = self._queue.pop(0)
-        end = t + step.length(self.pacer)
-        pacer = replace(self.pacer, t0=t) if step.kind is StepKind.REPS else None
-        return Segment(step, index, t, end, pacer)
+        seg = self._planned(index, step, t)
+        if isinstance(seg.pacer, AdaptivePacer):
+            self.pacer = seg.pacer  # the next set goes on from where this one ends
+        return seg
+
+    def refresh(self) -> None:
+        """Foresee the current rep step's end again (an adaptive pacer planned a cycle)."""
+        cur = self.current
+        if cur is not None and isinstance(cur.pacer, AdaptivePacer) and cur.step.duration_s <= 0:
+            end = _adaptive_end(cur.step, cur.pacer)
+            if end != cur.t_end:
+                self.current = replace(cur, t_end=end)
+
+    def _planned(self, index: int, step: Step, t: float) -> Segment:
+        """``step`` as a segment starting at ``t`` (a rep step with its own pacer)."""
+        if step.kind is not StepKind.REPS:
+            return Segment(step, index, t, t + step.length(self.pacer.first))
+        pacer = self.pacer.restart(t)
+        if isinstance(pacer, AdaptivePacer) and step.duration_s <= 0:
+            return Segment(step, index, t, _adaptive_end(step, pacer), pacer)
+        return Segment(step, index, t, t + step.length(pacer.first), pacer)
 
     def enter(self, seg: Segment) -> None:
         """``seg`` runs now."""
@@ -188,11 +212,10 @@ class SessionTimeline:
             return cur if t >= cur.t_start else None
         start = cur.t_end
         for index, step in self._queue:
-            end = start + step.length(self.pacer)
-            if t < end:
-                pacer = replace(self.pacer, t0=start) if step.kind is StepKind.REPS else None
-                return Segment(step, index, start, end, pacer)
-            start = end
+            seg = self._planned(index, step, start)  # (an adaptive pacer: a throwaway copy)
+            if t < seg.t_end:
+                return seg
+            start = seg.t_end
         return None
 
     def in_reps(self, t: float) -> bool:
@@ -201,3 +224,8 @@ class SessionTimeline:
         return (
             seg is not None and seg.step.kind is StepKind.REPS and seg.t_start <= t < seg.reps_end
         )
+
+
+def _adaptive_end(step: Step, pacer: AdaptivePacer) -> float:
+    """A rep step's end with an adaptive pacer: its cycles, then the closing inhale."""
+    return pacer.start_of(step.reps) + closing_s(pacer.pattern_of(step.reps))

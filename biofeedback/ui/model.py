@@ -24,7 +24,7 @@ from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from biofeedback.protocols.pacer import Pacer
+from biofeedback.protocols.pacer import Pacer, target_text
 from biofeedback.signal.filters import RingBuffer
 from biofeedback.signal.results import (
     PipelineStatus,
@@ -33,6 +33,7 @@ from biofeedback.signal.results import (
 )
 from biofeedback.signal.types import FloatArray, Quality
 from devices.intent import BreathTarget
+from devices.pacer import same_pattern
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
 
@@ -205,12 +206,25 @@ class Snapshot:
     stalled: tuple[str, ...]
     strain: bool
     quality: dict[str, Quality] = field(default_factory=dict)
+    #: The pacer's current target in words (rate, inhale : exhale; where an
+    #: adaptive pacer leads), None without a pacer.
+    pacer_label: str | None = None
 
     @property
     def pacer_words(self) -> tuple[str, str]:
         """The pacer's two lines: the action and how the floor should feel."""
         phase = self.pacer.phase if self.pacer is not None else BreathPhase.UNKNOWN
         return PACER_TEXT[phase]
+
+
+def pacer_label(pacer: Pacer | None, goal: Pacer | None = None) -> str | None:
+    """``6.0/min, in 4.0 s : out 6.0 s``, and ``-> 5.5/min`` while an adaptive pacer leads."""
+    if pacer is None:
+        return None
+    text = target_text(pacer)
+    if goal is not None and not same_pattern(pacer, goal):
+        text += f" -> {goal.rate_bpm:.1f}/min"
+    return text
 
 
 def fmt_clock(seconds: float) -> str:
@@ -287,6 +301,8 @@ class LiveModel:
         self._cue: tuple[str, float] | None = None
         self._step: StepInfo | None = None
         self.pacer: Pacer | None = None
+        #: Where an adaptive pacer leads (None: a fixed pacer); the label says it.
+        self.pacer_goal: Pacer | None = None
         self._run_state: RunState | None = None
         self._run_since: float | None = None
         self._run_accum = 0.0
@@ -695,6 +711,7 @@ class LiveModel:
             stalled=tuple(self.stalled(t)),
             strain=self.strain_warning(t),
             quality=dict(self.quality),
+            pacer_label=pacer_label(self.pacer, self.pacer_goal),
         )
 
     @property

@@ -123,7 +123,8 @@ class TerminalView:
         if s.pacer is not None:
             a, b = s.pacer_words
             left = f" {s.pacer_left_s:.0f}s" if s.pacer_left_s is not None else ""
-            parts.append(f"{a.lower()} - {b}{left}")
+            target = f" (pacer {s.pacer_label})" if s.pacer_label else ""
+            parts.append(f"{a.lower()} - {b}{left}{target}")
         state = "settling" if s.settling else STATE_TEXT[s.pelvic_state]
         rel = f" {s.pelvic_relative:+.1f}" if s.pelvic_relative is not None else ""
         parts.append(f"pelvic {state}{rel}")
@@ -179,6 +180,8 @@ class TerminalView:
             links.append("   signal: " + ", ".join(
                 f"{k.split('.')[-1]} {v}" for k, v in s.quality.items()), style="dim")
         rows: list[Text] = [head, body]
+        if s.pacer is not None and s.pacer_label:
+            rows.insert(1, Text(f"pacer {s.pacer_label}", style="cyan"))  # the current target
         if s.cue:
             rows.append(Text(f'"{s.cue}"', style="italic"))
         rows.append(links)
