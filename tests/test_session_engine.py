@@ -8,6 +8,7 @@ and an in-memory recorder stands in for the store's session writer.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -468,6 +469,59 @@ def test_protocol_names_are_looked_up_with_the_known_ones_listed() -> None:
 
 
 # --------------------------------------------------------------------------- adaptive pacer
+
+#: One long set: time for the adaptive pacer to ease back and lead on.
+ADAPT = SessionProtocol(
+    "adapt",
+    (
+        Step(StepKind.SETTLE, 5.0),
+        Step(StepKind.BASELINE, 10.0),
+        Step(StepKind.REPS, reps=24, set_index=1),
+        Step(StepKind.POST, 5.0),
+    ),
+)
+
+
+@pytest.mark.asyncio
+async def test_adaptive_pacer_eases_back_then_leads_a_short_breather_to_the_goal() -> None:
+    goal = Pacer(inhale_s=4.0, exhale_s=6.0)  # 6/min
+    # This person keeps a paced exhale up for 3 s only (comfortable at 60/(4+3) = 8.6/min):
+    # asked for 6 s they breathe in early. Exhales asked for within their reach train them.
+    params = BodyParams(exhale_limit_s=3.0)
+    clock, engine, body, rec = make(ADAPT, params=params, pacer=goal, adaptive_pacer=True)
+    s = await engine.run(body_source(clock, body, every=5))  # 0.5 s chunks: a faster test
+    assert s.complete and s.target_rate_bpm == pytest.approx(6.0)
+    ap = s.adaptive_pacer
+    assert ap is not None and ap["goal"]["rate_bpm"] == 6.0 and ap["start"]["rate_bpm"] == 6.0
+    changes = ap["changes"]
+    rate = {c["t_s"]: c["rate_bpm"] for c in changes}
+    # It eased back towards what the person could follow within the first 1.5 minutes...
+    fastest = max(rate, key=lambda t: rate[t])
+    assert rate[fastest] > 7.5 and fastest < 90.0 and ap["eased_back"] >= 2
+    assert ap["breaths_in_trouble"] >= 3
+    # ...then lengthened the exhale gradually (at most 0.5 s a cycle), the inhale kept...
+    exh = [c["exhale_s"] for c in changes if c["t_s"] >= fastest]
+    assert all(b - a <= 0.5 + 1e-6 for a, b in itertools.pairwise(exh))
+    assert sum(b > a for a, b in itertools.pairwise(exh)) >= 10
+    assert {c["inhale_s"] for c in changes} == {4.0}
+    # ...to the goal: within 0.3/min after 3 minutes, 0.1/min at the end of the set.
+    assert all(r < 6.3 for t, r in rate.items() if t > 15.0 + 180.0)
+    assert ap["end"]["rate_bpm"] == pytest.approx(6.0, abs=0.1)
+    # The cues and the step follow the cycles as they were planned and shown.
+    seg = next(g for g in engine.segments if g.step.kind is StepKind.REPS)
+    pacer = seg.pacer
+    assert pacer is not None and not isinstance(pacer, Pacer)
+    inhales = [c.t for c in engine.cues if c.text == CUES["inhale"]]
+    assert inhales == pytest.approx([pacer.start_of(k) for k in range(24)])
+    exhales = [c.t for c in engine.cues if c.text == CUES["exhale"]]
+    assert exhales == pytest.approx([c.t0 + c.inhale_s for c in pacer.cycles[:24]])
+    assert seg.t_end == pytest.approx(pacer.start_of(24) + 4.0)  # the closing inhale
+    shown = rec.kinds("pacer")
+    starts = [e[0] - seg.t_start + 15.0 for e in shown]
+    assert starts == pytest.approx([c["t_s"] for c in changes], abs=0.01)
+    assert all(e[3]["goal_bpm"] == 6.0 for e in shown) and shown[0][2].startswith("6.0/min")
+    assert s.to_json()["adaptive_pacer"] == ap
+
 
 @pytest.mark.asyncio
 async def test_adaptive_pacer_keeps_the_rate_of_a_person_who_follows() -> None:

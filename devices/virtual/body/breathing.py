@@ -237,6 +237,9 @@ class Breathing:
         self._next_cue_est = -math.inf
         self._valsalva = False
         self._comp = 1.0
+        # A person short of breath on long exhales (params.exhale_limit_s).
+        self.exhale_limit = params.exhale_limit_s or math.inf
+        self._air_hunger = False
 
     # -------------------------------------------------------------- per tick
 
@@ -302,9 +305,20 @@ class Breathing:
         elif bt.phase == BreathPhase.EXHALE:
             target = self.level + tidal * 0.25 * miss * abs(z[2])
             kind = EXHALE
+            dur = self._within_reach(bt.exhale_s, dur)
         else:
             target, kind = None, PAUSE
         self._pending = (t_sw, kind, dur, target)
+
+    def _within_reach(self, asked_s: float, dur: float) -> float:
+        """A paced exhale's length for a person short of breath (``exhale_limit_s``)."""
+        limit = self.exhale_limit
+        if not math.isfinite(limit):
+            return dur
+        if asked_s <= 1.3 * limit:  # within reach: practice lengthens it
+            self.exhale_limit += self.params.exhale_training * max(asked_s - limit, 0.0)
+        self._air_hunger = dur > limit
+        return min(dur, limit)
 
     def _advance(self, tend: float, it: Intent, valsalva: bool) -> None:
         """Run the plan up to ``tend`` (cut segments at pending switches)."""
@@ -394,6 +408,11 @@ class Breathing:
                 self._start(t, INHALE, 0.9, v, self.level + 0.7 * tidal)
             return
         if it.breath is not None and self._comp > 0.0 and prev.kind in (INHALE, EXHALE):
+            if prev.kind == EXHALE and self._air_hunger:
+                # Out of breath before the pacer's inhale: breathe in now.
+                self._air_hunger = False
+                self._start(t, INHALE, max(it.breath.inhale_s, 0.8), v, self.level + tidal)
+                return
             # Reached the end of the move before the pacer: wait for its cue.
             wait = max(0.3, self._next_cue_est - t) + 1.0 + 0.6 * (1.0 - self._comp)
             self._start(t, PAUSE, wait, v, None)

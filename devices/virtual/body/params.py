@@ -82,6 +82,13 @@ class BodyParams:
         0..1, how well the person already does the reverse Kegel (1: right
         every time; below 1 a beginner's mistakes, see
         :mod:`devices.virtual.body.learner`).
+    exhale_limit_s : float or None
+        The longest exhale this person keeps up when paced (None: no limit).
+        Asked for longer, they cut it short and breathe in early; each paced
+        exhale asked for within reach (up to 1.3 times the limit) lengthens
+        the limit by ``exhale_training`` of the way to it (practice).
+    exhale_training : float
+        0..1, see ``exhale_limit_s``.
     """
 
     rest_cmH2O: float = 30.0
@@ -115,6 +122,8 @@ class BodyParams:
     ecg_scale: float = 1.0
     motion_rate_hz: float = 0.1
     skill: float = 1.0
+    exhale_limit_s: float | None = None
+    exhale_training: float = 0.3
 
     def __post_init__(self) -> None:
         if self.posture not in POSTURES:
@@ -130,5 +139,9 @@ class BodyParams:
             raise ValueError(f"resonance_bpm must be 2-12; {self.resonance_bpm!r} is invalid")
         if not (self.resonance_gain >= 0 and self.resonance_q > 0):
             raise ValueError("resonance_gain must be >= 0 and resonance_q positive")
+        if self.exhale_limit_s is not None and not self.exhale_limit_s > 0:
+            raise ValueError(f"exhale_limit_s must be positive; {self.exhale_limit_s} is invalid")
+        if not 0.0 <= self.exhale_training <= 1.0:
+            raise ValueError(f"exhale_training must be in [0, 1]; {self.exhale_training}")
         if not 0.0 <= self.exhale_recoil <= 1.0:
             raise ValueError(f"exhale_recoil must be in [0, 1]; {self.exhale_recoil} is invalid")
