@@ -314,6 +314,7 @@ def test_session_screen_draws_the_model(qtbot: QtBot, window: SessionWindow) -> 
     assert sv.step_label.text() == "Reps  (1:20 left)"
     assert "Boost" in sv.links_label.text() and "battery 87%" in sv.links_label.text()
     assert sv.cue_label.text() == "breathe in, let the floor drop"
+    assert sv.pacer_target.text() == "Pacer 6.0/min, in 4.0 s : out 6.0 s"
     assert sv.stop_note.isVisible() and "Stop if it hurts" in sv.stop_note.text()
     assert not sv.link_banner.isVisible() and not sv.stall_banner.isVisible()
 

@@ -107,6 +107,11 @@ class SidePanel(QWidget):
         self.setFixedWidth(330)
         self.pacer_widget = PacerWidget()
         side.addWidget(self.pacer_widget, 3)
+        # The pacer's current target (rate, inhale : exhale; where an adaptive one leads).
+        self.pacer_target = QLabel()
+        self.pacer_target.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.pacer_target.setWordWrap(True)
+        side.addWidget(self.pacer_target)
         self.state_label = QLabel()
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.state_label.setMinimumHeight(38)
@@ -181,6 +186,7 @@ class SidePanel(QWidget):
             s.pacer_level if active else None, s.pacer.phase if active and s.pacer else None,
             words, s.pacer_left_s if active else None,
         )
+        set_text(self.pacer_target, f"Pacer {s.pacer_label}" if active and s.pacer_label else "")
         state = s.pelvic_state
         colour = STATE_COLOURS[state]
         fg = "black" if state in (PelvicState.CONTRACTION, PelvicState.REST) else "white"

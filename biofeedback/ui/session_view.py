@@ -186,7 +186,7 @@ class SessionView(QWidget):
             p.timer_label, p.step_label, p.reps_label, p.score_label)
         self.links_label, self.quality_label, self.stop_note = (
             p.links_label, p.quality_label, p.stop_note)
-        self.sound_switch = p.sound_switch
+        self.sound_switch, self.pacer_target = p.sound_switch, p.pacer_target
         self.start_button, self.pause_button, self.stop_button = (
             p.start_button, p.pause_button, p.stop_button)
         self.calibrate_button, self.safety_button = p.calibrate_button, p.safety_button
