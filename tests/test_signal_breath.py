@@ -27,7 +27,14 @@ from biofeedback.signal.breath.figures import (
     label_phases_loop,
     pstdev_of,
 )
-from biofeedback.signal.breath.stages import next_crossing, next_crossing_reference, onset_time
+from biofeedback.signal.breath.stages import (
+    Search,
+    next_crossing,
+    next_crossing_reference,
+    onset_time,
+    scan_swing_loop,
+    scan_swing_vector,
+)
 from biofeedback.signal.types import BreathEvent, BreathOutput, Quality
 from devices.intent import Intent
 from devices.pacer import Pacer
@@ -514,6 +521,44 @@ def test_crossing_kernel_equals_its_reference(seed: int, n: int, mode: int) -> N
     if n and seed % 3 == 0:
         d[rng.integers(0, n)] = h[0]  # exactly on the threshold: not a crossing
     assert next_crossing(d, h, mode) == next_crossing_reference(d, h, mode)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=10_000),
+    n=st.integers(min_value=1, max_value=120),
+    mode=st.sampled_from([-1, 1]),
+)
+def test_swing_scan_kernel_equals_its_plain_loop(seed: int, n: int, mode: int) -> None:
+    """The vectorised swing scan gives the plain loop's crossing, hysteresis and extremes."""
+    rng = np.random.default_rng(seed)
+    d = np.cumsum(rng.standard_normal(n)) * rng.uniform(0.1, 1.0)
+    y = d + 0.1 * rng.standard_normal(n)
+    level = np.abs(rng.standard_normal(n)) + 0.2
+    bounds = (float(rng.uniform(0.0, 0.3)), float(rng.uniform(0.3, 2.0)) if seed % 4 else math.inf)
+    start = Search()
+    start.restart(mode, 7, float(rng.normal()), mode * float(rng.uniform(0.0, 1.0)))
+    a, b = Search(), Search()
+    a.restart(mode, 7, start.ext_v, start.top_d)
+    b.restart(mode, 7, start.ext_v, start.top_d)
+    ca, ha = scan_swing_loop(a, d, y, level, 100, bounds)
+    cb, hb = scan_swing_vector(b, d, y, level, 100, bounds)
+    assert ca == cb
+    assert ha == hb or (math.isnan(ha) and math.isnan(hb))
+    assert a == b
+
+
+def test_swing_scan_confirms_a_peak_where_the_fall_crosses_the_hysteresis() -> None:
+    t = np.arange(100) / 25.0
+    d = np.sin(2 * np.pi * 0.25 * t)  # peak at 1 s, crosses -0.3 after 2 s
+    for scan in (scan_swing_loop, scan_swing_vector):
+        s = Search()
+        s.restart(1, 0, 0.0, 0.0)
+        c, h = scan(s, d, d, np.full(100, 10.0), 0, (0.0, 0.3))
+        assert h == 0.3  # the cap (the level asks for more)
+        assert c == int(np.flatnonzero(d < -0.3)[0])
+        assert s.ext_i == s.top_i == 25  # the peak, at 1 s
+        assert s.swing == pytest.approx(1.0)
 
 
 @given(st.integers(0, 400), st.integers(0, 2**32 - 1))

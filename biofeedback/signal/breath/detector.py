@@ -24,12 +24,11 @@ from biofeedback.signal.breath.stages import (
     DetectionSignal,
     PolarityVote,
     RecentSwings,
+    Search,
     band_delay_s,
-    hysteresis,
-    next_crossing,
     onset_time,
     polarity_evidence,
-    swing_reach,
+    scan_swing,
 )
 from biofeedback.signal.filters import FloatArray, RingBuffer, noise_sd
 from biofeedback.signal.types import Breath, BreathEvent, Int8Array
@@ -46,40 +45,6 @@ class Extremum:
     value: float
     t: float  # its onset, back-dated
     phase: BreathPhase  # the onset it was reported as
-
-
-@dataclass(slots=True)
-class Search:
-    """The search for the next extremum: which side of the midline, and the
-    running extreme of the cleaned signal since the last confirmation."""
-
-    mode: int = 0  # +1 above the midline (seeking a peak), -1 below, 0 not placed yet
-    ext_i: int = -1
-    ext_v: float = math.nan
-    swing: float = 0.0  # largest |d| since the last confirmation
-    top_i: int = -1  # the extreme of the detection signal ``d`` (its swing's sign) ...
-    top_d: float = 0.0  # ... and its value
-
-    fresh: bool = False  # the first swing since detection started (it may be a part)
-
-    def restart(self, mode: int, i: int, v: float, d: float) -> None:
-        self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
-        self.top_i, self.top_d, self.fresh = i, d, False
-
-    def extend(self, y: FloatArray, d: FloatArray, g0: int) -> None:
-        """Take in samples ``y``, ``d`` (global indices from ``g0``)."""
-        if self.mode == 0 or y.shape[0] == 0:
-            return
-        up = self.mode > 0
-        j = int(y.argmax()) if up else int(y.argmin())
-        v = float(y[j])
-        if (v > self.ext_v) if up else (v < self.ext_v):
-            self.ext_i, self.ext_v = g0 + j, v
-        k = int(d.argmax()) if up else int(d.argmin())
-        dk = float(d[k])
-        if (dk > self.top_d) if up else (dk < self.top_d):
-            self.top_i, self.top_d = g0 + k, dk
-        self.swing = max(self.swing, float(np.abs(d).max()))
 
 
 @dataclass(slots=True)
@@ -282,18 +247,15 @@ class BreathDetector:
             self._search.fresh = True
         while p < n:
             q = min(n, p + self._window)
-            floor, cap = self.swings.bounds()
             mode = self._search.mode
-            reach = swing_reach(d[p:q], mode, self._search.top_d)
-            h = hysteresis(level[p:q], floor, cap, reach)
-            c = next_crossing(d[p:q], h, mode)
+            bounds = self.swings.bounds()
+            c, h_c = scan_swing(self._search, d[p:q], y[p:q], level[p:q], g0 + p, bounds)
             end = p + c + 1 if c >= 0 else q
-            self._search.extend(y[p:end], d[p:end], g0 + p)
             phase[p:end] = self.labeller.label(y[p:end])
             if self.labeller.last_move >= 0:
                 self.last_move_t = float(t[p + self.labeller.last_move])
             if c >= 0:
-                if self._search.fresh and abs(self._search.top_d) < h[c]:
+                if self._search.fresh and abs(self._search.top_d) < h_c:
                     # the first swing never went past the hysteresis: no extreme yet
                     self._search.restart(-mode, g0 + p + c, float(y[p + c]), float(d[p + c]))
                 else:

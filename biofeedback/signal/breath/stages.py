@@ -40,15 +40,21 @@ from biofeedback.signal.filters import (
 )
 
 __all__ = [
+    "SCAN_LOOP_MAX",
+    "Bounds",
     "DetectionSignal",
     "PolarityVote",
     "RecentSwings",
+    "Search",
     "band_delay_s",
     "hysteresis",
     "next_crossing",
     "next_crossing_reference",
     "onset_time",
     "polarity_evidence",
+    "scan_swing",
+    "scan_swing_loop",
+    "scan_swing_vector",
     "swing_reach",
 ]
 
@@ -117,36 +123,65 @@ class DetectionSignal:
 
     def reset(self) -> None:
         self._hp.reset()
-        self._z = np.zeros(1)  # the exponential mean's state, started at zero
+        self._z = [0.0]  # the exponential mean's state, started at zero
         self._n = 0  # samples seen
 
     def process(self, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(d, level)``: ``y`` about its midline, and the running mean of ``|d|``."""
         d = self._hp.process(y)
-        if d.shape[0] <= LOOP_MAX:  # a live chunk: the plain loop, bit for bit lfilter's
-            z = self._z.tolist()
-            m = np.array(df2t_loop(self._abl[0], self._abl[1], np.abs(d).tolist(), z))
-            self._z = np.array(z)
+        n = d.shape[0]
+        if n <= LOOP_MAX:  # a live chunk: the plain loop, bit for bit lfilter's
+            m = np.array(df2t_loop(self._abl[0], self._abl[1], np.abs(d).tolist(), self._z))
         else:
-            m, self._z = sps.lfilter(*self._ab, np.abs(d), zi=self._z)
-        k = self._n + 1 + np.arange(d.shape[0])
-        self._n += d.shape[0]
-        return d, m / (1.0 - self._decay**k)
+            m, z = sps.lfilter(*self._ab, np.abs(d), zi=np.array(self._z))
+            self._z = [float(z[0])]
+        k0 = self._n + 1
+        self._n += n
+        if self._decay**k0 < _UNBIASED:  # the start's weight is gone: 1 - decay**k is 1.0
+            return d, m
+        return d, m / (1.0 - self._decay ** (k0 + np.arange(n)))
+
+
+#: Below this, ``1.0 - x`` rounds to exactly 1.0 (half an ulp of 1 is 2**-54;
+#: a margin for ``**`` rounding).
+_UNBIASED = 2.0**-56
+
+
+#: ``(floor, cap)`` of the hysteresis.
+Bounds = tuple[float, float]
 
 
 @dataclass(slots=True)
 class RecentSwings:
-    """How far the recent breaths swung from the midline (peaks and troughs alike)."""
+    """How far the recent breaths swung from the midline (peaks and troughs alike).
+
+    The hysteresis bounds they set change only when a swing or the noise is
+    added, so they are worked out then, not at every look.
+    """
 
     sizes: deque[float] = field(default_factory=lambda: deque(maxlen=6))
-    noise: float = 0.0  # noise SD of the detection signal
+    _noise: float = 0.0  # noise SD of the detection signal
+    _bounds: Bounds = (1e-12, math.inf)
+
+    @property
+    def noise(self) -> float:
+        return self._noise
+
+    @noise.setter
+    def noise(self, value: float) -> None:
+        self._noise = value
+        self._bounds = self._work_out()
 
     def add(self, size: float) -> None:
         self.sizes.append(abs(size))
+        self._bounds = self._work_out()
 
-    def bounds(self) -> tuple[float, float]:
+    def bounds(self) -> Bounds:
         """``(floor, cap)`` of the hysteresis."""
-        lo = max(NOISE_SDS * self.noise, 1e-12)
+        return self._bounds
+
+    def _work_out(self) -> Bounds:
+        lo = max(NOISE_SDS * self._noise, 1e-12)
         if len(self.sizes) < 3:
             return lo, math.inf
         typical = float(statistics.median(self.sizes))
@@ -200,6 +235,128 @@ def next_crossing(d: FloatArray, h: FloatArray, mode: int) -> int:
         hit = np.abs(d) > h
     i = int(hit.argmax()) if hit.shape[0] else 0
     return i if hit.shape[0] and hit[i] else -1
+
+
+@dataclass(slots=True)
+class Search:
+    """The search for the next extremum: which side of the midline, and the
+    running extremes of the swing since the last confirmation."""
+
+    mode: int = 0  # +1 above the midline (seeking a peak), -1 below, 0 not placed yet
+    ext_i: int = -1  # the extreme of the cleaned signal ``y`` (global index) ...
+    ext_v: float = math.nan  # ... and its value
+    swing: float = 0.0  # largest |d| since the last confirmation
+    top_i: int = -1  # the extreme of the detection signal ``d`` (its swing's sign) ...
+    top_d: float = 0.0  # ... and its value
+
+    fresh: bool = False  # the first swing since detection started (it may be a part)
+
+    def restart(self, mode: int, i: int, v: float, d: float) -> None:
+        self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
+        self.top_i, self.top_d, self.fresh = i, d, False
+
+    def extend(self, y: FloatArray, d: FloatArray, g0: int) -> None:
+        """Take in samples ``y``, ``d`` (global indices from ``g0``)."""
+        if self.mode == 0 or y.shape[0] == 0:
+            return
+        up = self.mode > 0
+        j = int(y.argmax()) if up else int(y.argmin())
+        v = float(y[j])
+        if (v > self.ext_v) if up else (v < self.ext_v):
+            self.ext_i, self.ext_v = g0 + j, v
+        k = int(d.argmax()) if up else int(d.argmin())
+        dk = float(d[k])
+        if (dk > self.top_d) if up else (dk < self.top_d):
+            self.top_i, self.top_d = g0 + k, dk
+        self.swing = max(self.swing, float(np.abs(d).max()))
+
+
+#: Longest stretch :func:`scan_swing` gives the plain loop (a live chunk);
+#: above it the vectorised stages win over the loop's cost per sample.
+SCAN_LOOP_MAX = 16
+
+
+def scan_swing(
+    search: Search, d: FloatArray, y: FloatArray, level: FloatArray, g0: int, bounds: Bounds
+) -> tuple[int, float]:
+    """Advance the placed ``search`` over ``d``, ``y``, ``level`` to the first crossing.
+
+    Stages 2 and 3 in one step: the hysteresis per sample (:func:`hysteresis`
+    with the swing's reach), the first sample that confirms the extremum
+    sought (:func:`next_crossing`), and the swing's extremes taken in up to
+    it (:meth:`Search.extend`). ``g0`` is the global index of ``d[0]``,
+    ``bounds`` the hysteresis ``(floor, cap)``.
+
+    Returns
+    -------
+    c : int
+        Index of the confirming sample, -1 when none (all samples taken in).
+    h_c : float
+        The hysteresis at ``c`` (nan when none).
+
+    The hot kernel: a live chunk (a few samples) runs the plain loop
+    :func:`scan_swing_loop`, a long stretch :func:`scan_swing_vector`; the
+    two give the same result (``tests/test_signal_breath.py``).
+    """
+    if d.shape[0] <= SCAN_LOOP_MAX:
+        return scan_swing_loop(search, d, y, level, g0, bounds)
+    return scan_swing_vector(search, d, y, level, g0, bounds)
+
+
+def scan_swing_vector(
+    search: Search, d: FloatArray, y: FloatArray, level: FloatArray, g0: int, bounds: Bounds
+) -> tuple[int, float]:
+    """:func:`scan_swing` by whole-array stages."""
+    reach = swing_reach(d, search.mode, search.top_d)
+    h = hysteresis(level, bounds[0], bounds[1], reach)
+    c = next_crossing(d, h, search.mode)
+    end = c + 1 if c >= 0 else d.shape[0]
+    search.extend(y[:end], d[:end], g0)
+    return c, float(h[c]) if c >= 0 else math.nan
+
+
+def scan_swing_loop(
+    search: Search, d: FloatArray, y: FloatArray, level: FloatArray, g0: int, bounds: Bounds
+) -> tuple[int, float]:
+    """:func:`scan_swing` sample by sample (the plain reference; the cheaper on a few samples)."""
+    floor, cap = bounds
+    up = search.mode > 0
+    ext_i, ext_v, top_i, top, swing = (
+        search.ext_i,
+        search.ext_v,
+        search.top_i,
+        search.top_d,
+        search.swing,
+    )
+    c, h_c = -1, math.nan
+    for i, (v, yi, lv) in enumerate(zip(d.tolist(), y.tolist(), level.tolist(), strict=True)):
+        if up:
+            if yi > ext_v:
+                ext_i, ext_v = g0 + i, yi
+            if v > top:
+                top_i, top = g0 + i, v
+            reach = top
+        else:
+            if yi < ext_v:
+                ext_i, ext_v = g0 + i, yi
+            if v < top:
+                top_i, top = g0 + i, v
+            reach = -top
+        if abs(v) > swing:
+            swing = abs(v)
+        h = min(SWING_FRAC * lv, cap, REACH_FRAC * reach)
+        h = max(h, floor)
+        if (v < -h) if up else (v > h):
+            c, h_c = i, h
+            break
+    search.ext_i, search.ext_v, search.top_i, search.top_d, search.swing = (
+        ext_i,
+        ext_v,
+        top_i,
+        top,
+        swing,
+    )
+    return c, h_c
 
 
 def next_crossing_reference(d: FloatArray, h: FloatArray, mode: int) -> int:
