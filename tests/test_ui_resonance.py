@@ -5,7 +5,10 @@ as ``biofeedback resonance`` finds for the same seed, saved in the profile."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import threading
 from typing import Any
 
 import numpy as np
@@ -155,3 +158,36 @@ def test_the_window_offers_the_assessment_on_its_screen(qtbot: Any) -> None:
     with qtbot.waitSignal(win.resonance.start_requested) as got:
         win.resonance.start_button.click()
     assert got.args == [30.0]
+
+
+def test_closing_the_window_mid_run_stops_the_worker_cleanly() -> None:
+    app = AppContext(virtual=True, speed=None, seed=3)
+    opts = assess_options(app, None, 30.0, (6.0, 5.0), quiet=True)
+    clock = app.clock()
+    seen: dict[str, Any] = {}
+
+    async def main(win: SessionWindow) -> None:
+        view = win.resonance
+        started = asyncio.Event()
+        real_begin = view.begin
+
+        def begin(*a: Any) -> None:
+            real_begin(*a)
+            started.set()
+
+        view.begin = begin  # type: ignore[method-assign]
+        task = asyncio.ensure_future(assess_on_screen(view, clock, registry_for(), opts,
+                                                      person="ann", save=True))
+        await started.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        seen["cancelled"] = task.cancelled()
+        seen["workers"] = [t for t in threading.enumerate() if t.name == "resonance"]
+
+    run_window(main, show_safety_note=False)
+    assert seen["cancelled"]
+    for t in seen["workers"]:  # its result is handed over just before the thread returns
+        t.join(timeout=5.0)
+    assert not any(t.is_alive() for t in seen["workers"])  # it closed its links and ended
+    assert latest_resonance(data_dir() / "profiles", "ann") is None

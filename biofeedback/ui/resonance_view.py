@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import math
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: Seconds a cancelled run has to close its links.
+WORKER_CLOSE_S = 5.0
 
 #: Seconds of heart rate shown.
 HEART_WINDOW_S = 60.0
@@ -342,6 +345,8 @@ class _Worker(Generic[T]):
         self.result: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def run(self) -> None:
+        if not self.result.set_running_or_notify_cancel():
+            return
         try:
             self.result.set_result(asyncio.run(self._main()))
         except BaseException as exc:  # handed to the awaiting GUI coroutine
@@ -371,10 +376,14 @@ async def in_worker_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     worker = _Worker(make)
     thread = threading.Thread(target=worker.run, name="resonance", daemon=True)
     thread.start()
+    done = asyncio.wrap_future(worker.result)
     try:
-        return await asyncio.wrap_future(worker.result)
+        return await asyncio.shield(done)
     except asyncio.CancelledError:
         worker.cancel()
+        # Let the run close its links (the strap, the virtual radio) before going on.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(done, timeout=WORKER_CLOSE_S)
         raise
 
 
