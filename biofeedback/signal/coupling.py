@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biofeedback.signal.filters import FloatArray, RingBuffer, percentile
+from biofeedback.signal.filters import FloatArray, percentile
 from biofeedback.signal.results import CouplingResult
 from biofeedback.signal.types import (
     BreathEvent,
@@ -304,11 +304,11 @@ class CouplingScorer:
     """
 
     def __init__(self, history_s: float = 90.0, fs_hint: float = 50.0) -> None:
-        self._hist = RingBuffer(max(64, round(history_s * fs_hint)), 2)
-        # pelvic chunks not yet in the history: moved in when a cycle is scored
-        # (or once a few have gathered), a few larger appends instead of one per chunk
-        self._queued: list[PelvicOutput] = []
         self.history_s = history_s
+        self.fs_hint = fs_hint  # (kept for callers; the history is kept by time)
+        # the pelvic chunks of the last history_s seconds, with their last
+        # sample's time: a cycle's samples are gathered when it is scored
+        self._recent: deque[tuple[float, PelvicOutput]] = deque()
         # completed cycles waiting for the pelvic signal: a whole recording's
         # in one call (a day of breathing at most, should the pelvic stream be gone)
         self._pending: deque[tuple[float, float, float]] = deque(maxlen=MAX_PENDING)
@@ -326,28 +326,16 @@ class CouplingScorer:
         n = out.t.shape[0]
         if not n:
             return
-        q = self._queued
-        q.append(out)
-        if len(q) >= 32:
-            self._flush()
-        self._t_pelvic = out.t.item(n - 1)
+        t_last = out.t.item(n - 1)
+        recent = self._recent
+        recent.append((t_last, out))
+        self._t_pelvic = t_last
         self._figures.add(out)
+        t_old = t_last - self.history_s
+        while recent[0][0] < t_old:
+            recent.popleft()
         if not self._pending:
-            self._figures.forget_before(self._t_pelvic - self.history_s)
-
-    def _flush(self) -> None:
-        """Move the queued pelvic chunks into the history."""
-        q = self._queued
-        if len(q) == 1:
-            o = q[0]
-            self._hist.append2(o.t, o.relative, o.state)
-        elif q:
-            self._hist.append2(
-                np.concatenate([o.t for o in q]),
-                np.concatenate([o.relative for o in q]),
-                np.concatenate([o.state for o in q]),
-            )
-        q.clear()
+            self._figures.forget_before(t_old)
 
     def add_breath(self, events: Sequence[BreathEvent]) -> None:
         """Register onsets; an inhale onset closes the previous cycle."""
@@ -394,20 +382,24 @@ class CouplingScorer:
             )
             if res is not None:
                 out.append(res)
-        self._flush()
         return out
 
     def _since(self, t0: float) -> tuple[FloatArray, FloatArray, Int8Array]:
-        """Pelvic times, relative levels and states from ``t0`` on: the history's,
-        then the queued chunks' (a chunk longer than the history is read whole)."""
-        q = [o for o in self._queued if o.t.shape[0] and o.t.item(-1) >= t0]
-        t, x = self._hist.since(t0)
-        if not q:
-            return t, x[:, 0], x[:, 1].astype(np.int8)
-        if not t.shape[0] and q[0].t.item(0) >= t0 and len(q) == 1:
-            return q[0].t, q[0].relative, q[0].state
+        """Pelvic times, relative levels and states of the kept chunks that
+        reach ``t0`` or later (the first may begin before it)."""
+        parts: list[PelvicOutput] = []
+        for t_last, o in reversed(self._recent):
+            if t_last < t0:
+                break
+            parts.append(o)
+        if len(parts) == 1:
+            o = parts[0]
+            return o.t, o.relative, o.state
+        parts.reverse()
+        if not parts:
+            return np.empty(0), np.empty(0), np.empty(0, np.int8)
         return (
-            np.concatenate([t, *(o.t for o in q)]),
-            np.concatenate([x[:, 0], *(o.relative for o in q)]),
-            np.concatenate([x[:, 1].astype(np.int8), *(o.state for o in q)]),
+            np.concatenate([o.t for o in parts]),
+            np.concatenate([o.relative for o in parts]),
+            np.concatenate([o.state for o in parts]),
         )

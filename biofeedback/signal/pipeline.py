@@ -252,7 +252,7 @@ class Pipeline:
         t = chunk.t
         n = t.shape[0]
         if name is not None and n:
-            t_end = float(t[n - 1])
+            t_end = t.item(n - 1)
             if name == self._pelvic_name:
                 assert self.pelvic is not None
                 values = chunk.values
@@ -263,8 +263,8 @@ class Pipeline:
                 self._scorer.add_pelvic(pelvic_out)
                 self._reps.add_pelvic(pelvic_out)
                 if pelvic_out.t.shape[0]:
-                    self._pstate = _PELVIC_STATES[int(pelvic_out.state[-1])]
-                    self._pconf = float(pelvic_out.confidence[-1])
+                    self._pstate = _PELVIC_STATES[pelvic_out.state.item(-1)]
+                    self._pconf = pelvic_out.confidence.item(-1)
                 self._pquality = pelvic_out.quality
             if name == self._breath_name:
                 assert self.breath is not None
@@ -278,10 +278,10 @@ class Pipeline:
                 if breath_out.events:
                     self._scorer.add_breath(breath_out.events)
                 if breath_out.phase.shape[0]:
-                    self._phase = _BREATH_PHASES[int(breath_out.phase[-1])]
+                    self._phase = _BREATH_PHASES[breath_out.phase.item(-1)]
             if self._scorer.pending:
                 coupling = tuple(self._scorer.ready())
-            if self._reps.active:
+            if self._reps.active and (coupling or self._reps.clock == "pacer"):
                 reps = self._reps.offer(coupling)
             if t_end > self._t:
                 self._t = t_end
