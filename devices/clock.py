@@ -9,12 +9,22 @@ Two simulated modes exist:
 
 * ``SimClock(speed=X)`` -- scaled: simulated time runs ``X`` times faster than
   the wall clock.
-* ``SimClock(speed=None)`` (``--speed max``) -- event driven: when every task on
-  the event loop is waiting, simulated time jumps to the earliest pending
-  :meth:`Clock.sleep` deadline. While a radio operation is in flight (scan,
-  connect, discovery; see :meth:`Clock.busy`) simulated time flows at the real
-  rate instead, so a reconnect costs what it costs on the radio and never an
-  arbitrary number of simulated seconds.
+* ``SimClock(speed=None)`` (``--speed max``) -- event driven: when every party
+  that can produce work is waiting, simulated time jumps to the earliest
+  pending :meth:`Clock.sleep` deadline. The event loop's ready queue shows the
+  loop's own work; work the loop cannot see declares itself:
+
+  - :meth:`Clock.hold` -- work handed outside the loop (a worker thread, a
+    subprocess, a D-Bus round trip) whose result belongs to the current
+    instant: simulated time stands still until every hold is released. Usable
+    from any thread.
+  - :meth:`Clock.busy` -- a radio operation in flight (scan, connect,
+    discovery): simulated time flows at the real rate instead of jumping, so a
+    reconnect costs what it costs on the radio and never an arbitrary number
+    of simulated seconds.
+
+  A hold inside a busy section freezes the flow too. Code that holds the clock
+  must not wait on it (a :meth:`Clock.sleep` under a hold never ends).
 """
 
 from __future__ import annotations
@@ -23,8 +33,9 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Protocol, TypeVar, runtime_checkable
 
 __all__ = ["Clock", "RealClock", "SimClock", "clock_for_speed", "parse_speed"]
@@ -62,6 +73,10 @@ class Clock(Protocol):
 
     def busy(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Mark a radio operation in flight (simulated time flows in real time)."""
+        ...
+
+    def hold(self) -> contextlib.AbstractContextManager[None]:
+        """Mark work outside the event loop in flight (simulated time stands still)."""
         ...
 
     @property
@@ -121,6 +136,10 @@ class RealClock(_ClockBase):
     async def busy(self) -> AsyncIterator[None]:
         yield
 
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        yield
+
 
 class SimClock(_ClockBase):
     """Simulated time, scaled (``speed=X``) or event driven (``speed=None``).
@@ -135,10 +154,14 @@ class SimClock(_ClockBase):
 
     Notes
     -----
-    In event-driven mode an advancer task watches the event loop's ready queue
-    (``loop._ready`` on CPython's loops); time only jumps when nothing but the
-    advancer is runnable, so all callbacks that bumble's ``LocalLink`` schedules
-    with ``call_soon`` are delivered before time moves.
+    In event-driven mode an advancer task waits until the event loop has
+    nothing runnable but itself, no :meth:`hold` is held, and then moves time
+    to the earliest deadline (or, under :meth:`busy`, lets it flow at the real
+    rate up to that deadline, where it waits until the loop has run what the
+    deadline woke). The ready queue is ``loop._ready`` on CPython's loops, so all
+    callbacks that bumble's ``LocalLink`` schedules with ``call_soon`` are
+    delivered before time moves; under ``qasync`` it is the zero-interval Qt
+    timers through which qasync runs ``call_soon``.
     """
 
     def __init__(self, speed: float | None = None, start: float = 0.0) -> None:
@@ -151,8 +174,9 @@ class SimClock(_ClockBase):
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._busy = 0
-        self._busy_real0 = 0.0
-        self._busy_virt0 = 0.0
+        self._holds = 0
+        self._lock = threading.Lock()  # guards _busy, _holds and the flow's origin
+        self._flow_real0: float | None = None  # real time the current flow began
         self._advancer: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
 
@@ -160,33 +184,80 @@ class SimClock(_ClockBase):
     def speed(self) -> float | None:
         return self._speed
 
+    @property
+    def held(self) -> bool:
+        """True while some :meth:`hold` is in force (time stands still)."""
+        return self._holds > 0
+
     def now(self) -> float:
         if self._speed is not None:
             return self._start + (time.monotonic() - self._real0) * self._speed
-        if self._busy:
-            return max(self._now, self._busy_virt0 + time.monotonic() - self._busy_real0)
-        return self._now
+        real0 = self._flow_real0
+        if real0 is None:
+            return self._now
+        t = self._now + max(0.0, time.monotonic() - real0)
+        # Flowing time stops at the next deadline until the advancer has
+        # delivered it: a late loop makes a sleeper wake late in real time,
+        # never late on this clock.
+        with contextlib.suppress(IndexError):  # emptied by another thread meanwhile
+            t = min(t, max(self._now, self._heap[0][0]))
+        return t
 
     def radio_seconds(self, seconds: float) -> float:
         if self._speed is None:
             return min(seconds, RADIO_FLOOR_S)
         return max(seconds / self._speed, min(seconds, RADIO_FLOOR_S))
 
+    def _retime(self, busy: int, holds: int) -> None:
+        """Set the counters, folding any flow so far into ``_now`` (under the lock)."""
+        self._now = self.now()
+        self._busy, self._holds = busy, holds
+        self._flow_real0 = time.monotonic() if busy and not holds else None
+
     @contextlib.asynccontextmanager
     async def busy(self) -> AsyncIterator[None]:
         if self._speed is not None:
             yield
             return
-        if self._busy == 0:
-            self._busy_real0 = time.monotonic()
-            self._busy_virt0 = self._now
-        self._busy += 1
+        with self._lock:
+            self._retime(self._busy + 1, self._holds)
         try:
             yield
         finally:
-            self._busy -= 1
-            if self._busy == 0:
-                self._now = max(self._now, self._busy_virt0 + time.monotonic() - self._busy_real0)
+            with self._lock:
+                self._retime(self._busy - 1, self._holds)
+            self._wake()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep simulated time still while work outside the event loop is in flight.
+
+        Wrap what the loop cannot see: a call handed to a worker thread or an
+        executor, a subprocess, a round trip through D-Bus. Time neither jumps
+        nor flows until every hold is released, so what that work produces is
+        stamped at the instant it was asked for. May be entered and left from
+        any thread. A scaled clock ignores holds (its time is the wall clock's).
+        """
+        if self._speed is not None:
+            yield
+            return
+        with self._lock:
+            self._retime(self._busy, self._holds + 1)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._retime(self._busy, self._holds - 1)
+            self._wake()
+
+    def _wake(self) -> None:
+        """Let the advancer look again (from any thread)."""
+        advancer, wakeup = self._advancer, self._wakeup
+        if advancer is None or wakeup is None or advancer.done():
+            return
+        loop = advancer.get_loop()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(wakeup.set)
 
     async def sleep(self, seconds: float) -> None:
         if self._speed is not None:
@@ -207,15 +278,12 @@ class SimClock(_ClockBase):
 
     async def _settle(self) -> None:
         """Yield until nothing but this task is runnable."""
-        loop = asyncio.get_running_loop()
-        ready = getattr(loop, "_ready", None)
-        for _ in range(10_000):
+        pending = _ready_counter(asyncio.get_running_loop())
+        for _ in range(10_000 if pending is not None else 100):
             await asyncio.sleep(0)
-            if ready is None:
-                continue  # unknown loop: a fixed number of yields
-            if len(ready) == 0:
+            if pending is not None and pending() == 0:
                 return
-        # Still busy after many rounds: let time move anyway.
+        # Still busy after many rounds (or an unknown loop): let time move anyway.
 
     async def _advance(self) -> None:
         assert self._wakeup is not None
@@ -225,7 +293,9 @@ class SimClock(_ClockBase):
             # Drop cancelled sleepers.
             while self._heap and self._heap[0][2].done():
                 heapq.heappop(self._heap)
-            if not self._heap:
+            if not self._heap or self._holds:
+                # Nothing to wake, or work outside the loop in flight: wait
+                # for a sleeper or the last release (both set the event).
                 wakeup.clear()
                 await wakeup.wait()
                 continue
@@ -236,6 +306,8 @@ class SimClock(_ClockBase):
                 if wait > 0:
                     await asyncio.sleep(min(wait, 0.005))
                     continue
+                with self._lock:  # flow on from the deadline once it is delivered
+                    self._retime(self._busy, self._holds)
             elif deadline > self._now:
                 self._now = deadline
             now = self.now()
@@ -243,6 +315,28 @@ class SimClock(_ClockBase):
                 _, _, fut = heapq.heappop(self._heap)
                 if not fut.done():
                     fut.set_result(None)
+
+
+def _ready_counter(loop: asyncio.AbstractEventLoop) -> Callable[[], int] | None:
+    """How many callbacks are ready to run on ``loop``, or None if that cannot be seen.
+
+    CPython's loops keep them in ``loop._ready``. qasync runs ``call_soon``
+    through zero-interval Qt timers on its timer object (its ``_ready`` stays
+    empty), so there the count is those timers.
+    """
+    timer = getattr(loop, "_timer", None)
+    if timer is not None and type(loop).__module__.startswith("qasync"):
+        from PySide6.QtCore import QAbstractEventDispatcher
+
+        dispatcher = QAbstractEventDispatcher.instance()
+        if dispatcher is None:
+            return None
+        # The running callback's own timer is killed only after it returns.
+        return lambda: sum(1 for t in dispatcher.registeredTimers(timer) if t.interval == 0) - 1
+    ready = getattr(loop, "_ready", None)
+    if ready is None:
+        return None
+    return lambda: len(ready)
 
 
 def parse_speed(text: str | float | None) -> float | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+import time
 
 import pytest
 
@@ -64,6 +66,119 @@ async def test_busy_flows_in_real_time() -> None:
         inside = clock.now()
     assert inside > 0.04  # how late a loaded machine wakes it is not the clock's to test
     assert clock.now() >= inside
+
+
+def _block_the_loop(seconds: float) -> None:
+    """What a loaded machine does to the event loop: nothing runs meanwhile."""
+    time.sleep(seconds)
+
+
+@pytest.mark.asyncio
+async def test_busy_flow_stops_at_each_deadline_until_delivered() -> None:
+    """A late loop wakes a sleeper late in real time, never late on the clock."""
+    clock = SimClock(speed=None)
+    async with clock.busy():
+        first = asyncio.ensure_future(clock.sleep(0.01))
+        second = asyncio.ensure_future(clock.sleep(0.011))
+        await asyncio.sleep(0)  # both are asleep now
+        _block_the_loop(0.05)  # past both deadlines, as on a loaded machine
+        await first
+        assert 0.01 <= clock.now() <= 0.011
+        await second
+        assert clock.now() >= 0.011
+
+
+@pytest.mark.asyncio
+async def test_a_thread_holding_work_stops_the_jump() -> None:
+    """Work handed to a thread leaves the loop idle: only the hold keeps time still."""
+    clock = SimClock(speed=None)
+    sleeper = asyncio.ensure_future(clock.sleep(50.0))
+
+    def slow_work() -> float:
+        time.sleep(0.02)  # the work itself (a D-Bus call, a disk write), not a synchronisation
+        return clock.now()
+
+    with clock.hold():
+        assert clock.held
+        stamped = await asyncio.to_thread(slow_work)
+        assert not sleeper.done()
+    assert stamped == 0.0 and clock.now() == 0.0
+    async with asyncio.timeout(30.0):  # a hang guard
+        await sleeper
+    assert clock.now() == 50.0
+
+
+@pytest.mark.asyncio
+async def test_a_hold_released_in_a_thread_wakes_the_clock() -> None:
+    clock = SimClock(speed=None)
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with clock.hold():
+            holding.set()
+            release.wait(30.0)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait(30.0)
+    sleeper = asyncio.ensure_future(clock.sleep(5.0))
+    await asyncio.to_thread(lambda: None)  # an idle loop meanwhile
+    assert not sleeper.done() and clock.now() == 0.0
+    release.set()  # the thread lets go: its release must wake the parked advancer
+    async with asyncio.timeout(30.0):
+        await sleeper
+    thread.join()
+    assert clock.now() == 5.0 and not clock.held
+
+
+@pytest.mark.asyncio
+async def test_a_hold_freezes_the_busy_flow() -> None:
+    clock = SimClock(speed=None)
+    async with clock.busy():
+        with clock.hold():
+            frozen = clock.now()
+            await asyncio.to_thread(time.sleep, 0.01)  # work in a thread, time stands still
+            assert clock.now() == frozen
+        await asyncio.sleep(0.01)
+        assert clock.now() > frozen  # flowing again
+
+
+@pytest.mark.asyncio
+async def test_scaled_clock_ignores_holds() -> None:
+    clock = SimClock(speed=50.0)
+    with clock.hold():
+        assert not clock.held
+    with RealClock().hold():
+        pass
+
+
+def test_qasync_loop_settles_on_qt_ready_queue(qtbot: object) -> None:
+    """Under qasync ``call_soon`` runs through Qt timers: work queued there stops the jump."""
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    loop = qasync.QEventLoop(app)
+    clock = SimClock(speed=None)
+    seen: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(200):
+            seen.append(clock.now())
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        async with asyncio.timeout(30.0):
+            await asyncio.gather(worker(), clock.sleep(100.0))
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()  # the clock's advancer: qasync does not cancel it on close
+        await asyncio.sleep(0)
+
+    with loop:
+        loop.run_until_complete(main())
+    asyncio.set_event_loop(None)
+    assert set(seen) == {0.0}
+    assert clock.now() == 100.0
 
 
 @pytest.mark.asyncio

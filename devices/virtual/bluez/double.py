@@ -146,10 +146,10 @@ class BluezDouble:
     clock : Clock, optional
         The run's clock (default: the clock of the peripheral that sent).
         With an event-driven :class:`~devices.clock.SimClock` (``--speed
-        max``) each notification keeps simulated time flowing in real time
-        until the bus has carried it (a round trip to the daemon), so a
-        sample is not stamped by a clock that jumped while it was on the
-        bus.
+        max``) each notification holds simulated time still
+        (:meth:`~devices.clock.Clock.hold`) until the bus has carried it (a
+        round trip to the daemon), so a sample is stamped at the instant it
+        was sent, however long the bus took.
     name : str
         The adapter's name and alias.
 
@@ -547,7 +547,9 @@ class BluezDouble:
             self._flush_task = asyncio.ensure_future(self._flush(clock))
 
     async def _flush(self, clock: Clock) -> None:
-        async with clock.busy():
+        # A hold, not busy(): the signal belongs to the instant it was sent,
+        # so time stands still (rather than flowing) until it is delivered.
+        with clock.hold():
             while self._flush_wanted and self.bus is not None:
                 self._flush_wanted = False
                 # The daemon answers after it has queued our earlier signals
