@@ -120,8 +120,9 @@ def test_pelvic_state_through_coughs_and_slips(
     files = b.traces(respiration_dir.parent)
     for seed in (0, 1, 2):
         sc = b.run(files[seed % len(files)], seed, b.SCENARIOS[scenario], setup)
-        # (1ch+belt: 0.947 before the breath stages were rebuilt, 0.936 after; goal 0.95)
-        assert sc.agreement >= (0.95 if setup == "2ch" else 0.93), (seed, sc)
+        # (1ch+belt: 0.94 until a breath held at the top of an inhale counted as a
+        # hold and a small rise back from a set of drops as the drifted tone)
+        assert sc.agreement >= 0.95, (seed, sc)
         assert sc.strain_as_drop == 0, (seed, sc)
         assert sc.cough_as_drop == 0 and sc.cough_good_reps == 0, (seed, sc)
         assert sc.settle_s <= 5.0, (seed, sc)
@@ -135,7 +136,7 @@ def test_pelvic_state_through_coughs_and_slips(
         ("2ch", "drift", (4, 5), 0.95),
         # one channel: the drift's slope carries the rest through a set of drops
         # (the seeds whose drift had left the rest behind the tone)
-        ("1ch+belt", "drift", (4, 5), 0.93),
+        ("1ch+belt", "drift", (4, 5), 0.95),
     ],
 )
 def test_pelvic_state_through_posture_changes_and_drift(

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 #: Seconds the breath signal must stay still to count as a held breath (longer
 #: than an end-expiratory pause; scaled up for slow breathing).
 HOLD_STILL_S = 2.5
+#: Still this long at the top of an inhale is a held breath (the natural pause
+#: comes after the exhale, the pause after an inhale is short).
+HOLD_TOP_S = 1.5
 
 # code -> member, a list lookup instead of an enum call per chunk
 _PELVIC_STATES = [PelvicState(i) for i in range(max(PelvicState) + 1)]
@@ -235,7 +238,10 @@ class Pipeline:
         per = det.period_s
         per = per if math.isfinite(per) else 6.0
         moved = det.last_move_t
-        if math.isfinite(moved) and now - moved > max(HOLD_STILL_S, 0.3 * per):
+        still = now - moved if math.isfinite(moved) else 0.0
+        if still > max(HOLD_STILL_S, 0.3 * per):
+            return True
+        if self._phase is BreathPhase.INHALE and still > max(HOLD_TOP_S, 0.15 * per):
             return True
         # (a whole breath without an onset: slow paced breathing spaces onsets
         # up to ~0.6 of a period apart, so a shorter wait called it a hold)

@@ -245,7 +245,7 @@ class RestModel:
             ep.clear_window()
         if ep.post_quiet >= 3:
             lvl = ep.post_sum / ep.post_quiet
-            bound = max(3.0 * md, min(0.4 * ep.excursion, 6.0 * md))
+            bound = self.anchor_bound(md)
             tip_level = ep.post_tip / ep.post_quiet
             if abs(lvl - lr.rest) < bound and self.floor_rests(lvl, tip_level, md):
                 lr.rest_tip = tip_level
@@ -254,6 +254,10 @@ class RestModel:
         if ep.post == 0:
             ep.clear_window()
             ep.excursion = 0.0
+
+    def anchor_bound(self, md: float) -> float:
+        """How far from the rest a steady level after an action may re-anchor it."""
+        return max(3.0 * md, min(0.4 * self.episode.excursion, 6.0 * md))
 
     def floor_rests(self, base: float, tip: float, md: float) -> bool:
         """Levels away from rest are the floor's own rest moved (one channel

@@ -177,6 +177,7 @@ class PelvicTracker:
         )
         self._block = Block(buf=np.zeros((3, self._block_n)))
         self._moved_since = -1.0
+        self._back = 0.0  # the block began after an action: the re-anchoring bound
 
     @property
     def _lr(self) -> Learned:
@@ -329,25 +330,32 @@ class PelvicTracker:
         run = self._zones.run
         if g_a % self._block_n == 0:
             run.cand_block = run.cand
+            # (fixed for the block: the same however chunks split it)
+            back = self._model.episode.post > 0 and not self.two
+            self._back = self._back_bound() if back else 0.0
         m = self.margins()
         rest = self._lr.rest
         if (rest, m) != self._fig_last:  # (at a block's start: see PelvicFigures)
             self._fig_last = (rest, m)
             self._figs.append(PelvicFigures(t_from=float(t[0]), rest_level=rest, margins=m))
+        # one channel, coming back from an action: the tone may have drifted
+        # during it (two channels tell by the tip), so a rise within the distance
+        # the rest may still be re-anchored by is no contraction
+        mz = (m[0], max(m[1], self._back), max(m[2], self._back)) if self._back else m
         if self.two:
             # (per stretch: the margin changes at block ends only)
             base, tip = self._common.process(base, tip, m[0])
         np.subtract(base, self._lr.rest, out=rel)
         tip_dev = tip - self._lr.rest_tip if self.two else None
-        if self._zones.held(rel, tip_dev, hold, m):
+        if self._zones.held(rel, tip_dev, hold, mz):
             state[:] = run.state
             run.run_len += n
             const: np.int8 | None = run.state
         else:
-            self._zones.step(t, rel, tip_dev, hold, m, state, events)
+            self._zones.step(t, rel, tip_dev, hold, mz, state, events)
             const = None
         self._follow_episode(rel, state, m)
-        confidence(rel, state, const, m, conf)
+        confidence(rel, state, const, mz, conf)
         blk = self._block
         blk.add(base, tip if self.two else None, ripple)
         lo, hi = float(rel[rel.argmin()]), float(rel[rel.argmax()])  # (NaN wins, as in min)
@@ -357,6 +365,10 @@ class PelvicTracker:
         blk.rise = blk.rise or bool(np.any(state >= CON))
         if g_end % self._block_n == 0:
             self._end_block(g_end, m[0])
+
+    def _back_bound(self) -> float:
+        """After an action: how far from rest a steady level may re-anchor it."""
+        return self._model.anchor_bound(self.margins()[0])
 
     def _follow_episode(self, rel: FloatArray, state: Int8Array, m: Margins) -> None:
         """Episodes: an action that ends by coming most of the way back to rest
