@@ -20,7 +20,7 @@ import pytest
 from bleak.backends.device import BLEDevice
 from conftest import Run
 
-from biofeedback.cli.live_cmds import choose_devices
+from biofeedback.cli.sensor_choice import choose_devices
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.runtime import LiveOptions, apply_profile, profile_for

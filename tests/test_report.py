@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import biofeedback.cli.live_cmds  # noqa: F401  (registers live, replay, report)
-from biofeedback.cli.live_cmds import replay_protocol
+import biofeedback.cli.report_cmds  # noqa: F401  (registers report)
 from biofeedback.cli.main import cli
+from biofeedback.cli.replay_cmds import replay_protocol
 from biofeedback.paths import store_path
 from biofeedback.protocols.session import SessionEngine, SessionProtocol, Step, StepKind
 from biofeedback.report import FIGURES, load_report_data, write_report
