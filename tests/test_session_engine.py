@@ -534,3 +534,37 @@ async def test_adaptive_pacer_keeps_the_rate_of_a_person_who_follows() -> None:
     plan = rec.kinds("plan")[0][3]
     step = next(e[3] for e in rec.kinds("step") if e[3]["step"] == "reps")
     assert step["pacer"]["adaptive"] is True and plan["steps"][2]["reps"] == 4
+
+
+def test_adaptive_timeline_foresees_the_step_end_and_goes_on_in_the_next_set() -> None:
+    from biofeedback.protocols.timeline import SessionTimeline
+    from devices.pacer import AdaptivePacer
+
+    steps = (
+        Step(StepKind.REPS, reps=3, set_index=1),
+        Step(StepKind.REST, 10.0),
+        Step(StepKind.REPS, reps=3, set_index=2),
+    )
+    tl = SessionTimeline(steps, AdaptivePacer(Pacer(4.0, 0.0, 6.0), start=Pacer(3.0, 0.0, 3.0)))
+    tl.start(0.0)
+    seg = tl.take_next(0.0)
+    assert seg is not None and isinstance(seg.pacer, AdaptivePacer)
+    tl.enter(seg)
+    assert seg.t_end == pytest.approx(3 * 6.0 + 3.0)  # 3 cycles at 3 s / 3 s, closing inhale
+    assert not tl.refresh()
+    seg.pacer.observe(0.1, 3.1, 6.0)  # followed: the cycles not yet planned lengthen
+    assert tl.refresh() and tl.current is not None and tl.current.t_end > seg.t_end
+    upcoming = seg.pacer.upcoming
+    assert (upcoming.inhale_s, upcoming.exhale_s) == pytest.approx((3.25, 3.5))
+    assert seg.reps_end == pytest.approx(6.0 + 2 * 6.75)
+    later = tl.segment_at(tl.current.t_end + 20.0)  # looking ahead plans nothing
+    assert later is not None and later.step.set_index == 2 and seg.pacer.upcoming is upcoming
+    tl.leave(tl.current, tl.current.t_end)
+    rest = tl.take_next(tl.segments[-1].t_end)
+    assert rest is not None and rest.pacer is None
+    tl.enter(rest)
+    tl.leave(rest, rest.t_end)
+    second = tl.take_next(rest.t_end)
+    assert second is not None and second.pacer is not None
+    # The next set starts where the last left off, its first inhale at its start.
+    assert second.pacer.first.exhale_s == pytest.approx(3.5) and second.pacer.t0 == rest.t_end

@@ -508,8 +508,10 @@ class SessionEngine:
             if cut is not None and now >= cut and not self.paused:
                 self._end(cut, complete=False, ended_by="duration")
                 return
-            self.timeline.refresh()  # an adaptive pacer's step ends when its cycles do
             seg = self.timeline.current
+            if self.timeline.refresh():  # an adaptive pacer's step ends when its cycles do
+                seg = self.timeline.current
+                self.figures.close_window(seg, seg.t_end)  # (the rep window's end, foreseen)
             fired = self.cue_scheduler.fire_pacer(seg, now)
             if fired is not None:
                 self._show_pacer(self.pacer_follow.to_show(seg, fired), fired)

@@ -129,13 +129,16 @@ class SessionTimeline:
             self.pacer = seg.pacer  # the next set goes on from where this one ends
         return seg
 
-    def refresh(self) -> None:
-        """Foresee the current rep step's end again (an adaptive pacer planned a cycle)."""
+    def refresh(self) -> bool:
+        """Foresee the current rep step's end again (an adaptive pacer planned a cycle);
+        True when it moved."""
         cur = self.current
         if cur is not None and isinstance(cur.pacer, AdaptivePacer) and cur.step.duration_s <= 0:
             end = _adaptive_end(cur.step, cur.pacer)
             if end != cur.t_end:
                 self.current = replace(cur, t_end=end)
+                return True
+        return False
 
     def _planned(self, index: int, step: Step, t: float) -> Segment:
         """``step`` as a segment starting at ``t`` (a rep step with its own pacer)."""
