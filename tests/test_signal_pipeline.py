@@ -335,10 +335,10 @@ def test_stored_results_do_not_depend_on_chunking(clock: str) -> None:
     flags, reps and set summary (a cycle is scored against the pelvic figures
     in effect at its end, not those of the latest chunk)."""
     rec = recording()
-    names = ("force", "acc", "pressure")
+    names = ("force", "pressure")
     runs = []
     for chunk_s in (None, 1.0, 0.1):
-        pipe = Pipeline([PRESSURE, BELT, ACC])
+        pipe = Pipeline([PRESSURE, BELT])
         pacer = Pacer(inhale_s=4.5, exhale_s=5.5, t0=20.0)
         pipe.start_reps(target=5, pacer=pacer, t_start=20.0, clock=clock)  # type: ignore[arg-type]
         runs.append(_stored(pipe, _arrival(rec, names, chunk_s)))
