@@ -15,7 +15,13 @@ intervals (respiratory sinus arrhythmia). If the source's device gives up, the
 next one takes over. The pelvic state comes from the first pressure stream.
 
 Pure computation: no I/O, no clock of its own (times come with the chunks),
-never blocks.
+never blocks. What is stored or shown (states, events, cycle scores, reps) is
+the same however the streams are chunked, one call per stream or notification
+by notification, as long as each stream's chunks come in time order and a
+completed breath cycle is scored within the pelvic history (90 s); a cycle is
+scored against the pelvic figures in effect at its end. One exception is
+left: a one-channel probe's strain evidence, the breath hold, is judged once
+per pressure chunk from the breath tracker's state at that moment.
 """
 
 from __future__ import annotations
