@@ -51,17 +51,25 @@ def test_a_strained_session_restarts_the_count() -> None:
     assert [p.met for p in state.progress() if p.rule.id == "more-reps"] == [2]
 
 
-def test_reps_then_exhale_then_sitting() -> None:
-    sessions = [session(i, reps=10, good=10, score=95) for i in range(40)]
+def test_each_rule_counts_on_its_own() -> None:
+    sessions: list[SessionInfo] = []
+    for i in range(16):  # a learner who does the prescribed reps, all good
+        reps = follow(DEFAULT_PLAN, sessions).current.reps
+        sessions.append(session(i, reps=reps, good=reps, score=95))
     state = follow(DEFAULT_PLAN, sessions)
-    rules = [s.rule for s in state.steps]
-    # 5 -> 10 reps and 6 -> 8 s exhale (3 sessions each), then sitting after 5 in a row
-    # with >= 8 good reps and no strain, then standing after 5 more.
-    assert rules == ["more-reps"] * 5 + ["longer-exhale"] * 2 + ["next-position"] * 2
-    assert state.steps[7].why == "5 sessions in a row with ≥ 8 good reps and no strain"
-    assert state.steps[7].after.position == "sitting"
-    assert state.steps[7].session_id == 5 * 3 + 2 * 3 + 5 - 1
-    assert state.current == Prescription(position="standing", reps=10, exhale_s=8.0)
+    # One more rep (3 sessions) and a longer exhale do not restart the count towards
+    # sitting (5 in a row with >= 80 % good reps and no strain); a new position
+    # restarts every count.
+    assert [(s.rule, s.session_id) for s in state.steps] == [
+        ("more-reps", 2), ("longer-exhale", 3), ("next-position", 4), ("more-reps", 7),
+        ("longer-exhale", 8), ("next-position", 9), ("more-reps", 12), ("more-reps", 15)]
+    sit = state.steps[2]
+    assert sit.why == ("5 sessions in a row with ≥ 80 % good reps and no strain: "
+                       "the drop is reliable")
+    assert sit.before.reps == 6 and sit.after.position == "sitting"
+    assert state.current == Prescription(position="standing", reps=9, exhale_s=8.0)
+    assert {p.rule.id: p.met for p in state.progress()} == {
+        "pain": 0, "ease": 0, "next-position": 5, "more-reps": 0, "longer-exhale": 3}
 
 
 def test_sessions_in_another_position_are_no_evidence() -> None:

@@ -121,11 +121,24 @@ class PlanState:
     steps: list[Step] = field(default_factory=list)
     window: list[SessionFacts] = field(default_factory=list)  # since the last step
     sessions: list[SessionFacts] = field(default_factory=list)  # every counted one
+    #: Each rule's own count: the sessions in this position since its count restarted.
+    runs: dict[str, list[SessionFacts]] = field(default_factory=dict)
+
+    def run(self, rule: Rule) -> list[SessionFacts]:
+        """The sessions ``rule`` counts now."""
+        return self.runs.get(rule.id, [])
+
+    def restart(self, rule: Rule | None = None) -> None:
+        """Start ``rule``'s count again (None: every rule's)."""
+        if rule is None or rule.restarts == "all":
+            self.runs.clear()
+        else:
+            self.runs.pop(rule.id, None)
 
     def progress(self) -> list[RuleProgress]:
-        """Each rule's progress on the sessions since the last step."""
+        """Each rule's progress on the sessions it counts."""
         return [
-            RuleProgress(r, _progress(r, self.window), self.plan.apply(r.action, self.current)
+            RuleProgress(r, _progress(r, self.run(r)), self.plan.apply(r.action, self.current)
                          is not None)
             for r in self.plan.rules
         ]
@@ -179,8 +192,10 @@ def follow(plan: Plan, sessions: Sequence[SessionInfo], changes: Sequence[Change
     """Replay ``plan`` over a person's sessions and changes, in time order.
 
     A session counts when it is finished and has reps; a rule looks only at
-    the counted sessions since the last step that were done in the current
-    position (or did not say). At most one rule is taken per session.
+    the counted sessions of its own count (since it last took a step, or since
+    a step that restarts every count: see :attr:`Rule.restarts`, and the
+    person's changes) that were done in the current position (or did not say).
+    At most one rule is taken per session.
     """
     state = PlanState(plan, plan.start)
     items: list[tuple[dt.datetime, int, Any]] = [
@@ -191,6 +206,7 @@ def follow(plan: Plan, sessions: Sequence[SessionInfo], changes: Sequence[Change
             changed = state.current.changed(item.values)
             state.steps.append(Step(at, "changed", item.why, state.current, changed))
             state.current, state.window = changed, []
+            state.restart()
             continue
         f = facts(item)
         state.sessions.append(f)
@@ -198,12 +214,15 @@ def follow(plan: Plan, sessions: Sequence[SessionInfo], changes: Sequence[Change
             continue  # done in another position: not evidence for this one
         state.window.append(f)
         for rule in plan.rules:
-            if not _fires(rule, state.window):
+            state.runs.setdefault(rule.id, []).append(f)
+        for rule in plan.rules:
+            if not _fires(rule, state.run(rule)):
                 continue
             after = plan.apply(rule.action, state.current)
             if after is None:
                 continue
             state.steps.append(Step(at, rule.id, rule.why, state.current, after, f.id))
             state.current, state.window = after, []
+            state.restart(rule)
             break
     return state

@@ -1,11 +1,15 @@
 """The programme as data: a prescription, progression rules, and the default plan.
 
 A *prescription* is what a session should be (position, reps, pacer, how many
-sessions a week). A *rule* is a record: when the last sessions since the last
-change meet its criteria, its action changes the prescription, and its ``why``
-says so in words. Rules are tried in order after every session; the first one
-that applies (and can still change something) is taken. Nothing here reads
-the store: :mod:`biofeedback.programme.follow` walks the sessions.
+sessions a week). A *rule* is a record: when the last sessions of its own
+count meet its criteria, its action changes the prescription, and its ``why``
+says so in words. Each rule counts on its own: taking a step restarts the
+count of the rule that took it, or every count when the rule says so
+(``restarts="all"``: a new position, a step back, a pause for pain), so one
+more rep does not throw away the sessions that show the drop is reliable.
+Rules are tried in order after every session; the first one that applies
+(and can still change something) is taken. Nothing here reads the store:
+:mod:`biofeedback.programme.follow` walks the sessions.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ class Action(enum.StrEnum):
     LONGER_EXHALE = "longer_exhale"
     FEWER_REPS = "fewer_reps"
     HOLD = "hold"  # no progression; the count starts again
+
+
+#: Whose counts start again when a rule takes a step.
+RESTARTS: Final = ("own", "all")
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,9 @@ class Rule:
         The reason in words, shown with every step it takes.
     of : int or None
         How many of those must meet it (None: all -- "in a row").
+    restarts : {"own", "all"}
+        Whose counts start again when it takes a step: its own only (the other
+        rules keep their sessions), or every rule's.
     """
 
     id: str
@@ -137,6 +148,12 @@ class Rule:
     need: tuple[Criterion, ...]
     why: str
     of: int | None = None
+    restarts: str = "own"
+
+    def __post_init__(self) -> None:
+        if self.restarts not in RESTARTS:
+            raise ValueError(f"restarts must be one of {', '.join(RESTARTS)}, "
+                             f"not {self.restarts!r}")
 
     @property
     def required(self) -> int:
@@ -145,7 +162,8 @@ class Rule:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "action": str(self.action), "sessions": self.sessions,
                 "of": self.required,
-                "need": [f"{c.metric} {c.op} {c.value:g}" for c in self.need], "why": self.why}
+                "need": [f"{c.metric} {c.op} {c.value:g}" for c in self.need], "why": self.why,
+                "restarts": self.restarts}
 
 
 @dataclass(frozen=True)
@@ -203,22 +221,25 @@ def _c(metric: str, op: str, value: float) -> Criterion:
     return Criterion(metric, op, value)
 
 
-#: The default down-training plan: short daily sessions, lying first; more reps,
-#: then a longer exhale, then the next position once the drop is reliable and
-#: strain-free; a step back on strain; no progression after pain.
+#: The default down-training plan: short daily sessions, lying first; more reps
+#: and a longer exhale as they come, and the next position once the drop is
+#: reliable and strain-free -- each counted on its own, so adding a rep does not
+#: restart the count towards sitting; a step back on strain; no progression
+#: after pain. A new position, a step back or a pause restart every count.
 DEFAULT_PLAN: Final = Plan(
     name="down-training",
     start=Prescription(position="lying", reps=5, inhale_s=4.0, exhale_s=6.0, per_week=7),
     rules=(
         Rule("pain", Action.HOLD, 1, (_c("pain_after", ">=", 5),),
              "pain 5/10 or more after the last session: no progression; stop if it hurts "
-             "and see a pelvic health physiotherapist if it persists"),
+             "and see a pelvic health physiotherapist if it persists", restarts="all"),
         Rule("ease", Action.FEWER_REPS, 3, (_c("strain", ">=", 2),),
              "strain (bearing down) 2 or more times in 2 of the last 3 sessions: one rep "
-             "fewer, softer drops", of=2),
+             "fewer, softer drops", of=2, restarts="all"),
         Rule("next-position", Action.NEXT_POSITION, 5,
-             (_c("good_reps", ">=", 8), _c("strain", "==", 0)),
-             "5 sessions in a row with ≥ 8 good reps and no strain"),
+             (_c("good_fraction", ">=", 0.8), _c("strain", "==", 0)),
+             "5 sessions in a row with ≥ 80 % good reps and no strain: the drop is reliable",
+             restarts="all"),
         Rule("more-reps", Action.MORE_REPS, 3,
              (_c("good_fraction", ">=", 0.8), _c("strain", "==", 0)),
              "3 sessions in a row with ≥ 80 % good reps and no strain"),
