@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -49,6 +51,42 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("BIOFEEDBACK_HOME", str(home))
     monkeypatch.delenv("BIOFEEDBACK_VIRTUAL", raising=False)
     yield home
+
+
+@dataclass(frozen=True)
+class LearnerWeeks:
+    """Two weeks of the virtual learner's practice (seed 2), as ``demo --weeks`` records
+    it: ``home`` holds ``data/biofeedback.sqlite``; ``now`` is when the weeks end."""
+
+    home: Path
+    now: dt.datetime
+
+    @property
+    def store(self) -> Path:
+        return self.home / "data" / "biofeedback.sqlite"
+
+
+@pytest.fixture(scope="session")
+def learner_weeks(tmp_path_factory: pytest.TempPathFactory) -> LearnerWeeks:
+    """Recorded once per test run and shared by the xdist workers (under a lock):
+    read it, copy it to change it (test_progress, test_ui_history)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, shared by the workers
+    folder = root / "learner_weeks"
+    with open(root / "learner_weeks.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = folder / "now.txt"
+        if not done.exists():
+            from biofeedback.programme.practice import practise_weeks
+            from biofeedback.runtime import direct_virtual_source, virtual_learner_skills
+
+            weeks = LearnerWeeks(folder / "home", dt.datetime.now(dt.UTC))
+            weeks.store.parent.mkdir(parents=True, exist_ok=True)
+            practise_weeks(weeks.store, 2, seed=2, now=weeks.now, source=direct_virtual_source,
+                           skills_for=virtual_learner_skills)
+            done.write_text(weeks.now.isoformat())
+        return LearnerWeeks(folder / "home", dt.datetime.fromisoformat(done.read_text()))
 
 
 @pytest.fixture(scope="session")

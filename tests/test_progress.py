@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import LearnerWeeks
 
 from biofeedback.programme.follow import counts
-from biofeedback.programme.practice import practise_weeks
 from biofeedback.programme.progress import (
     Progress,
     SessionFigures,
@@ -20,7 +20,6 @@ from biofeedback.programme.progress import (
     progress,
     trend,
 )
-from biofeedback.runtime import direct_virtual_source, virtual_learner_skills
 from biofeedback.signal.pelvic import pressure_channels
 from biofeedback.store import Store
 from devices.errors import InputError
@@ -28,24 +27,15 @@ from devices.errors import InputError
 NOW = dt.datetime(2026, 11, 20, 18, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(scope="module")
-def weeks_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two weeks of the learner's practice (seed 2), recorded once for this module."""
-    path = tmp_path_factory.mktemp("weeks") / "home" / "data" / "biofeedback.sqlite"
-    path.parent.mkdir(parents=True)
-    practise_weeks(path, 2, seed=2, now=NOW, source=direct_virtual_source,
-                   skills_for=virtual_learner_skills)
-    return path
+def _progress(weeks: LearnerWeeks) -> Progress:
+    """Progress over the shared two weeks of practice (conftest.learner_weeks)."""
+    with Store(weeks.store) as store:
+        return progress(store, "demo", weeks.now - dt.timedelta(weeks=8), weeks.now)
 
 
-def _progress(path: Path) -> Progress:
-    with Store(path) as store:
-        return progress(store, "demo", NOW - dt.timedelta(weeks=8), NOW)
-
-
-def test_figures_match_the_stored_sessions(weeks_store: Path) -> None:
-    p = _progress(weeks_store)
-    with Store(weeks_store) as store:
+def test_figures_match_the_stored_sessions(learner_weeks: LearnerWeeks) -> None:
+    p = _progress(learner_weeks)
+    with Store(learner_weeks.store) as store:
         infos = [s for s in store.sessions() if s.person == "demo" and counts(s)]
         assert len(p.sessions) == len(infos) >= 8
         for f, info in zip(p.sessions, infos, strict=True):
@@ -71,8 +61,8 @@ def test_figures_match_the_stored_sessions(weeks_store: Path) -> None:
                 assert 0.0 <= f.recovery_s < max(r.duration for r in runs) + 60.0
 
 
-def test_trends_and_adherence(weeks_store: Path) -> None:
-    p = _progress(weeks_store)
+def test_trends_and_adherence(learner_weeks: LearnerWeeks) -> None:
+    p = _progress(learner_weeks)
     doc = p.to_json()
     score = doc["trends"]["score"]
     first = [f.score for f in p.sessions if f.start < p.sessions[0].start + dt.timedelta(days=7)]
@@ -119,14 +109,14 @@ def test_parse_since() -> None:
             parse_since(bad, NOW)
 
 
-def test_progress_command(weeks_store: Path, cli: Any, tmp_path: Path) -> None:
+def test_progress_command(learner_weeks: LearnerWeeks, cli: Any, tmp_path: Path) -> None:
     home = tmp_path / "copy"
-    shutil.copytree(weeks_store.parent.parent, home)
+    shutil.copytree(learner_weeks.home, home)
     env = {"BIOFEEDBACK_HOME": str(home)}
     r = cli("progress", "--person", "demo", "--since", "2026-10-01", "--json", env=env)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["adherence"]["sessions"] == len(_progress(weeks_store).sessions)
+    assert doc["adherence"]["sessions"] == len(_progress(learner_weeks).sessions)
     r = cli("progress", "--person", "demo", "--since", "2026-10-01", env=env)
     assert "Adherence:" in r.stdout and "resting tone (count)" in r.stdout
     r = cli("progress", "--person", "nobody", env=env)

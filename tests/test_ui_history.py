@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import LearnerWeeks
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
-from biofeedback.programme.practice import practise_weeks
 from biofeedback.programme.progress import FIGURES
-from biofeedback.runtime import direct_virtual_source, virtual_learner_skills
 from biofeedback.ui.history_view import (
     ADHERENCE_COLOUR,
     TREND_COLOUR,
@@ -27,21 +26,11 @@ from biofeedback.ui.plan_view import PlanView, next_text, plan_changer, plan_loa
 from devices.errors import InputError
 
 
-@pytest.fixture(scope="module")
-def weeks_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two weeks of the learner's practice ending now (seed 2), as demo --weeks records it."""
-    home = tmp_path_factory.mktemp("ui_weeks") / "home"
-    (home / "data").mkdir(parents=True)
-    practise_weeks(home / "data" / "biofeedback.sqlite", 2, seed=2,
-                   source=direct_virtual_source, skills_for=virtual_learner_skills)
-    return home
-
-
 @pytest.fixture
-def home(weeks_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(learner_weeks: LearnerWeeks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy this test may change (plan changes), as BIOFEEDBACK_HOME."""
     copy = tmp_path / "weeks_home"
-    shutil.copytree(weeks_home, copy)
+    shutil.copytree(learner_weeks.home, copy)  # shared: conftest.learner_weeks
     monkeypatch.setenv("BIOFEEDBACK_HOME", str(copy))
     return copy
 
