@@ -398,7 +398,8 @@ async def _live(
             names = ", ".join(f"{f.name} ({f.driver.id if f.driver else '?'})" for f in chosen)
             say(f"Connecting {names}...")
             if belt is None:
-                say("No breath sensor: the reps follow the pacer.")
+                holds = " (the adaptive pacer holds its rate)" if opts.adaptive_pacer else ""
+                say(f"No breath sensor: the reps follow the pacer{holds}.")
         return await run_session(clock, chosen, opts, world=world, virtual=app.virtual)
 
 
