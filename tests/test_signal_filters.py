@@ -298,3 +298,17 @@ def test_sos_filter_short_and_long_chunks_agree_exactly() -> None:
     parts2 = [f2.process(x2[i : i + 5]) for i in range(0, 500, 5)]
     parts2.append(f2.process(x2[500:]))
     np.testing.assert_array_equal(np.concatenate(parts2), whole2)
+
+
+def test_ewma_short_chunks_take_the_plain_loop_bit_for_bit() -> None:
+    """1-D chunks up to LOOP_MAX run df2t_loop, longer ones lfilter: the same output."""
+    x = np.random.default_rng(5).standard_normal(3000).cumsum()
+    whole = Ewma(4.0, 50.0).process(x)
+    e = Ewma(4.0, 50.0)
+    sizes = [1, 5, 64, 65, 7, 300, 2]
+    parts, a, i = [], 0, 0
+    while a < x.size:
+        b = min(x.size, a + sizes[i % len(sizes)])
+        parts.append(e.process(x[a:b]))
+        a, i = b, i + 1
+    np.testing.assert_array_equal(np.concatenate(parts), whole)

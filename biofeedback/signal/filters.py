@@ -387,6 +387,7 @@ class Ewma:
         a = math.exp(-1.0 / (tau_s * fs))
         self._b = np.array([1.0 - a])
         self._a = np.array([1.0, -a])
+        self._bl, self._al = [1.0 - a, 0.0], [1.0, -a]  # (for df2t_loop)
         self.n_channels = n_channels
         self._zi: FloatArray | None = None
 
@@ -403,6 +404,12 @@ class Ewma:
         if zi is None:
             # steady state at the first sample: y[-1] = x[0]
             zi = (self._a[1] * -1.0 * x[0]).reshape(1, -1)
+        if x.ndim == 1 and x.shape[0] <= LOOP_MAX:
+            # a live chunk: the plain loop, the same recursion as lfilter's
+            z = [float(zi.reshape(1)[0])]
+            y = np.array(df2t_loop(self._bl, self._al, x.tolist(), z))
+            self._zi = np.array(z)
+            return y
         if x.ndim == 1:
             y, zf = lfilter_zi(self._b, self._a, x, -1, zi.reshape(1))
         else:

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from biofeedback.signal.filters import FloatArray
+from biofeedback.signal.filters import FloatArray, median
 
 __all__ = ["CommonShift", "JumpGate"]
 
@@ -115,7 +115,8 @@ class JumpGate:
         if self._n % self._block_n == 0 and self._d_block:
             # the scale from blocks as they come: a robust spread of the 0.1 s changes
             dd = np.concatenate(self._d_block)
-            s = 1.4826 * float(np.median(np.abs(dd - np.median(dd))))
+            dd -= median(dd)
+            s = 1.4826 * median(np.abs(dd, out=dd), overwrite=True)
             if s > 0:
                 self._scale = s if math.isnan(self._scale) else 0.8 * self._scale + 0.2 * s
             self._d_block = []
@@ -221,18 +222,20 @@ class CommonShift:
         self.frac = frac
         self._off = 0  # taken out so far, in _QUANTUM units (integers: the sum is
         # exact, the same however the stream is chunked)
-        self._hist = np.zeros((0, 2))  # the last `span` input samples (base, tip)
+        self._hb = np.zeros(0)  # the last `span` input samples, base
+        self._ht = np.zeros(0)  # and tip
 
     def reset(self) -> None:
         """A gap: changes across it are not changes (the offset stays)."""
-        self._hist = np.zeros((0, 2))
+        self._hb = np.zeros(0)
+        self._ht = np.zeros(0)
 
     def process(
         self, base: FloatArray, tip: FloatArray, margin: float
     ) -> tuple[FloatArray, FloatArray]:
         """``(base, tip)`` with the common shifts taken out (new arrays)."""
         n = base.shape[0]
-        h = self._hist.shape[0]
+        h = self._hb.shape[0]
         k = self.span
         if h + n <= k or not margin > 0:
             self._keep(base, tip)
@@ -240,15 +243,14 @@ class CommonShift:
         # change over the span ending at each sample (the base first: usually
         # nothing moved that fast, and nothing else is needed)
         lo = max(h, k)
-        hb = self._hist[:, 0]
-        eb = np.concatenate((hb, base)) if h else base
+        eb = np.concatenate((self._hb, base)) if h else base
         db = np.zeros(n)
         db[lo - h :] = eb[lo:] - eb[lo - k : eb.shape[0] - k]
         fast = np.abs(db) > margin
         if not fast.any():
             self._keep(base, tip)
             return base - self.offset, tip - self.offset
-        et = np.concatenate((self._hist[:, 1], tip)) if h else tip
+        et = np.concatenate((self._ht, tip)) if h else tip
         dt = np.zeros(n)
         dt[lo - h :] = et[lo:] - et[lo - k : et.shape[0] - k]
         common = fast & (np.abs(dt - db) <= self.frac * np.abs(db))
@@ -269,10 +271,10 @@ class CommonShift:
         """Keep the last ``span`` samples for the next call."""
         k = self.span
         if base.shape[0] >= k:
-            self._hist = np.column_stack((base[-k:], tip[-k:]))
+            self._hb, self._ht = base[-k:].copy(), tip[-k:].copy()
         else:
-            new = np.column_stack((base, tip))
-            self._hist = np.concatenate((self._hist, new))[-k:]
+            self._hb = np.concatenate((self._hb, base))[-k:]
+            self._ht = np.concatenate((self._ht, tip))[-k:]
 
     @property
     def offset(self) -> float:

@@ -354,15 +354,19 @@ class PelvicTracker:
         else:
             self._zones.step(t, rel, tip_dev, hold, mz, state, events)
             const = None
-        self._follow_episode(rel, state, m)
+        # what the stretch held: from the constant state, else from the samples
+        any_drop = bool(const == DROP) if const is not None else bool((state == DROP).any())
+        any_rise = bool(const >= CON) if const is not None else bool((state >= CON).any())
+        all_rest = bool(const == REST) if const is not None else bool((state == REST).all())
+        self._follow_episode(rel, any_drop, any_rise, m)
         confidence(rel, state, const, mz, conf)
         blk = self._block
         blk.add(base, tip if self.two else None, ripple)
         lo, hi = float(rel[rel.argmin()]), float(rel[rel.argmax()])  # (NaN wins, as in min)
         blk.lo = min(blk.lo, lo + self._lr.rest)
         blk.hi = max(blk.hi, hi + self._lr.rest)
-        blk.rest = blk.rest and bool(np.all(state == REST))
-        blk.rise = blk.rise or bool(np.any(state >= CON))
+        blk.rest = blk.rest and all_rest
+        blk.rise = blk.rise or any_rise
         if g_end % self._block_n == 0:
             self._end_block(g_end, m[0])
 
@@ -370,16 +374,16 @@ class PelvicTracker:
         """After an action: how far from rest a steady level may re-anchor it."""
         return self._model.anchor_bound(self.margins()[0])
 
-    def _follow_episode(self, rel: FloatArray, state: Int8Array, m: Margins) -> None:
+    def _follow_episode(self, rel: FloatArray, any_drop: bool, any_rise: bool, m: Margins) -> None:
         """Episodes: an action that ends by coming most of the way back to rest
         opens a short window in which a steady level re-anchors the rest (tone
         drifts during a set; without this a shifted tone would read as a
         never-ending contraction or drop)."""
         ep = self._model.episode
         if ep.sign == 0:
-            if np.any(state == DROP):
+            if any_drop:
                 ep.sign = -1
-            elif np.any(state >= CON):  # contraction or strain
+            elif any_rise:  # contraction or strain
                 ep.sign = 1
         if ep.sign != 0:
             # the way back: within 30 % of the excursion (drift may have moved rest)
