@@ -252,7 +252,7 @@ def test_a_suspended_recording_is_not_taken_for_an_interrupted_one(
         sid = int(proc.stdout.readline())
         os.kill(proc.pid, signal.SIGSTOP)  # Ctrl-Z
         # Every heartbeat counts as stale, as after 10 s of SIGSTOP: no waiting needed.
-        monkeypatch.setattr("biofeedback.store.sessions._HEARTBEAT_STALE_S", 0.0)
+        monkeypatch.setattr("biofeedback.store.liveness._HEARTBEAT_STALE_S", 0.0)
         with Store(store_path()) as store:
             assert store.session(sid).status == "recording"
         before = digest(store_path())

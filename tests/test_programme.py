@@ -14,7 +14,7 @@ from biofeedback.paths import store_path
 from biofeedback.programme import DEFAULT_PLAN, Change, Prescription, follow
 from biofeedback.programme.changes import add_change, load_changes, plan_file
 from biofeedback.store import SessionInfo, SessionMeta, Store
-from biofeedback.store.db import MIGRATIONS
+from biofeedback.store.schema import MIGRATIONS
 from devices.errors import InputError
 from devices.stream import StreamKind, StreamSpec
 

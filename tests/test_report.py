@@ -26,8 +26,7 @@ from biofeedback.paths import store_path
 from biofeedback.protocols.session import SessionEngine, SessionProtocol, Step, StepKind
 from biofeedback.report import FIGURES, load_report_data, write_report
 from biofeedback.signal.pipeline import Pipeline
-from biofeedback.store import Store
-from biofeedback.store.sessions import SessionMeta
+from biofeedback.store import SessionMeta, Store
 from devices.clock import SimClock
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.virtual.body import BodyModel

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from biofeedback.store import Store, StoreError
-from biofeedback.store.db import MIGRATIONS
+from biofeedback.store.schema import MIGRATIONS
 
 
 def test_remember_and_list(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from biofeedback.store import Store
-from biofeedback.store.db import MIGRATIONS
+from biofeedback.store.schema import MIGRATIONS
 
 #: Processes opening one new store together, and how many new stores.
 OPENERS = 8

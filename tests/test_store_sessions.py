@@ -13,13 +13,9 @@ import numpy as np
 import pytest
 
 from biofeedback.store import SessionMeta, SessionWriter, Store, StoreError
-from biofeedback.store.db import MIGRATIONS
-from biofeedback.store.sessions import (
-    decode_block,
-    encode_block,
-    reps_and_score,
-    run_length_encode,
-)
+from biofeedback.store.codec import decode_block, encode_block, run_length_encode
+from biofeedback.store.rows import reps_and_score
+from biofeedback.store.schema import MIGRATIONS
 from devices.errors import InputError
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.vocab import PelvicState

@@ -21,7 +21,7 @@ from biofeedback.export.units import UnitPolicy, session_units
 from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
 from biofeedback.protocols.pacer import adaptive_text
 from biofeedback.store import SessionInfo, Store, StoreError
-from biofeedback.store.sessions import recording_lock_held
+from biofeedback.store.liveness import recording_lock_held
 from devices.errors import InputError
 
 __all__ = ["data", "delete", "export", "sessions", "show"]

@@ -16,7 +16,7 @@ from biofeedback.export.common import (
     open_private,
 )
 from biofeedback.store import Store
-from biofeedback.store.sessions import now_iso
+from biofeedback.store.records import now_iso
 
 __all__ = ["FORMAT_VERSION", "export_json", "session_document"]
 

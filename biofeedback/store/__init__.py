@@ -1,16 +1,18 @@
 """The local SQLite store: known devices and recorded sessions."""
 
-from biofeedback.store.db import DemoMarks, KnownDevice, Store
+from biofeedback.store.db import Store
 from biofeedback.store.errors import StoreError
-from biofeedback.store.sessions import (
+from biofeedback.store.records import (
     Block,
+    DemoMarks,
+    KnownDevice,
     SessionEvent,
     SessionInfo,
     SessionMeta,
-    SessionWriter,
     StateRun,
     StreamStats,
 )
+from biofeedback.store.sessions import SessionWriter
 
 __all__ = [
     "Block",
