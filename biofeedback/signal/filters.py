@@ -307,16 +307,19 @@ class SosFilter:
         # the same, as plain floats for short chunks (:func:`df2t_loop`)
         self._bl = [_plain(self._b[k], self._a[k])[0] for k in range(self._n_sections)]
         self._al = [_plain(self._b[k], self._a[k])[1] for k in range(self._n_sections)]
-        # per section: the state, shaped (2,) for 1-D input or (2, n_channels)
+        # per section: the state, shaped (2,) for 1-D input or (2, n_channels) ...
         self._zi: list[FloatArray] | None = None
+        # ... or, between short 1-D chunks, as plain floats (one of the two is kept)
+        self._zl: list[list[float]] | None = None
 
     def reset(self) -> None:
         """Forget the state (after a gap): the next sample seeds it again."""
         self._zi = None
+        self._zl = None
 
     @property
     def seeded(self) -> bool:
-        return self._zi is not None
+        return self._zi is not None or self._zl is not None
 
     def process(self, x: FloatArray) -> FloatArray:
         """Filter ``x`` of shape (n,) or (n, n_channels); same shape out."""
@@ -328,13 +331,11 @@ class SosFilter:
         ch = 1 if one_d else x.shape[1]
         if ch != self.n_channels:
             raise ValueError(f"expected {self.n_channels} channels, got {ch}")
-        zs = self._zi
-        if zs is None:
-            x0 = x[0]
-            zs = self._zi = [self._zi_unit[k, :, np.newaxis] * x0 for k in range(self._n_sections)]
-            if one_d:
-                zs[:] = [z.reshape(2) for z in zs]
-        if x.shape[0] * ch <= LOOP_MAX and zs[0].ndim == x.ndim:
+        short = x.shape[0] * ch <= LOOP_MAX
+        if one_d and short and (self._zl is not None or self._zi is None or self._zi[0].ndim == 1):
+            return self._process_short_1d(x)
+        zs = self._state_arrays(x)
+        if short and zs[0].ndim == x.ndim:
             return self._process_short(x, zs)
         # Same recursion as sosfilt (direct form II transposed per section, the
         # same zi layout), one compiled lfilter call per section: sosfilt's fixed
@@ -349,15 +350,35 @@ class SosFilter:
             y, zs[k] = lfilter_zi(self._b[k], self._a[k], y, axis, z)
         return y
 
+    def _state_arrays(self, x: FloatArray) -> list[FloatArray]:
+        """The state as arrays (seeded on ``x[0]`` when there is none yet)."""
+        if self._zl is not None:  # from the plain-float form of short 1-D chunks
+            self._zi, self._zl = [np.array(z) for z in self._zl], None
+        zs = self._zi
+        if zs is None:
+            x0 = x[0]
+            zs = self._zi = [self._zi_unit[k, :, np.newaxis] * x0 for k in range(self._n_sections)]
+            if x.ndim == 1:
+                zs[:] = [z.reshape(2) for z in zs]
+        return zs
+
+    def _process_short_1d(self, x: FloatArray) -> FloatArray:
+        """A short 1-D chunk through every section in plain Python, the state kept as floats.
+
+        (Converting the state to and from arrays at every chunk cost as much
+        as filtering a few samples.)
+        """
+        zl = self._zl
+        if zl is None:
+            zl = self._zl = [z.tolist() for z in self._state_arrays(x)]
+            self._zi = None
+        v = x.tolist()
+        for k in range(self._n_sections):
+            v = df2t_loop(self._bl[k], self._al[k], v, zl[k])
+        return np.array(v)
+
     def _process_short(self, x: FloatArray, zs: list[FloatArray]) -> FloatArray:
-        """A short chunk through every section in plain Python (:func:`df2t_loop`)."""
-        if x.ndim == 1:
-            v = x.tolist()
-            for k in range(self._n_sections):
-                z = zs[k].tolist()
-                v = df2t_loop(self._bl[k], self._al[k], v, z)
-                zs[k] = np.array(z)
-            return np.array(v)
+        """A short 2-D chunk through every section in plain Python (:func:`df2t_loop`)."""
         cols = []
         for c, col in enumerate(x.T.tolist()):  # each column on its own, as lfilter does
             for k in range(self._n_sections):
