@@ -18,14 +18,8 @@ from hypothesis import strategies as st
 
 from biofeedback.export import default_path, export_csv, export_edf, export_json, export_session
 from biofeedback.export.common import begin_export
-from biofeedback.export.edf_export import (
-    _transducer,
-    _unique_labels,
-    edf_bound,
-    physical_range,
-    plan_rates,
-    resample_to_grid,
-)
+from biofeedback.export.edf_grid import edf_bound, physical_range, plan_rates, resample_to_grid
+from biofeedback.export.edf_labels import transducer, unique_labels
 from biofeedback.store import SessionMeta, Store
 from devices.errors import InputError
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
@@ -155,7 +149,7 @@ def test_resample_tells_no_value_from_no_samples() -> None:
 
 def test_labels_are_short_unique_and_fit() -> None:
     def labels(*specs: StreamSpec) -> list[str]:
-        return _unique_labels([(s, c) for s in specs for c in s.channels])
+        return unique_labels([(s, c) for s in specs for c in s.channels])
 
     live = StreamSpec("Boost/kgoal.pressure", StreamKind.PRESSURE, ("raw", "calibrated"),
                       "count", 50.0)
@@ -163,9 +157,9 @@ def test_labels_are_short_unique_and_fit() -> None:
                        10.0)
     # 13.18: not cut at 16 characters ("pressure calibra"): type + short specification.
     assert labels(live, force) == ["Pressure raw", "Pressure cal", "Resp force"]
-    assert _transducer(live, "calibrated") == (
+    assert transducer(live, "calibrated") == (
         "Boost (kgoal) pelvic pressure probe, calibrated; stream Boost/kgoal.pressure")
-    assert _transducer(force, "force").startswith("GDX-RB 0K1 (gdx-rb) respiration belt, force;")
+    assert transducer(force, "force").startswith("GDX-RB 0K1 (gdx-rb) respiration belt, force;")
     a = StreamSpec("A/kgoal.pressure", StreamKind.PRESSURE, ("raw",), "count", 50.0)
     b = StreamSpec("B/perifit.pressure", StreamKind.PRESSURE, ("raw",), "count", 50.0)
     assert labels(a, b) == ["Pressure raw A", "Pressure raw B"]

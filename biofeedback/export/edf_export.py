@@ -33,12 +33,10 @@ import datetime as dt
 import io
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-import numpy.typing as npt
 
 from biofeedback.export.common import (
     Progress,
@@ -47,226 +45,24 @@ from biofeedback.export.common import (
     begin_export,
     private_file,
 )
+from biofeedback.export.edf_grid import (
+    FloatArray,
+    Resampled,
+    Span,
+    physical_range,
+    plan_rates,
+    resample_to_grid,
+)
+from biofeedback.export.edf_labels import annotation_text, transducer, unique_labels, unit_field
 from biofeedback.export.units import UnitPolicy, session_units
 from biofeedback.store import SessionInfo, Store
 from devices.errors import InputError
 from devices.stream import LinkKind, StreamKey, StreamKind, StreamSpec
 
-__all__ = [
-    "EdfPlan",
-    "Resampled",
-    "edf_bound",
-    "export_edf",
-    "link_down_spans",
-    "plan_rates",
-    "resample_to_grid",
-]
-
-FloatArray = npt.NDArray[np.float64]
+__all__ = ["RR_RATE_HZ", "EdfPlan", "export_edf", "link_down_spans"]
 
 #: Rate irregular beat-to-beat streams (RR) are resampled at (HRV practice).
 RR_RATE_HZ = 4.0
-#: Record durations tried, shortest first (seconds).
-_RECORD_DURATIONS = (1, 2, 4, 5, 8, 10)
-#: Margin added to each side of the data range, as a fraction of the span.
-_RANGE_MARGIN = 0.02
-#: What an 8-character header field holds.
-_EDF_MAX = 99_999_999.0
-_EDF_MIN = -9_999_999.0
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def plan_rates(rates: list[float]) -> tuple[int, list[int]]:
-    """Record duration and samples per record for each rate.
-
-    Returns the shortest record duration (seconds, from 1, 2, 4, 5, 8, 10)
-    in which every rate gives a whole number of samples; when none does, 1 s
-    with each rate rounded *up* to a whole number (never lose resolution).
-
-    Parameters
-    ----------
-    rates : list of float
-        Positive sample rates, Hz.
-
-    Returns
-    -------
-    duration : int
-        Record duration, seconds.
-    samples : list of int
-        Samples per record for each rate (the output rate is ``samples / duration``).
-    """
-    for r in rates:
-        if not (math.isfinite(r) and r > 0):
-            raise ValueError(f"rates must be positive, got {r!r}")
-    for d in _RECORD_DURATIONS:
-        spr = [r * d for r in rates]
-        if all(abs(x - round(x)) < 1e-6 for x in spr):
-            return d, [round(x) for x in spr]
-    return 1, [math.ceil(r - 1e-9) for r in rates]
-
-
-def edf_bound(x: float, *, up: bool) -> float:
-    """The nearest number at or beyond ``x`` that an 8-character EDF field holds.
-
-    ``up=True`` rounds toward +inf (for a maximum), else toward -inf.
-
-    Raises
-    ------
-    InputError
-        When ``abs(x)`` does not fit in 8 characters.
-    """
-    if not (math.isfinite(x) and _EDF_MIN <= x <= _EDF_MAX):
-        raise InputError(f"value {x!r} is out of what an EDF header field holds "
-                         f"({_EDF_MIN:.0f} to {_EDF_MAX:.0f}); export as CSV instead")
-    rnd = math.ceil if up else math.floor
-    for decimals in range(7, -1, -1):
-        q = 10**decimals
-        y = rnd(Fraction(x) * q) / q  # exact rational rounding
-        text = f"{float(y):.{decimals}f}"
-        if decimals:
-            text = text.rstrip("0").rstrip(".")
-        if text in ("-0", ""):
-            text = "0"
-        val = float(text)
-        # Tiny non-zero numbers would print as 1e-05: readers want plain decimals.
-        if val != 0.0 and abs(val) < 1e-4:
-            continue
-        if len(text) <= 8 and (val >= x if up else val <= x):
-            return val
-    raise InputError(f"value {x!r} does not fit an EDF header field")  # pragma: no cover
-
-
-def physical_range(values: FloatArray) -> tuple[float, float]:
-    """``(min, max)`` for a signal: the data's range with a margin, header-safe."""
-    lo = float(np.min(values))
-    hi = float(np.max(values))
-    span = hi - lo
-    if span <= 0.0:
-        span = max(abs(lo) * 1e-3, 1.0)
-    lo_b = edf_bound(lo - _RANGE_MARGIN * span, up=False)
-    hi_b = edf_bound(hi + _RANGE_MARGIN * span, up=True)
-    if hi_b <= lo_b:  # pragma: no cover - guarded by the span above
-        hi_b = edf_bound(lo_b + 1.0, up=True)
-    return lo_b, hi_b
-
-
-Span = tuple[float, float]
-
-
-@dataclass(frozen=True, eq=False)
-class Resampled:
-    """A stream on its EDF grid, and where it had nothing to show.
-
-    Attributes
-    ----------
-    values : ndarray, shape (n, channels)
-        The grid values (held where there was nothing).
-    gaps : list of (start, end)
-        No sample arrived for longer than the gap threshold (a lost link, a
-        stream that started late or ended early).
-    no_value : list of (start, end)
-        Samples arrived but held no value (NaN: e.g. a belt's breath rate
-        before its first breath); never counted as a gap.
-    """
-
-    values: FloatArray
-    gaps: list[Span]
-    no_value: list[Span]
-
-
-def _holes(t: FloatArray, expected: Span, gap_s: float) -> list[Span]:
-    """Stretches of ``expected`` longer than ``gap_s`` without a time in sorted ``t``."""
-    if t.size == 0:
-        return [expected]
-    holes: list[Span] = []
-    if t[0] - expected[0] > gap_s:
-        holes.append((expected[0], float(t[0])))
-    for i in np.flatnonzero(np.diff(t) > gap_s):
-        holes.append((float(t[i]), float(t[i + 1])))
-    if expected[1] - t[-1] > gap_s:
-        holes.append((float(t[-1]), expected[1]))
-    return holes
-
-
-def _subtract(spans: list[Span], minus: list[Span], min_len: float) -> list[Span]:
-    """The parts of ``spans`` outside every span of ``minus`` (longer than ``min_len``)."""
-    out: list[Span] = []
-    for a, b in spans:
-        start = a
-        for c, d in sorted(minus):
-            if d <= start or c >= b:
-                continue
-            if c - start > min_len:
-                out.append((start, c))
-            start = max(start, d)
-        if b - start > min_len:
-            out.append((start, b))
-    return out
-
-
-def resample_to_grid(
-    t: FloatArray,
-    values: FloatArray,
-    origin: float,
-    rate: float,
-    n: int,
-    gap_s: float,
-    expected: Span | None = None,
-) -> Resampled:
-    """Resample samples onto ``origin + k / rate``, ``k = 0..n-1``.
-
-    Linear interpolation between neighbouring values closer than ``gap_s``;
-    elsewhere (gaps, stretches without a value, before the first and after
-    the last value) the last known value is held (the first value before the
-    first one). Samples without a value (NaN) count as arrived for the gaps
-    and as :attr:`Resampled.no_value` for what is shown.
-
-    Parameters
-    ----------
-    t, values : ndarray
-        Sample times ``(m,)`` and values ``(m, channels)``.
-    origin, rate, n : float, float, int
-        The grid.
-    gap_s : float
-        Longest stretch without samples that is not a gap.
-    expected : (float, float) or None
-        When data was expected (the session's span); a stream that starts
-        later or ends earlier than this by more than ``gap_s`` has a gap
-        there. None: the grid's span.
-    """
-    grid = origin + np.arange(n, dtype=np.float64) / rate
-    if expected is None:
-        expected = (origin, float(grid[-1]) if n else origin)
-    arrived = np.sort(t[np.isfinite(t)])
-    ok = np.isfinite(t) & np.all(np.isfinite(values), axis=1)
-    t, values = t[ok], values[ok]
-    order = np.argsort(t, kind="stable")
-    t, values = t[order], values[order]
-    gaps = _holes(arrived, expected, gap_s)
-    no_value = _subtract(_holes(t, expected, gap_s), gaps, gap_s)
-    return Resampled(_fill(grid, t, values, gap_s), gaps, no_value)
-
-
-def _fill(grid: FloatArray, t: FloatArray, values: FloatArray, gap_s: float) -> FloatArray:
-    """Interpolate sorted finite samples onto ``grid``, holding across holes."""
-    out = np.zeros((grid.size, values.shape[1]))
-    if t.size == 0:
-        return out
-    idx = np.searchsorted(t, grid, side="right") - 1  # last sample at or before each point
-    held = values[np.clip(idx, 0, t.size - 1)]
-    for c in range(values.shape[1]):
-        out[:, c] = np.interp(grid, t, values[:, c])
-    # Hold instead of interpolating across holes and outside the span with values.
-    nxt = np.clip(idx + 1, 0, t.size - 1)
-    across_gap = (idx >= 0) & (idx < t.size - 1) & ((t[nxt] - t[np.clip(idx, 0, None)]) > gap_s)
-    hold = across_gap | (idx < 0) | (idx >= t.size - 1)
-    out[hold] = held[hold]
-    return out
-
-
-# --------------------------------------------------------------------------- the plan
 
 
 @dataclass(frozen=True)
@@ -325,81 +121,6 @@ def _plan(bundle: SessionBundle) -> EdfPlan:
             typical = max(typical, (st.t_last - st.t_first) / (st.samples - 1))
         plans.append(_StreamPlan(spec, rate, spr, max(0.5, 4.0 / rate, 4.0 * typical)))
     return EdfPlan(record_s, n_records, origin, start, tuple(plans), (first, t_last))
-
-
-#: EDF+ signal type (the label's first word) and what the transducer is, per stream kind.
-_KIND_WORDS: dict[StreamKind, tuple[str, str]] = {
-    StreamKind.PRESSURE: ("Pressure", "pelvic pressure probe"),
-    StreamKind.BREATH_FORCE: ("Resp force", "respiration belt, force"),
-    StreamKind.BREATH_RATE: ("Resp rate", "respiration belt, its own breath rate"),
-    StreamKind.ACC: ("Acc", "chest accelerometer"),
-    StreamKind.ECG: ("ECG", "ECG electrodes"),
-    StreamKind.RR: ("RR", "beat-to-beat intervals"),
-    StreamKind.HEART_RATE: ("HR", "heart rate"),
-}
-#: Channel names shortened in labels (the transducer field keeps the whole name).
-_CHANNEL_ABBREV = {"calibrated": "cal", "respiration": "resp", "pressure": "p"}
-
-
-def _label_parts(spec: StreamSpec, ch: str) -> tuple[str, str, str]:
-    """(signal type, channel specification, device) of one signal's label."""
-    key = StreamKey.parse(spec.name)
-    kind, _ = _KIND_WORDS.get(spec.kind, (key.stream.capitalize() or "Signal", ""))
-    single = len(spec.channels) == 1 and ch.lower() in (
-        key.stream.lower(), *spec.kind.split("_"), *kind.lower().split())
-    channel = "" if single else _CHANNEL_ABBREV.get(ch.lower(), ch)
-    return ascii_text(kind), ascii_text(channel), ascii_text(key.device or key.driver or "")
-
-
-def _unique_labels(pairs: list[tuple[StreamSpec, str]]) -> list[str]:
-    """EDF+ labels: ``<type> <specification>`` in at most 16 characters, unique.
-
-    ``Boost/kgoal.pressure`` channel ``calibrated`` is ``Pressure cal``; a
-    single channel named like its stream is just the type (``Resp force``).
-    When two devices give the same label, the device is added, then a
-    number. The whole meaning is in the transducer field (:func:`_transducer`).
-    """
-
-    def fit(*words: str) -> str:
-        return " ".join(w for w in words if w)[:16].strip()
-
-    parts = [_label_parts(spec, ch) for spec, ch in pairs]
-    labels = [fit(kind, ch) for kind, ch, _ in parts]
-    clash = {x for x in labels if labels.count(x) > 1}
-    labels = [fit(kind, ch, dev) if lab in clash else lab
-              for lab, (kind, ch, dev) in zip(labels, parts, strict=True)]
-    out: list[str] = []
-    for lab in labels:
-        base, k = lab, 2
-        while lab in out:
-            suffix = f"~{k}"
-            lab, k = base[: 16 - len(suffix)] + suffix, k + 1
-        out.append(lab)
-    return out
-
-
-def _transducer(spec: StreamSpec, ch: str) -> str:
-    """What the signal is, in words (80 characters): ``Boost (kgoal) pelvic pressure
-    probe, calibrated; stream Boost/kgoal.pressure``."""
-    key = StreamKey.parse(spec.name)
-    what = _KIND_WORDS.get(spec.kind, ("", str(spec.kind)))[1]
-    who = f"{key.device or ''} ({key.driver})" if key.driver else key.device or ""
-    text = f"{who} {what}".strip()
-    if _label_parts(spec, ch)[1]:  # several channels, or one not named like the stream
-        text += f", {ch}"
-    full = f"{text}; stream {spec.name}"
-    return ascii_text(full if len(ascii_text(full)) <= 80 else text)[:80]
-
-
-def _unit(unit: str) -> str:
-    u = ascii_text(unit).strip()
-    return u[:8]
-
-
-def _annotation_text(text: str) -> str:
-    # EDF+ TALs reserve 0x00, 0x14, 0x15; keep texts on one line.
-    clean = "".join(" " if ord(c) < 32 else c for c in text)
-    return " ".join(clean.split())[:200]
 
 
 # --------------------------------------------------------------------------- export
@@ -549,8 +270,8 @@ def _signal(column: _Column, label: str) -> Any:
         values,
         sampling_frequency=rate,
         label=label,
-        transducer_type=_transducer(spec, ch),
-        physical_dimension=_unit(unit),
+        transducer_type=transducer(spec, ch),
+        physical_dimension=unit_field(unit),
         physical_range=physical_range(values),
     )
 
@@ -585,7 +306,7 @@ def export_edf(
     progress.start(max(1, bundle.total_blocks) + len(plan.streams) + 1,
                    f"EDF+ export of session {session_id}")
     columns, notes = _columns(store, bundle, plan, progress, units or session_units(info))
-    labels = _unique_labels([(col[0], col[1]) for col in columns])
+    labels = unique_labels([(col[0], col[1]) for col in columns])
     notes += _session_notes(bundle, plan) + _event_notes(bundle)
     end = float(plan.n_records * plan.record_s)
     person = ascii_text(info.person or "").replace(" ", "_") or "X"
@@ -598,7 +319,7 @@ def export_edf(
         annotations=[
             edfio.EdfAnnotation(round(min(max(0.0, t - plan.origin), end), 4),
                                 None if dur is None else round(max(0.0, dur), 4),
-                                _annotation_text(text))
+                                annotation_text(text))
             for t, dur, text in notes
         ],
     )
