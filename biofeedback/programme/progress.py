@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from biofeedback.programme.follow import counts
-from biofeedback.signal.pelvic import pressure_channels
 from biofeedback.store import SessionInfo, Store
 from devices.errors import InputError
 from devices.stream import StreamKind
@@ -163,6 +162,10 @@ def session_figures(store: Store, info: SessionInfo) -> SessionFigures:
     post: tuple[float | None, float | None] = (None, None)
     contractions = 0
     if spec is not None:
+        # Here, not at the top: the window's Progress screen imports this module
+        # and signal.pelvic brings scipy (start-up time).
+        from biofeedback.signal.pelvic import pressure_channels
+
         t, v = store.read_stream(info.id, spec.name)
         level = v[:, pressure_channels(spec.channels)[0]] if v.size else np.zeros(0)
         rest_mean, rest_sd = _rest(t, level, _step_window(store, info, "baseline"))

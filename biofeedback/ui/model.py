@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, Protocol
 import numpy as np
 
 from biofeedback.protocols.pacer import Pacer, target_text
-from biofeedback.signal.filters import RingBuffer
+from biofeedback.signal.buffers import RingBuffer
 from biofeedback.signal.results import (
     PipelineStatus,
     PipelineUpdate,
