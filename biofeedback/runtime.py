@@ -23,21 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer, pacer_json
-from biofeedback.protocols.session import (
-    SessionEngine,
-    SessionProtocol,
-    SessionSummary,
-    pacer_from_profile,
-)
 from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.ui.model import LiveModel
@@ -56,6 +52,9 @@ from devices.errors import DeviceNotFoundError, InputError
 from devices.merge import merged
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, StreamKey, StreamSpec
+
+if TYPE_CHECKING:
+    from biofeedback.protocols.session import SessionEngine, SessionProtocol, SessionSummary
 
 __all__ = [
     "DEMO_DEVICES",
@@ -91,7 +90,15 @@ DEMO_SKILL = 0.7
 
 #: A front end: called with the engine and the model once the session is
 #: assembled (before the first chunk); returns its undo, or None.
-Attach = Callable[[SessionEngine, LiveModel], Callable[[], None] | None]
+Attach = Callable[["SessionEngine", LiveModel], Callable[[], None] | None]
+
+#: What a session needs beyond the radio (the engine, the pipeline: scipy, about
+#: 1.5 s to import). A command that has not loaded them yet (the demo) connects
+#: the sensors first and loads these while the raw streams are on screen.
+SESSION_STACK = ("biofeedback.protocols.session", "biofeedback.signal.pipeline")
+
+#: How long the demo waits for each sensor's first chunk before loading the stack.
+FIRST_CHUNKS_WAIT_S = 1.0
 
 
 def _stderr(text: str) -> None:
@@ -122,6 +129,9 @@ class LiveOptions:
     demo: bool = False  # the demo's: its session and devices are marked (Store.wipe_demo)
     save: bool = True  # False: nothing is recorded (no session, no known devices)
     window: Any = None
+    #: Connect first and load :data:`SESSION_STACK` while the raw streams are on
+    #: screen (the demo's start-up); otherwise the stack is imported before connecting.
+    raw_first: bool = False
     attach: list[Attach] = field(default_factory=list)
     say: Callable[[str], None] = _stderr
 
@@ -135,6 +145,108 @@ class SessionRun:
     summary: SessionSummary
     error: BaseException | None
     sources: list[BleSource] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- start-up
+
+
+async def _load_session_stack() -> None:
+    """Import :data:`SESSION_STACK` in a thread; the loop runs meanwhile.
+
+    A plain thread, not the loop's executor (qasync's would report the result of
+    a cancelled run as an error); when cancelled, this still waits for the import
+    to end, so nothing outlives the loop.
+    """
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for name in SESSION_STACK:
+                importlib.import_module(name)
+        except BaseException as exc:  # raised again on the loop
+            failed.append(exc)
+        finally:
+            loop.call_soon_threadsafe(done.set)
+
+    threading.Thread(target=work, name="session-stack-import", daemon=True).start()
+    try:
+        await done.wait()
+    except asyncio.CancelledError:
+        await done.wait()
+        raise
+    if failed:
+        raise failed[0]
+
+
+@contextlib.asynccontextmanager
+async def _loaded(
+    items: AsyncIterator[Chunk | LinkEvent], clock: Clock, sources: Sequence[BleSource],
+    opts: LiveOptions,
+) -> AsyncIterator[AsyncIterator[Chunk | LinkEvent]]:
+    """``items``, once the session stack is imported; the window shows the raw streams meanwhile.
+
+    Without ``opts.raw_first``, or when the stack is loaded already, this is
+    ``items`` itself (the stack imported first). Otherwise it is
+    imported in a thread (the loop keeps running: the sensors stream, the window
+    draws) while the items are kept in order for the engine, none lost.
+    """
+    if all(name in sys.modules for name in SESSION_STACK) or not opts.raw_first:
+        for name in SESSION_STACK:
+            importlib.import_module(name)
+        yield items
+        return
+    preview: LiveModel | None = None
+    if opts.window is not None:
+        specs = [s for src in sources for s in src.streams]
+        preview = LiveModel(specs, clock=clock,
+                            device_of={s.name: src.name for src in sources for s in src.streams})
+        opts.window.set_model(preview)
+    kept: asyncio.Queue[Chunk | LinkEvent | BaseException | None] = asyncio.Queue()
+    streams: set[str] = set()
+    shown = asyncio.Event()  # a chunk of each sensor drawn (or the items ended)
+
+    async def keep() -> None:
+        try:
+            async for item in items:
+                if preview is not None:
+                    if isinstance(item, Chunk):
+                        preview.on_chunk(item)
+                    else:
+                        preview.on_link(item)
+                if isinstance(item, Chunk):
+                    streams.add(item.stream)
+                    if len(streams) >= len(sources):
+                        shown.set()
+                kept.put_nowait(item)
+        except Exception as exc:  # the engine raises it where it would have met it
+            kept.put_nowait(exc)
+        else:
+            kept.put_nowait(None)
+        finally:
+            shown.set()
+
+    async def replay() -> AsyncIterator[Chunk | LinkEvent]:
+        nonlocal preview
+        preview = None  # the engine's model takes over from here
+        while (item := await kept.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    task = asyncio.create_task(keep())
+    try:
+        # The import shares the interpreter with the streams: first let them reach
+        # the screen (at most a second of waiting for a silent sensor).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(shown.wait(), FIRST_CHUNKS_WAIT_S)
+        await _load_session_stack()
+        yield replay()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # ----------------------------------------------------------------------------- devices
@@ -230,6 +342,7 @@ def profile_for(person: str | None, pelvic: Found) -> Any:
 
 def _resonance_pacer(opts: LiveOptions) -> Pacer | None:
     """The pacer at the person's resonance rate (``biofeedback resonance``), if assessed."""
+    from biofeedback.protocols.session import pacer_from_profile
     from calibration.profiles import DEFAULT_PERSON, latest_resonance
 
     try:
@@ -247,6 +360,7 @@ def apply_profile(
     profile: Any, specs: Sequence[StreamSpec], model: LiveModel, opts: LiveOptions
 ) -> tuple[Any, Pacer]:
     """The pipeline (calibrated when the profile fits) and the pacer for a session."""
+    from biofeedback.protocols.session import pacer_from_profile
     from biofeedback.signal.pipeline import Pipeline
     from biofeedback.signal.types import Thresholds
 
@@ -356,12 +470,19 @@ class _Parts:
     address_of: dict[str, str]
 
 
+def _sources(clock: Clock, chosen: Sequence[Found]) -> list[BleSource]:
+    """One source per chosen sensor that has a driver."""
+    return [BleSource(f.device, f.driver, clock, prefix=_prefix(f), backend=f.backend)
+            for f in chosen if f.driver]
+
+
 def _assemble(
-    clock: Clock, chosen: Sequence[Found], opts: LiveOptions, world: Any
+    clock: Clock, chosen: Sequence[Found], opts: LiveOptions, world: Any,
+    sources: list[BleSource],
 ) -> _Parts:
-    """Sources, model, pipeline (with the profile) and engine for the chosen sensors."""
-    sources = [BleSource(f.device, f.driver, clock, prefix=_prefix(f), backend=f.backend)
-               for f in chosen if f.driver]
+    """Model, pipeline (with the profile) and engine for the chosen sensors' ``sources``."""
+    from biofeedback.protocols.session import SessionEngine
+
     specs = [s for src in sources for s in src.streams]
     device_of = {s.name: src.name for src in sources for s in src.streams}
     address_of = {s.name: src.device.address for src in sources for s in src.streams}
@@ -442,9 +563,10 @@ async def run_session(
     virtual : bool
         Recorded as a virtual session.
     """
-    parts = _assemble(clock, chosen, opts, world)
-    engine, model = parts.engine, parts.model
-    async with merged(parts.sources) as items:
+    sources = _sources(clock, chosen)
+    async with merged(sources) as connected, _loaded(connected, clock, sources, opts) as items:
+        parts = _assemble(clock, chosen, opts, world, sources)
+        engine, model = parts.engine, parts.model
         writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual) if opts.save \
             else None
         engine.writer = writer

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
 import shutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from biofeedback.cli.device_cmds import calibration_on_request  # the demo's; kept importable here
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import refuse_together
 from biofeedback.cli.runtime import radio, registry_for, run
@@ -394,51 +393,6 @@ def _in_window(
 
 #: ``run(calibrate, attach)``: one demo run (a calibration first when asked, then a
 #: session); ``attach`` are front ends for its session (see ``LiveOptions.attach``).
-DemoRun = Callable[[bool, list[Any]], Awaitable[dict[str, Any]]]
-
-
-async def calibration_on_request(window: Any, run: DemoRun, *, calibrate: bool) -> dict[str, Any]:
-    """The demo in the window, calibration offered rather than imposed.
-
-    The session starts at once; the session screen's "Calibrate now" (or the
-    calibration screen's quick button) stops it -- it is kept, incomplete --
-    and runs the quick calibration on the calibration screen, with the live
-    traces, then a new session that uses the profile. With ``calibrate`` the
-    calibration comes first and nothing is offered.
-
-    Returns
-    -------
-    The last run's result (with ``"calibration"`` once calibrated).
-    """
-    requested = asyncio.Event()
-    engines: list[Any] = []
-
-    def on_request(_plan: str) -> None:
-        if requested.is_set():
-            return
-        requested.set()
-        window.offer_calibration(())
-        if engines:
-            engines[-1].stop("stopped to calibrate")
-
-    def grab(engine: Any, _model: Any) -> None:
-        engines.append(engine)
-        if requested.is_set():
-            engine.stop("stopped to calibrate")
-
-    window.calibrate_requested.connect(on_request)
-    try:
-        window.offer_calibration(() if calibrate else ("quick",))
-        result = await run(calibrate, [grab])
-        if requested.is_set() and not calibrate:
-            result = await run(True, [])
-        return result
-    finally:
-        window.offer_calibration(())
-        with contextlib.suppress(RuntimeError, TypeError):
-            window.calibrate_requested.disconnect(on_request)
-
-
 def _row(p: Profile, default: bool) -> dict[str, Any]:
     f = p.figures_common or p.figures
     return {

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import click
 from biofeedback.audio.session import AudioRequest, audio_options
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SCAN_TIMEOUT_S, SESSION_S
-from biofeedback.cli.runtime import backend_of, radio, registry_for, run
+from biofeedback.cli.runtime import backend_of, radio, registry_for, run, use_window
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.store import Store
@@ -215,10 +217,9 @@ def demo(
         raise click.BadParameter("must be positive", param_hint="--duration")
     app.virtual = True
     app.seed = seed
-    from biofeedback.cli.live_cmds import use_window
-
+    # Nothing of the session stack (scipy) before the window is up: it loads
+    # once the sensors stream (biofeedback.runtime.SESSION_STACK).
     if use_window(headless, app.json):
-        from biofeedback.cli.calibrate_cmds import calibration_on_request
         from biofeedback.ui.app import run_window
 
         async def in_window(window: Any) -> dict[str, Any]:
@@ -296,7 +297,8 @@ async def _demo_session(
 
     opts = LiveOptions(protocol="quick", pacer=Pacer(4.0, 0.0, 6.0), adaptive_pacer=adaptive,
                        duration=duration, person="demo", status_lines=not quiet, window=window,
-                       say=lambda t: _say(app, t), demo=True, save=save)
+                       say=lambda t: _say(app, t), demo=True, save=save,
+                       raw_first=window is not None)  # the window draws while it loads
     if audio is not None and audio.wanted(window is not None):
         opts.attach.append(audio.attach(opts))
     opts.attach.extend(attach or [])
@@ -331,3 +333,48 @@ async def _demo_calibration(app: AppContext, seed: int, *, quiet: bool, window: 
 
 
 __all__ = ["demo", "devices", "pair", "scan_cmd"]
+
+
+DemoRun = Callable[[bool, list[Any]], Awaitable[dict[str, Any]]]
+
+
+async def calibration_on_request(window: Any, run: DemoRun, *, calibrate: bool) -> dict[str, Any]:
+    """The demo in the window, calibration offered rather than imposed.
+
+    The session starts at once; the session screen's "Calibrate now" (or the
+    calibration screen's quick button) stops it -- it is kept, incomplete --
+    and runs the quick calibration on the calibration screen, with the live
+    traces, then a new session that uses the profile. With ``calibrate`` the
+    calibration comes first and nothing is offered.
+
+    Returns
+    -------
+    The last run's result (with ``"calibration"`` once calibrated).
+    """
+    requested = asyncio.Event()
+    engines: list[Any] = []
+
+    def on_request(_plan: str) -> None:
+        if requested.is_set():
+            return
+        requested.set()
+        window.offer_calibration(())
+        if engines:
+            engines[-1].stop("stopped to calibrate")
+
+    def grab(engine: Any, _model: Any) -> None:
+        engines.append(engine)
+        if requested.is_set():
+            engine.stop("stopped to calibrate")
+
+    window.calibrate_requested.connect(on_request)
+    try:
+        window.offer_calibration(() if calibrate else ("quick",))
+        result = await run(calibrate, [grab])
+        if requested.is_set() and not calibrate:
+            result = await run(True, [])
+        return result
+    finally:
+        window.offer_calibration(())
+        with contextlib.suppress(RuntimeError, TypeError):
+            window.calibrate_requested.disconnect(on_request)

@@ -31,7 +31,7 @@ from biofeedback.cli.options import (
     PAIN_0_10,
     SESSION_S,
 )
-from biofeedback.cli.runtime import radio, registry_for, run
+from biofeedback.cli.runtime import radio, registry_for, run, use_window
 from biofeedback.cli.sensor_choice import choose_devices, scan_targets
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer, adaptive_text
@@ -117,23 +117,6 @@ def _install_keyboard(engine: SessionEngine) -> Callable[[], None]:
             loop.remove_reader(sys.stdin)
 
     return undo
-
-
-def use_window(headless: bool, json_mode: bool) -> bool:
-    """The window unless --headless, --json or it cannot open (then the terminal view).
-
-    Qt aborts the process when its platform plugin cannot load or the display
-    does not answer, so that is asked first; the one line says why and how to fix it.
-    """
-    if headless or json_mode:
-        return False
-    from biofeedback.ui.display import window_problem
-
-    problem = window_problem()
-    if problem is not None:
-        say(f"Showing the session in the terminal: {problem}.")
-        return False
-    return True
 
 
 def _ask_after(engine: SessionEngine) -> tuple[int | None, str | None]:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import click
+
 from biofeedback.cli.main import AppContext
 from biofeedback.paths import config_dir
 from biofeedback.virtual_wiring import virtual_world
@@ -15,7 +17,7 @@ from devices.ble import backend_of
 from devices.clock import Clock
 from devices.registry import Registry, default_registry
 
-__all__ = ["backend_of", "radio", "registry_for", "run"]
+__all__ = ["backend_of", "radio", "registry_for", "run", "use_window"]
 
 T = TypeVar("T")
 
@@ -42,3 +44,20 @@ async def radio(
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine on a fresh event loop."""
     return asyncio.run(coro)
+
+
+def use_window(headless: bool, json_mode: bool) -> bool:
+    """The window unless --headless, --json or it cannot open (then the terminal view).
+
+    Qt aborts the process when its platform plugin cannot load or the display
+    does not answer, so that is asked first; the one line says why and how to fix it.
+    """
+    if headless or json_mode:
+        return False
+    from biofeedback.ui.display import window_problem
+
+    problem = window_problem()
+    if problem is not None:
+        click.echo(f"Showing the session in the terminal: {problem}.", err=True)
+        return False
+    return True

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from biofeedback.signal.types import FloatArray
 from biofeedback.ui.banners import AlertBanners, SafetyNote, safety_note_dismissed
-from biofeedback.ui.model import LiveModel, Snapshot, Zones
+from biofeedback.ui.model import BreathView, LiveModel, PelvicView, Snapshot, Zones
 from biofeedback.ui.plots import Plot, peak_decimate, thin_by_time
 from biofeedback.ui.session_panel import SidePanel
 from biofeedback.ui.theme import (
@@ -40,6 +40,7 @@ from biofeedback.ui.theme import (
     darker,
     qcolor,
 )
+from devices.stream import StreamKind
 from devices.vocab import PelvicState
 
 __all__ = ["SessionView"]
@@ -300,6 +301,9 @@ class SessionView(QWidget):
 
     def _update_pelvic(self, m: LiveModel, now: float, s: Snapshot) -> None:
         pv = m.pelvic(self.window_s + 1.0)
+        if not pv.t.size and (raw := raw_first(m, StreamKind.PRESSURE, self.window_s)):
+            t, y = raw  # no state yet: drawn as unknown
+            pv = PelvicView(t, y, y, np.full(t.size, float(PelvicState.UNKNOWN)), y * 0.0)
         # Wide antialiased strokes cost per segment: draw about one point per two pixels.
         keep = thin_by_time(pv.t, self.thin_bin_s)
         n = keep.shape[0]
@@ -347,6 +351,8 @@ class SessionView(QWidget):
 
     def _update_breath(self, m: LiveModel, now: float, s: Snapshot) -> None:
         bv = m.breath(self.window_s + 1.0)
+        if not bv.t.size and (raw := raw_first(m, StreamKind.BREATH_FORCE, self.window_s)):
+            bv = BreathView(raw[0], raw[1], raw[1] * 0.0)
         keep = thin_by_time(bv.t, self.thin_bin_s)
         y = bv.signal[keep]
         self.breath_curve.setData(bv.t[keep] - now, y)
@@ -388,3 +394,22 @@ class SessionView(QWidget):
                     lo, hi = min(lo, float(fin.min())), max(hi, float(fin.max()))
             if math.isfinite(lo):
                 plot.ensure_y(lo, hi if hi > lo else lo + 1.0)
+
+
+def raw_first(
+    m: LiveModel, kind: StreamKind, seconds: float
+) -> tuple[FloatArray, FloatArray] | None:
+    """Before the pipeline's first output: the first ``kind`` stream's first channel, less
+    its median (the raw trace is drawn as soon as chunks arrive, the derived one when it comes).
+
+    None without such a stream or with fewer than two samples of it.
+    """
+    name = next((n for n, spec in m.specs.items() if spec.kind is kind), None)
+    if name is None:
+        return None
+    t, v = m.raw(name, seconds)
+    if t.size < 2:
+        return None
+    y = np.asarray(v[:, 0], dtype=float)
+    fin = y[np.isfinite(y)]
+    return t, y - (float(np.median(fin)) if fin.size else 0.0)
