@@ -23,7 +23,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 from devices.pacer import Pacer
 
@@ -175,6 +174,8 @@ def step_figures(beats: FloatArray, rr: FloatArray, step: ResonanceStep) -> Step
         return None
     b, r = beats[inside], rr[inside]
     tach = _tachogram(b, r, ta, step.t_end)
+    from scipy import signal  # here: the window imports this module, scipy costs ~1.5 s
+
     rr_ms = signal.detrend(tach * 1000.0)
     freqs, psd = signal.periodogram(rr_ms, fs=_TACHO_HZ, window="hann", detrend=False)
     df = freqs[1] - freqs[0]

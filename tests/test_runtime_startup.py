@@ -108,3 +108,17 @@ def test_with_the_stack_loaded_the_items_pass_through_untouched() -> None:
 
     assert len(_run(items(), window)) == 1
     assert window.model is None  # no preview needed
+
+
+def test_the_demo_reaches_its_window_without_scipy() -> None:
+    # The demo's path up to its first trace (the command, the window, the runtime)
+    # leaves scipy (about 1.5 s) to the session stack, loaded while the sensors stream.
+    import subprocess
+
+    code = ("import sys\n"
+            "import biofeedback.cli.device_cmds, biofeedback.ui.window, biofeedback.runtime\n"
+            "print(sorted(m for m in ('scipy', *__import__('biofeedback.runtime').runtime"
+            ".SESSION_STACK) if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
