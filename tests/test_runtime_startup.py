@@ -49,7 +49,7 @@ def slow_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> threading.Eve
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "bf_test_slow_stack", raising=False)
     monkeypatch.setattr(runtime, "SESSION_STACK", ("bf_test_slow_stack",))
-    return gate.ev  # type: ignore[no-any-return]
+    return gate.ev
 
 
 def _run(items: AsyncIterator[Chunk | LinkEvent], window: _Window) -> list[Any]:
