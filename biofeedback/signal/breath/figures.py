@@ -139,7 +139,7 @@ class PhaseLabeller:
         self.reset()
 
     def reset(self) -> None:
-        self._tail = np.empty(0)  # the last slope_k samples
+        self._tail: list[float] = []  # the last slope_k samples
         self._phase = int(_UNK)
         self._bottom = math.inf  # lowest inhale-up value since the last exhale onset
         self.last_move = -1  # index (in the latest call) of the last sample that triggered
@@ -153,12 +153,38 @@ class PhaseLabeller:
         n = y.shape[0]
         if n == 0:
             return np.empty(0, dtype=np.int8)
+        if n > LOOP_MAX:
+            return self._label_long(y, known)
+        # a few samples (a notification, a second): plain floats and the plain
+        # loop, cheaper than the arrays' cost per call
         k = self.slope_k
+        v = y.tolist()
         tail = self._tail
+        if len(tail) < k:  # the stream's start: as if it had sat at its first value
+            tail = [v[0]] * (k - len(tail)) + tail
+        ext = tail + v
+        self._tail = ext[n:]
+        p = self.params
+        if not known or not math.isfinite(p.theta):
+            return np.full(n, _UNK, dtype=np.int8)
+        slope = [b - a for a, b in zip(ext[:n], ext[k:], strict=True)]
+        if p.sign < 0:
+            slope = [-x for x in slope]
+            v = [-x for x in v]
+        out, self.last_move, self._phase, self._bottom = label_phases_loop(
+            slope, v, p.theta, p.band, self._phase, self._bottom
+        )
+        return out
+
+    def _label_long(self, y: FloatArray, known: bool) -> Int8Array:
+        """:meth:`label` for a long stretch: the vectorised kernel (the same result)."""
+        n = y.shape[0]
+        k = self.slope_k
+        tail = np.array(self._tail)
         if tail.shape[0] < k:  # the stream's start: as if it had sat at its first value
             tail = np.concatenate((np.full(k - tail.shape[0], y[0]), tail))
         ext = np.concatenate((tail, y))
-        self._tail = ext[n:].copy()
+        self._tail = ext[n:].tolist()
         p = self.params
         if not known or not math.isfinite(p.theta):
             return np.full(n, _UNK, dtype=np.int8)
@@ -167,10 +193,7 @@ class PhaseLabeller:
         if p.sign < 0:
             np.negative(slope, out=slope)
             s = -y
-        # a few samples (a notification, a second): the plain loop is the
-        # cheaper; a long stretch: the vectorised kernel (the same result)
-        kernel = label_phases_loop if n <= LOOP_MAX else label_phases
-        out, self.last_move, self._phase, self._bottom = kernel(
+        out, self.last_move, self._phase, self._bottom = label_phases(
             slope, s, p.theta, p.band, self._phase, self._bottom
         )
         return out
@@ -227,14 +250,24 @@ def label_phases(
 
 
 def label_phases_loop(
-    slope: FloatArray, s: FloatArray, theta: float, band: float, phase: int, bottom: float
+    slope: FloatArray | list[float],
+    s: FloatArray | list[float],
+    theta: float,
+    band: float,
+    phase: int,
+    bottom: float,
 ) -> tuple[Int8Array, int, int, float]:
-    """Plain-loop reference of :func:`label_phases` (same result, sample by sample)."""
+    """Plain-loop reference of :func:`label_phases` (same result, sample by sample).
+
+    Takes arrays or lists of floats.
+    """
     out: list[int] = []
     last = -1
     half = 0.5 * theta
     inh, exh, pau = int(_INH), int(_EXH), int(_PAU)
-    for i, (sl, v) in enumerate(zip(slope.tolist(), s.tolist(), strict=True)):
+    sl_seq = slope.tolist() if isinstance(slope, np.ndarray) else slope
+    s_seq = s.tolist() if isinstance(s, np.ndarray) else s
+    for i, (sl, v) in enumerate(zip(sl_seq, s_seq, strict=True)):
         if sl > theta:
             phase, last = inh, i
         elif sl < -theta:
