@@ -154,7 +154,7 @@ def test_demo_headless_json(cli: Cli) -> None:
 
 
 def test_demo_is_deterministic_for_a_seed(cli: Cli) -> None:
-    args = ("demo", "--headless", "--duration", "10", "--seed", "5", "--speed", "max", "--json")
+    args = ("demo", "--headless", "--duration", "3", "--seed", "5", "--speed", "max", "--json")
     a, b = cli(*args), cli(*args)
     assert json.loads(a.stdout)["streams"].keys() == json.loads(b.stdout)["streams"].keys()
 
