@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import wave
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,98 @@ def test_window_sound_switch_plays_and_says_once_without_a_device(
     assert said == ["no sound: no device; going on without sound."]
     assert undo is not None
     undo()
+
+
+
+
+class _StateLog:
+    """Keeps the feed's latest state each time the pacer shown changes."""
+
+    def __init__(self, feed: Any, log: list[tuple[float, AudioState]], now: Any) -> None:
+        self.feed, self.log, self.now = feed, log, now
+
+    def pelvic(self, *_: Any) -> None:
+        pass
+
+    def pacer(self, *_: Any) -> None:
+        self.log.append((self.now(), self.feed.latest))
+
+
+@pytest.mark.asyncio
+async def test_chimes_follow_an_adaptive_pacer_once_per_phase_change() -> None:
+    """The body model's person keeps a paced exhale up 3 s only: the adaptive pacer eases
+    back and leads on, changing the target at cycle starts. The WAV has one chime per
+    pacer phase change the session cued (the closing inhale too, nothing after it), each
+    within 20 ms, and nothing louder than the maximum."""
+    from biofeedback.audio.feed import AudioFeed
+    from biofeedback.protocols.cues import CUES
+    from biofeedback.protocols.session import SessionEngine, SessionProtocol, Step, StepKind
+    from biofeedback.signal.pipeline import Pipeline
+    from devices.clock import SimClock
+    from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
+    from devices.virtual.body import BodyModel, BodyParams
+
+    protocol = SessionProtocol("adapt", (
+        Step(StepKind.SETTLE, 3.0), Step(StepKind.BASELINE, 10.0),
+        Step(StepKind.REPS, reps=8, set_index=1), Step(StepKind.REST, 5.0),
+        Step(StepKind.REPS, reps=6, set_index=2), Step(StepKind.POST, 3.0),
+    ))
+    streams = (StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", 50.0),
+               StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", 20.0))
+    clock = SimClock(speed=None)
+    engine = SessionEngine(clock, Pipeline(streams), protocol,
+                           pacer=Pacer(inhale_s=4.0, exhale_s=6.0), adaptive_pacer=True)
+    body = BodyModel(3, intent=engine.intent, t0=clock.now(),
+                     params=BodyParams(exhale_limit_s=3.0))
+    s = AudioSettings(sample_rate=8000, volume=1.0, max_level=0.4, pacer_sound="both")
+    blocks: list[np.ndarray] = []
+    tr = TraceRenderer(AudioRenderer(s), blocks.append)
+    feed = AudioFeed(engine.model, clock.now)
+    states: list[tuple[float, AudioState]] = []  # what a live audio callback reads, from when
+    feed.listeners.append(tr)
+    feed.listeners.append(_StateLog(feed, states, clock.now))
+    engine.model = feed
+
+    async def source() -> Any:
+        t = clock.now()
+        yield LinkEvent(LinkKind.CONNECTED, t, "probe")
+        while True:  # 0.5 s chunks: the pacer's news comes up to 0.5 s late
+            await clock.sleep_until(t + 0.5)
+            tp = t + np.arange(1, 26) / 50.0
+            yield Chunk("pressure", tp, body.pelvic_pressure(tp), "cmH2O", ("base", "tip"))
+            tb = t + np.arange(1, 11) / 20.0
+            yield Chunk("force", tb, body.belt_force(tb)[:, None], "N", ("force",))
+            t += 0.5
+
+    summary = await engine.run(source())
+    tr.finish()
+    assert summary.complete and summary.adaptive_pacer is not None
+    assert len(summary.adaptive_pacer["changes"]) >= 4  # the target did change
+    x = np.concatenate(blocks).astype(np.float64)
+    assert np.max(np.abs(x)) <= s.max_level + 1e-6
+    assert tr.t_start is not None
+    pitch = {CUES["inhale"]: "inhale", CUES["closing"]: "inhale", CUES["exhale"]: "exhale",
+             CUES["hold"]: "hold"}
+    cued = [(c.t, pitch[c.text]) for c in engine.cues if c.text in pitch]
+    assert len(cued) == 2 * (8 + 6) + 2  # every cycle's inhale and exhale, two closings
+    # The sound card's callback: 256-sample blocks on a clock that jitters by +-4 ms
+    # (blocks overlap or leave gaps), each from the latest state.
+    rng = np.random.default_rng(0)
+    r = AudioRenderer(s)
+    live, t = [], tr.t_start
+    t_states = np.array([ts for ts, _ in states])
+    while t < tr.t_start + x.size / s.sample_rate:
+        k = int(np.searchsorted(t_states, t, side="right")) - 1
+        st = states[k][1] if k >= 0 else AudioState()
+        live.append(r.render(replace(st, position=-0.5, state=PelvicState.REST), t, 256))
+        t += 256 / s.sample_rate + float(rng.uniform(-0.004, 0.004))
+    y = np.concatenate(live).astype(np.float64)
+    assert np.max(np.abs(y)) <= s.max_level + 1e-6
+    for name in ("inhale", "exhale"):
+        want = np.array([t for t, n in cued if n == name])
+        for sound in (x, y):
+            got = _onsets(sound, s.sample_rate, CHIME_HZ[name]) + tr.t_start
+            assert got.size == want.size, (name, got, want)
+            err = np.max(np.abs(got - want))
+            # The file: on the sample. Live: each chime at its block's clock time.
+            assert err < (0.020 if sound is x else 0.020 + 256 * 8 / s.sample_rate), (name, err)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeedback.audio.renderer import AudioState
+from biofeedback.protocols.cues import CUES
 from devices.pacer import Pacer
 from devices.vocab import PelvicState
 
@@ -37,8 +38,10 @@ class TraceListener(Protocol):
         """Samples at times ``t``: position in zone margins (NaN unknown) and state codes."""
         ...
 
-    def pacer(self, t: float, pacer: Pacer | None) -> None:
-        """The pacer from clock time ``t`` on (None: no pacer)."""
+    def pacer(self, t: float, pacer: Pacer | None, run_from: float | None = None,
+              closing: float = math.inf) -> None:
+        """The pacer from clock time ``t`` on (None: no pacer); the run it belongs to
+        began at ``run_from`` (default ``t``), its closing inhale is at ``closing``."""
         ...
 
 
@@ -137,18 +140,36 @@ class AudioFeed:
         return self._fwd("on_link", ev)
 
     def on_cue(self, text: str, t: float) -> Any:
+        if text == CUES["closing"] and self.latest.pacer is not None:
+            # The set's last phase change: no chime after it (the pacer stops
+            # only when the step ends, a little later).
+            self._set_pacer(t, self.latest.pacer, self.latest.pacer_from, t)
         return self._fwd("on_cue", text, t)
 
     def set_step(self, name: str, t_start: float, t_end: float | None) -> Any:
         return self._fwd("set_step", name, t_start, t_end)
 
     def set_pacer(self, pacer: Pacer | None) -> Any:
+        """The pacer shown (the same the live view draws).
+
+        An adaptive pacer shows each new cycle from its start on; the cycles
+        of one set are one run (``pacer_from`` kept), so the sound goes on
+        from the chimes already played and never plays one twice.
+        """
         now = self._now()
         since = now if pacer is None else min(now, pacer.t0)
-        self.latest = replace(self.latest, pacer=pacer, pacer_from=since)
-        for li in self.listeners:
-            li.pacer(since, pacer)
+        old = self.latest
+        if pacer is None or old.pacer is None:
+            self._set_pacer(since, pacer, since, math.inf)
+        else:
+            self._set_pacer(since, pacer, old.pacer_from, old.pacer_closing)
         return self._fwd("set_pacer", pacer)
+
+    def _set_pacer(self, t: float, pacer: Pacer | None, run_from: float, closing: float) -> None:
+        self.latest = replace(self.latest, pacer=pacer, pacer_from=run_from,
+                              pacer_closing=closing)
+        for li in self.listeners:
+            li.pacer(t, pacer, run_from, closing)
 
     def set_running(self, state: Any) -> Any:
         return self._fwd("set_running", state)

@@ -60,6 +60,7 @@ _CUE_NOTE_S: Final = 0.16
 _W_TONE, _W_CHIME, _W_CUE, _W_BREATH = 0.5, 0.22, 0.18, 0.1
 _OVERTONES: Final = ((2, 0.35), (3, 0.2))  # harmonic, weight at full brightness
 _BREATH_HZ: Final = 165.0
+_LATE_S: Final = 0.5  # a phase change chimed late by at most this (s), never twice
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,18 @@ class AudioState:
         The pacer running now, if any.
     pacer_from : float
         Clock time the pacer took effect: no chime for a phase change before it.
+        An adaptive pacer's next cycle keeps its run's ``pacer_from`` (a new
+        value starts a new run: its missed first chime may still sound).
+    pacer_closing : float
+        The set's closing inhale (its last phase change to chime): no chime
+        after it, and the breath tone fades out by its end. Inf while unknown.
     """
 
     position: float | None = None
     state: PelvicState = PelvicState.UNKNOWN
     pacer: Pacer | None = None
     pacer_from: float = -math.inf
+    pacer_closing: float = math.inf
 
 
 def pelvic_position(relative: float, drop_margin: float, contraction_margin: float) -> float:
@@ -201,6 +208,9 @@ class _Params:
     t_end: float | None = None  # end of the last block rendered
     pacer: Pacer | None = None  # the pacer whose next phase change is known
     next_change: float = -math.inf  # its first phase change at or after the last block
+    run_from: float = math.nan  # the pacing run (AudioState.pacer_from) chimed so far
+    chimed_to: float = -math.inf  # its phase changes before this are chimed (never twice)
+    breath_phase: float = 0.0  # breath-tone oscillator phase, radians
 
 
 class AudioRenderer:
@@ -241,7 +251,7 @@ class AudioRenderer:
         mix = _W_TONE * tone + _W_CHIME * self._voices(t, chimes=True)
         mix += _W_CUE * self._voices(t, chimes=False)
         if state.pacer is not None and s.pacer_sound in ("breath", "both"):
-            mix += _W_BREATH * self._breath(state.pacer, t, state.pacer_from)
+            mix += _W_BREATH * self._breath(state, t)
         vol = _ramp(p.volume, min(max(self.volume, 0.0), 1.0), n, self._tau[1])
         p.volume = float(vol[-1])
         out = np.clip(mix * vol * s.max_level, -s.max_level, s.max_level)
@@ -254,25 +264,38 @@ class AudioRenderer:
     def _schedule(self, state: AudioState, t0: float, t1: float) -> None:
         """Start the chimes of pacer phase changes and the strain cue due in this block."""
         s, p = self.settings, self._p
-        # Changes since the previous block's end (not only from t0): a block may
-        # start a little late in real time; nothing older than half a second.
-        since = t0 if p.t_end is None else max(min(p.t_end, t0), t0 - 0.5)
-        since = max(since, state.pacer_from)
         pacer = state.pacer
-        chimes = pacer is not None and s.pacer_sound in ("chimes", "both") and since < t1
-        # Most blocks hold no phase change: skip the search until the next one.
-        if chimes and pacer is not None and (
-            pacer is not p.pacer or since < p.next_change - pacer.period or t1 > p.next_change
-        ):
-            for t_on, hz in _phase_changes(pacer, since, t1):
-                p.voices.append(_Voice(t_on, hz, _CHIME_LEN_S))
-            p.pacer, p.next_change = pacer, _next_change(pacer, t1)
+        if pacer is not None and s.pacer_sound in ("chimes", "both"):
+            self._chimes(state, pacer, t0, t1)
         entering = state.state is PelvicState.STRAIN and p.last_state is not PelvicState.STRAIN
         if entering and t0 - p.last_cue_t >= s.strain_cue_gap_s:
             for dt, hz in _CUE_NOTES:
                 p.voices.append(_Voice(t0 + dt, -hz, _CUE_NOTE_S))  # negative: a cue note
             p.last_cue_t = t0
         p.last_state = state.state
+
+    def _chimes(self, state: AudioState, pacer: Pacer, t0: float, t1: float) -> None:
+        """Chime each phase change of the pacer shown once, on its sample.
+
+        The pacer shown may change at any cycle start (an adaptive pacer): the
+        run's changes already chimed are never chimed again, whatever pacer
+        comes next. A change the block came too late for (the pacer arrived
+        after it, or the block started late in real time) still sounds, at the
+        block's start, up to half a second late; none after the closing inhale.
+        """
+        p = self._p
+        if state.pacer_from != p.run_from:  # a new run (a set begins): nothing chimed yet
+            p.run_from, p.chimed_to, p.pacer = state.pacer_from, -math.inf, None
+        lo = max(t0 if p.t_end is None else t0 - _LATE_S, state.pacer_from, p.chimed_to)
+        hi = min(t1, math.nextafter(state.pacer_closing, math.inf))
+        if lo >= hi:
+            return
+        # Most blocks hold no phase change: skip the search until the next one.
+        if pacer is not p.pacer or hi > p.next_change:
+            for t_on, hz in _phase_changes(pacer, lo, hi):
+                p.voices.append(_Voice(max(t_on, t0), hz, _CHIME_LEN_S))
+            p.pacer, p.next_change = pacer, _next_change(pacer, hi)
+        p.chimed_to = hi
 
     def _tone(self, state: AudioState, n: int) -> FloatArray:
         """The pelvic tone: pitch from the position, overtones from the state."""
@@ -328,32 +351,24 @@ class AudioRenderer:
         clipped: FloatArray = np.clip(out, -1.0, 1.0)
         return clipped
 
-    @staticmethod
-    def _breath(pacer: Pacer, t: FloatArray, since: float) -> FloatArray:
-        """A quiet tone rising in pitch and loudness with the pacer's breath curve."""
+    def _breath(self, state: AudioState, t: FloatArray) -> FloatArray:
+        """A quiet tone rising in pitch and loudness with the pacer's breath curve.
+
+        The oscillator's phase carries on from block to block and from one
+        pacer to the next (an adaptive pacer's cycles join without a jump); it
+        fades in as the run starts and out by the end of the closing inhale.
+        """
+        pacer, p = state.pacer, self._p
+        assert pacer is not None
         c = pacer.curve(t)
-        # Pitch BREATH_HZ * (1 + c / 2); the phase is its integral from the
-        # pacer's own start, so blocks join without a jump.
-        ph = 2.0 * np.pi * _BREATH_HZ * ((t - pacer.t0) + 0.5 * _curve_integral(pacer, t))
-        gate = _raised((t - since) / 0.5)
+        steps = 2.0 * np.pi * _BREATH_HZ * (1.0 + 0.5 * c) / self.settings.sample_rate
+        cum = np.cumsum(steps)
+        ph = p.breath_phase + np.concatenate(([0.0], cum[:-1]))
+        p.breath_phase = float((p.breath_phase + cum[-1]) % (2.0 * np.pi))
+        end = state.pacer_closing + pacer.inhale_s + pacer.hold_s
+        gate = _raised((t - state.pacer_from) / 0.5) * _raised((end - t) / 0.5)
         out: FloatArray = gate * (0.3 + 0.7 * c) * np.sin(ph)
         return out
-
-
-def _curve_integral(pacer: Pacer, t: FloatArray) -> FloatArray:
-    """Integral of the pacer's breath curve from ``pacer.t0`` to ``t`` (for the phase)."""
-    period = pacer.period
-    whole = np.floor((t - pacer.t0) / period)
-    pos = (t - pacer.t0) - whole * period
-    ti, th, te = pacer.inhale_s, pacer.hold_s, pacer.exhale_s
-    per_cycle = 0.5 * ti + th + 0.5 * te
-    x_in = np.clip(pos, 0.0, ti)
-    up = 0.5 * x_in - 0.5 * ti / np.pi * np.sin(np.pi * x_in / ti)
-    x_hold = np.clip(pos - ti, 0.0, th)
-    x_ex = np.clip(pos - ti - th, 0.0, te)
-    down = 0.5 * x_ex + 0.5 * te / np.pi * np.sin(np.pi * x_ex / te)
-    out: FloatArray = whole * per_cycle + up + x_hold + down
-    return out
 
 
 def _next_change(pacer: Pacer, t: float) -> float:

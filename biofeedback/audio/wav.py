@@ -127,21 +127,27 @@ class TraceRenderer:
         Receives each rendered block.
     block : int
         Samples per block (the time resolution of state changes).
+    hold_s : float
+        How far behind the trace's last sample it renders: the session tells
+        a pacer change (a set's start, an adaptive pacer's next cycle, the
+        closing inhale) up to a chunk after it took effect, and the file places
+        every chime on its sample all the same.
     """
 
     def __init__(
         self, renderer: AudioRenderer, sink: Callable[[npt.NDArray[np.float32]], None],
-        *, block: int = 512,
+        *, block: int = 512, hold_s: float = 1.0,
     ) -> None:
         self.renderer = renderer
         self.sink = sink
         self.block = block
+        self.hold_s = hold_s
         self.t_start: float | None = None  # clock time of the first sample
         self.n_rendered = 0
         self._t: list[float] = []
         self._pos: list[float] = []
         self._state: list[int] = []
-        self._pacers: list[tuple[float, Pacer | None]] = []
+        self._pacers: list[tuple[float, Pacer | None, float, float]] = []
 
     @property
     def t_next(self) -> float:
@@ -158,11 +164,12 @@ class TraceRenderer:
         self._t.extend(t.tolist())
         self._pos.extend(position.tolist())
         self._state.extend(int(x) for x in state)
-        self._render_until(float(t[-1]))
+        self._render_until(float(t[-1]) - self.hold_s)
 
-    def pacer(self, t: float, pacer: Pacer | None) -> None:
-        """The pacer from ``t`` on."""
-        self._pacers.append((t, pacer))
+    def pacer(self, t: float, pacer: Pacer | None, run_from: float | None = None,
+              closing: float = math.inf) -> None:
+        """The pacer from ``t`` on, of the run begun at ``run_from`` (default ``t``)."""
+        self._pacers.append((t, pacer, t if run_from is None else run_from, closing))
 
     def finish(self, tail_s: float = 0.6) -> None:
         """Render to the trace's end, then a short tail in which the tone fades out."""
@@ -172,7 +179,7 @@ class TraceRenderer:
         self._t.append(math.nextafter(self.t_next, math.inf))
         self._pos.append(math.nan)
         self._state.append(int(PelvicState.UNKNOWN))
-        self._pacers.append((self.t_next, None))
+        self._pacers.append((self.t_next, None, self.t_next, math.inf))
         self._render_until(self.t_next + tail_s)
 
     def _render_until(self, t_end: float) -> None:
@@ -188,15 +195,16 @@ class TraceRenderer:
         i = bisect.bisect_right(self._t, t0) - 1
         pos = self._pos[max(i, 0)]
         state = PelvicState(self._state[max(i, 0)]) if i >= 0 else PelvicState.UNKNOWN
-        pacer, since = None, -math.inf
-        for tp, p in self._pacers:  # the pacer in effect by the block's end
+        pacer, since, closing = None, -math.inf, math.inf
+        for tp, p, run_from, close in self._pacers:  # the pacer in effect by the block's end
             if tp < t1:
-                pacer, since = p, tp
+                pacer, since, closing = p, run_from, close
         return AudioState(
             position=pos if i >= 0 and math.isfinite(pos) else None,
             state=state,
             pacer=pacer,
             pacer_from=since,
+            pacer_closing=closing,
         )
 
     def _forget(self, t0: float) -> None:
@@ -204,6 +212,6 @@ class TraceRenderer:
         i = bisect.bisect_right(self._t, t0) - 1
         if i > 1024:
             del self._t[:i], self._pos[:i], self._state[:i]
-        old = [k for k, (tp, _) in enumerate(self._pacers) if tp < t0]
+        old = [k for k, (tp, *_) in enumerate(self._pacers) if tp < t0]
         if len(old) > 1:
             del self._pacers[: old[-1]]
