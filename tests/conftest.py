@@ -179,7 +179,7 @@ def short_calibration(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     (20 s) and free breathing (30 s) stay long enough for the probe's ripple alone to show
     its breaths (shorter, some seeds' calibrations without a belt are refused).
     """
-    from biofeedback.protocols.calibration import (
+    from biofeedback.protocols.calibration_plan import (
         DROP_EXHALE_S,
         DROP_INHALE_S,
         PLANS,

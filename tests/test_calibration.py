@@ -20,13 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from biofeedback.protocols.calibration import (
-    PLANS,
-    CalibrationRunner,
-    Recording,
-    pick_channel,
-    thresholds_from_profile,
-)
+from biofeedback.protocols.calibration import CalibrationRunner, thresholds_from_profile
+from biofeedback.protocols.calibration_plan import PLANS
+from biofeedback.protocols.calibration_recording import Recording, pick_channel
 from biofeedback.protocols.session import pacer_from_profile
 from biofeedback.signal.pipeline import Pipeline
 from biofeedback.signal.types import Thresholds

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from test_calibration import TWIN, Sim, cached, simulate
 
-from biofeedback.protocols.calibration import CalibrationRunner, Recording
+from biofeedback.protocols.calibration import CalibrationRunner
+from biofeedback.protocols.calibration_recording import Recording
 from calibration import (
     BreathData,
     CalibrationRefused,

@@ -17,7 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from biofeedback.cli.calibrate_cmds import StepPrompter, calibration_on_request, run_calibration
 from biofeedback.cli.main import AppContext
-from biofeedback.protocols.calibration import PLANS, CalibrationPlan, PlanStep
+from biofeedback.protocols.calibration_plan import PLANS, CalibrationPlan, PlanStep
 from biofeedback.ui.app import run_window
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.window import (

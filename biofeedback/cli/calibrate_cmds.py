@@ -16,7 +16,9 @@ from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import refuse_together
 from biofeedback.cli.runtime import radio, registry_for, run
 from biofeedback.paths import data_dir, store_path
-from biofeedback.protocols.calibration import CalibrationRunner, ScheduledStep, pick_channel
+from biofeedback.protocols.calibration import CalibrationRunner
+from biofeedback.protocols.calibration_plan import ScheduledStep
+from biofeedback.protocols.calibration_recording import pick_channel
 from biofeedback.runtime import backend_of, twin_counts_factory
 from biofeedback.ui.model import LiveModel
 from calibration import (
