@@ -180,6 +180,16 @@ class SimClock(_ClockBase):
         self._advancer: asyncio.Task[None] | None = None
         self._wakeup: asyncio.Event | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        # Copyable and picklable as before the lock (a recorded run keeps its clock).
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def speed(self) -> float | None:
         return self._speed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import threading
 import time
@@ -206,6 +207,14 @@ async def test_real_clock_is_monotonic() -> None:
     await clock.sleep(0.01)
     assert clock.now() > a
     assert clock.radio_seconds(5.0) == 5.0
+
+
+def test_sim_clock_copies() -> None:
+    clock = SimClock(speed=None, start=5.0)
+    twin = copy.deepcopy(clock)
+    assert twin.now() == 5.0 and twin is not clock
+    with twin.hold():
+        assert twin.held and not clock.held
 
 
 def test_parse_speed() -> None:
