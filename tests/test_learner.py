@@ -15,7 +15,7 @@ from devices.clock import SimClock
 from devices.intent import Intent, PelvicAction
 from devices.pacer import Pacer as BodyPacer
 from devices.virtual.body import BodyModel, BodyParams
-from devices.virtual.body.learner import skill_over_sessions
+from devices.virtual.body.learner import learner_params, skill_over_sessions
 from devices.virtual.direct import DirectSource
 from devices.vocab import PelvicState
 
@@ -91,3 +91,26 @@ def test_skill_rises_over_sessions_with_bad_days() -> None:
     assert np.mean(curve[-7:]) > np.mean(curve[:7]) + 0.4
     dips = sum(1 for a, b in itertools.pairwise(curve) if b < a - 0.1)
     assert dips >= 2  # bad days
+
+
+def _rest(seed: int, skill: float) -> tuple[float, float]:
+    """Resting mean and variability (SD about the line) over a minute lying at rest."""
+    body = BodyModel(seed, params=learner_params(skill, "supine"))
+    t = np.arange(15.0, 75.0, 0.02)
+    x = body.pelvic_pressure(t)[:, 0]
+    resid = x - np.polyval(np.polyfit(t, x, 1), t)
+    return float(x.mean()), float(resid.std())
+
+
+def test_resting_tone_and_its_variability_fall_with_skill() -> None:
+    # The demo's assessments: the same person on the first day and six weeks on
+    # (skill of the day, bad days included), each with the day's own body seed.
+    for seed in range(3):
+        skills = skill_over_sessions(36, seed)
+        first = _rest(seed * 1000 + 500_000, skills[0])
+        last = _rest(seed * 1000 + 35 + 500_000, skills[-1])
+        assert last[0] < first[0] - 2.0  # cmH2O: a guarded floor lets go
+        assert last[1] < 0.85 * first[1]
+    # Guarding alone, the day's noise aside: 6 cmH2O higher and more unsteady.
+    lo, hi = _rest(7, 0.0), _rest(7, 1.0)
+    assert lo[0] - hi[0] == pytest.approx(6.0, abs=0.3) and lo[1] > 1.15 * hi[1]

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from devices.virtual.body.common import DT, FloatArray, Lag
 from devices.virtual.body.params import BodyParams
 
-__all__ = ["Learner", "RepMistakes", "learner_params", "skill_over_sessions"]
+__all__ = ["GuardingTone", "Learner", "RepMistakes", "learner_params", "skill_over_sessions"]
 
 #: A beginner's (skill 0) rates; they fall towards 0 as skill reaches 1.
 PUSH_RATE = 0.25
@@ -33,9 +34,12 @@ HOLD_RATE = 0.35
 SHALLOW_DROP = 0.3
 #: A squeeze on the exhale, as a fraction of the maximal contraction.
 SQUEEZE_LEVEL = (0.15, 0.35)
-#: A beginner's floor is held tighter: resting tone and its drift above a skilled one's.
+#: A beginner's floor is held tighter: resting tone above a skilled one's, and unsteady
+#: (an extra wobble over seconds, the resting variability down-training lowers too).
 GUARDING_CMH2O = 6.0
-GUARDING_DRIFT_CMH2O = 1.5
+GUARDING_SD_CMH2O = 0.2
+#: How fast a guarded floor's tone wobbles (s).
+GUARDING_TAU_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,35 @@ class Learner:
         return 0.0
 
 
+class GuardingTone:
+    """A guarded floor's unsteady resting tone: unit-variance noise low-passed over
+    :data:`GUARDING_TAU_S`, times the person's ``guarding_sd_cmH2O``, block by block
+    from its own random stream.
+
+    Parameters
+    ----------
+    sd_cmH2O : float
+        Its standard deviation.
+    rng : numpy.random.Generator
+        Its own stream (the other streams of the body are untouched).
+    block_n : int
+        Grid samples per block.
+    """
+
+    def __init__(self, sd_cmH2O: float, rng: np.random.Generator, block_n: int) -> None:
+        a = math.exp(-DT / GUARDING_TAU_S)
+        self._sd = float(sd_cmH2O)
+        self._rng = rng
+        self._n = block_n
+        self._lag = Lag(GUARDING_TAU_S, block_n, gain=math.sqrt(1.0 - a * a))
+        self._lag.state[:] = rng.standard_normal()  # already wobbling at the start
+
+    def block(self) -> FloatArray:
+        """The wobble over the next block, cmH2O."""
+        out: FloatArray = self._sd * self._lag(self._rng.standard_normal(self._n))
+        return out
+
+
 def skill_over_sessions(
     n: int,
     seed: int = 0,
@@ -139,13 +172,17 @@ def skill_over_sessions(
 
 def learner_params(skill: float, posture: str = "supine", **kwargs: float) -> BodyParams:
     """A learner's figures: a beginner's floor is guarded (hypertonic) and lets go as
-    skill grows -- resting tone ``6 * (1 - skill)`` cmH2O higher, its slow drift
-    ``1.5 * (1 - skill)`` cmH2O more (what down-training lowers, Glazer 1995)."""
+    skill grows -- resting tone ``6 * (1 - skill)`` cmH2O higher and unsteady
+    (``0.2 * (1 - skill)`` cmH2O of wobble over seconds): what down-training lowers
+    (Glazer 1995: resting tension -68 % over 16 weeks; Cornel 2005: 4.9 -> 1.7 uV).
+    The skill of the day carries the bad days (:func:`skill_over_sessions`); the
+    slow drift of the tone is the same person's every day, so over the weeks the
+    resting tone falls more than it wanders."""
     base = BodyParams()
     b = 1.0 - skill
     return BodyParams(
         skill=skill, posture=posture,
         rest_cmH2O=base.rest_cmH2O + GUARDING_CMH2O * b,
-        tone_drift_cmH2O=base.tone_drift_cmH2O + GUARDING_DRIFT_CMH2O * b,
+        guarding_sd_cmH2O=GUARDING_SD_CMH2O * b,
         **kwargs,
     )

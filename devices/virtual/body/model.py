@@ -21,7 +21,7 @@ from devices.virtual.body.common import (
 )
 from devices.virtual.body.floor import PelvicFloor, pelvic_labels
 from devices.virtual.body.heart import ECG_WAVES, SCG_WAVES, T_WAVE, Heart
-from devices.virtual.body.learner import Learner
+from devices.virtual.body.learner import GuardingTone, Learner
 from devices.virtual.body.motion import Motion
 from devices.virtual.body.noise import Noise
 from devices.virtual.body.params import BodyParams
@@ -149,9 +149,12 @@ class BodyModel:
         B = self._B = ticks * SPT
         cap_s = retention_s + block_s + ECG_LOOKAHEAD_S + 1.0
         self._grid = _GridBuffer(self.t0, math.ceil(cap_s / block_s) * B)
-        # The 7th stream is the learner's: the first six stay those of a skilled person.
-        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(7)]
+        # The 7th and 8th streams are the learner's (mistakes, a guarded tone's wobble):
+        # the first six stay those of a skilled person.
+        rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(8)]
         learner = Learner(p.skill, rngs[6]) if p.skill < 1.0 else None
+        self._guarding = (GuardingTone(p.guarding_sd_cmH2O, rngs[7], B)
+                          if p.guarding_sd_cmH2O > 0 else None)
         self._breathing = Breathing(p, self.t0, rngs[0], rngs[1], breaths, learner=learner)
         self._floor = PelvicFloor(p, rngs[2], B)
         self._heart = Heart(p, self.t0, rngs[3], B)
@@ -350,6 +353,8 @@ class BodyModel:
         ripple = p.ripple_cmH2O * vn
         drift = p.tone_drift_cmH2O * drift_tone
         tone = p.rest_cmH2O + drift
+        if self._guarding is not None:
+            tone = tone + self._guarding.block()
         pb, pt = probe_pressure(p, tone, fl.d, fl.c, fl.s + ripple, jitter, mot.p)
         belt = belt_force(p, v, fl.s, fl.c, 0.4 * nz * drift_belt, mot.belt, self._noise.belt())
         if self.artefacts is not None:

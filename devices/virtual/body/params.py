@@ -40,6 +40,10 @@ class BodyParams:
         Respiration belt force at end-expiration and per unit of volume.
     tone_drift_cmH2O : float
         Standard deviation of the slow drift of resting tone (over minutes).
+    guarding_sd_cmH2O : float
+        Standard deviation of a guarded floor's unsteady resting tone (over
+        seconds; 0: none), what down-training lowers with the tone itself
+        (:mod:`devices.virtual.body.learner`).
     heart_rate_bpm, rsa_ms : float
         Mean heart rate; peak-to-trough RR change of respiratory sinus
         arrhythmia (RR shorter on inhale) at ordinary breathing rates.
@@ -101,6 +105,7 @@ class BodyParams:
     belt_rest_N: float = 12.0
     belt_gain_N: float = 4.0
     tone_drift_cmH2O: float = 1.5
+    guarding_sd_cmH2O: float = 0.0
     heart_rate_bpm: float = 64.0
     rsa_ms: float = 60.0
     resonance_bpm: float | None = None
@@ -135,6 +140,8 @@ class BodyParams:
                 raise ValueError(f"{name} must be positive; {getattr(self, name)!r} is invalid")
         if not 0.0 <= self.skill <= 1.0:
             raise ValueError(f"skill must be in [0, 1]; {self.skill!r} is invalid")
+        if not self.guarding_sd_cmH2O >= 0:
+            raise ValueError(f"guarding_sd_cmH2O must be >= 0; {self.guarding_sd_cmH2O!r}")
         if self.resonance_bpm is not None and not 2.0 <= self.resonance_bpm <= 12.0:
             raise ValueError(f"resonance_bpm must be 2-12; {self.resonance_bpm!r} is invalid")
         if not (self.resonance_gain >= 0 and self.resonance_q > 0):
