@@ -7,6 +7,7 @@ it gives.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field, replace
 
@@ -16,7 +17,11 @@ import numpy.typing as npt
 from devices.intent import BreathTarget
 from devices.vocab import BreathPhase
 
-__all__ = ["AdaptivePacer", "BreathSeen", "Pacer", "PacerLike", "same_pattern"]
+__all__ = ["PLAN_SNAP_S", "AdaptivePacer", "BreathSeen", "Pacer", "PacerLike", "same_pattern"]
+
+#: A planned cycle this close to a recorded cycle start begins there (s): the
+#: recorded patterns are rounded to 10 ms.
+PLAN_SNAP_S = 0.25
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -210,6 +215,11 @@ class AdaptivePacer:
         Trouble thresholds (see :class:`BreathSeen`).
     strikes : int
         Breaths in trouble in a row before easing back.
+    plan : tuple of (float, Pacer)
+        Targets as recorded (clock time a cycle began, its pattern), in time
+        order: the cycles follow them instead of adapting (a replay gives the
+        live session's pacer). A cycle due within :data:`PLAN_SNAP_S` of a
+        recorded start begins exactly there.
     """
 
     goal: Pacer
@@ -221,11 +231,13 @@ class AdaptivePacer:
     exhale_share: float = 0.85
     strikes: int = 2
     seen: list[BreathSeen] = field(default_factory=list)
+    plan: tuple[tuple[float, Pacer], ...] = ()
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.step <= 1.0 and self.max_step_s > 0 and self.strikes >= 1):
             raise ValueError("step must be 0..1, max_step_s positive and strikes >= 1")
-        first = replace(self.start or self.goal, t0=self.t0)
+        _, planned = self._planned(self.t0)
+        first = replace(planned or self.start or self.goal, t0=self.t0)
         self._cycles: list[Pacer] = [first]  # one Pacer per cycle, t0 = its start
         self._next = first
         self._in_trouble = 0
@@ -268,7 +280,8 @@ class AdaptivePacer:
         its first inhale at ``t0``: the next set of a session."""
         return AdaptivePacer(self.goal, start=self._next, t0=t0, step=self.step,
                              max_step_s=self.max_step_s, lag_share=self.lag_share,
-                             exhale_share=self.exhale_share, strikes=self.strikes, seen=self.seen)
+                             exhale_share=self.exhale_share, strikes=self.strikes, seen=self.seen,
+                             plan=self.plan)
 
     def in_inhale(self, t: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Whether each time falls in an inhale of its cycle (plans nothing: beyond the
@@ -294,7 +307,8 @@ class AdaptivePacer:
         """The cycle holding ``t`` (planning the cycles up to it)."""
         while t >= self._cycles[-1].t0 + self._cycles[-1].period:
             last = self._cycles[-1]
-            self._cycles.append(replace(self._next, t0=last.t0 + last.period))
+            start, planned = self._planned(last.t0 + last.period)
+            self._cycles.append(replace(planned or self._next, t0=start))
         if t < self._cycles[0].t0:
             return self._cycles[0]  # before the start: the first cycle, run backwards
         k = self._index(t)
@@ -335,11 +349,20 @@ class AdaptivePacer:
         seen = BreathSeen(inhale_onset=inhale_onset, exhale_onset=exhale_onset, end=end,
                           cycle_start=cyc.t0, lag_s=lag, exhale_share=share, trouble=trouble)
         self.seen.append(seen)
-        if self.step > 0:
+        if self.step > 0 and not self.plan:
             self._adapt(seen)
         return seen
 
     # ----------------------------------------------------------------- inside
+
+    def _planned(self, start: float) -> tuple[float, Pacer | None]:
+        """A cycle due at ``start``: its start and pattern as recorded (None: no plan)."""
+        times = [t for t, _ in self.plan]
+        k = bisect.bisect_right(times, start + PLAN_SNAP_S) - 1
+        if k < 0:
+            return start, None
+        t, pattern = self.plan[k]
+        return (t if abs(t - start) <= PLAN_SNAP_S else start), pattern
 
     def _adapt(self, seen: BreathSeen) -> None:
         # From the latest planned cycle, so several breaths seen before the next

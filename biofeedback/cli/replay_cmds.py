@@ -29,7 +29,7 @@ from devices.clock import Clock, clock_for_speed
 from devices.errors import InputError
 from devices.stream import Chunk, LinkEvent
 
-__all__ = ["replay", "replay_protocol"]
+__all__ = ["recorded_pacer_plan", "replay", "replay_engine", "replay_protocol"]
 
 
 def replay_protocol(
@@ -73,8 +73,8 @@ def replay_protocol(
             end = start
         steps.append(Step(kind, max(end - start, 0.0), int(d.get("reps") or 0),
                           int(d.get("set") or 0)))
-        if isinstance(d.get("pacer"), dict):
-            pacer_d = d["pacer"]
+        if isinstance(d.get("pacer"), dict) and not d["pacer"].get("adaptive"):
+            pacer_d = d["pacer"]  # (an adaptive set's is its first cycle, not the goal)
     pacer = Pacer()
     if isinstance(pacer_d, dict):
         with contextlib.suppress(KeyError, TypeError, ValueError):
@@ -83,6 +83,76 @@ def replay_protocol(
                           exhale_s=float(pacer_d["exhale_s"]))
     first = float((evs[0].data or {})["t_start"]) - info.t0 if evs else None
     return SessionProtocol(info.protocol or "replay", tuple(steps)), pacer, first
+
+
+def _pacer_of(d: Any) -> Pacer | None:
+    """A recorded pacer pattern (None: not one)."""
+    try:
+        return Pacer(inhale_s=float(d["inhale_s"]), hold_s=float(d.get("hold_s") or 0.0),
+                     exhale_s=float(d["exhale_s"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def recorded_pacer_plan(store: Store, session_id: int) -> tuple[tuple[float, Pacer], ...] | None:
+    """The targets an adaptive session's pacer showed, as recorded (None: a fixed pacer).
+
+    Returns
+    -------
+    tuple of (float, Pacer) or None
+        Each ``pacer`` event: when the cycle began (seconds after the
+        session's ``t0``) and its pattern (exact where the recording has it).
+    """
+    info = store.session(session_id)
+    steps = store.events(session_id, "step")
+    step_pacers = [(e.data or {}).get("pacer") for e in steps]
+    adaptive = (isinstance(info.pacer, dict) and bool(info.pacer.get("adaptive"))) or any(
+        isinstance(p, dict) and p.get("adaptive") for p in step_pacers)
+    if not adaptive:
+        return None
+    plan: list[tuple[float, Pacer]] = []
+    for ev in store.events(session_id, "pacer"):
+        d = ev.data or {}
+        pattern = _pacer_of(d.get("exact")) or _pacer_of(d)
+        if pattern is not None:
+            plan.append((ev.t - info.t0, pattern))
+    return tuple(sorted(plan, key=lambda x: x[0]))
+
+
+def replay_engine(
+    store: Store, session_id: int, clock: Clock, start: float, *, model: Any = None
+) -> tuple[SessionEngine, float, float]:
+    """The engine that replays a session whose recorded ``t0`` falls on ``start``.
+
+    An adaptive session's pacer plays back the targets it showed
+    (:func:`recorded_pacer_plan`), so the replayed pacer, its cues and the
+    reps follow the live cycles rather than the first cycle's pattern.
+
+    Returns
+    -------
+    engine : SessionEngine
+    t_first : float
+        Clock time of the first step (give it to ``engine.run(start_at=...)``).
+    until : float
+        Clock time the replayed steps end.
+
+    Raises
+    ------
+    InputError
+        The session has no recorded steps.
+    """
+    from biofeedback.signal.pipeline import Pipeline
+
+    protocol, pacer, first = replay_protocol(store, session_id)
+    if not protocol.steps:
+        raise InputError(f"session {session_id} has no recorded steps to replay")
+    plan = recorded_pacer_plan(store, session_id)
+    specs = list(store.session(session_id).streams)
+    engine = SessionEngine(clock, Pipeline(specs), protocol, pacer=pacer, model=model,
+                           adaptive_pacer=plan is not None,
+                           pacer_plan=[(start + t, p) for t, p in plan or ()])
+    t_first = start + (first or 0.0)
+    return engine, t_first, t_first + protocol.length(pacer) + 1.0
 
 
 async def _then_wait(
@@ -132,25 +202,19 @@ async def _replay(
     app: AppContext, session_id: int, *, quiet: bool, window: Any = None
 ) -> tuple[int, SessionSummary, dict[str, Any] | None]:
     from biofeedback.replay import ReplaySource
-    from biofeedback.signal.pipeline import Pipeline
 
     # Like a virtual run: no sensors, any speed (default real time).
     clock = clock_for_speed(app.speed, virtual=True)
     with Store(store_path()) as store:
         info = store.session(session_id)
-        protocol, pacer, first = replay_protocol(store, session_id)
-        if not protocol.steps:
-            raise InputError(f"session {session_id} has no recorded steps to replay")
         source = ReplaySource(store, session_id, clock, speed=1.0, rebase=True)
-        specs = list(source.streams)
-        model = LiveModel(specs, clock=clock)
-        engine = SessionEngine(clock, Pipeline(specs), protocol, pacer=pacer, model=model)
-        view = None if quiet or window is not None else TerminalView(model)
-        detach = attach_window(window, engine, model) if window is not None else None
+        model = LiveModel(list(source.streams), clock=clock)
         async with source:
-            start = clock.now()
-            t_first = start + (first or 0.0)
-            feed = _then_wait(source.__aiter__(), clock, t_first + protocol.length(pacer) + 1.0)
+            start = clock.now()  # the source's rebased t0
+            engine, t_first, until = replay_engine(store, session_id, clock, start, model=model)
+            view = None if quiet or window is not None else TerminalView(model)
+            detach = attach_window(window, engine, model) if window is not None else None
+            feed = _then_wait(source.__aiter__(), clock, until)
             if view is not None:
                 if not view.tty:
                     engine.add_marker_listener(cue_printer(say))

@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -57,6 +57,7 @@ from biofeedback.protocols.pacer import (
     Pacer,
     PacerFollow,
     PacerLike,
+    pacer_json,
     target_json,
     target_text,
 )
@@ -155,6 +156,9 @@ class SessionEngine:
         Lead towards ``pacer`` only as fast as the person follows: each rep
         cycle is planned as it comes, from the breaths seen (a breath sensor
         is needed; without one the pacer holds). See :class:`~.pacer.PacerFollow`.
+    pacer_plan : sequence of (float, Pacer)
+        With ``adaptive_pacer``: the targets a recorded session showed (clock
+        time, pattern), played back instead of adapting (``replay``).
 
     Raises
     ------
@@ -179,6 +183,7 @@ class SessionEngine:
         compliance: float = 1.0,
         rep_clock: RepClock = "auto",
         adaptive_pacer: bool = False,
+        pacer_plan: Sequence[tuple[float, Pacer]] = (),
     ) -> None:
         if rep_clock not in ("auto", "breath", "pacer"):
             raise ValueError(f"rep_clock must be auto, breath or pacer, not {rep_clock!r}")
@@ -201,7 +206,8 @@ class SessionEngine:
         self.steps: tuple[Step, ...] = steps
         self.fitted = steps != protocol.steps
         self.adaptive_pacer = adaptive_pacer
-        schedule: PacerLike = AdaptivePacer(self.pacer) if adaptive_pacer else self.pacer
+        schedule: PacerLike = (AdaptivePacer(self.pacer, plan=tuple(pacer_plan))
+                               if adaptive_pacer else self.pacer)
         # The parts (see the module doc).
         self.timeline = SessionTimeline(steps, schedule, cut_after=None if fits else duration)
         self.pacer_follow = PacerFollow(self.pacer)
@@ -554,7 +560,8 @@ class SessionEngine:
         if cycle is None:
             return
         self.recorder.pacer(cycle)
-        data = {**target_json(cycle), "goal_bpm": round(self.pacer.rate_bpm, 2)}
+        data = {**target_json(cycle), "goal_bpm": round(self.pacer.rate_bpm, 2),
+                "exact": pacer_json(cycle)}
         self.recorder.event(t, "pacer", target_text(cycle), data)
 
     def _leave(self, seg: Segment, t: float) -> None:
