@@ -13,13 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from devices.drivers.hrs import HEART_RATE_MEASUREMENT, HeartRateMeasurement, HeartRateParser
-from devices.drivers.polar_h10 import (
-    PMD_DATA,
-    MeasurementType,
-    PmdParser,
-    SensorClockTimestamper,
-    build_frame,
-)
+from devices.drivers.polar_clock import SensorClockTimestamper
+from devices.drivers.polar_frames import build_frame
+from devices.drivers.polar_h10 import PmdParser
+from devices.drivers.polar_pmd import PMD_DATA, MeasurementType
 
 ECG_FRAME, ACC_FRAME = 73, 36
 

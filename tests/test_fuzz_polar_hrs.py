@@ -15,17 +15,15 @@ from hypothesis.extra import numpy as hnp
 
 from devices.drivers.base import Decoded
 from devices.drivers.hrs import HEART_RATE_MEASUREMENT, HeartRateMeasurement, HeartRateParser
-from devices.drivers.polar_h10 import (
+from devices.drivers.polar_frames import build_frame, decode_delta, encode_delta
+from devices.drivers.polar_h10 import PmdParser
+from devices.drivers.polar_pmd import (
     PMD_CP,
     PMD_DATA,
     MeasurementType,
     PmdCommand,
-    PmdParser,
     PmdResponse,
     PmdSettings,
-    build_frame,
-    decode_delta,
-    encode_delta,
 )
 from devices.errors import ParseError
 

@@ -21,29 +21,29 @@ from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.clock import Clock, RealClock, SimClock
 from devices.drivers.base import Advertisement, RawPacket, normalize_uuid
 from devices.drivers.hrs import HeartRateDriver
-from devices.drivers.polar_h10 import (
+from devices.drivers.polar_clock import SensorClockTimestamper
+from devices.drivers.polar_frames import (
+    PmdFrame,
+    build_frame,
+    decode_delta,
+    decode_raw,
+    encode_delta,
+    encode_raw,
+)
+from devices.drivers.polar_h10 import INFO, PmdParser, PolarH10Driver
+from devices.drivers.polar_pmd import (
     ECG_RATE_HZ,
     EPOCH_2019_NS,
-    INFO,
     PMD_CP,
     PMD_DATA,
     ControlOp,
     MeasurementType,
     PmdCommand,
     PmdFeatures,
-    PmdFrame,
-    PmdParser,
     PmdResponse,
     PmdSettings,
-    PolarH10Driver,
     ResponseStatus,
-    SensorClockTimestamper,
     SettingType,
-    build_frame,
-    decode_delta,
-    decode_raw,
-    encode_delta,
-    encode_raw,
 )
 from devices.errors import ConnectionFailedError, ParseError
 from devices.registry import BUILTIN, Registry
