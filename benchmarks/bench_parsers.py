@@ -22,13 +22,9 @@ import numpy as np
 from devices.drivers.base import Parser
 from devices.drivers.declarative import load_toml_driver
 from devices.drivers.elvie import ELVIE_CHAR, ElvieDriver, ElvieReading
-from devices.drivers.gdx_rb import (
-    GDX_RESPONSE,
-    GdxMeasurement,
-    GdxRbDriver,
-    MeasurementType,
-    chunk_frame,
-)
+from devices.drivers.gdx_commands import GDX_RESPONSE, chunk_frame
+from devices.drivers.gdx_packets import GdxMeasurement, MeasurementType
+from devices.drivers.gdx_rb import GdxRbDriver
 from devices.drivers.kgoal import KGOAL_NOTIFY, KGoalDriver, KGoalPacket
 from devices.drivers.magic_motion import MM_NOTIFY, MagicMotionDriver, MagicMotionPacket
 from devices.drivers.perifit import PERIFIT_TWIN_CHAR, PerifitDriver, PerifitPacket

@@ -20,19 +20,15 @@ import devices.drivers as drivers_pkg
 from devices.drivers.base import Decoded, Parser
 from devices.drivers.declarative import load_toml_driver
 from devices.drivers.elvie import ELVIE_CHAR, ElvieDriver, ElvieReading
-from devices.drivers.gdx_rb import (
-    GDX_RESPONSE,
-    GdxCommandFrame,
+from devices.drivers.gdx_commands import GDX_RESPONSE, GdxCommandFrame, GdxResponse, chunk_frame
+from devices.drivers.gdx_packets import (
     GdxDeviceInfo,
     GdxMeasurement,
-    GdxParser,
-    GdxRbDriver,
-    GdxResponse,
     GdxSensorInfo,
     GdxStatus,
     MeasurementType,
-    chunk_frame,
 )
+from devices.drivers.gdx_rb import GdxParser, GdxRbDriver
 from devices.drivers.kgoal import KGOAL_NOTIFY, KGoalDriver, KGoalPacket
 from devices.drivers.magic_motion import MM_NOTIFY, MagicMotionDriver, MagicMotionPacket
 from devices.drivers.perifit import PERIFIT_TWIN_CHAR, PerifitDriver, PerifitPacket

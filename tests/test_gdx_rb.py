@@ -25,20 +25,12 @@ from bleak import BleakClient
 from devices.ble import BleSource, ReconnectPolicy, resolve_device
 from devices.clock import Clock, SimClock
 from devices.drivers.base import Advertisement, RawPacket
-from devices.drivers.gdx_rb import (
+from devices.drivers.gdx_commands import (
     GDX_COMMAND,
     GDX_RESPONSE,
     Command,
     GdxCommandFrame,
-    GdxDeviceInfo,
-    GdxMeasurement,
-    GdxParser,
-    GdxRbDriver,
-    GdxReassembler,
     GdxResponse,
-    GdxSensorInfo,
-    GdxStatus,
-    MeasurementType,
     RollingCounter,
     chunk_frame,
     frame_checksum,
@@ -47,6 +39,15 @@ from devices.drivers.gdx_rb import (
     start_frame,
     stop_frame,
 )
+from devices.drivers.gdx_packets import (
+    GdxDeviceInfo,
+    GdxMeasurement,
+    GdxReassembler,
+    GdxSensorInfo,
+    GdxStatus,
+    MeasurementType,
+)
+from devices.drivers.gdx_rb import GdxParser, GdxRbDriver
 from devices.errors import ConnectionFailedError, InputError, ParseError
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, SupportLevel
