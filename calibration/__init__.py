@@ -1,16 +1,9 @@
 """Pure computation from raw counts to a person's own zones; profile files."""
 
-from calibration.compute import (
-    Baseline,
-    BreathFigures,
-    CalibrationResult,
-    ContractionRep,
-    DropRep,
-    suggest_pacer,
-    thresholds_from,
-)
+from calibration.compute import suggest_pacer, thresholds_from
 from calibration.core import KINDS, calibrate
 from calibration.errors import CalibrationRefused
+from calibration.measures import Baseline, BreathFigures, ContractionRep, DropRep
 from calibration.profiles import (
     DEFAULT_PERSON,
     SCHEMA,
@@ -24,6 +17,7 @@ from calibration.profiles import (
     load_profile,
     save_profile,
 )
+from calibration.result import CalibrationResult
 from calibration.steps import BreathData, BreathMark, StepKind, StepSegment
 from calibration.units import FIELD_RANGES, Conversion, conversion_for
 

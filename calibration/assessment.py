@@ -30,13 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration.compute import (
-    Baseline,
-    ContractionRep,
-    DropRep,
-    baseline_of,
-    contraction_reps,
-)
+from calibration.compute import baseline_of, contraction_reps
+from calibration.measures import Baseline, ContractionRep, DropRep
 from calibration.steps import StepKind
 from calibration.track import Track
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from calibration.assessment import assessment_figures
 from calibration.compute import (
-    CalibrationResult,
     breath_figures,
     contraction_reps,
     drop_reps,
@@ -15,6 +14,7 @@ from calibration.compute import (
     ripple_amplitude,
 )
 from calibration.errors import CalibrationRefused
+from calibration.result import CalibrationResult
 from calibration.steps import CONTRACTION_KINDS, BreathData, StepKind, StepSegment
 from calibration.track import Track
 from calibration.units import Conversion

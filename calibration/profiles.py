@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from calibration.compute import CalibrationResult
+from calibration.result import CalibrationResult
 from devices.errors import InputError
 
 __all__ = [

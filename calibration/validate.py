@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from calibration.compute import Baseline, ContractionRep, DropRep
 from calibration.errors import CalibrationRefused
+from calibration.measures import Baseline, ContractionRep, DropRep
 from calibration.steps import (
     BREATHING_KINDS,
     BreathData,
