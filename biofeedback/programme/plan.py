@@ -130,7 +130,7 @@ class Rule:
     action : Action
         What it does.
     sessions : int
-        How many of the latest sessions (since the last change) it looks at.
+        How many of the latest sessions of its own count it looks at.
     need : tuple of Criterion
         What each counted session must meet (all of them).
     why : str

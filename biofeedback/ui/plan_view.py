@@ -130,8 +130,8 @@ class PlanView(QWidget):
         self.next_label.setWordWrap(True)
         self.rules = _table(["how far", "rule", "why it would be taken"])
         self.steps = _table(["date", "what changed", "why it was taken"])
-        for w in (self.heading, self.today_label, self.next_label, QLabel("Rules, on the "
-                  "sessions since the last step:"), self.rules, QLabel("Steps so far:"),
+        for w in (self.heading, self.today_label, self.next_label, QLabel("Rules, each on "
+                  "its own count of sessions:"), self.rules, QLabel("Steps so far:"),
                   self.steps):
             lay.addWidget(w)
         lay.addWidget(self._build_form())
