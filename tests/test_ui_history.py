@@ -123,17 +123,19 @@ def test_plan_screen_shows_and_changes_the_plan(home: Path, cli: Any, qtbot: QtB
         assert view.steps.item(0, 2).text() == doc["steps"][-1]["why"]  # the latest first
     assert view.reps.value() == doc["today"]["reps"]
     assert _count(view.today_label.grab().toImage(), "#000000", tol=90) > 50  # words drawn
-    # Change it as 'plan --exhale 7 --position sitting' would.
+    # Change it as 'plan --exhale E --position P' would (both other than today's).
     assert view.status.text() == ""
     view.apply_button.click()
     assert "Nothing to change" in view.status.text()
-    view.exhale.setValue(7.0)
-    view.position.setCurrentText("sitting")
+    exhale = doc["today"]["exhale_s"] + 1.0
+    position = "standing" if doc["today"]["position"] != "standing" else "lying"
+    view.exhale.setValue(exhale)
+    view.position.setCurrentText(position)
     view.apply_button.click()
     after = _json(cli, "plan")
-    assert after["today"]["exhale_s"] == 7.0 and after["today"]["position"] == "sitting"
+    assert after["today"]["exhale_s"] == exhale and after["today"]["position"] == position
     assert after["steps"][-1]["why"] == "changed by the person"
-    assert view.doc == after and "sitting" in view.today_label.text()
+    assert view.doc == after and position in view.today_label.text()
     assert view.steps.item(0, 2).text() == "changed by the person"
 
 
