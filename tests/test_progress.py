@@ -40,7 +40,7 @@ def test_figures_match_the_stored_sessions(learner_weeks: LearnerWeeks) -> None:
         assert len(p.sessions) == len(infos) >= 8
         for f, info in zip(p.sessions, infos, strict=True):
             summ = info.summary or {}
-            assert f.id == info.id and f.position == "lying" and f.unit == "count"
+            assert f.id == info.id and f.position == info.position and f.unit == "count"
             assert f.score == pytest.approx(info.score, abs=0.051)  # stored rounded to 0.1
             assert f.strain == summ["strain_count"]
             assert f.drop_depth == pytest.approx(summ["drop_depth"], abs=1e-3)
