@@ -20,12 +20,12 @@ import devices.drivers as drivers_pkg
 from devices.clock import Clock, SimClock
 from devices.drivers.base import Advertisement, RawPacket
 from devices.drivers.declarative import (
-    DeclarativeDriver,
     char_matches,
     driver_from_dict,
     load_toml_driver,
     resolve_char,
 )
+from devices.drivers.declarative_driver import DeclarativeDriver
 from devices.drivers.kgoal import KGOAL_NOTIFY, KGoalDriver, KGoalPacket
 from devices.errors import DriverConfigError, ParseError
 from devices.registry import Registry
