@@ -60,6 +60,7 @@ _CUE_NOTE_S: Final = 0.16
 _W_TONE, _W_CHIME, _W_CUE, _W_BREATH = 0.5, 0.22, 0.18, 0.1
 _OVERTONES: Final = ((2, 0.35), (3, 0.2))  # harmonic, weight at full brightness
 _BREATH_HZ: Final = 165.0
+_SNAP_S: Final = 0.01  # a block starting this close to the last one's end joins it (s)
 _LATE_S: Final = 0.5  # a phase change chimed late by at most this (s), never twice
 
 
@@ -237,13 +238,18 @@ class AudioRenderer:
     def render(self, state: AudioState, t0: float, n: int) -> npt.NDArray[np.float32]:
         """The ``n`` samples from clock time ``t0`` while ``state`` holds.
 
-        Blocks are expected back to back (``t0`` = the previous block's end);
-        a jump is accepted (the parameters carry on, cues are rescheduled).
+        Blocks are expected back to back (``t0`` = the previous block's end; a
+        ``t0`` within :data:`_SNAP_S` of it is taken as it); a jump is accepted
+        (the parameters carry on, cues are rescheduled).
         """
         if n <= 0:
             return np.zeros(0, dtype=np.float32)
         s, p = self.settings, self._p
         sr = float(s.sample_rate)
+        if p.t_end is not None and abs(t0 - p.t_end) <= _SNAP_S:
+            # A sound card's callback reads the clock with some jitter; its samples
+            # are back to back all the same: keep the cues' waves whole.
+            t0 = p.t_end
         t = t0 + np.arange(n) / sr
         t1 = t0 + n / sr
         self._schedule(state, t0, t1)
