@@ -371,8 +371,8 @@ async def test_chimes_follow_an_adaptive_pacer_once_per_phase_change() -> None:
 
     protocol = SessionProtocol("adapt", (
         Step(StepKind.SETTLE, 3.0), Step(StepKind.BASELINE, 10.0),
-        Step(StepKind.REPS, reps=8, set_index=1), Step(StepKind.REST, 5.0),
-        Step(StepKind.REPS, reps=6, set_index=2), Step(StepKind.POST, 3.0),
+        Step(StepKind.REPS, reps=6, set_index=1), Step(StepKind.REST, 5.0),
+        Step(StepKind.REPS, reps=4, set_index=2), Step(StepKind.POST, 3.0),
     ))
     streams = (StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", 50.0),
                StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", 20.0))
@@ -411,12 +411,12 @@ async def test_chimes_follow_an_adaptive_pacer_once_per_phase_change() -> None:
     pitch = {CUES["inhale"]: "inhale", CUES["closing"]: "inhale", CUES["exhale"]: "exhale",
              CUES["hold"]: "hold"}
     cued = [(c.t, pitch[c.text]) for c in engine.cues if c.text in pitch]
-    assert len(cued) == 2 * (8 + 6) + 2  # every cycle's inhale and exhale, two closings
+    assert len(cued) == 2 * (6 + 4) + 2  # every cycle's inhale and exhale, two closings
     # The sound card's callback: 12 ms blocks back to back (the player's 256 samples at
     # 22.05 kHz), each from the latest state, the clock read with +-4 ms of jitter (the
     # blocks' times overlap or gap). A set's first chime may come a block late.
     rng = np.random.default_rng(0)
-    r = AudioRenderer(s)
+    r = AudioRenderer(replace(s, pacer_sound="chimes"))  # (the file has the breath tone)
     live = []
     t_states = np.array([ts for ts, _ in states])
     for b0 in tr.t_start + np.arange(0, x.size, 96) / s.sample_rate:
