@@ -197,5 +197,8 @@ def test_the_learners_assessments_side_by_side(home: Path) -> None:
             want.append(f"{x:.{nd}f}")
         assert by_label[label] == want, label
     assert all(v != "–" for v in by_label["rest before: mean"])
+    # The same person a week on, more skilled: the guarded floor has let go a little.
+    rest = [j["figures"]["assessment"]["pre_baseline"] for j in docs]
+    assert rest[1]["mean"] < rest[0]["mean"] and rest[1]["sd"] < rest[0]["sd"]
     texts = " ".join(page_texts(build_page(d)))
     assert "Glazer-style assessment (count)" in texts

@@ -10,8 +10,9 @@ in a newer, harder position), with no radio in between, and is stored with a
 back-dated start, its position, a pain rating before and after and, now and
 then, a note. Given a profiles folder, the learner also does a Glazer-style
 assessment on the first day and every two weeks
-(:func:`~biofeedback.programme.assess.assess`), saved as a real one is and
-marked as the demo's. Everything is seeded: the same seed gives the same
+(:func:`~biofeedback.programme.assess.assess`) -- the same body each time, at
+the skill of that day, so its resting tone falls as the guarding lets go --
+saved as a real one is and marked as the demo's. Everything is seeded: the same seed gives the same
 store content.
 """
 
@@ -202,7 +203,10 @@ def practise_weeks(
         )
         if profiles is not None and (not out or d - assessed >= assess_every):
             assessed = d
-            _assess(store, profiles, person, day, skills[k], source, counts_factory)
+            # The same person every time (one body seed), as on the same sensor each
+            # morning: what changes between assessments is the skill of the day.
+            _assess(store, profiles, person, day, skills[k], seed * 1000 + 500_000, source,
+                    counts_factory)
         sid, score = asyncio.run(_one(store, person, day, source))
         done = PracticeDay(sid, day.start, day.skill, p, score)
         out.append(done)
@@ -211,11 +215,11 @@ def practise_weeks(
     return out
 
 
-def _assess(store: Path, profiles: Path, person: str, day: _Day, skill: float,
+def _assess(store: Path, profiles: Path, person: str, day: _Day, skill: float, seed: int,
             source: Callable[..., Any], counts_factory: tuple[float, float] | None) -> None:
     """The morning's assessment (lying, before the session), marked as the demo's."""
     at = day.start.replace(hour=7, minute=0, second=0, microsecond=0)
-    profile = assess(profiles, person, min(at, day.start), skill=skill, seed=day.seed + 500_000,
+    profile = assess(profiles, person, min(at, day.start), skill=skill, seed=seed,
                      source=source, counts_factory=counts_factory)
     if profile is not None and profile.path is not None:
         with Store(store) as st:
