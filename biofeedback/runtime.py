@@ -71,6 +71,7 @@ __all__ = [
     "follow",
     "install_signals",
     "profile_for",
+    "raw_text",
     "remember_devices",
     "run_demo_session",
     "run_session",
@@ -180,6 +181,58 @@ async def _load_session_stack() -> None:
         raise failed[0]
 
 
+def _preview(
+    clock: Clock, sources: Sequence[BleSource], opts: LiveOptions
+) -> Callable[[Chunk | LinkEvent], None] | None:
+    """What shows the raw streams before the pipeline exists (None: nothing does).
+
+    The window draws them on a preview model; the terminal prints one line per
+    stream at its first chunk (its latest value and the rate of its sample times).
+    """
+    if opts.window is not None:
+        specs = [s for src in sources for s in src.streams]
+        model = LiveModel(specs, clock=clock,
+                          device_of={s.name: src.name for src in sources for s in src.streams})
+        opts.window.set_model(model)
+
+        def draw(item: Chunk | LinkEvent) -> None:
+            if isinstance(item, Chunk):
+                model.on_chunk(item)
+            else:
+                model.on_link(item)
+
+        return draw
+    if not opts.status_lines:
+        return None
+    named = {s.name: (src.name, s.rate_hz) for src in sources for s in src.streams}
+    printed: set[str] = set()
+
+    def print_first(item: Chunk | LinkEvent) -> None:
+        if isinstance(item, Chunk) and item.stream not in printed and item.t.size:
+            printed.add(item.stream)
+            device, rate = named.get(item.stream, (item.stream, None))
+            opts.say(f"  {device}: {raw_text(item, rate)}")
+
+    return print_first
+
+
+def raw_text(chunk: Chunk, rate_hz: float | None = None) -> str:
+    """A chunk's stream, its latest raw sample and the stream's rate, in words.
+
+    >>> import numpy as np
+    >>> raw_text(Chunk("Boost/kgoal.pressure", np.array([0.0, 0.02]),
+    ...                np.array([[101.0, 0.0], [103.5, 1.0]]), "count", ("raw", "flags")), 50.0)
+    'pressure raw 103.5 flags 1 count, 50 Hz (raw; the session starts in a moment)'
+    """
+    stream = chunk.stream.rsplit(".", 1)[-1]
+    names = chunk.channels if len(chunk.channels) == chunk.values.shape[1] > 1 else ()
+    last = [f"{v:.4g}" for v in chunk.values[-1]]
+    value = " ".join(f"{n} {v}" for n, v in zip(names, last, strict=True)) if names \
+        else ", ".join(last)
+    rate = f", {rate_hz:g} Hz" if rate_hz else ""
+    return f"{stream} {value} {chunk.unit}{rate} (raw; the session starts in a moment)"
+
+
 @contextlib.asynccontextmanager
 async def _loaded(
     items: AsyncIterator[Chunk | LinkEvent], clock: Clock, sources: Sequence[BleSource],
@@ -190,19 +243,15 @@ async def _loaded(
     Without ``opts.raw_first``, or when the stack is loaded already, this is
     ``items`` itself (the stack imported first). Otherwise it is
     imported in a thread (the loop keeps running: the sensors stream, the window
-    draws) while the items are kept in order for the engine, none lost.
+    or the terminal shows them, see :func:`_preview`) while the items are kept in
+    order for the engine, none lost.
     """
     if all(name in sys.modules for name in SESSION_STACK) or not opts.raw_first:
         for name in SESSION_STACK:
             importlib.import_module(name)
         yield items
         return
-    preview: LiveModel | None = None
-    if opts.window is not None:
-        specs = [s for src in sources for s in src.streams]
-        preview = LiveModel(specs, clock=clock,
-                            device_of={s.name: src.name for src in sources for s in src.streams})
-        opts.window.set_model(preview)
+    preview: Callable[[Chunk | LinkEvent], None] | None = _preview(clock, sources, opts)
     kept: asyncio.Queue[Chunk | LinkEvent | BaseException | None] = asyncio.Queue()
     streams: set[str] = set()
     shown = asyncio.Event()  # a chunk of each sensor drawn (or the items ended)
@@ -211,10 +260,7 @@ async def _loaded(
         try:
             async for item in items:
                 if preview is not None:
-                    if isinstance(item, Chunk):
-                        preview.on_chunk(item)
-                    else:
-                        preview.on_link(item)
+                    preview(item)
                 if isinstance(item, Chunk):
                     streams.add(item.stream)
                     if len(streams) >= len(sources):

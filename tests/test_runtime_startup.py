@@ -122,3 +122,35 @@ def test_the_demo_reaches_its_window_without_scipy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_live_headless_shows_its_first_samples_before_the_session_stack_loads(
+    tmp_path: Path,
+) -> None:
+    # `live --virtual --headless`: the sensor's first raw samples are printed before
+    # scipy.signal or the session engine are imported (they load while it streams).
+    import os
+    import subprocess
+
+    code = (
+        "import os, sys\n"
+        "from biofeedback.cli import live_cmds\n"
+        "from biofeedback.cli.main import main\n"
+        "def say(text):\n"
+        "    if '(raw;' in text:\n"
+        "        print(text.strip())\n"
+        "        print(sorted(m for m in ('scipy.signal', 'biofeedback.protocols.session',\n"
+        "                                 'biofeedback.signal.pipeline') if m in sys.modules))\n"
+        "        sys.stdout.flush()\n"
+        "        os._exit(0)\n"
+        "live_cmds.say = say\n"
+        "main(['--virtual', 'live', '--headless', '--device', 'Boost', '--breath', 'none',\n"
+        "      '--speed', 'max', '--duration', '5'])\n"
+    )
+    env = {**os.environ, "BIOFEEDBACK_HOME": str(tmp_path)}
+    env.pop("BIOFEEDBACK_VIRTUAL_FAULTS", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env, stdin=subprocess.DEVNULL).stdout
+    first, loaded = out.strip().splitlines()[-2:]
+    assert first.startswith("Boost: pressure raw ") and "50 Hz" in first
+    assert loaded == "[]"

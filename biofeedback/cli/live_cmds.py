@@ -19,7 +19,7 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,16 +35,8 @@ from biofeedback.cli.runtime import radio, registry_for, run, use_window
 from biofeedback.cli.sensor_choice import choose_devices, scan_targets
 from biofeedback.paths import store_path
 from biofeedback.protocols.pacer import Pacer, adaptive_text
-from biofeedback.protocols.session import (
-    PAIN_STOP,
-    PROTOCOLS,
-    PainRefusedError,
-    SessionEngine,
-    SessionProtocol,
-    SessionSummary,
-    check_pain,
-    pain_advice,
-)
+from biofeedback.protocols.pain import PAIN_STOP, PainRefusedError, check_pain, pain_advice
+from biofeedback.protocols.plan import PROTOCOLS, SessionProtocol
 from biofeedback.runtime import (
     LiveOptions,
     SessionRun,
@@ -54,6 +46,9 @@ from biofeedback.runtime import (
 from biofeedback.store import Store
 from devices.ble import Found, scan
 from devices.errors import DeviceError, InputError
+
+if TYPE_CHECKING:  # the engine (and scipy) load while the sensors stream: LiveOptions.raw_first
+    from biofeedback.protocols.session import SessionEngine, SessionSummary
 
 __all__ = [
     "choose_devices",
@@ -281,7 +276,7 @@ def live(
     opts = LiveOptions(
         protocol=session, pacer=pacer, adaptive_pacer=adaptive_pacer, duration=duration,
         person=person, pain_before=pain_before, note_before=note, lsl=lsl, position=position,
-        status_lines=not app.json, say=say,
+        status_lines=not app.json, say=say, raw_first=True,
         attach=[lambda engine, _model: _install_keyboard(engine)] if interactive else [],
     )
     if audio.wanted(windowed):
