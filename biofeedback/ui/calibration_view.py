@@ -220,8 +220,11 @@ class CalibrationView(QWidget):
         # (and, through qasync, the event loop) with the sensors it draws.
         key = (tr.model.version, self.segment)
         wall = time.perf_counter()
-        if key == self._drawn or wall - self._drawn_at < 1.0 / CALIBRATION_FPS:
+        if key == self._drawn:
             return
+        new_step = self._drawn is None or self._drawn[1] != self.segment
+        if not new_step and wall - self._drawn_at < 1.0 / CALIBRATION_FPS:
+            return  # new data only: at most CALIBRATION_FPS redraws; a new step at once
         self._drawn, self._drawn_at = key, wall
         now = tr.model.now()
         # About one point per four pixels (a min/max pair per bin): every peak stays
