@@ -2,7 +2,7 @@
 
 At the start of the weeks and then every two weeks, before that day's
 session, the learner does the app's own assessment
-(:func:`~biofeedback.protocols.calibration.assessment_plan`: pre-baseline,
+(:func:`~biofeedback.protocols.calibration_plan.assessment_plan`: pre-baseline,
 flicks, holds, endurance, post-baseline, drops) lying down at the skill of
 the day. The recording runs through the same
 :class:`~biofeedback.protocols.calibration.CalibrationRunner` and
