@@ -285,8 +285,12 @@ async def _loaded(
     try:
         # The import shares the interpreter with the streams: first let them reach
         # the screen (at most a second of waiting for a silent sensor).
+        # (asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+        # cancellation that lands as the awaited event is set -- a SIGTERM that
+        # closed the window as the first chunks arrived was lost, and the session ran on)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(shown.wait(), FIRST_CHUNKS_WAIT_S)
+            async with asyncio.timeout(FIRST_CHUNKS_WAIT_S):
+                await shown.wait()
         await _load_session_stack()
         yield replay()
     finally:
