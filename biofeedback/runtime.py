@@ -169,7 +169,8 @@ async def _load_session_stack() -> None:
         except BaseException as exc:  # raised again on the loop
             failed.append(exc)
         finally:
-            loop.call_soon_threadsafe(done.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits
+                loop.call_soon_threadsafe(done.set)
 
     threading.Thread(target=work, name="session-stack-import", daemon=True).start()
     try:

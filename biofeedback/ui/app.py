@@ -129,17 +129,31 @@ async def _until_done_or_closed(
                 undo_signals = _close_on_signals(window)
                 await closer
             return result
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancel_until_done(task)
         return None
     finally:
         undo_signals()
         closer.cancel()
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel_until_done(task)
+
+
+#: Seconds to wait for a cancelled session before cancelling it again.
+CANCEL_RETRY_S = 0.5
+
+
+async def _cancel_until_done(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for it, cancelling again while it runs on.
+
+    A cancellation can be swallowed on its way down (Python 3.11's
+    ``asyncio.wait_for`` loses one that lands as its awaitable completes):
+    the window was closed and the session ran on behind it.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_RETRY_S)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _close_on_signals(window: Any) -> Callable[[], None]:
