@@ -95,13 +95,19 @@ async def test_a_thread_holding_work_stops_the_jump() -> None:
     clock = SimClock(speed=None)
     sleeper = asyncio.ensure_future(clock.sleep(50.0))
 
+    finish = threading.Event()
+
     def slow_work() -> float:
-        time.sleep(0.02)  # the work itself (a D-Bus call, a disk write), not a synchronisation
+        finish.wait(30.0)  # the work (a D-Bus call, a disk write) lasts until the test says
         return clock.now()
 
     with clock.hold():
         assert clock.held
-        stamped = await asyncio.to_thread(slow_work)
+        work = asyncio.ensure_future(asyncio.to_thread(slow_work))
+        await asyncio.to_thread(lambda: None)  # the loop idles while the work is in flight
+        assert not sleeper.done() and clock.now() == 0.0
+        finish.set()
+        stamped = await work
         assert not sleeper.done()
     assert stamped == 0.0 and clock.now() == 0.0
     async with asyncio.timeout(30.0):  # a hang guard
