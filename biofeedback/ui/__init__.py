@@ -6,7 +6,8 @@ Importing this package does not import Qt: :class:`LiveModel` and
 """
 
 from biofeedback.ui.app import has_display, run_window
-from biofeedback.ui.model import LiveModel, Snapshot, Zones
+from biofeedback.ui.model import LiveModel
+from biofeedback.ui.snapshot import Snapshot, Zones
 from biofeedback.ui.terminal import TerminalView
 
 __all__ = [

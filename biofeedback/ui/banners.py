@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from biofeedback.paths import data_dir
-from biofeedback.ui.model import Snapshot
+from biofeedback.ui.snapshot import Snapshot
 from biofeedback.ui.theme import set_text
 
 __all__ = [

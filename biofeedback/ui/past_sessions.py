@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from biofeedback.ui.model import fmt_clock
 from biofeedback.ui.plots import Plot
 from biofeedback.ui.theme import OKABE_ITO
+from biofeedback.ui.words import fmt_clock
 
 __all__ = ["HistoryView", "SessionHistory", "SessionRecord", "SessionsFn", "history_rows"]
 

@@ -39,10 +39,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from biofeedback.ui.model import PACER_TEXT, fmt_clock
 from biofeedback.ui.plots import Plot
 from biofeedback.ui.session_panel import PacerWidget
 from biofeedback.ui.theme import OKABE_ITO, qcolor, set_text
+from biofeedback.ui.words import PACER_TEXT, fmt_clock
 from calibration.resonance import ResonanceResult, ResonanceStep, StepFigures, step_figures
 from devices.vocab import BreathPhase
 

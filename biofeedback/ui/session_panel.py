@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from biofeedback.ui.model import STATE_TEXT, LinkStatus, Snapshot, fmt_ago, fmt_clock
+from biofeedback.ui.links import LinkStatus
+from biofeedback.ui.snapshot import Snapshot
 from biofeedback.ui.theme import (
     FOREGROUND,
     OKABE_ITO,
@@ -27,6 +28,7 @@ from biofeedback.ui.theme import (
     qcolor,
     set_text,
 )
+from biofeedback.ui.words import STATE_TEXT, fmt_ago, fmt_clock
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = ["PacerWidget", "SidePanel", "link_html"]

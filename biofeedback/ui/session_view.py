@@ -25,9 +25,10 @@ from PySide6.QtWidgets import (
 
 from biofeedback.signal.types import FloatArray
 from biofeedback.ui.banners import AlertBanners, SafetyNote, safety_note_dismissed
-from biofeedback.ui.model import BreathView, LiveModel, PelvicView, Snapshot, Zones
+from biofeedback.ui.model import LiveModel
 from biofeedback.ui.plots import Plot, peak_decimate, thin_by_time
 from biofeedback.ui.session_panel import SidePanel
+from biofeedback.ui.snapshot import BreathView, PelvicView, Snapshot, Zones
 from biofeedback.ui.theme import (
     BAND_ALPHA,
     BAND_TEXT,

@@ -18,14 +18,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from biofeedback.ui.model import (
-    STATE_TEXT,
-    LinkStatus,
-    LiveModel,
-    Snapshot,
-    fmt_ago,
-    fmt_clock,
-)
+from biofeedback.ui.links import LinkStatus
+from biofeedback.ui.model import LiveModel
+from biofeedback.ui.snapshot import Snapshot
+from biofeedback.ui.words import STATE_TEXT, fmt_ago, fmt_clock
 from devices.vocab import PelvicState
 
 if TYPE_CHECKING:

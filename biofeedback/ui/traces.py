@@ -1,0 +1,179 @@
+"""The pipeline's traces the live views draw: pelvic level and state, breath and phase.
+
+Each trace keeps what the pipeline made of its source stream in a ring sized
+for that stream's rate (a new ring when the source stream changes), and hands
+the views read-only windows of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from biofeedback.signal.buffers import RingBuffer
+from biofeedback.signal.types import BreathOutput, PelvicOutput
+from biofeedback.ui.snapshot import BreathView, PelvicView, Zones
+from biofeedback.ui.stream_rings import recent
+from devices.vocab import PelvicState
+
+__all__ = ["BreathTrace", "PelvicTrace", "RingMaker"]
+
+#: Makes the ring for a trace: ``(source stream, columns) -> ring``.
+RingMaker = Callable[[str, int], RingBuffer]
+
+
+class PelvicTrace:
+    """Pelvic level, level relative to rest, state and confidence, and the last strain.
+
+    Parameters
+    ----------
+    make_ring : callable
+        Makes the ring for a source stream (sized for its rate).
+    """
+
+    def __init__(self, make_ring: RingMaker) -> None:
+        self._make_ring = make_ring
+        self.ring: RingBuffer | None = None
+        self.stream: str | None = None
+        #: When a straining sample was last seen (-inf: never).
+        self.last_strain_t = -math.inf
+        #: The resting tone (None while the tracker settles).
+        self.rest_level: float | None = None
+        #: The tracker's own zones around the resting tone (None until it is known).
+        self.zones: Zones | None = None
+
+    def append(self, pel: PelvicOutput) -> None:
+        """Keep a (non-empty) pelvic output.
+
+        Parameters
+        ----------
+        pel : PelvicOutput
+            What the pelvic tracker made of one chunk.
+        """
+        if self.ring is None or self.stream != pel.stream:
+            self.ring = self._make_ring(pel.stream, 4)
+            self.stream = pel.stream
+        cols = np.column_stack(
+            (pel.level, pel.relative, pel.state.astype(np.float64), pel.confidence)
+        )
+        self.ring.append(pel.t, cols)
+        strain = np.flatnonzero(pel.state == PelvicState.STRAIN)
+        if strain.size:
+            self.last_strain_t = max(self.last_strain_t, float(pel.t[strain[-1]]))
+
+    def note_tone(self, pel: PelvicOutput) -> None:
+        """Keep the resting tone and the tracker's margins from an output (even empty).
+
+        Parameters
+        ----------
+        pel : PelvicOutput
+            What the pelvic tracker made of one chunk.
+        """
+        self.rest_level = pel.rest_level
+        d, c, s = pel.margins
+        # Margins mean nothing until the resting tone is known (settling).
+        if pel.rest_level is not None and d > 0 and c > 0 and s > 0:
+            self.zones = Zones(pel.rest_level, d, c, s, "pipeline")
+
+    def view(self, now: float, span: float) -> PelvicView:
+        """The trace over the last ``span`` seconds before ``now`` (views).
+
+        Parameters
+        ----------
+        now : float
+            The views' "now" (a newer sample moves the window on).
+        span : float
+            Seconds to show.
+
+        Returns
+        -------
+        PelvicView
+            Empty arrays before the first output.
+        """
+        if self.ring is None:
+            e = np.empty(0)
+            return PelvicView(e, e, e, e, e)
+        t, v = recent(self.ring, now, span)
+        return PelvicView(t, v[:, 0], v[:, 1], v[:, 2], v[:, 3])
+
+    def latest(self, state: PelvicState) -> tuple[PelvicState, float | None]:
+        """The newest sample's state and level relative to rest.
+
+        Parameters
+        ----------
+        state : PelvicState
+            What to say before the first sample (or for a code that is no state).
+
+        Returns
+        -------
+        tuple of (PelvicState, float or None)
+            The state, and the relative level (None: not a finite number).
+        """
+        if self.ring is None or not len(self.ring):
+            return state, None
+        _, v = self.ring.last(1)
+        with contextlib.suppress(ValueError):
+            state = PelvicState(int(v[0, 2]))
+        r = float(v[0, 1])
+        return state, (r if math.isfinite(r) else None)
+
+
+class BreathTrace:
+    """The cleaned breath signal and the detected phase.
+
+    Parameters
+    ----------
+    make_ring : callable
+        Makes the ring for a source stream (sized for its rate).
+    """
+
+    def __init__(self, make_ring: RingMaker) -> None:
+        self._make_ring = make_ring
+        self.ring: RingBuffer | None = None
+        self.stream: str | None = None
+        self._centre = (0.0, 1.0)  # the latest (midline, sign) of the breath signal
+
+    def append(self, br: BreathOutput) -> None:
+        """Keep a (non-empty) breath output.
+
+        Parameters
+        ----------
+        br : BreathOutput
+            What the breath detector made of one chunk.
+        """
+        if self.ring is None or self.stream != br.stream:
+            self.ring = self._make_ring(br.stream, 2)
+            self.stream = br.stream
+        # Kept as the detector's cleaned level (centre and sign undone) and
+        # re-centred on the latest midline when shown: the detector re-centres
+        # each chunk on the last breath, and its first midline (two events,
+        # ~10 s in) or a polarity decision would otherwise step the old trace.
+        sign = -1.0 if br.polarity < 0 else 1.0
+        level = br.signal * sign + br.midline
+        self._centre = (br.midline, sign)
+        self.ring.append(br.t, np.column_stack((level, br.phase.astype(np.float64))))
+
+    def view(self, now: float, span: float) -> BreathView:
+        """The signal (inhale = up) and phase over the last ``span`` seconds (views).
+
+        Parameters
+        ----------
+        now : float
+            The views' "now" (a newer sample moves the window on).
+        span : float
+            Seconds to show.
+
+        Returns
+        -------
+        BreathView
+            Empty arrays before the first output.
+        """
+        if self.ring is None:
+            e = np.empty(0)
+            return BreathView(e, e, e)
+        t, v = recent(self.ring, now, span)
+        midline, sign = self._centre
+        return BreathView(t, (v[:, 0] - midline) * sign, v[:, 1])
