@@ -213,7 +213,10 @@ async def _next(queue: asyncio.Queue[Found], deadline: float) -> Found | None:
     if remaining <= 0:
         return None
     try:
-        return await asyncio.wait_for(queue.get(), remaining)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+        # cancellation that lands as the awaited thing completes.
+        async with asyncio.timeout(remaining):
+            return await queue.get()
     except TimeoutError:
         return None
 
@@ -604,9 +607,8 @@ class BleSource(TaskSource):
 
         async with self.clock.busy(), self.backend.new_scanner(on_detect):
             try:
-                await asyncio.wait_for(
-                    done.wait(), self.clock.radio_seconds(self.policy.rescan_timeout)
-                )
+                async with asyncio.timeout(self.clock.radio_seconds(self.policy.rescan_timeout)):
+                    await done.wait()
             except TimeoutError:
                 raise DeviceNotFoundError(
                     f"{self.name} is not advertising (off, out of range or connected elsewhere)"

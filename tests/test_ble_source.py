@@ -19,6 +19,7 @@ import pytest_asyncio
 from bleak import BleakClient
 from bleak.backends.client import BaseBleakClient
 from bumble import gatt
+from bumble.device import Advertisement
 
 from devices.ble import (
     PLATFORM,
@@ -522,3 +523,71 @@ async def test_scan_and_resolve_end_at_the_sighting(
     finally:
         for t in twins:
             await t.stop()
+
+
+
+class _CancelOnSighting:
+    """A scan listener that, once armed, cancels :attr:`task` ``hops`` loop callbacks after the
+    next advertisement of ``address``: the cancel lands as the connection layer's own wait for
+    that sighting completes (where Python 3.11's ``wait_for`` swallowed it)."""
+
+    def __init__(self, address: str, hops: int) -> None:
+        self.address = address.upper()
+        self.hops = hops
+        self.task: asyncio.Task[None] | None = None
+        self.armed = False
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def __call__(self, adv: Advertisement) -> None:
+        if self.armed and self.task is not None and str(adv.address).upper().startswith(
+            self.address
+        ):
+            self.armed = False
+            self._later(self.task, self.hops)
+
+    def _later(self, task: asyncio.Task[None], n: int) -> None:
+        if n == 0:
+            task.cancel()
+        else:
+            asyncio.get_running_loop().call_soon(self._later, task, n - 1)
+
+
+async def test_a_cancel_during_a_connect_is_never_lost() -> None:
+    """Cancelling the task that scans for and connects to a sensor -- as the device is seen,
+    and as it is seen again while the link reconnects -- ends that task cancelled, whatever
+    loop callback the cancel lands on (none is swallowed, none leaves the task running)."""
+    clock = RealClock()
+    reg = Registry([CounterDriver()])
+    policy = ReconnectPolicy(backoff=(0.0,), max_consecutive_failures=3, rescan_timeout=3600.0)
+    async with await VirtualRadio.create() as radio:
+        backend = virtual_backend(radio)
+        twin = await _twin(radio, clock, drop_after=5)  # type: ignore[arg-type]
+
+        async def scan_and_connect(reconnect: bool, arm: Callable[[], None]) -> None:
+            if not reconnect:
+                arm()
+            found = await resolve_device("Counter 1", reg, clock, timeout=3600.0,
+                                         backend=backend)
+            async with BleSource(found.device, CounterDriver(), clock, policy=policy,
+                                 backend=backend) as src:
+                async for item in src:
+                    if isinstance(item, LinkEvent) and item.kind is LinkKind.LOST:
+                        arm()  # the source now scans until the twin advertises again
+            raise AssertionError("the source ended on its own")
+
+        for reconnect in (False, True):
+            for hops in range(8):  # the connect's first steps after the sighting
+                canceller = _CancelOnSighting(twin.address, hops)
+                await radio.add_scan_listener(canceller)
+                try:
+                    task = asyncio.create_task(scan_and_connect(reconnect, canceller.arm))
+                    canceller.task = task
+                    with contextlib.suppress(asyncio.CancelledError):
+                        async with asyncio.timeout(5.0):  # a hang guard: a lost cancel hangs
+                            await asyncio.wait({task})
+                    assert task.cancelled(), (reconnect, hops, task)
+                finally:
+                    await radio.remove_scan_listener(canceller)
+        await twin.stop()

@@ -383,7 +383,8 @@ async def in_worker_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         worker.cancel()
         # Let the run close its links (the strap, the virtual radio) before going on.
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(done, timeout=WORKER_CLOSE_S)
+            async with asyncio.timeout(WORKER_CLOSE_S):
+                await done
         raise
 
 

@@ -52,7 +52,7 @@ from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
 from devices.ble import BleBackend
-from devices.virtual.radio import VirtualRadio, unless_lost
+from devices.virtual.radio import VirtualRadio, cancel_surfaces, unless_lost
 
 __all__ = [
     "BACKEND_ID",
@@ -259,7 +259,8 @@ async def _find_address(radio: VirtualRadio, address: str, timeout: float) -> st
 
     await radio.add_scan_listener(listener)
     try:
-        return await asyncio.wait_for(found, timeout)
+        async with asyncio.timeout(timeout):
+            return await found
     except TimeoutError:
         return None
     finally:
@@ -370,19 +371,7 @@ class BleakClientBumble(BaseBleakClient):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(f"connecting to {self.address} timed out")
-            try:
-                connection = await radio.central.connect(
-                    hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS),
-                    transport=core.PhysicalTransport.LE,
-                    timeout=remaining,
-                )
-            except core.TimeoutError as exc:
-                raise TimeoutError(f"connecting to {self.address} timed out") from exc
-            except asyncio.CancelledError:
-                await asyncio.shield(radio.cancel_pending_connect())
-                raise
-            except (core.BaseBumbleError, hci.HCI_Error) as exc:
-                raise BleakError(f"connecting to {self.address} failed: {exc}") from exc
+            connection = await self._create_connection(radio, remaining)
 
         self._connection = connection
         self._lost = loop.create_future()
@@ -406,6 +395,32 @@ class BleakClientBumble(BaseBleakClient):
                 await self.disconnect()
             raise
         log.debug("%s: connected, MTU %d", self.address, self._mtu)
+
+    async def _create_connection(self, radio: VirtualRadio, timeout: float) -> Connection:
+        """The LE link to this address (the radio's connect lock held)."""
+        task = asyncio.current_task()
+        cancels = 0 if task is None else task.cancelling()
+        try:
+            connection = await radio.central.connect(
+                hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS),
+                transport=core.PhysicalTransport.LE,
+                timeout=timeout,
+            )
+        except core.TimeoutError as exc:
+            raise TimeoutError(f"connecting to {self.address} timed out") from exc
+        except asyncio.CancelledError:
+            await asyncio.shield(radio.cancel_pending_connect())
+            raise
+        except (core.BaseBumbleError, hci.HCI_Error) as exc:
+            raise BleakError(f"connecting to {self.address} failed: {exc}") from exc
+        if task is not None and task.cancelling() > cancels:
+            # bumble's wait_for swallowed a cancel as the link came up: take it down, then
+            # cancel (see cancel_surfaces).
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
+            raise asyncio.CancelledError
+        return connection
 
     def _build_services(self, peer: Peer) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()
@@ -453,15 +468,15 @@ class BleakClientBumble(BaseBleakClient):
         connection = self._connection
         if connection is None:
             return
-        try:
-            await asyncio.wait_for(
-                connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR), 10.0
-            )
-        except (hci.HCI_Error, core.BaseBumbleError, TimeoutError) as exc:
-            # Already gone (the peer dropped it first) or the radio is shutting down.
-            log.debug("%s: disconnect: %s", self.address, exc)
-        if self._connection is connection:
-            self._on_disconnection(hci.HCI_CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
+        with cancel_surfaces():  # raised once the link is marked down
+            try:
+                async with asyncio.timeout(10.0):
+                    await connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
+            except (hci.HCI_Error, core.BaseBumbleError, TimeoutError) as exc:
+                # Already gone (the peer dropped it first) or the radio is shutting down.
+                log.debug("%s: disconnect: %s", self.address, exc)
+            if self._connection is connection:
+                self._on_disconnection(hci.HCI_CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         """Accepted and ignored: virtual devices need no pairing."""

@@ -464,12 +464,10 @@ class VirtualPeripheral(abc.ABC):
         connection = self.connection
         if connection is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    connection.disconnect(
+                async with asyncio.timeout(1.0):
+                    await connection.disconnect(
                         HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR
-                    ),
-                    1.0,
-                )
+                    )
         with contextlib.suppress(Exception):
             await self.device.power_off()
         self.radio.unregister(self)

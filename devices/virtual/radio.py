@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from bumble import hci
@@ -32,7 +32,7 @@ from bumble.transport.common import AsyncPipeSink
 if TYPE_CHECKING:
     from devices.virtual.peripheral import VirtualPeripheral
 
-__all__ = ["CENTRAL_NAME", "VirtualRadio", "stable_address", "unless_lost"]
+__all__ = ["CENTRAL_NAME", "VirtualRadio", "cancel_surfaces", "stable_address", "unless_lost"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,23 @@ def stable_address(name: str) -> str:
     if rest in (0, (1 << 46) - 1):
         digest[5] ^= 0x01
     return ":".join(f"{b:02X}" for b in digest)
+
+
+@contextlib.contextmanager
+def cancel_surfaces() -> Iterator[None]:
+    """Raise a cancellation of the current task that bumble swallowed inside the block.
+
+    bumble awaits its HCI commands and connections with ``asyncio.wait_for``,
+    which on Python 3.11 can swallow a cancellation that lands as the awaited
+    thing completes: the block then ends normally with the task still asked to
+    cancel (its ``cancelling()`` count went up). Code that must clean up what
+    the block made (a link that came up anyway) checks ``cancelling()`` itself.
+    """
+    task = asyncio.current_task()
+    before = 0 if task is None else task.cancelling()
+    yield
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
 
 
 class VirtualRadio:
@@ -173,7 +190,7 @@ class VirtualRadio:
         """
         controller = self.central_controller
         if controller is not None and controller.pending_le_connection is not None:
-            with contextlib.suppress(hci.HCI_Error):
+            with cancel_surfaces(), contextlib.suppress(hci.HCI_Error):
                 await self.central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
 
     # ---------------------------------------------------------------- scanning
@@ -189,7 +206,8 @@ class VirtualRadio:
             if not self.central.is_scanning:
                 # filter_duplicates off: every advertising event is reported, as
                 # BlueZ does for an active discovery with DuplicateData.
-                await self.central.start_scanning(active=True, filter_duplicates=False)
+                with cancel_surfaces():
+                    await self.central.start_scanning(active=True, filter_duplicates=False)
 
     async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
         """Stop receiving advertisements; scanning stops with the last listener."""
@@ -197,7 +215,8 @@ class VirtualRadio:
             with contextlib.suppress(ValueError):
                 self._scan_listeners.remove(listener)
             if not self._scan_listeners and self.central.is_scanning and not self.closed:
-                await self.central.stop_scanning()
+                with cancel_surfaces():
+                    await self.central.stop_scanning()
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         for listener in list(self._scan_listeners):
@@ -235,9 +254,8 @@ class VirtualRadio:
                 await self.central.stop_scanning()
         for connection in list(self.central.connections.values()):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR), 1.0
-                )
+                async with asyncio.timeout(1.0):
+                    await connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
         self.closed = True
         for device, controller in list(self._devices):
             with contextlib.suppress(Exception):

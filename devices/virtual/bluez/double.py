@@ -222,7 +222,8 @@ class BluezDouble:
             await self.radio.remove_scan_listener(self._on_advertisement)
         for path, link in list(self._links.items()):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._drop(path, link), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self._drop(path, link)
         for task in list(self._tasks):
             task.cancel()
         if self._flush_task is not None:
@@ -231,7 +232,8 @@ class BluezDouble:
         if bus is not None:
             bus.disconnect()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(bus.wait_for_disconnect(), 2.0)
+                async with asyncio.timeout(2.0):
+                    await bus.wait_for_disconnect()
 
     def _record_call(self, msg: Message) -> bool:
         if msg.message_type == MessageType.METHOD_CALL and msg.member is not None:
@@ -454,7 +456,8 @@ class BluezDouble:
         with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
             await link.connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(link.lost), 5.0)
+            async with asyncio.timeout(5.0):
+                await asyncio.shield(link.lost)
         device = self.devices.get(path)
         if device is not None and not link.lost.done():
             self._on_link_down(device, link, hci.HCI_CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
@@ -561,7 +564,8 @@ class BluezDouble:
                     member="Ping",
                 )
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.bus.call(ping), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self.bus.call(ping)
                 # Let the receiver's reader run before time moves again.
                 await asyncio.sleep(0)
 
