@@ -26,13 +26,13 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
     # scanning and connecting
-    "scan": "devices.ble",
-    "resolve_device": "devices.ble",
-    "find_devices": "devices.ble",
-    "Found": "devices.ble",
+    "scan": "devices.ble_scan",
+    "resolve_device": "devices.ble_scan",
+    "find_devices": "devices.ble_scan",
+    "Found": "devices.ble_scan",
     "BleSource": "devices.ble",
-    "BleBackend": "devices.ble",
-    "PLATFORM": "devices.ble",
+    "BleBackend": "devices.ble_scan",
+    "PLATFORM": "devices.ble_scan",
     "LinkStats": "devices.ble",
     "LslSource": "devices.lsl",
     "ReconnectPolicy": "devices.stream",
@@ -96,16 +96,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from devices.ble import (
-        PLATFORM,
-        BleBackend,
-        BleSource,
-        Found,
-        LinkStats,
-        find_devices,
-        resolve_device,
-        scan,
-    )
+    from devices.ble import BleSource, LinkStats
+    from devices.ble_scan import PLATFORM, BleBackend, Found, find_devices, resolve_device, scan
     from devices.clock import Clock, RealClock, SimClock
     from devices.drivers.base import Driver
     from devices.errors import (

@@ -13,7 +13,7 @@ import click
 from biofeedback.cli.main import AppContext
 from biofeedback.paths import config_dir
 from biofeedback.virtual_wiring import virtual_world
-from devices.ble import backend_of
+from devices.ble_scan import backend_of
 from devices.clock import Clock
 from devices.registry import Registry, default_registry
 

@@ -51,7 +51,7 @@ from bumble import att, core, hci
 from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
-from devices.ble import BleBackend
+from devices.ble_scan import BleBackend
 from devices.virtual.radio import VirtualRadio, cancel_surfaces, unless_lost
 
 __all__ = [

@@ -26,7 +26,7 @@ from typing import Self
 
 import msgspec
 
-from devices.ble import PLATFORM, BleBackend
+from devices.ble_scan import PLATFORM, BleBackend
 from devices.clock import Clock
 from devices.errors import UsageError
 from devices.intent import IntentFn
