@@ -21,6 +21,8 @@ part                                      its job
 :class:`~.pain.PainLog`                   pain ratings, notes, the "stop and rest" advice
 :class:`~.recorder.SessionRecorder`       the outputs: recording, live model, marker listeners
 :class:`~.summary.SummaryBuilder`         the :class:`~.summary.SessionSummary` from the above
+:class:`~.steps.StepWalker`               entering and leaving steps on the clock; the end
+:class:`~.feed.SessionFeed`               chunks to the recording and pipeline, findings to cues
 ========================================  ====================================================
 
 Safety: a pain rating of :data:`PAIN_STOP` or more before the session refuses
@@ -46,10 +48,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from biofeedback.protocols.cues import CUES, Cue, CueKind, CueScheduler
+from biofeedback.protocols.feed import SessionFeed, pipeline_unit
 from biofeedback.protocols.figures import RepLog, StateFigures
 from biofeedback.protocols.links import LinkGapTracker
 from biofeedback.protocols.pacer import (
@@ -57,9 +59,6 @@ from biofeedback.protocols.pacer import (
     Pacer,
     PacerFollow,
     PacerLike,
-    pacer_json,
-    target_json,
-    target_text,
 )
 from biofeedback.protocols.pain import (
     PAIN_STOP,
@@ -76,22 +75,21 @@ from biofeedback.protocols.plan import (
     by_name,
     pacer_from_profile,
 )
+from biofeedback.protocols.readouts import intent_at, status_line
 from biofeedback.protocols.recorder import SessionRecorder
 from biofeedback.protocols.sinks import LiveSink, MarkerFn, RecordingSink
+from biofeedback.protocols.steps import StepWalker
 from biofeedback.protocols.summary import SessionSummary, SummaryBuilder
 from biofeedback.protocols.timeline import Segment, SessionTimeline
 from biofeedback.signal.reps import RepClock
 from biofeedback.signal.results import (
     PipelineAPI,
-    PipelineUpdate,
     RepResult,
 )
-from biofeedback.signal.types import BreathOutput
 from devices.clock import Clock
 from devices.errors import DeviceError, InputError
-from devices.intent import Intent, PelvicAction
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver
-from devices.vocab import PelvicState
+from devices.intent import Intent
+from devices.stream import Chunk, LinkEvent
 
 # The parts' names stay importable from here (the engine's public vocabulary).
 __all__ = [
@@ -113,9 +111,6 @@ __all__ = [
     "pacer_from_profile",
     "pain_advice",
 ]
-
-#: Link events the marker listeners hear about.
-_MARKED_LINKS = (LinkKind.LOST, LinkKind.CONNECTED, LinkKind.GIVEN_UP)
 
 
 class SessionEngine:
@@ -228,13 +223,19 @@ class SessionEngine:
             pain=self.pain,
             pacer_follow=self.pacer_follow,
         )
-        # How the run stands.
+        self.walker = StepWalker(
+            pipeline=pipeline, timeline=self.timeline, recorder=self.recorder,
+            cues=self.cue_scheduler, rep_log=self.rep_log, figures=self.figures,
+            pacer_follow=self.pacer_follow, goal=self.pacer, rep_clock=rep_clock,
+        )
+        self.feed = SessionFeed(
+            clock=clock, pipeline=pipeline, timeline=self.timeline, recorder=self.recorder,
+            cues=self.cue_scheduler, rep_log=self.rep_log, figures=self.figures,
+            links=self.links, pacer_follow=self.pacer_follow, adaptive=adaptive_pacer,
+        )
+        # How the run stands (the walker knows how it ended).
         self._started = False
-        self._finished = False
-        self._t_end = 0.0
         self._wake = asyncio.Event()
-        self.complete = False
-        self.ended_by = ""
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ the parts' figures
@@ -294,7 +295,18 @@ class SessionEngine:
 
     @property
     def finished(self) -> bool:
-        return self._finished
+        """The session has ended."""
+        return self.walker.finished
+
+    @property
+    def complete(self) -> bool:
+        """The session ran to the plan's end."""
+        return self.walker.complete
+
+    @property
+    def ended_by(self) -> str:
+        """Why the session ended (empty while it runs)."""
+        return self.walker.ended_by
 
     @property
     def paused(self) -> bool:
@@ -307,30 +319,14 @@ class SessionEngine:
         little ahead of time): free breathing at rest outside rep steps, the
         pacer with a drop on each inhale during reps, rest on the closing inhale.
         """
-        seg = self.timeline.segment_at(t)
-        if seg is None or seg.step.kind is not StepKind.REPS or seg.pacer is None:
-            return Intent(compliance=self.compliance)
-        target = seg.pacer.target(t)
-        if t >= seg.reps_end:
-            return Intent(breath=target, pelvic=PelvicAction.REST, compliance=self.compliance)
-        return Intent(
-            breath=target,
-            pelvic=PelvicAction.DROP,
-            effort=self.effort,
-            compliance=self.compliance,
-            drop_on_inhale=True,
-        )
+        return intent_at(self.timeline, t, effort=self.effort, compliance=self.compliance)
 
     def pause(self) -> None:
         """Pause the steps (the recording goes on); :meth:`resume` continues."""
         seg = self.timeline.current
-        if self._finished or not self._started or self.paused or seg is None:
+        if self.finished or not self._started or self.paused or seg is None:
             return
-        now = self.clock.now()
-        pause = self.timeline.hold(seg, now, self.rep_log.in_set)
-        self._leave(replace(seg, t_end=now), now)
-        self.recorder.mark(now, "pause", CUES["pause"])
-        self._enter(pause, now)
+        self.walker.hold(seg, self.clock.now())
         self._wake.set()
 
     def resume(self) -> None:
@@ -338,19 +334,14 @@ class SessionEngine:
         seg = self.timeline.current
         if not self.paused or seg is None:
             return
-        now = self.clock.now()
-        self.timeline.unhold(now)
-        self._leave(replace(seg, t_end=now), now)
-        self.recorder.mark(now, "resume", CUES["resume"])
-        self._next_segment(now)
+        self.walker.unhold(seg, self.clock.now())
         self._wake.set()
 
     def stop(self, reason: str = "stopped") -> None:
         """End the session now; what was recorded is kept, the summary says incomplete."""
-        if self._finished:
+        if self.finished:
             return
-        now = self.clock.now()
-        self._end(now, complete=False, ended_by=reason)
+        self.walker.end(self.clock.now(), complete=False, ended_by=reason)
         self._wake.set()
 
     def report_pain(self, level: int, note: str | None = None) -> bool:
@@ -360,7 +351,7 @@ class SessionEngine:
         self.recorder.event(
             now, "pain", f"{lvl}/10", {"level": lvl, "when": "during", "note": note}
         )
-        if lvl >= PAIN_STOP and not self._finished:
+        if lvl >= PAIN_STOP and not self.finished:
             self.pain.add_advice(pain_advice(lvl, "during"))
             self.stop("pain")
             return True
@@ -393,7 +384,7 @@ class SessionEngine:
             {"steps": [s.to_json() for s in self.steps], "fitted": self.fitted},
         )
         self.cue_scheduler.cue(now, CueKind.SAFETY, CUES["safety"])
-        self._next_segment(now)
+        self.walker.next_segment(now)
         consumer = asyncio.create_task(self._consume(items), name="session consumer")
         try:
             await self._schedule(consumer)
@@ -410,7 +401,7 @@ class SessionEngine:
         """Add the after-session ratings and close the recording (``writer.finish``)."""
         level = self.pain.report_after(pain_after, note_after)
         if level is not None:
-            t = self._t_end if self._finished else self.clock.now()
+            t = self.walker.t_end if self.finished else self.clock.now()
             self.recorder.event(t, "pain", f"{level}/10", {"level": level, "when": "after"})
         summary = self.summary()
         self.recorder.finish(
@@ -424,7 +415,7 @@ class SessionEngine:
     def summary(self) -> SessionSummary:
         """The summary so far (final once :meth:`run` returned)."""
         return self._summary.build(
-            end=self._t_end if self._finished else self.clock.now(),
+            end=self.walker.t_end if self.finished else self.clock.now(),
             started=self._started,
             complete=self.complete,
             ended_by=self.ended_by,
@@ -432,46 +423,19 @@ class SessionEngine:
 
     def status(self) -> dict[str, Any]:
         """A compact snapshot for a status line."""
-        now = self.clock.now()
-        seg = self.timeline.current
-        st = self.pipeline.status
-        t0 = self.timeline.t0
-        out: dict[str, Any] = {
-            "t": now - (t0 or now),
-            "step": seg.step.label if seg else ("done" if self._finished else "-"),
-            "left_s": (seg.t_end - now) if seg and math.isfinite(seg.t_end) else None,
-            "phase": None,
-            "reps": len(self.reps),
-            "last_score": self.reps[-1].score if self.reps else None,
-            "state": st.pelvic_state.name.lower(),
-            # The probe's own ripple is no breath rate worth showing.
-            "rate_bpm": st.rate_bpm
-            if self._breath_kind() not in (None, StreamKind.PRESSURE)
-            else None,
-        }
-        if seg is not None and seg.pacer is not None:
-            out["phase"] = seg.pacer.target(now).phase.name.lower()
-        return out
+        return status_line(
+            self.clock.now(), self.timeline, self.pipeline, self.reps, finished=self.finished
+        )
 
     def pipeline_unit(self, stream: str) -> str | None:
         """The unit of a pipeline stream (by its id, resolved like the pipeline does)."""
-        spec = StreamResolver(self.pipeline.streams).spec(stream)
-        return None if spec is None else spec.unit
-
-    def _breath_kind(self) -> StreamKind | None:
-        src = self.pipeline.status.breath_source
-        if src is None:
-            return None
-        for spec in self.pipeline.streams:
-            if spec.name == src:
-                return spec.kind
-        return None
+        return pipeline_unit(self.pipeline, stream)
 
     # ------------------------------------------------------------------ scheduling
 
     async def _schedule(self, consumer: asyncio.Task[None]) -> None:
         """Wake at every step end, pacer cue and control call until the session ends."""
-        while not self._finished:
+        while not self.finished:
             due = self.timeline.next_due(self.cue_scheduler.pacer_next)
             timer = (
                 asyncio.ensure_future(self.clock.sleep_until(due))
@@ -490,177 +454,30 @@ class SessionEngine:
                 if timer is not None:
                     timer.cancel()
             now = self.clock.now()
-            self._advance(now)
+            self.walker.advance(now)
             if consumer in done:
                 self._source_ended(now, consumer.exception())
                 return
 
     def _source_ended(self, now: float, exc: BaseException | None) -> None:
         """The source ended (or failed) before the session did."""
-        if self._finished:
+        if self.finished:
             return
         if exc is not None:
             self.error = exc
             reason = "link" if isinstance(exc, DeviceError) else "error"
             self.recorder.event(now, "error", str(exc) or type(exc).__name__)
-            self._end(now, complete=False, ended_by=reason)
+            self.walker.end(now, complete=False, ended_by=reason)
         else:
-            self._end(now, complete=False, ended_by="source ended")
-
-    def _advance(self, now: float) -> None:
-        """Fire every cue and step change due by ``now``, in time order."""
-        while not self._finished and self.timeline.current is not None:
-            cut = self.timeline.cut_time()
-            if cut is not None and now >= cut and not self.paused:
-                self._end(cut, complete=False, ended_by="duration")
-                return
-            seg = self.timeline.current
-            if self.timeline.refresh():  # an adaptive pacer's step ends when its cycles do
-                seg = self.timeline.current
-                self.figures.close_window(seg, seg.t_end)  # (the rep window's end, foreseen)
-            fired = self.cue_scheduler.fire_pacer(seg, now)
-            if fired is not None:
-                self._show_pacer(self.pacer_follow.to_show(seg, fired), fired)
-                continue
-            if now >= seg.t_end:
-                self._leave(seg, seg.t_end)
-                self._next_segment(seg.t_end)
-                continue
-            return
-
-    def _next_segment(self, t: float) -> None:
-        seg = self.timeline.take_next(t)
-        if seg is None:
-            self._end(t, complete=True, ended_by="protocol end")
-            return
-        self._enter(seg, t)
-
-    def _enter(self, seg: Segment, t: float) -> None:
-        self.timeline.enter(seg)
-        step = seg.step
-        self.recorder.event(t, "step", step.label, seg.to_json())
-        self.recorder.step(seg, "paused" if step.kind is StepKind.PAUSE else "running")
-        if step.kind is StepKind.REPS and seg.pacer is not None:
-            # The pipeline's rep policy decides which cycles are reps of this set.
-            self.rep_log.start_set(
-                self.pipeline.start_reps(
-                    step.reps, pacer=seg.pacer.first, t_start=seg.t_start,
-                    clock=self.rep_clock_mode,
-                )
-            )
-            self.figures.open_window(seg)
-            first = self.pacer_follow.start(seg)
-            if first is None:
-                self.recorder.pacer(seg.pacer.first)
-            self._show_pacer(first, t)
-        self.cue_scheduler.enter(seg, t)
-
-    def _show_pacer(self, cycle: Pacer | None, t: float) -> None:
-        """An adaptive pacer's new target: shown, and recorded with the goal."""
-        if cycle is None:
-            return
-        self.recorder.pacer(cycle)
-        data = {**target_json(cycle), "goal_bpm": round(self.pacer.rate_bpm, 2),
-                "exact": pacer_json(cycle)}
-        self.recorder.event(t, "pacer", target_text(cycle), data)
-
-    def _leave(self, seg: Segment, t: float) -> None:
-        self.cue_scheduler.leave()
-        self._record_zones(t)
-        if seg.step.kind is StepKind.REPS:
-            result = self.pipeline.stop_reps()
-            self.recorder.pacer(None)
-            self.rep_log.end_set(seg, t, self.timeline.t0 or 0.0, result)
-            self.figures.close_window(seg, t)
-        self.timeline.leave(seg, t)
-
-    def _end(self, t: float, *, complete: bool, ended_by: str) -> None:
-        if self._finished:
-            return
-        seg = self.timeline.current
-        if seg is not None:
-            self._leave(replace(seg, t_end=min(t, seg.t_end)), t)
-        self._finished = True
-        self._t_end = t
-        self.complete = complete
-        self.ended_by = ended_by
-        self.recorder.running("stopped")
-        self.cue_scheduler.end(t, complete, ended_by)
-        self.recorder.event(t, "end", ended_by, {"complete": self.complete})
-
-    def _record_zones(self, t: float) -> None:
-        """The pelvic zones in use (for the report), once per step."""
-        if self.recorder.writer is None:
-            return
-        zones = self.figures.zones_json(self.pipeline.status.breath_source)
-        if zones is not None:
-            self.recorder.event(t, "zones", zones["stream"], zones)
+            self.walker.end(now, complete=False, ended_by="source ended")
 
     # ------------------------------------------------------------------ data
 
     async def _consume(self, items: AsyncIterator[Chunk | LinkEvent]) -> None:
         async for item in items:
             if isinstance(item, Chunk):
-                self._on_chunk(item)
+                self.feed.on_chunk(item)
             else:
-                self._on_link(item)
-            if self._finished:
+                self.feed.on_link(item)
+            if self.finished:
                 return
-
-    def _on_chunk(self, chunk: Chunk) -> None:
-        if len(chunk) == 0:
-            return
-        self.recorder.chunk(chunk)
-        upd = self.pipeline.process(chunk)
-        self._on_update(upd)
-        self.recorder.update(upd)
-
-    def _on_update(self, upd: PipelineUpdate) -> None:
-        """Record and cue what the pipeline found."""
-        pel = upd.pelvic
-        if pel is not None:
-            self.figures.on_pelvic(pel, self.pipeline_unit)
-            self.recorder.states(pel.stream, pel.t, pel.state)
-            for ev in pel.events:
-                name = PelvicState(ev.state).name.lower()
-                self.recorder.event(ev.t, "pelvic", name, ev.to_json())
-                self.cue_scheduler.on_pelvic_event(ev, self.timeline.in_reps(ev.t))
-        br = upd.breath
-        if br is not None:
-            self.figures.on_breath(br)
-            self._follow_breaths(br)
-            for b in br.breaths:
-                self.recorder.event(b.inhale_onset, "breath", "", b.to_json())
-        for rep in upd.reps:
-            self._on_rep(rep)
-
-    def _follow_breaths(self, br: BreathOutput) -> None:
-        """A breath sensor's breaths during the reps teach an adaptive pacer."""
-        seg = self.timeline.current
-        if (
-            self.adaptive_pacer
-            and seg is not None
-            and seg.step.kind is StepKind.REPS
-            and self.rep_log.rep_clock == "breath"
-            and br.kind is not StreamKind.PRESSURE
-            and br.breaths
-        ):
-            self.pacer_follow.on_breaths(seg, br.breaths)
-
-    def _on_rep(self, rep: RepResult) -> None:
-        """A rep the pipeline counted: record it, then cue or praise."""
-        seg = self.timeline.current
-        if seg is None or seg.step.kind is not StepKind.REPS:
-            return  # (the set was counted until the step ended)
-        n = self.rep_log.add(rep)
-        data = rep.to_json()
-        data.update({"set": seg.step.set_index, "n": n, "of": seg.step.reps})
-        self.recorder.event(rep.t_end, "rep", f"{n}/{seg.step.reps} score {rep.score:.0f}", data)
-        self.cue_scheduler.on_rep(rep, max(self.clock.now(), rep.t_end))
-
-    def _on_link(self, ev: LinkEvent) -> None:
-        self.recorder.link(ev)
-        self.pipeline.on_link_event(ev)
-        self.links.on_event(ev)
-        if ev.kind in _MARKED_LINKS:
-            self.recorder.mark(ev.t, "link", f"{ev.device}: {ev.kind}")

@@ -1,0 +1,201 @@
+"""Walking a session's steps on the clock: enter and leave steps, fire the pacer's cues, end.
+
+The :class:`~biofeedback.protocols.session.SessionEngine` wakes a
+:class:`StepWalker` at every step end, pacer cue and control call; the walker
+does what is due, in time order, on the parts the engine shares with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from biofeedback.protocols.cues import CUES, CueScheduler
+from biofeedback.protocols.figures import RepLog, StateFigures
+from biofeedback.protocols.pacer import Pacer, PacerFollow, pacer_json, target_json, target_text
+from biofeedback.protocols.plan import StepKind
+from biofeedback.protocols.recorder import SessionRecorder
+from biofeedback.protocols.timeline import Segment, SessionTimeline
+from biofeedback.signal.reps import RepClock
+from biofeedback.signal.results import PipelineAPI
+
+__all__ = ["StepWalker"]
+
+
+class StepWalker:
+    """Enters and leaves the plan's steps, fires the pacer's cues and ends the session.
+
+    Parameters
+    ----------
+    pipeline : PipelineAPI
+        Starts and stops each rep step's set.
+    timeline : SessionTimeline
+        Which step runs when.
+    recorder : SessionRecorder
+        Where steps, pacer targets, zones and the end are recorded.
+    cues : CueScheduler
+        The cues each step gives.
+    rep_log : RepLog
+        The reps, set by set.
+    figures : StateFigures
+        The rep windows' figures.
+    pacer_follow : PacerFollow
+        An adaptive pacer's next targets.
+    goal : Pacer
+        The session's pacer (an adaptive pacer's goal).
+    rep_clock : {"auto", "breath", "pacer"}
+        What a rep is (see :class:`~biofeedback.protocols.session.SessionEngine`).
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline: PipelineAPI,
+        timeline: SessionTimeline,
+        recorder: SessionRecorder,
+        cues: CueScheduler,
+        rep_log: RepLog,
+        figures: StateFigures,
+        pacer_follow: PacerFollow,
+        goal: Pacer,
+        rep_clock: RepClock,
+    ) -> None:
+        self.pipeline = pipeline
+        self.timeline = timeline
+        self.recorder = recorder
+        self.cue_scheduler = cues
+        self.rep_log = rep_log
+        self.figures = figures
+        self.pacer_follow = pacer_follow
+        self.goal = goal
+        self.rep_clock = rep_clock
+        #: The session has ended (the steps are over, cut, stopped or failed).
+        self.finished = False
+        #: When it ended.
+        self.t_end = 0.0
+        #: It ran to the plan's end.
+        self.complete = False
+        #: Why it ended (``protocol end``, ``duration``, ``stopped``, ``pain``...).
+        self.ended_by = ""
+
+    def hold(self, seg: Segment, now: float) -> None:
+        """Pause the running step ``seg`` at ``now`` (a pause step takes its place).
+
+        Parameters
+        ----------
+        seg : Segment
+            The step running.
+        now : float
+            The clock time.
+        """
+        pause = self.timeline.hold(seg, now, self.rep_log.in_set)
+        self.leave(replace(seg, t_end=now), now)
+        self.recorder.mark(now, "pause", CUES["pause"])
+        self.enter(pause, now)
+
+    def unhold(self, seg: Segment, now: float) -> None:
+        """Leave the pause step ``seg`` at ``now`` and go on with the plan.
+
+        Parameters
+        ----------
+        seg : Segment
+            The pause step running.
+        now : float
+            The clock time.
+        """
+        self.timeline.unhold(now)
+        self.leave(replace(seg, t_end=now), now)
+        self.recorder.mark(now, "resume", CUES["resume"])
+        self.next_segment(now)
+
+    def advance(self, now: float) -> None:
+        """Fire every cue and step change due by ``now``, in time order."""
+        while not self.finished and self.timeline.current is not None:
+            cut = self.timeline.cut_time()
+            if cut is not None and now >= cut and not self.timeline.paused:
+                self.end(cut, complete=False, ended_by="duration")
+                return
+            seg = self.timeline.current
+            if self.timeline.refresh():  # an adaptive pacer's step ends when its cycles do
+                seg = self.timeline.current
+                self.figures.close_window(seg, seg.t_end)  # (the rep window's end, foreseen)
+            fired = self.cue_scheduler.fire_pacer(seg, now)
+            if fired is not None:
+                self.show_pacer(self.pacer_follow.to_show(seg, fired), fired)
+                continue
+            if now >= seg.t_end:
+                self.leave(seg, seg.t_end)
+                self.next_segment(seg.t_end)
+                continue
+            return
+
+    def next_segment(self, t: float) -> None:
+        """Enter the next step at ``t`` (or end the session: the plan is done)."""
+        seg = self.timeline.take_next(t)
+        if seg is None:
+            self.end(t, complete=True, ended_by="protocol end")
+            return
+        self.enter(seg, t)
+
+    def enter(self, seg: Segment, t: float) -> None:
+        """Start a step: record it, start a rep step's set and pacer, give its cues."""
+        self.timeline.enter(seg)
+        step = seg.step
+        self.recorder.event(t, "step", step.label, seg.to_json())
+        self.recorder.step(seg, "paused" if step.kind is StepKind.PAUSE else "running")
+        if step.kind is StepKind.REPS and seg.pacer is not None:
+            # The pipeline's rep policy decides which cycles are reps of this set.
+            self.rep_log.start_set(
+                self.pipeline.start_reps(
+                    step.reps, pacer=seg.pacer.first, t_start=seg.t_start,
+                    clock=self.rep_clock,
+                )
+            )
+            self.figures.open_window(seg)
+            first = self.pacer_follow.start(seg)
+            if first is None:
+                self.recorder.pacer(seg.pacer.first)
+            self.show_pacer(first, t)
+        self.cue_scheduler.enter(seg, t)
+
+    def show_pacer(self, cycle: Pacer | None, t: float) -> None:
+        """An adaptive pacer's new target: shown, and recorded with the goal."""
+        if cycle is None:
+            return
+        self.recorder.pacer(cycle)
+        data = {**target_json(cycle), "goal_bpm": round(self.goal.rate_bpm, 2),
+                "exact": pacer_json(cycle)}
+        self.recorder.event(t, "pacer", target_text(cycle), data)
+
+    def leave(self, seg: Segment, t: float) -> None:
+        """Close a step at ``t``: its zones, a rep step's set and figures."""
+        self.cue_scheduler.leave()
+        self.record_zones(t)
+        if seg.step.kind is StepKind.REPS:
+            result = self.pipeline.stop_reps()
+            self.recorder.pacer(None)
+            self.rep_log.end_set(seg, t, self.timeline.t0 or 0.0, result)
+            self.figures.close_window(seg, t)
+        self.timeline.leave(seg, t)
+
+    def end(self, t: float, *, complete: bool, ended_by: str) -> None:
+        """End the session at ``t`` (once): close the step, say why it ended."""
+        if self.finished:
+            return
+        seg = self.timeline.current
+        if seg is not None:
+            self.leave(replace(seg, t_end=min(t, seg.t_end)), t)
+        self.finished = True
+        self.t_end = t
+        self.complete = complete
+        self.ended_by = ended_by
+        self.recorder.running("stopped")
+        self.cue_scheduler.end(t, complete, ended_by)
+        self.recorder.event(t, "end", ended_by, {"complete": self.complete})
+
+    def record_zones(self, t: float) -> None:
+        """The pelvic zones in use (for the report), once per step."""
+        if self.recorder.writer is None:
+            return
+        zones = self.figures.zones_json(self.pipeline.status.breath_source)
+        if zones is not None:
+            self.recorder.event(t, "zones", zones["stream"], zones)
