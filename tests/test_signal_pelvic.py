@@ -13,6 +13,7 @@ from scipy import signal as sps
 
 from biofeedback.signal.pelvic import PelvicTracker
 from biofeedback.signal.pelvic.confidence import confidence, confidence_reference
+from biofeedback.signal.pelvic.rest import trend_fit, trend_fit_reference
 from biofeedback.signal.pelvic.zones import Zones
 from biofeedback.signal.types import PelvicEvent, PelvicOutput, Quality, Thresholds
 from devices.intent import Intent, PelvicAction
@@ -315,3 +316,24 @@ def test_a_held_stretch_is_what_the_full_state_machine_finds(two: bool, hold: bo
         z.step(np.arange(rel.size) / FS, rel, tip, hold, m, state, events)
         assert np.all(state == st0) and not events
     assert seen > 50
+
+
+def test_the_drift_fit_loop_is_the_numpy_fit() -> None:
+    """:func:`trend_fit` (a plain loop, run once per resting block) gives the
+    slope and standard error of the numpy least-squares fit beside it: drift,
+    scatter, a step, a flat line, 8 to 40 points at any block index."""
+    rng = np.random.default_rng(11)
+    for case in range(300):
+        n = int(rng.integers(8, 41))
+        i0 = int(rng.integers(0, 5000))
+        idx = np.sort(rng.choice(np.arange(i0, i0 + 80), n, replace=False))
+        y = 30.0 + rng.normal(0.0, [0.0, 0.01, 0.3][case % 3], n) + rng.normal(0.0, 0.05) * idx
+        if case % 7 == 0:
+            y[n // 2 :] += 2.0
+        pts = [(int(i), float(v)) for i, v in zip(idx, y, strict=True)]
+        slope, se = trend_fit(pts)
+        slope_ref, se_ref = trend_fit_reference(pts)
+        assert slope == pytest.approx(slope_ref, rel=1e-9, abs=1e-12)
+        assert se == pytest.approx(se_ref, rel=1e-6, abs=1e-9)
+    flat = [(i, 25.0) for i in range(20)]
+    assert trend_fit(flat) == (0.0, 0.0) == trend_fit_reference(flat)

@@ -83,9 +83,12 @@ class JumpGate:
 
     def process(self, x: FloatArray) -> FloatArray:
         """Corrected samples, shape as ``x`` (``(n, channels)``)."""
+        m = x.shape[0]
+        b = min(m, self._block_n - self._n % self._block_n)
+        if b == m:  # (the usual case: the chunk ends inside the scale's block)
+            return self._piece(x)
         out = np.empty_like(x)
         a = 0
-        m = x.shape[0]
         while a < m:
             # pieces end at the scale's block boundaries (fixed sample indices)
             b = min(m, a + self._block_n - self._n % self._block_n)
@@ -94,22 +97,33 @@ class JumpGate:
         return out
 
     def _piece(self, x: FloatArray) -> FloatArray:
+        """Corrected samples (a new array) of a piece inside one scale block."""
         k = self.k
         ext = np.concatenate((self._hist, x)) if self._hist.shape[0] else x
         h = ext.shape[0] - x.shape[0]
-        d = np.full(x.shape[0], np.nan)
-        if ext.shape[0] > k:
-            lo = max(h, k)
-            d[lo - h :] = ext[lo:, self.main] - ext[lo - k : -k if k else None, self.main]
+        main = self.main
+        if h >= k:  # a full history: every change over 0.1 s is known
+            d = ext[h:, main] - ext[h - k : ext.shape[0] - k, main]
+        else:
+            d = np.full(x.shape[0], np.nan)
+            if ext.shape[0] > k:
+                lo = max(h, k)
+                d[lo - h :] = ext[lo:, main] - ext[lo - k : -k, main]
         thr = _K_SD * self._scale
-        trig = np.abs(d) > thr  # (False while the scale is unknown: NaN)
-        quiet = self._left == 0 and not trig.any()
+        ad = np.abs(d)
+        top = float(np.maximum.reduce(ad))
+        if math.isfinite(top):  # (the usual case: one reduction tells all)
+            seen = d
+            big = top > thr  # (False while the scale is unknown: NaN)
+        else:  # the history is filling, or a value is not finite
+            seen = d[np.isfinite(d)]
+            big = bool(np.any(ad > thr))
+        quiet = self._left == 0 and not big
         if quiet and not self._armed:
-            self._armed = not np.all(np.isfinite(d)) or bool(np.any(np.abs(d) <= 0.5 * thr))
+            self._armed = not np.all(np.isfinite(d)) or bool(np.any(ad <= 0.5 * thr))
         out = x - self.offset if quiet else self._walk(ext, h, d, thr)
         self._hist = ext[-3 * k :].copy()
         self._n += x.shape[0]
-        seen = d[np.isfinite(d)]
         if seen.size:
             self._d_block.append(seen)
         if self._n % self._block_n == 0 and self._d_block:

@@ -18,13 +18,23 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from biofeedback.signal.filters import FloatArray
 
-__all__ = ["COMMON_FRAC", "Block", "Episode", "Learned", "RestModel", "RestTrend"]
+__all__ = [
+    "COMMON_FRAC",
+    "Block",
+    "Episode",
+    "Learned",
+    "RestModel",
+    "RestTrend",
+    "trend_fit",
+    "trend_fit_reference",
+]
 
 #: Two-channel probe: a change that moves the tip by the base's amount, within
 #: this fraction of it, is common to both sensors (posture, probe shift, drift);
@@ -34,6 +44,40 @@ COMMON_FRAC = 0.25
 
 #: Blocks after an action in which a steady level may re-anchor the rest.
 POST_BLOCKS = 10
+
+
+def trend_fit(pts: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares slope of ``(block, level)`` points and its standard error.
+
+    A plain loop: at most 40 points once per resting block, where building
+    arrays costs more than the sums (:func:`trend_fit_reference` is the same
+    fit in numpy).
+    """
+    n = len(pts)
+    mx = sum(p[0] for p in pts) / n
+    my = sum(p[1] for p in pts) / n
+    sxx = sxy = syy = 0.0
+    for i, v in pts:
+        dx = i - mx
+        dy = v - my
+        sxx += dx * dx
+        sxy += dx * dy
+        syy += dy * dy
+    slope = sxy / sxx
+    rss = max(syy - slope * sxy, 0.0)  # the residuals' sum of squares
+    return slope, math.sqrt(rss / (n - 2) / sxx)
+
+
+def trend_fit_reference(pts: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """:func:`trend_fit` in numpy (the reference for its test)."""
+    x = np.array([p[0] for p in pts], dtype=np.float64)
+    y = np.array([p[1] for p in pts])
+    x -= x.mean()
+    y -= y.mean()
+    sxx = float(np.dot(x, x))
+    slope = float(np.dot(x, y)) / sxx
+    res = y - slope * x
+    return slope, math.sqrt(float(np.dot(res, res)) / (len(pts) - 2) / sxx)
 
 
 class RestTrend:
@@ -71,15 +115,8 @@ class RestTrend:
             pts.popleft()
         pts.append((self._i, level))
         if len(pts) >= 8 and pts[-1][0] - pts[0][0] >= 8:
-            x = np.array([p[0] for p in pts], dtype=np.float64)
-            y = np.array([p[1] for p in pts])
-            x -= x.mean()
-            y -= y.mean()
-            sxx = float(np.dot(x, x))
-            slope = float(np.dot(x, y)) / sxx
+            slope, se = trend_fit(pts)
             # a drift only where the line stands out of the levels' scatter (3 SE)
-            res = y - slope * x
-            se = math.sqrt(float(np.dot(res, res)) / (len(pts) - 2) / sxx)
             slope = slope if abs(slope) > 3.0 * se else 0.0
             self._slope = min(max(slope, -self._cap), self._cap)
         else:
