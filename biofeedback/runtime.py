@@ -9,7 +9,10 @@ keyboard), and they attach through :class:`LiveOptions`.
 
 The virtual radio and person are wired in :mod:`biofeedback.virtual_wiring`
 (re-exported here: :func:`virtual_world`, :func:`follow`, ...); the rest of
-``biofeedback`` never imports ``devices.virtual``.
+``biofeedback`` never imports ``devices.virtual``. The options and the result
+are :mod:`biofeedback.session_options`, the raw-first start-up
+:mod:`biofeedback.session_startup`, finding and counting the sensors
+:mod:`biofeedback.session_devices` (all re-exported here).
 
 ::
 
@@ -23,17 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
-import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from biofeedback.paths import data_dir, store_path
 from biofeedback.protocols.pacer import Pacer, pacer_json
+from biofeedback.session_devices import (
+    find_devices_named,
+    remember_devices,
+    source_prefix,
+    stream_stats,
+)
+from biofeedback.session_options import Attach, LiveOptions, SessionRun
+from biofeedback.session_startup import FIRST_CHUNKS_WAIT_S, SESSION_STACK, loaded, raw_text
 from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.ui.model import LiveModel
@@ -46,18 +54,21 @@ from biofeedback.virtual_wiring import (
     virtual_learner_skills,
     virtual_world,
 )
-from devices.ble import PLATFORM, BleBackend, BleSource, Found, backend_of, scan
+from devices.ble import BleSource
+from devices.ble_scan import Found, backend_of
 from devices.clock import Clock
-from devices.errors import DeviceNotFoundError, InputError
+from devices.errors import InputError
 from devices.merge import merged
 from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent, StreamKey, StreamSpec
+from devices.stream import Chunk, LinkEvent, StreamSpec
 
 if TYPE_CHECKING:
-    from biofeedback.protocols.session import SessionEngine, SessionProtocol, SessionSummary
+    from biofeedback.protocols.session import SessionEngine
 
 __all__ = [
     "DEMO_DEVICES",
+    "FIRST_CHUNKS_WAIT_S",
+    "SESSION_STACK",
     "Attach",
     "LiveOptions",
     "SessionRun",
@@ -88,290 +99,6 @@ DEMO_DEVICES = ("Boost", "GDX-RB")
 
 #: The demo person's skill: a learner, not a perfect score on every rep.
 DEMO_SKILL = 0.7
-
-#: A front end: called with the engine and the model once the session is
-#: assembled (before the first chunk); returns its undo, or None.
-Attach = Callable[["SessionEngine", LiveModel], Callable[[], None] | None]
-
-#: What a session needs beyond the radio (the engine, the pipeline: scipy, about
-#: 1.5 s to import). A command that has not loaded them yet (the demo) connects
-#: the sensors first and loads these while the raw streams are on screen.
-SESSION_STACK = ("biofeedback.protocols.session", "biofeedback.signal.pipeline")
-
-#: How long the demo waits for each sensor's first chunk before loading the stack.
-FIRST_CHUNKS_WAIT_S = 1.0
-
-
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-@dataclass
-class LiveOptions:
-    """What a session is asked to be, and who shows it.
-
-    ``window`` is a ``SessionWindow`` to show the session in; without one,
-    ``status_lines`` shows the terminal view. ``attach`` are further front
-    ends (keyboard, tests' probes); ``say`` prints progress for people.
-    """
-
-    protocol: str | SessionProtocol = "quick"  # a built-in's name, or a plan's session
-    pacer: Pacer | None = None  # None: the profile's suggested pacer, else 4 s / 6 s
-    adaptive_pacer: bool = False  # lead towards the pacer only as fast as the breath follows
-    duration: float | None = None
-    person: str | None = None
-    pain_before: int | None = None
-    note_before: str | None = None
-    lsl: bool = False
-    status_lines: bool = True
-    effort: float = 0.8
-    compliance: float = 1.0
-    position: str | None = None  # lying, sitting, standing (recorded with the session)
-    demo: bool = False  # the demo's: its session and devices are marked (Store.wipe_demo)
-    save: bool = True  # False: nothing is recorded (no session, no known devices)
-    window: Any = None
-    #: Connect first and load :data:`SESSION_STACK` while the raw streams are on
-    #: screen (the demo's start-up); otherwise the stack is imported before connecting.
-    raw_first: bool = False
-    attach: list[Attach] = field(default_factory=list)
-    say: Callable[[str], None] = _stderr
-
-
-@dataclass
-class SessionRun:
-    """What :func:`run_session` gives back."""
-
-    session_id: int | None  # None: not recorded (LiveOptions.save)
-    engine: SessionEngine
-    summary: SessionSummary
-    error: BaseException | None
-    sources: list[BleSource] = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------- start-up
-
-
-async def _load_session_stack() -> None:
-    """Import :data:`SESSION_STACK` in a thread; the loop runs meanwhile.
-
-    A plain thread, not the loop's executor (qasync's would report the result of
-    a cancelled run as an error); when cancelled, this still waits for the import
-    to end, so nothing outlives the loop.
-    """
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    failed: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            for name in SESSION_STACK:
-                importlib.import_module(name)
-        except BaseException as exc:  # raised again on the loop
-            failed.append(exc)
-        finally:
-            with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits
-                loop.call_soon_threadsafe(done.set)
-
-    threading.Thread(target=work, name="session-stack-import", daemon=True).start()
-    try:
-        await done.wait()
-    except asyncio.CancelledError:
-        await done.wait()
-        raise
-    if failed:
-        raise failed[0]
-
-
-def _preview(
-    clock: Clock, sources: Sequence[BleSource], opts: LiveOptions
-) -> Callable[[Chunk | LinkEvent], None] | None:
-    """What shows the raw streams before the pipeline exists (None: nothing does).
-
-    The window draws them on a preview model; the terminal prints one line per
-    stream at its first chunk (its latest value and the rate of its sample times).
-    """
-    if opts.window is not None:
-        specs = [s for src in sources for s in src.streams]
-        model = LiveModel(specs, clock=clock,
-                          device_of={s.name: src.name for src in sources for s in src.streams})
-        opts.window.set_model(model)
-
-        def draw(item: Chunk | LinkEvent) -> None:
-            if isinstance(item, Chunk):
-                model.on_chunk(item)
-            else:
-                model.on_link(item)
-
-        return draw
-    if not opts.status_lines:
-        return None
-    named = {s.name: (src.name, s.rate_hz) for src in sources for s in src.streams}
-    printed: set[str] = set()
-
-    def print_first(item: Chunk | LinkEvent) -> None:
-        if isinstance(item, Chunk) and item.stream not in printed and item.t.size:
-            printed.add(item.stream)
-            device, rate = named.get(item.stream, (item.stream, None))
-            opts.say(f"  {device}: {raw_text(item, rate)}")
-
-    return print_first
-
-
-def raw_text(chunk: Chunk, rate_hz: float | None = None) -> str:
-    """A chunk's stream, its latest raw sample and the stream's rate, in words.
-
-    >>> import numpy as np
-    >>> raw_text(Chunk("Boost/kgoal.pressure", np.array([0.0, 0.02]),
-    ...                np.array([[101.0, 0.0], [103.5, 1.0]]), "count", ("raw", "flags")), 50.0)
-    'pressure raw 103.5 flags 1 count, 50 Hz (raw; the session starts in a moment)'
-    """
-    stream = chunk.stream.rsplit(".", 1)[-1]
-    names = chunk.channels if len(chunk.channels) == chunk.values.shape[1] > 1 else ()
-    last = [f"{v:.4g}" for v in chunk.values[-1]]
-    value = " ".join(f"{n} {v}" for n, v in zip(names, last, strict=True)) if names \
-        else ", ".join(last)
-    rate = f", {rate_hz:g} Hz" if rate_hz else ""
-    return f"{stream} {value} {chunk.unit}{rate} (raw; the session starts in a moment)"
-
-
-@contextlib.asynccontextmanager
-async def _loaded(
-    items: AsyncIterator[Chunk | LinkEvent], clock: Clock, sources: Sequence[BleSource],
-    opts: LiveOptions,
-) -> AsyncIterator[AsyncIterator[Chunk | LinkEvent]]:
-    """``items``, once the session stack is imported; the window shows the raw streams meanwhile.
-
-    Without ``opts.raw_first``, or when the stack is loaded already, this is
-    ``items`` itself (the stack imported first). Otherwise it is
-    imported in a thread (the loop keeps running: the sensors stream, the window
-    or the terminal shows them, see :func:`_preview`) while the items are kept in
-    order for the engine, none lost.
-    """
-    if all(name in sys.modules for name in SESSION_STACK) or not opts.raw_first:
-        for name in SESSION_STACK:
-            importlib.import_module(name)
-        yield items
-        return
-    preview: Callable[[Chunk | LinkEvent], None] | None = _preview(clock, sources, opts)
-    kept: asyncio.Queue[Chunk | LinkEvent | BaseException | None] = asyncio.Queue()
-    streams: set[str] = set()
-    shown = asyncio.Event()  # a chunk of each sensor drawn (or the items ended)
-
-    async def keep() -> None:
-        try:
-            async for item in items:
-                if preview is not None:
-                    preview(item)
-                if isinstance(item, Chunk):
-                    streams.add(item.stream)
-                    if len(streams) >= len(sources):
-                        shown.set()
-                kept.put_nowait(item)
-        except Exception as exc:  # the engine raises it where it would have met it
-            kept.put_nowait(exc)
-        else:
-            kept.put_nowait(None)
-        finally:
-            shown.set()
-
-    async def replay() -> AsyncIterator[Chunk | LinkEvent]:
-        nonlocal preview
-        preview = None  # the engine's model takes over from here
-        while (item := await kept.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    task = asyncio.create_task(keep())
-    try:
-        # The import shares the interpreter with the streams: first let them reach
-        # the screen (at most a second of waiting for a silent sensor).
-        # (asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
-        # cancellation that lands as the awaited event is set -- a SIGTERM that
-        # closed the window as the first chunks arrived was lost, and the session ran on)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(FIRST_CHUNKS_WAIT_S):
-                await shown.wait()
-        await _load_session_stack()
-        yield replay()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-# ----------------------------------------------------------------------------- devices
-
-
-async def find_devices_named(
-    names: Sequence[str],
-    registry: Registry,
-    clock: Clock,
-    *,
-    timeout: float = 2.0,
-    backend: BleBackend = PLATFORM,
-) -> list[Found]:
-    """Scan until a device whose name starts with each of ``names`` (with a driver) is seen.
-
-    Raises
-    ------
-    DeviceNotFoundError
-        When one of them is not advertising.
-    """
-    wanted = [n.lower() for n in names]
-    seen: list[Found] = []
-
-    def seen_all(f: Found) -> bool:
-        seen.append(f)
-        return all(any(_named(x, w) for x in seen) for w in wanted)
-
-    found = await scan(registry, clock, timeout=timeout, stop_when=seen_all, backend=backend)
-    chosen = []
-    for name, w in zip(names, wanted, strict=True):
-        matches = [f for f in found if _named(f, w)]
-        if not matches:
-            raise DeviceNotFoundError(f"{name} not found (is it on, charged and in range?)")
-        chosen.append(matches[0])
-    return chosen
-
-
-def _named(f: Found, prefix: str) -> bool:
-    return f.driver is not None and (f.name or "").lower().startswith(prefix)
-
-
-def remember_devices(chosen: Sequence[Found], *, virtual: bool, demo: bool = False) -> None:
-    """Store the chosen devices as known (``pair`` without asking; ``demo``: as the demo's)."""
-    with Store(store_path()) as store:
-        for f in chosen:
-            assert f.driver is not None
-            store.remember_device(
-                address=f.adv.address, name=f.name, driver=f.driver.id,
-                support=str(f.driver.info.support), virtual=virtual, demo=demo,
-            )
-
-
-def _prefix(f: Found) -> str:
-    """What the source puts before its stream names: the :class:`StreamKey` id of the
-    device and driver (``"<device name>/<driver>."``), so link events map to streams."""
-    assert f.driver is not None
-    device = (f.name or f.adv.address).replace("/", "_")
-    return StreamKey(stream="", driver=f.driver.id, device=device).id
-
-
-def stream_stats(sources: Sequence[BleSource]) -> dict[str, dict[str, Any]]:
-    """Per-stream counters, named ``<driver>.<stream>`` (the ``demo --json`` keys)."""
-    out: dict[str, dict[str, Any]] = {}
-    for s in sources:
-        for spec in s.driver.info.streams:
-            st = s.stats.streams[s.prefix + spec.name]
-            rate = st.measured_rate()
-            out[StreamKey(spec.name, s.driver.id).id] = {
-                "samples": st.samples,
-                "rate_hz": round(rate, 2) if rate else None,
-                "gaps": st.gaps,
-                "reconnects": s.reconnects,
-            }
-    return out
 
 
 # ----------------------------------------------------------------------------- profile
@@ -523,7 +250,7 @@ class _Parts:
 
 def _sources(clock: Clock, chosen: Sequence[Found]) -> list[BleSource]:
     """One source per chosen sensor that has a driver."""
-    return [BleSource(f.device, f.driver, clock, prefix=_prefix(f), backend=f.backend)
+    return [BleSource(f.device, f.driver, clock, prefix=source_prefix(f), backend=f.backend)
             for f in chosen if f.driver]
 
 
@@ -615,7 +342,7 @@ async def run_session(
         Recorded as a virtual session.
     """
     sources = _sources(clock, chosen)
-    async with merged(sources) as connected, _loaded(connected, clock, sources, opts) as items:
+    async with merged(sources) as connected, loaded(connected, clock, sources, opts) as items:
         parts = _assemble(clock, chosen, opts, world, sources)
         engine, model = parts.engine, parts.model
         writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual) if opts.save \

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from biofeedback import runtime
+from biofeedback import session_startup
 from biofeedback.runtime import LiveOptions
 from biofeedback.ui.model import LiveModel
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
@@ -48,7 +48,7 @@ def slow_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> threading.Eve
         "import bf_test_gate\nassert bf_test_gate.ev.wait(30)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "bf_test_slow_stack", raising=False)
-    monkeypatch.setattr(runtime, "SESSION_STACK", ("bf_test_slow_stack",))
+    monkeypatch.setattr(session_startup, "SESSION_STACK", ("bf_test_slow_stack",))
     return gate.ev
 
 
@@ -57,7 +57,7 @@ def _run(items: AsyncIterator[Chunk | LinkEvent], window: _Window) -> list[Any]:
     opts = LiveOptions(window=window, raw_first=True)
 
     async def go() -> list[Any]:
-        async with runtime._loaded(items, _Clock(), [source], opts) as feed:  # type: ignore[arg-type, list-item]
+        async with session_startup.loaded(items, _Clock(), [source], opts) as feed:  # type: ignore[arg-type, list-item]
             return [item async for item in feed]
 
     return asyncio.run(go())
@@ -99,7 +99,7 @@ def test_a_link_failure_while_loading_reaches_the_engine(slow_stack: threading.E
 
 
 def test_with_the_stack_loaded_the_items_pass_through_untouched() -> None:
-    for name in runtime.SESSION_STACK:
+    for name in session_startup.SESSION_STACK:
         __import__(name)
     window = _Window()
 
@@ -117,8 +117,8 @@ def test_the_demo_reaches_its_window_without_scipy() -> None:
 
     code = ("import sys\n"
             "import biofeedback.cli.device_cmds, biofeedback.ui.window, biofeedback.runtime\n"
-            "print(sorted(m for m in ('scipy', *__import__('biofeedback.runtime').runtime"
-            ".SESSION_STACK) if m in sys.modules))\n")
+            "from biofeedback.session_startup import SESSION_STACK\n"
+            "print(sorted(m for m in ('scipy', *SESSION_STACK) if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
