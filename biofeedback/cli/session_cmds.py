@@ -1,53 +1,24 @@
-"""``sessions``, ``show``, ``delete``, ``export``, ``data``: recordings and where they live."""
+"""``sessions``, ``show``, ``delete``, ``export``: the recorded sessions."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from biofeedback.cli.console import confirm, rich_progress, say
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SESSION_ID
-from biofeedback.export import FORMATS, default_path, export_session
-from biofeedback.export.common import Progress, check_target, private_file
+from biofeedback.cli.store_access import open_store
+from biofeedback.export import FORMATS, export_session
 from biofeedback.export.units import UnitPolicy, session_units
-from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
 from biofeedback.protocols.pacer import adaptive_text
-from biofeedback.store import SessionInfo, Store, StoreError
-from biofeedback.store.liveness import recording_lock_held
-from devices.errors import InputError
+from biofeedback.store import SessionInfo, Store
 
-__all__ = ["data", "delete", "export", "sessions", "show"]
-
-#: Where the calibration stores its JSON profiles.
-PROFILES_DIRNAME = "profiles"
-
-
-def _say(text: str) -> None:
-    """Progress and prompts for people: stderr, so --json stdout stays clean."""
-    click.echo(text, err=True)
-
-
-@contextmanager
-def _open_store(path: Path | None = None) -> Iterator[Store]:
-    """The store; damage found while reading is a one-line store error, not a crash."""
-    path = path or store_path()
-    with Store(path) as store:
-        try:
-            yield store
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is damaged: {exc}") from exc
-
-
-def _profiles_dir() -> Path:
-    return data_dir() / PROFILES_DIRNAME
+__all__ = ["delete", "export", "sessions", "show"]
 
 
 def _local(info: SessionInfo) -> str:
@@ -61,10 +32,6 @@ def _duration(seconds: float) -> str:
     return f"{s // 60}:{s % 60:02d}"
 
 
-def _device_names(info: SessionInfo) -> str:
-    return ", ".join(str(d.get("name", "?")) for d in info.devices) or "-"
-
-
 def _status(info: SessionInfo) -> str:
     """The outcome in words (the same word ``--json`` gives as ``status``)."""
     if info.outcome == "stopped" and info.ended_by:
@@ -76,57 +43,8 @@ def _warn_damaged(infos: list[SessionInfo]) -> None:
     """One line per damaged session: what is wrong and what can still be done."""
     for i in infos:
         if i.damage:
-            _say(f"warning: session {i.id} is damaged ({i.damage}); it can still be "
+            say(f"warning: session {i.id} is damaged ({i.damage}); it can still be "
                  f"deleted ('biofeedback delete {i.id}')")
-
-
-def _confirm(question: str, yes: bool, refused: str) -> None:
-    """Ask on stderr unless ``--yes``.
-
-    A "no" is the user's choice, not an error: it says what was kept and
-    ends the command with exit 0. No answer at all (no terminal, end of
-    input) is exit 1.
-    """
-    if yes:
-        return
-    try:
-        ok = click.confirm(question, default=False, err=True)
-    except click.Abort:
-        raise InputError(f"{refused}: no answer (use --yes to skip the question)") from None
-    if not ok:
-        click.echo(f"{refused[:1].upper()}{refused[1:]}.", err=True)
-        raise click.exceptions.Exit(0)
-
-
-class _RichProgress:
-    """A rich progress bar on stderr (nothing when stderr is not a terminal)."""
-
-    def __init__(self, progress: Any) -> None:
-        self._p = progress
-        self._task: Any = None
-
-    def start(self, total: int, description: str) -> None:
-        if self._task is not None:
-            self._p.update(self._task, visible=False)
-        self._task = self._p.add_task(description, total=total)
-
-    def advance(self, steps: int = 1) -> None:
-        if self._task is not None:
-            self._p.advance(self._task, steps)
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=True,
-        disable=not console.is_terminal,
-    ) as p:
-        yield _RichProgress(p)
 
 
 # --------------------------------------------------------------------------- sessions
@@ -136,7 +54,7 @@ def _progress() -> Iterator[Progress]:
 @command_options()
 def sessions(app: AppContext) -> None:
     """Recorded sessions, oldest first."""
-    with _open_store() as store:
+    with open_store() as store:
         infos = store.sessions()
     _warn_damaged(infos)
     if app.json:
@@ -229,7 +147,7 @@ def _show_json(store: Store, info: SessionInfo) -> dict[str, Any]:
 @command_options()
 def show(app: AppContext, session_id: int) -> None:
     """One session: when, who, devices, streams, events, summary."""
-    with _open_store() as store:
+    with open_store() as store:
         info = store.session(session_id)
         d = _show_json(store, info)
     if app.json:
@@ -294,9 +212,9 @@ def show(app: AppContext, session_id: int) -> None:
 @command_options()
 def delete(app: AppContext, session_id: int, yes: bool) -> None:
     """Delete a session and all its recorded data (asks first)."""
-    with _open_store() as store:
+    with open_store() as store:
         info = store.session(session_id)
-        _confirm(
+        confirm(
             f"Delete session {info.id} ({_local(info)}, {_duration(info.duration_s)}, "
             f"{info.person or 'no person'})? This cannot be undone.",
             yes,
@@ -321,210 +239,9 @@ def delete(app: AppContext, session_id: int, yes: bool) -> None:
 @command_options()
 def export(app: AppContext, session_id: int, fmt: str, output: Path | None, force: bool) -> None:
     """Export a session as CSV, EDF+ or JSON."""
-    with _open_store() as store, _progress() as progress:
+    with open_store() as store, rich_progress() as progress:
         path = export_session(store, session_id, fmt, output, force=force, progress=progress)
     if app.json:
         emit_json({"id": session_id, "format": fmt, "path": str(path)})
     else:
         click.echo(str(path))
-
-
-# --------------------------------------------------------------------------- data
-
-
-def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in [path, Path(f"{path}-wal")] if p.exists())
-
-
-def _profiles() -> list[Path]:
-    d = _profiles_dir()
-    return sorted(p for p in d.rglob("*") if p.is_file()) if d.is_dir() else []
-
-
-@cli.group(invoke_without_command=True)
-@command_options()
-@click.pass_context
-def data(ctx: click.Context, app: AppContext) -> None:
-    """Where everything lives; export all of it, or wipe it."""
-    if ctx.invoked_subcommand is not None:
-        return
-    sp = store_path()
-    n_sessions = n_devices = 0
-    if sp.exists():
-        with _open_store(sp) as store:
-            n_sessions = len(store.sessions())
-            n_devices = len(store.devices())
-    profiles = _profiles()
-    size = _size(sp) if sp.exists() else 0
-    info: dict[str, Any] = {
-        "data_dir": str(data_dir()),
-        "store": {"path": str(sp), "bytes": size,
-                  "sessions": n_sessions, "devices": n_devices},
-        "profiles": {"path": str(_profiles_dir()), "count": len(profiles)},
-        "config_dir": str(config_dir()),
-        "drivers_dir": str(config_dir() / "drivers"),
-        "log_file": str(log_file()),
-    }
-    if app.json:
-        emit_json(info)
-        return
-    click.echo(f"data       {info['data_dir']}")
-    click.echo(f"store      {sp}  ({size / 1e6:.1f} MB: {n_sessions} sessions, "
-               f"{n_devices} known devices)")
-    click.echo(f"profiles   {_profiles_dir()}  ({len(profiles)} files)")
-    click.echo(f"drivers    {info['drivers_dir']}  (your TOML drivers)")
-    click.echo(f"log        {info['log_file']}  (written with -v)")
-    click.echo("Everything stays on this machine unless you export it or turn on LSL.")
-
-
-def _copy_private(src: Path, dst: Path, *, force: bool) -> None:
-    make_private_dirs(dst.parent)
-    with src.open("rb") as fin, private_file(dst, force=force, binary=True) as fout:
-        shutil.copyfileobj(fin, fout)
-
-
-@data.command("export-all")
-@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
-              help="Folder to write (created; must be empty).")
-@click.option("--edf", "with_edf", is_flag=True, help="Also write each session as EDF+.")
-@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
-@command_options()
-def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> None:
-    """Every session (CSV folder + JSON, optionally EDF+), profile and device, plus a
-    copy of the store."""
-    check_target(output, force=force, directory=True)
-    make_private_dirs(output)
-    exported: list[int] = []
-    skipped: list[dict[str, Any]] = []
-    n_devices = n_profiles = 0
-    sp = store_path()
-    if sp.exists():
-        with _open_store(sp) as store, _progress() as progress:
-            devices = [d.to_json() for d in store.devices(include_demo=True)]
-            with private_file(output / "devices.json", force=force) as f:
-                json.dump(devices, f, indent=2)
-            n_devices = len(devices)
-            sess_dir = output / "sessions"
-            make_private_dirs(sess_dir)
-            for info in store.sessions():
-                if info.damage:
-                    skipped.append({"id": info.id, "format": "all", "reason": info.damage})
-                    continue
-                export_session(store, info.id, "csv", default_path(info, "csv", sess_dir),
-                               force=force, progress=progress)
-                export_session(store, info.id, "json", default_path(info, "json", sess_dir),
-                               force=force, progress=progress)
-                if with_edf:
-                    try:
-                        export_session(store, info.id, "edf",
-                                       default_path(info, "edf", sess_dir), force=force,
-                                       progress=progress)
-                    except InputError as exc:  # e.g. a session with no samples
-                        skipped.append({"id": info.id, "format": "edf", "reason": str(exc)})
-                exported.append(info.id)
-            # The whole store too: lossless, and what a later version can read back.
-            store.backup(output / "biofeedback.sqlite")
-    profiles_src = _profiles_dir()
-    for p in _profiles():
-        _copy_private(p, output / PROFILES_DIRNAME / p.relative_to(profiles_src), force=force)
-        n_profiles += 1
-    if app.json:
-        emit_json({"path": str(output), "sessions": exported, "profiles": n_profiles,
-                   "devices": n_devices, "skipped": skipped})
-        return
-    click.echo(f"Exported {len(exported)} sessions, {n_profiles} profile files and "
-               f"{n_devices} devices to {output}")
-    for s in skipped:
-        _say(f"session {s['id']}: no {s['format']} ({s['reason']})")
-
-
-def _recording_now(sp: Path) -> list[int]:
-    """Sessions whose recording process is alive, told by their OS locks.
-
-    The store itself is not opened: a damaged store can still be wiped.
-    """
-    held: list[int] = []
-    for p in sorted(Path(f"{sp}.locks").glob("session-*.lock")):
-        state = recording_lock_held(p)
-        if state is None and sp.exists():  # no OS locks here: ask the store
-            try:
-                with Store(sp) as store:
-                    return [i.id for i in store.sessions() if i.status == "recording"]
-            except (StoreError, sqlite3.DatabaseError):
-                return []
-        sid = p.stem.removeprefix("session-")
-        if state and sid.isdigit():
-            held.append(int(sid))
-    return held
-
-
-@data.command()
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--demo", "demo_only", is_flag=True,
-              help="Only what the demo recorded: its sessions, devices and profiles (your "
-                   "own data stays).")
-@command_options()
-def wipe(app: AppContext, yes: bool, demo_only: bool) -> None:
-    """Delete every session, known device, profile and the log (asks first).
-
-    \b
-    Examples:
-      biofeedback data wipe --demo     # only the demo's sessions, devices, profiles
-      biofeedback data wipe            # everything
-    """
-    sp = store_path()
-    if demo_only:
-        _wipe_demo(app, sp, yes)
-        return
-    live = _recording_now(sp)
-    if live:
-        raise InputError(f"session {live[0]} is being recorded right now; stop it first")
-    targets = [p for p in (sp, Path(f"{sp}-wal"), Path(f"{sp}-shm"), Path(f"{sp}.locks"),
-                           _profiles_dir(), log_file()) if p.exists()]
-    if not targets:
-        if app.json:
-            emit_json({"removed": []})
-        else:
-            click.echo("Nothing to wipe.")
-        return
-    _confirm(
-        f"Delete all sessions, known devices and profiles in {data_dir()} (and the log)? "
-        "This cannot be undone.",
-        yes,
-        "nothing was wiped",
-    )
-    for p in targets:
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink(missing_ok=True)
-    if app.json:
-        emit_json({"removed": [str(p) for p in targets]})
-    else:
-        for p in targets:
-            click.echo(f"removed {p}")
-
-
-def _wipe_demo(app: AppContext, sp: Path, yes: bool) -> None:
-    """``data wipe --demo``: the demo's sessions, devices and profiles, nothing else."""
-    marks = None
-    if sp.exists():
-        with _open_store(sp) as store:
-            marks = store.demo_marks()
-            if marks.sessions or marks.devices or marks.profiles:
-                _confirm(
-                    f"Delete the demo's {len(marks.sessions)} sessions, "
-                    f"{len(marks.devices)} devices and {len(marks.profiles)} profiles? "
-                    "Your own data stays.",
-                    yes,
-                    "nothing was wiped",
-                )
-                marks = store.wipe_demo()
-    if app.json:
-        emit_json({"removed_demo": marks.to_json() if marks else
-                   {"sessions": [], "devices": [], "profiles": []}})
-    elif marks is None or not (marks.sessions or marks.devices or marks.profiles):
-        click.echo("Nothing of the demo's to wipe.")
-    else:
-        click.echo(f"Removed the demo's {len(marks.sessions)} sessions, "
-                   f"{len(marks.devices)} devices and {len(marks.profiles)} profiles.")
