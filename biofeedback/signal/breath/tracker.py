@@ -15,7 +15,7 @@ import numpy as np
 from biofeedback.signal.breath.detector import BreathDetector
 from biofeedback.signal.breath.frontends import front_end_for
 from biofeedback.signal.filters import FloatArray, QualityMonitor
-from biofeedback.signal.types import BreathOutput, Quality
+from biofeedback.signal.types import Breath, BreathEvent, BreathOutput, Int8Array, Quality
 from devices.stream import StreamKind
 
 __all__ = ["SOURCE_TRUST", "BreathTracker", "detect_breaths"]
@@ -36,6 +36,9 @@ SOURCE_TRUST = {
 
 #: What the signal's quality leaves of that trust.
 _QUALITY_TRUST = {Quality.OK: 1.0, Quality.NOISY: 0.5, Quality.FLAT: 0.2, Quality.CLIPPED: 0.6}
+
+_EMPTY = np.empty(0)
+_EMPTY_PHASE = np.empty(0, dtype=np.int8)
 
 
 class BreathTracker:
@@ -78,6 +81,9 @@ class BreathTracker:
         self._quality = QualityMonitor(self.front.fs, 1)
         self._depth: float | None = None
         self._t_last = -math.inf
+        self._kind_trust = SOURCE_TRUST.get(kind, 0.5)
+        # the cleaning's delay at 15 breaths/min: the delay reported before any event
+        self._filter_delay = self.front.delay(0.25)
 
     def reset(self) -> None:
         """A gap: restart the filters and the detector (keeping learned figures)."""
@@ -99,12 +105,12 @@ class BreathTracker:
     def delay_s(self) -> float:
         """The detector's delay (mean over recent events, else the filter's)."""
         d = self.detector.delay_s
-        return d if math.isfinite(d) else self.front.delay(0.25)
+        return d if math.isfinite(d) else self._filter_delay
 
     @property
     def trust(self) -> float:
         """0..1: how far this source's breaths can be trusted now."""
-        return SOURCE_TRUST.get(self.kind, 0.5) * _QUALITY_TRUST.get(self._quality.quality, 0.5)
+        return self._kind_trust * _QUALITY_TRUST.get(self._quality.quality, 0.5)
 
     def process(self, t: FloatArray, values: FloatArray) -> BreathOutput:
         """Process one chunk of the source stream."""
@@ -113,19 +119,34 @@ class BreathTracker:
             values = values[:, np.newaxis]
         tt, y, raw = self.front.process(np.asarray(t, dtype=np.float64), values)
         det = self.detector
-        midline = 0.0
-        if tt.shape[0]:
-            events, breaths, phase = det.process(tt, y, raw)
-            self._t_last = float(tt[-1])
-            midline = det.midline
-            sig = det.sign * (y - midline)
-            quality = self._quality.process(raw[:, np.newaxis], det.noise_raw)
-        else:
-            events, breaths, phase = [], [], np.empty(0, dtype=np.int8)
-            sig = np.empty(0)
-            quality = self._quality.quality
+        if tt.shape[0] == 0:  # (a decimating front end still gathering a block)
+            return self._output(tt, _EMPTY, _EMPTY_PHASE, [], [], 0.0, self._quality.quality)
+        events, breaths, phase = det.process(tt, y, raw)
+        self._t_last = tt.item(-1)
+        midline = det.midline
+        sig = y - midline
+        if det.sign < 0:
+            np.negative(sig, out=sig)
+        quality = self._quality.process(raw[:, np.newaxis], det.noise_raw)
         if breaths:
             self._depth = breaths[-1].depth
+        return self._output(tt, sig, phase, events, breaths, midline, quality)
+
+    def _output(
+        self,
+        tt: FloatArray,
+        sig: FloatArray,
+        phase: Int8Array,
+        events: list[BreathEvent],
+        breaths: list[Breath],
+        midline: float,
+        quality: Quality,
+    ) -> BreathOutput:
+        det = self.detector
+        figures = det.figures
+        delay = figures.delay_s
+        if not math.isfinite(delay):
+            delay = self._filter_delay
         return BreathOutput(
             stream=self.stream,
             kind=self.kind,
@@ -134,14 +155,14 @@ class BreathTracker:
             phase=phase,
             events=tuple(events),
             breaths=tuple(breaths),
-            rate_bpm=det.rate_bpm(self._t_last),
+            rate_bpm=figures.rate_bpm(self._t_last),
             depth=self._depth,
-            regularity=det.regularity,
-            polarity=det.polarity,
-            delay_s=self.delay_s,
+            regularity=figures.regularity,
+            polarity=det.vote.polarity,
+            delay_s=delay,
             quality=quality,
             midline=midline,
-            trust=self.trust,
+            trust=self._kind_trust * _QUALITY_TRUST.get(quality, 0.5),
         )
 
 
