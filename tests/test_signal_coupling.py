@@ -169,6 +169,28 @@ def test_cycles_not_covered_by_the_pelvic_signal_are_not_scored() -> None:
     )
 
 
+@pytest.mark.parametrize("where", [(100, 110), (300, 310), (150, 320)])
+def test_a_gap_in_either_half_leaves_the_cycle_unscored_and_infinities_do_not(
+    where: tuple[int, int],
+) -> None:
+    """The NaN check (a half's sum) tells a gap from +inf and -inf summing to NaN."""
+
+    def scored(rel: np.ndarray) -> CouplingResult | None:
+        return score_cycle(
+            T, rel, states_from(rel), 0.0, 4.0, 10.0,
+            rest_level=30.0, drop_margin=MD, contraction_margin=MC,
+        )  # fmt: skip
+
+    rel = ramp_drop(2.0, 0.8)
+    gap = rel.copy()
+    gap[where[0] : where[1]] = np.nan
+    assert scored(gap) is None
+    rails = rel.copy()
+    rails[where[0]], rails[where[1]] = np.inf, -np.inf  # a sum of NaN, no NaN
+    with np.errstate(invalid="ignore"):  # (inf - inf in the sums)
+        assert scored(rails) is not None
+
+
 def _pelvic(t: np.ndarray, rel: np.ndarray) -> PelvicOutput:
     return PelvicOutput(
         stream="p",

@@ -76,13 +76,16 @@ class CycleHalves:
     """A breath cycle's pelvic samples, split at the exhale onset.
 
     ``rel_in``/``rel_ex``: level minus rest in the inhale and exhale halves
-    (no NaN); ``state_in``/``state_ex``: their :class:`PelvicState` codes.
+    (no NaN); ``state_in``/``state_ex``: their :class:`PelvicState` codes;
+    ``sum_in``/``sum_ex``: the sums of ``rel_in``/``rel_ex``.
     """
 
     rel_in: FloatArray
     rel_ex: FloatArray
     state_in: Int8Array
     state_ex: Int8Array
+    sum_in: float  # the halves' sums (``np.add.reduce``, as ``ndarray.mean`` sums)
+    sum_ex: float
 
 
 @dataclass(frozen=True)
@@ -118,19 +121,29 @@ def split_cycle(
     if not inhale_onset < exhale_onset < end:
         return None
     i0, i1, i2 = np.searchsorted(t, (inhale_onset, exhale_onset, end)).tolist()
+    if i1 - i0 < 2 or i2 - i1 < 2:
+        return None
     ri, re = rel[i0:i1], rel[i1:i2]
-    if ri.shape[0] < 2 or re.shape[0] < 2:
+    sum_in, sum_ex = float(_add_reduce(ri)), float(_add_reduce(re))
+    # a NaN makes its half's sum NaN (one reduction per half, which the levels
+    # need anyway); a NaN sum without one (inf - inf) is checked for it
+    if math.isnan(sum_in + sum_ex) and (np.isnan(ri).any() or np.isnan(re).any()):
         return None
-    if np.isnan(ri).any() or np.isnan(re).any():
-        return None
-    return CycleHalves(rel_in=ri, rel_ex=re, state_in=state[i0:i1], state_ex=state[i1:i2])
+    return CycleHalves(
+        rel_in=ri,
+        rel_ex=re,
+        state_in=state[i0:i1],
+        state_ex=state[i1:i2],
+        sum_in=sum_in,
+        sum_ex=sum_ex,
+    )
 
 
 def cycle_levels(h: CycleHalves, drop_margin: float) -> CycleLevels:
     """The inhale and exhale levels, the drop and how much of it the exhale kept."""
     md = max(drop_margin, 1e-12)
-    inhale_level = float(_add_reduce(h.rel_in)) / h.rel_in.shape[0]  # (ndarray.mean's sum)
-    exhale_level = float(_add_reduce(h.rel_ex)) / h.rel_ex.shape[0]
+    inhale_level = h.sum_in / h.rel_in.shape[0]
+    exhale_level = h.sum_ex / h.rel_ex.shape[0]
     drop = max(0.0, -percentile(h.rel_in, 10))
     release_kept = 0.0
     if inhale_level < 0:
