@@ -74,10 +74,6 @@ from devices.drivers.gdx_commands import (
     start_frame,
     stop_frame,
 )
-
-# GDX_SERVICE, INIT_PARAMS, MeasurementType: re-exported (the virtual twin imports them here).
-from devices.drivers.gdx_commands import GDX_SERVICE as GDX_SERVICE
-from devices.drivers.gdx_commands import INIT_PARAMS as INIT_PARAMS
 from devices.drivers.gdx_packets import (
     GdxDeviceInfo,
     GdxMeasurement,
@@ -86,7 +82,6 @@ from devices.drivers.gdx_packets import (
     GdxStatus,
     mask_to_sensors,
 )
-from devices.drivers.gdx_packets import MeasurementType as MeasurementType
 from devices.errors import ConnectionFailedError, InputError, ParseError
 from devices.stream import StreamKind, StreamSpec, SupportLevel
 

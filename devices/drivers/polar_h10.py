@@ -44,7 +44,6 @@ from devices.drivers.base import (
 )
 from devices.drivers.polar_clock import SensorClockTimestamper
 from devices.drivers.polar_frames import PmdFrame
-from devices.drivers.polar_frames import build_frame as build_frame
 from devices.drivers.polar_pmd import (
     ACC_RANGES_G,
     ACC_RATES_HZ,
@@ -62,11 +61,6 @@ from devices.drivers.polar_pmd import (
     PmdResponse,
     ResponseStatus,
 )
-
-# Re-exported for devices/virtual/twins/polar_h10.py, which imports them from here.
-from devices.drivers.polar_pmd import EPOCH_2019_NS as EPOCH_2019_NS
-from devices.drivers.polar_pmd import PmdSettings as PmdSettings
-from devices.drivers.polar_pmd import SettingType as SettingType
 from devices.errors import ConnectionFailedError, ParseError
 from devices.stream import StreamKind, StreamSpec, SupportLevel
 from devices.timestamps import Timestamper

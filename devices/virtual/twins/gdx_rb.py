@@ -1,7 +1,8 @@
 """Virtual Vernier Go Direct Respiration Belt (GDX-RB).
 
 Speaks the framed command protocol byte for byte (layouts shared with
-:mod:`devices.drivers.gdx_rb`):
+:mod:`devices.drivers.gdx_rb` through :mod:`~devices.drivers.gdx_commands` and
+:mod:`~devices.drivers.gdx_packets`):
 
 * command frames written to ``f4bf14a6-…`` (with or without response, in
   chunks) are reassembled by their length byte; a frame with a bad header,
@@ -40,7 +41,7 @@ import numpy.typing as npt
 from bumble import gatt
 
 from devices.clock import Clock
-from devices.drivers.gdx_rb import (
+from devices.drivers.gdx_commands import (
     FORCE_CHANNEL,
     GDX_COMMAND,
     GDX_RESPONSE,
@@ -49,14 +50,16 @@ from devices.drivers.gdx_rb import (
     RATE_CHANNEL,
     Command,
     GdxCommandFrame,
+    GdxResponse,
+    chunk_frame,
+)
+from devices.drivers.gdx_packets import (
     GdxDeviceInfo,
     GdxMeasurement,
     GdxReassembler,
-    GdxResponse,
     GdxSensorInfo,
     GdxStatus,
     MeasurementType,
-    chunk_frame,
 )
 from devices.errors import ParseError
 from devices.virtual.body import BodyModel

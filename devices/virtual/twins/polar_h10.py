@@ -1,8 +1,8 @@
 """Virtual Polar H10: the PMD service (ECG + ACC) and the Heart Rate Service.
 
 Speaks the PMD protocol byte for byte (the packet classes come from
-:mod:`devices.drivers.polar_h10`, so the twin builds exactly what the parser
-reads):
+:mod:`devices.drivers.polar_pmd` and :mod:`devices.drivers.polar_frames`, so the
+twin builds exactly what :mod:`devices.drivers.polar_h10` parses):
 
 * reading the control point returns ``0F 05`` (ECG and ACC);
 * control-point writes are answered by indications ``F0 op type status …``:
@@ -37,7 +37,8 @@ from bumble import gatt
 
 from devices.clock import Clock
 from devices.drivers.hrs import HEART_RATE_MEASUREMENT, HEART_RATE_SERVICE
-from devices.drivers.polar_h10 import (
+from devices.drivers.polar_frames import build_frame
+from devices.drivers.polar_pmd import (
     ACC_RANGES_G,
     ACC_RATES_HZ,
     ACC_RESOLUTION,
@@ -55,7 +56,6 @@ from devices.drivers.polar_h10 import (
     PmdSettings,
     ResponseStatus,
     SettingType,
-    build_frame,
 )
 from devices.errors import ParseError
 from devices.virtual.body import BodyModel
