@@ -247,30 +247,33 @@ class CommonShift:
     def process(
         self, base: FloatArray, tip: FloatArray, margin: float
     ) -> tuple[FloatArray, FloatArray]:
-        """``(base, tip)`` with the common shifts taken out (new arrays)."""
+        """``(base, tip)`` with the common shifts taken out (the inputs
+        themselves while nothing has been taken out: do not write to them)."""
         n = base.shape[0]
         h = self._hb.shape[0]
         k = self.span
         if h + n <= k or not margin > 0:
             self._keep(base, tip)
-            return base - self.offset, tip - self.offset
+            return self._less(base, tip)
         # change over the span ending at each sample (the base first: usually
         # nothing moved that fast, and nothing else is needed)
         lo = max(h, k)
         eb = np.concatenate((self._hb, base)) if h else base
+        moved = eb[lo:] - eb[lo - k : eb.shape[0] - k]  # (from sample lo - h on)
+        # (fmax skips NaN: no NaN change is fast)
+        if not np.fmax.reduce(np.abs(moved, out=moved)) > margin:
+            self._keep(base, tip)
+            return self._less(base, tip)
         db = np.zeros(n)
         db[lo - h :] = eb[lo:] - eb[lo - k : eb.shape[0] - k]
         fast = np.abs(db) > margin
-        if not fast.any():
-            self._keep(base, tip)
-            return base - self.offset, tip - self.offset
         et = np.concatenate((self._ht, tip)) if h else tip
         dt = np.zeros(n)
         dt[lo - h :] = et[lo:] - et[lo - k : et.shape[0] - k]
         common = fast & (np.abs(dt - db) <= self.frac * np.abs(db))
         self._keep(base, tip)
         if not common.any():
-            return base - self.offset, tip - self.offset
+            return self._less(base, tip)
         # each sample's own change (from the one before), where the span's is common
         one = max(h, 1)
         step = np.zeros(n)
@@ -280,6 +283,13 @@ class CommonShift:
         self._off = int(units[-1])
         shift = units * _QUANTUM
         return base - shift, tip - shift
+
+    def _less(self, base: FloatArray, tip: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``(base, tip)`` less the offset taken out so far."""
+        if self._off == 0:
+            return base, tip
+        off = self._off * _QUANTUM
+        return base - off, tip - off
 
     def _keep(self, base: FloatArray, tip: FloatArray) -> None:
         """Keep the last ``span`` samples for the next call."""

@@ -41,6 +41,13 @@ def confidence(
     elif const == UNK:
         out.fill(0.0)
         return
+    elif const == REST:
+        # 1 - |rel| / (2 md), in place (never above 1)
+        np.abs(rel, out=out)
+        out *= -0.5 / md
+        out += 1.0
+        np.maximum(out, 0.0, out=out)
+        return
     else:
         c = _one_state(rel, const, md, mc)
     np.maximum(c, 0.0, out=out)

@@ -29,7 +29,7 @@ from biofeedback.signal.filters import (
 from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.pelvic.confidence import confidence
 from biofeedback.signal.pelvic.rest import COMMON_FRAC, Block, Learned, RestModel, RestTrend
-from biofeedback.signal.pelvic.zones import CON, DROP, REST, UNK, Margins, Zones
+from biofeedback.signal.pelvic.zones import CON, DROP, REST, UNK, Margins, Zones, margins_for
 from biofeedback.signal.types import (
     Int8Array,
     PelvicEvent,
@@ -42,9 +42,6 @@ from devices.vocab import PelvicState
 
 __all__ = ["PelvicTracker", "margins_for"]
 
-#: Uncalibrated contraction margin, as a fraction of the largest recent rise.
-RISE_MARGIN_FRAC = 0.2
-
 _QUALITY_WEIGHT = {
     Quality.OK: 1.0,
     Quality.NOISY: 0.6,
@@ -52,31 +49,6 @@ _QUALITY_WEIGHT = {
     Quality.FLAT: 0.0,
     Quality.PROBE_MOVED: 0.0,
 }
-
-
-def margins_for(lr: Learned, thresholds: Thresholds | None) -> Margins:
-    """``(drop, contraction, strain)`` margins from what was learned and the calibration."""
-    # adaptive: beyond the noise (4 sd after smoothing) and the breath ripple
-    ripple_pp = 2.0 * math.sqrt(2.0 * max(lr.ripple_var, 0.0))
-    floor = 1e-6 * max(abs(lr.rest or 0.0), 1.0)
-    md = max(4.0 * lr.sigma, 1.5 * ripple_pp, floor)
-    # a rise counts once past the noise and the ripple, and past a fifth of
-    # the person's recent contractions: what is left of a contraction as it
-    # relaxes (under a tenth of it, half the margin) is rest again, as an
-    # MVC-based calibrated margin would have it
-    mc = max(6.0 * lr.sigma, 2.0 * ripple_pp, floor, RISE_MARGIN_FRAC * lr.rise_peak)
-    ms = mc
-    th = thresholds
-    if th is not None:
-        # calibrated margins (drop- and MVC-based), never below what today's
-        # noise, ripple and contractions allow: a margin inside the noise
-        # reads drift and ripple as drops
-        if th.drop_margin is not None:
-            md = max(th.drop_margin, md)
-        if th.contraction_margin is not None:
-            mc = max(th.contraction_margin, mc)
-        ms = max(th.strain_margin, ms) if th.strain_margin is not None else min(ms, mc)
-    return md, mc, ms
 
 
 class PelvicTracker:
@@ -347,7 +319,9 @@ class PelvicTracker:
             base, tip = self._common.process(base, tip, m[0])
         np.subtract(base, self._lr.rest, out=rel)
         tip_dev = tip - self._lr.rest_tip if self.two else None
-        if self._zones.held(rel, tip_dev, hold, mz):
+        # (argmin and a lookup: cheaper than min; NaN wins, as in min)
+        lo, hi = float(rel[rel.argmin()]), float(rel[rel.argmax()])
+        if self._zones.held(rel, tip_dev, hold, mz, (lo, hi)):
             state[:] = run.state
             run.run_len += n
             const: np.int8 | None = run.state
@@ -358,11 +332,10 @@ class PelvicTracker:
         any_drop = bool(const == DROP) if const is not None else bool((state == DROP).any())
         any_rise = bool(const >= CON) if const is not None else bool((state >= CON).any())
         all_rest = bool(const == REST) if const is not None else bool((state == REST).all())
-        self._follow_episode(rel, any_drop, any_rise, m)
+        self._follow_episode(rel, (lo, hi), any_drop, any_rise, m)
         confidence(rel, state, const, mz, conf)
         blk = self._block
         blk.add(base, tip if self.two else None, ripple)
-        lo, hi = float(rel[rel.argmin()]), float(rel[rel.argmax()])  # (NaN wins, as in min)
         blk.lo = min(blk.lo, lo + self._lr.rest)
         blk.hi = max(blk.hi, hi + self._lr.rest)
         blk.rest = blk.rest and all_rest
@@ -374,7 +347,14 @@ class PelvicTracker:
         """After an action: how far from rest a steady level may re-anchor it."""
         return self._model.anchor_bound(self.margins()[0])
 
-    def _follow_episode(self, rel: FloatArray, any_drop: bool, any_rise: bool, m: Margins) -> None:
+    def _follow_episode(
+        self,
+        rel: FloatArray,
+        span: tuple[float, float],
+        any_drop: bool,
+        any_rise: bool,
+        m: Margins,
+    ) -> None:
         """Episodes: an action that ends by coming most of the way back to rest
         opens a short window in which a steady level re-anchors the rest (tone
         drifts during a set; without this a shifted tone would read as a
@@ -387,8 +367,7 @@ class PelvicTracker:
                 ep.sign = 1
         if ep.sign != 0:
             # the way back: within 30 % of the excursion (drift may have moved rest)
-            away = rel if ep.sign > 0 else -rel
-            lo, hi = float(away[away.argmin()]), float(away[away.argmax()])
+            lo, hi = span if ep.sign > 0 else (-span[1], -span[0])  # (of the distance away)
             exc = ep.excursion
             top = hi if (hi >= exc or hi != hi) else exc  # np.maximum's pick
             if lo >= 0.3 * top:
@@ -396,6 +375,7 @@ class PelvicTracker:
                 # excursion never exceeds `top`): no way back in this stretch
                 ep.excursion = top
             else:
+                away = rel if ep.sign > 0 else -rel
                 reach = np.maximum.accumulate(away)
                 np.maximum(reach, exc, out=reach)
                 ep.excursion = float(reach[-1])

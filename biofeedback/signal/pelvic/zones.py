@@ -14,16 +14,24 @@ breath hold is strain, else a contraction: either way never a drop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from biofeedback.signal.filters import FloatArray
-from biofeedback.signal.pelvic.rest import COMMON_FRAC
-from biofeedback.signal.types import Int8Array, PelvicEvent
+from biofeedback.signal.pelvic.rest import COMMON_FRAC, Learned
+from biofeedback.signal.types import Int8Array, PelvicEvent, Thresholds
 from devices.vocab import PelvicState
 
-__all__ = ["Margins", "RunState", "Zones", "common_lead"]
+__all__ = [
+    "RISE_MARGIN_FRAC",
+    "Margins",
+    "RunState",
+    "Zones",
+    "common_lead",
+    "margins_for",
+]
 
 UNK = np.int8(PelvicState.UNKNOWN)
 DROP = np.int8(PelvicState.DROP)
@@ -41,6 +49,35 @@ def common_lead(rel: FloatArray, md: float) -> FloatArray:
     large shift still parts them by half the drop)."""
     out: FloatArray = COMMON_FRAC * np.minimum(np.abs(rel), 3.0 * md)
     return out
+
+
+#: Uncalibrated contraction margin, as a fraction of the largest recent rise.
+RISE_MARGIN_FRAC = 0.2
+
+
+def margins_for(lr: Learned, thresholds: Thresholds | None) -> Margins:
+    """``(drop, contraction, strain)`` margins from what was learned and the calibration."""
+    # adaptive: beyond the noise (4 sd after smoothing) and the breath ripple
+    ripple_pp = 2.0 * math.sqrt(2.0 * max(lr.ripple_var, 0.0))
+    floor = 1e-6 * max(abs(lr.rest or 0.0), 1.0)
+    md = max(4.0 * lr.sigma, 1.5 * ripple_pp, floor)
+    # a rise counts once past the noise and the ripple, and past a fifth of
+    # the person's recent contractions: what is left of a contraction as it
+    # relaxes (under a tenth of it, half the margin) is rest again, as an
+    # MVC-based calibrated margin would have it
+    mc = max(6.0 * lr.sigma, 2.0 * ripple_pp, floor, RISE_MARGIN_FRAC * lr.rise_peak)
+    ms = mc
+    th = thresholds
+    if th is not None:
+        # calibrated margins (drop- and MVC-based), never below what today's
+        # noise, ripple and contractions allow: a margin inside the noise
+        # reads drift and ripple as drops
+        if th.drop_margin is not None:
+            md = max(th.drop_margin, md)
+        if th.contraction_margin is not None:
+            mc = max(th.contraction_margin, mc)
+        ms = max(th.strain_margin, ms) if th.strain_margin is not None else min(ms, mc)
+    return md, mc, ms
 
 
 @dataclass
@@ -76,21 +113,30 @@ class Zones:
         self.dwell_n = dwell_n
         self.run = RunState()
 
-    def held(self, rel: FloatArray, tip_dev: FloatArray | None, hold: bool, m: Margins) -> bool:
+    def held(
+        self,
+        rel: FloatArray,
+        tip_dev: FloatArray | None,
+        hold: bool,
+        m: Margins,
+        span: tuple[float, float] | None = None,
+    ) -> bool:
         """No sample of the stretch can change the state: what :meth:`step`
         would find, without it (``tip_dev``: the tip's level relative to its
-        rest, two channels)."""
+        rest, two channels; ``span``: ``rel``'s lowest and highest value, NaN
+        if it has one, when the caller has them)."""
         r = self.run
         st = r.state
         if not (st == r.cand == r.run_val):
             return False
         md, mc, _ = m
+        lo, hi = (float(rel.min()), float(rel.max())) if span is None else span
         if st == REST:
-            return bool(rel.min() > -md and rel.max() <= mc)
+            return lo > -md and hi <= mc
         if st == DROP:
-            return bool(rel.max() <= -0.5 * md) and self._drop_holds(rel, tip_dev, md)
+            return hi <= -0.5 * md and self._drop_holds(rel, tip_dev, md)
         if st >= CON:
-            return bool(rel.min() >= 0.5 * mc) and self._rise_holds(st, rel, tip_dev, hold, m)
+            return lo >= 0.5 * mc and self._rise_holds(st, rel, tip_dev, hold, m)
         return False
 
     def _drop_holds(self, rel: FloatArray, tip_dev: FloatArray | None, md: float) -> bool:
