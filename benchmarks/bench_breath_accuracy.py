@@ -17,12 +17,18 @@ shared scoring functions (``../shared/tools/breathscore.py``):
 * ``neurokit``: NeuroKit2's offline, zero-phase ``rsp_process`` (its peaks);
 * ``baseline``: a plain 20-line causal band-pass + hysteresis (below), the
   floor any detector here should clear;
-* ``ecg``: the breath the pipeline falls back to with a Polar H10 or a Heart
-  Rate Service strap: R-peaks of the record's ECG lead II (NeuroKit2's
+* ``ecg``: the breath the pipeline falls back to with a Heart Rate Service
+  strap (RR only): R-peaks of the record's ECG lead II (NeuroKit2's
   ``ecg_peaks``; a strap finds its beats on the device) -> beat intervals ->
-  our RR breath tracker. Its rate is also compared with the reference rate as
-  limits of agreement (bias +- 1.96 SD over 32 s windows, pooled), the figure
-  Charlton et al. 2016 report (about +-4.7 breaths/min for ECG-derived rate).
+  our RR breath tracker;
+* ``ecg_fused``: the breath from the raw ECG, as a Polar H10 streams it
+  (:mod:`biofeedback.signal.breath.edr`): our causal R-peaks, then beat
+  intervals, QRS amplitude and baseline fused by their respiratory quality.
+  Both ECG rates are also compared with the reference rate as limits of
+  agreement (bias +- 1.96 SD over 32 s windows, pooled), the figure Charlton
+  et al. 2016 report (about +-4.7 breaths/min for ECG-derived rate), and as
+  the share of windows within +-2 breaths/min (a window without a rate is a
+  miss): the ``trust`` the live view shows for the source kind.
 
 Per record and on average: interval F1 (one event per breath, any consistent
 phase), lag-removed match F1 (+-0.5 s), rate MAE over 32 s windows
@@ -179,6 +185,18 @@ def ecg_derived(resp: np.ndarray, ecg: np.ndarray, fs: float) -> np.ndarray:
     return np.asarray(out, float)
 
 
+def ecg_fused(resp: np.ndarray, ecg: np.ndarray, fs: float) -> np.ndarray:
+    """Inhale onsets of our ECG breath tracker fed the raw ECG, in 1 s chunks."""
+    tr = BreathTracker(StreamKind.ECG, fs, stream="ecg")
+    t = np.arange(ecg.size) / fs
+    step = round(fs)
+    out: list[float] = []
+    for a in range(0, ecg.size, step):
+        o = tr.process(t[a : a + step], ecg[a : a + step, np.newaxis])
+        out += [e.t for e in o.events if e.phase is BreathPhase.INHALE]
+    return np.asarray(out, float)
+
+
 DETECTORS: dict[str, Detector] = {
     "ours": ours,
     "ours_inh": ours_inh,
@@ -186,6 +204,7 @@ DETECTORS: dict[str, Detector] = {
     "neurokit": neurokit,
     "baseline": baseline,
     "ecg": ecg_derived,
+    "ecg_fused": ecg_fused,
 }
 
 
@@ -299,6 +318,29 @@ def run(names: list[str], recs: list[str], verbose: bool) -> None:
                 f"rate): bias {d.mean():+.2f}, limits of agreement +-{1.96 * d.std():.2f} "
                 f"breaths/min (Charlton et al. 2016, ECG-derived: about +-4.7)"
             )
+    ecg_summary(names, rows, pairs)
+
+
+def ecg_summary(
+    names: list[str], rows: dict[str, list[dict[str, float]]], pairs: dict[str, list[np.ndarray]]
+) -> None:
+    """The ECG-derived breaths side by side, with the published limits of agreement."""
+    ecg = [n for n in names if n.startswith("ecg")]
+    if not ecg:
+        return
+    print("ECG-derived breath (Charlton et al. 2016, fused: limits of agreement about +-4.7/min):")
+    for n in ecg:
+        wr = np.concatenate(pairs[n])
+        have = np.isfinite(wr[:, 1])
+        d = wr[have, 0] - wr[have, 1]
+        ok = np.isfinite(d)
+        within = float(np.mean(np.where(ok, np.abs(d) <= 2.0, False)))
+        m = {k: float(np.nanmean([r[k] for r in rows[n]])) for k in FIELDS}
+        print(
+            f"  {n:9s} iF1 {m['interval_f1']:.3f}  mF1 {m['match_f1']:.3f}  rate MAE "
+            f"{m['rate_mae']:.2f}  bias {d[ok].mean():+.2f}  LoA +-{1.96 * d[ok].std():.2f}  "
+            f"within +-2/min {within:.2f} of {d.size} windows"
+        )
 
 
 def main() -> None:

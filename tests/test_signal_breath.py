@@ -353,7 +353,7 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="3 axes"):
         BreathTracker(StreamKind.ACC, 100.0, n_channels=1)
     with pytest.raises(ValueError, match="no breath front end"):
-        BreathTracker(StreamKind.ECG, 130.0)
+        BreathTracker(StreamKind.HEART_RATE, 1.0)
     with pytest.raises(ValueError, match="polarity"):
         BreathDetector(25.0, polarity=2)
 

@@ -10,9 +10,10 @@
             pipe.on_link_event(item)
 
 The breath source is picked by stream kind, best first: a respiration belt,
-a chest accelerometer, the pressure probe's own breathing ripple, then RR
-intervals (respiratory sinus arrhythmia). If the source's device gives up, the
-next one takes over. The pelvic state comes from the first pressure stream.
+a chest accelerometer, the pressure probe's own breathing ripple, a raw ECG
+(its respiratory modulations), then RR intervals (respiratory sinus
+arrhythmia). If the source's device gives up, the next one takes over. The
+pelvic state comes from the first pressure stream.
 
 Pure computation: no I/O, no clock of its own (times come with the chunks),
 never blocks. What is stored or shown (states, events, cycle scores, reps) is

@@ -53,11 +53,13 @@ FloatArray = npt.NDArray[np.float64]
 Int8Array = npt.NDArray[np.int8]
 
 #: Breath sources the pipeline can use, best first (belt > chest ACC > the
-#: pressure probe's own breathing ripple > respiratory sinus arrhythmia).
+#: pressure probe's own breathing ripple > a raw ECG's fused modulations >
+#: respiratory sinus arrhythmia from beat intervals alone).
 BREATH_SOURCE_PRIORITY: tuple[StreamKind, ...] = (
     StreamKind.BREATH_FORCE,
     StreamKind.ACC,
     StreamKind.PRESSURE,
+    StreamKind.ECG,
     StreamKind.RR,
 )
 

@@ -346,6 +346,8 @@ def front_end_for(kind: StreamKind, rate_hz: float | None, n_channels: int = 1) 
     """
     if kind is StreamKind.RR:
         return RrFrontEnd()
+    if kind is StreamKind.ECG and rate_hz is not None and rate_hz > 0:
+        return EcgFrontEnd(rate_hz)
     if rate_hz is None or not rate_hz > 0:
         raise ValueError(f"a {kind} breath source needs a positive rate, got {rate_hz!r}")
     if kind is StreamKind.BREATH_FORCE or kind is StreamKind.OTHER:
@@ -359,5 +361,6 @@ def front_end_for(kind: StreamKind, rate_hz: float | None, n_channels: int = 1) 
     raise ValueError(f"no breath front end for stream kind {kind!s}")
 
 
-# RR intervals have their own module; imported last, as it builds on FrontEnd above.
+# RR intervals and the ECG have their own modules; imported last, as they build on FrontEnd above.
+from biofeedback.signal.breath.edr import EcgFrontEnd  # noqa: E402
 from biofeedback.signal.breath.rr import RrFrontEnd  # noqa: E402
