@@ -217,6 +217,8 @@ class BreathDetector:
         events: list[BreathEvent] = []
         breaths: list[Breath] = []
         piece = self._ring.capacity // 2  # the history must hold a whole piece
+        if 0 < t.shape[0] <= piece:  # (a live chunk: one piece)
+            return events, breaths, self._piece(t, y, raw, events, breaths)
         phases = [
             self._piece(t[i : i + piece], y[i : i + piece], raw[i : i + piece], events, breaths)
             for i in range(0, t.shape[0], piece)
