@@ -137,6 +137,18 @@ def test_pelvic_state_through_coughs_and_slips(
         # one channel: the drift's slope carries the rest through a set of drops
         # (the seeds whose drift had left the rest behind the tone)
         ("1ch+belt", "drift", (4, 5), 0.95),
+        # one channel and a belt: a posture change steps the probe's baseline at
+        # muscle speed, read as an action that never ends (agreement 0.70, no
+        # settling in 15 s). The belt's end-expiratory level steps with it, but
+        # only one breath later, and a step that overlaps the start or end of
+        # an action cannot be told from it: not solved yet
+        pytest.param(
+            "1ch+belt",
+            "posture",
+            (0,),
+            0.95,
+            marks=pytest.mark.xfail(strict=True, reason="one-channel posture change: issue 12.4"),
+        ),
     ],
 )
 def test_pelvic_state_through_posture_changes_and_drift(
