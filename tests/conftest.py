@@ -210,3 +210,30 @@ def short_calibration(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     for name, plan in plans.items():
         monkeypatch.setitem(PLANS, name, plan)
     return plans
+
+
+@pytest.fixture
+def demo_calibration(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The ``quick`` plan cut to one of each step (about 55 s of simulated radio traffic),
+    for the demo's ``--calibrate``: those tests check that a calibration is run, saved (or
+    not) and used by the session, with the belt giving the breath; what the figures of a
+    full plan come to is checked in tests/test_calibration.py and test_calibration_cli.py.
+    """
+    from biofeedback.protocols.calibration_plan import (
+        DROP_EXHALE_S,
+        DROP_INHALE_S,
+        PLANS,
+        CalibrationPlan,
+        PlanStep,
+    )
+    from calibration import StepKind as K
+
+    quick = CalibrationPlan("quick", (
+        PlanStep(K.READY, 2.0), PlanStep(K.REST, 10.0),
+        PlanStep(K.SQUEEZE, 4.0, 1), PlanStep(K.RELAX, 5.0, 1),
+        PlanStep(K.RECOVER, DROP_EXHALE_S, 0, "breathe out slowly and get ready"),
+        PlanStep(K.DROP, DROP_INHALE_S, 1), PlanStep(K.RECOVER, DROP_EXHALE_S, 1),
+        PlanStep(K.BREATHE, 15.0),
+    ))
+    monkeypatch.setitem(PLANS, "quick", quick)
+    return quick
