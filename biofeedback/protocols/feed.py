@@ -7,16 +7,10 @@ the cues; link events go to everyone who keeps track of the links.
 
 from __future__ import annotations
 
-from biofeedback.protocols.cues import CueScheduler
-from biofeedback.protocols.figures import RepLog, StateFigures
-from biofeedback.protocols.links import LinkGapTracker
-from biofeedback.protocols.pacer import PacerFollow
+from biofeedback.protocols.parts import SessionParts
 from biofeedback.protocols.plan import StepKind
-from biofeedback.protocols.recorder import SessionRecorder
-from biofeedback.protocols.timeline import SessionTimeline
 from biofeedback.signal.results import PipelineAPI, PipelineUpdate, RepResult
 from biofeedback.signal.types import BreathOutput
-from devices.clock import Clock
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamResolver
 from devices.vocab import PelvicState
 
@@ -72,112 +66,78 @@ class SessionFeed:
 
     Parameters
     ----------
-    clock : Clock
-        The run's clock (a rep's cue is never given before now).
-    pipeline : PipelineAPI
-        Processes each chunk.
-    timeline : SessionTimeline
-        Which step runs (reps count only in rep steps).
-    recorder : SessionRecorder
-        Records chunks, states, events and link events.
-    cues : CueScheduler
-        Cues what the pipeline found.
-    rep_log : RepLog
-        Counts the reps.
-    figures : StateFigures
-        Sums up states and breaths.
-    links : LinkGapTracker
-        Sums up link losses.
-    pacer_follow : PacerFollow
-        Learns from the breaths during reps (``adaptive``).
+    parts : SessionParts
+        The session's clock, pipeline, timeline, recorder, cues, rep log,
+        figures, link tracker and pacer follower.
     adaptive : bool
-        The pacer adapts to the breaths seen.
+        The pacer adapts to the breaths seen (the pacer follower learns from
+        the breaths during reps).
     """
 
-    def __init__(
-        self,
-        *,
-        clock: Clock,
-        pipeline: PipelineAPI,
-        timeline: SessionTimeline,
-        recorder: SessionRecorder,
-        cues: CueScheduler,
-        rep_log: RepLog,
-        figures: StateFigures,
-        links: LinkGapTracker,
-        pacer_follow: PacerFollow,
-        adaptive: bool,
-    ) -> None:
-        self.clock = clock
-        self.pipeline = pipeline
-        self.timeline = timeline
-        self.recorder = recorder
-        self.cue_scheduler = cues
-        self.rep_log = rep_log
-        self.figures = figures
-        self.links = links
-        self.pacer_follow = pacer_follow
+    def __init__(self, parts: SessionParts, *, adaptive: bool) -> None:
+        self.parts = parts
         self.adaptive_pacer = adaptive
 
     def _unit(self, stream: str) -> str | None:
-        return pipeline_unit(self.pipeline, stream)
+        return pipeline_unit(self.parts.pipeline, stream)
 
     def on_chunk(self, chunk: Chunk) -> None:
         """Record and process a chunk, then record and cue what the pipeline found."""
         if len(chunk) == 0:
             return
-        self.recorder.chunk(chunk)
-        upd = self.pipeline.process(chunk)
+        self.parts.recorder.chunk(chunk)
+        upd = self.parts.pipeline.process(chunk)
         self.on_update(upd)
-        self.recorder.update(upd)
+        self.parts.recorder.update(upd)
 
     def on_update(self, upd: PipelineUpdate) -> None:
         """Record and cue what the pipeline found."""
         pel = upd.pelvic
         if pel is not None:
-            self.figures.on_pelvic(pel, self._unit)
-            self.recorder.states(pel.stream, pel.t, pel.state)
+            self.parts.figures.on_pelvic(pel, self._unit)
+            self.parts.recorder.states(pel.stream, pel.t, pel.state)
             for ev in pel.events:
                 name = PelvicState(ev.state).name.lower()
-                self.recorder.event(ev.t, "pelvic", name, ev.to_json())
-                self.cue_scheduler.on_pelvic_event(ev, self.timeline.in_reps(ev.t))
+                self.parts.recorder.event(ev.t, "pelvic", name, ev.to_json())
+                self.parts.cue_scheduler.on_pelvic_event(ev, self.parts.timeline.in_reps(ev.t))
         br = upd.breath
         if br is not None:
-            self.figures.on_breath(br)
+            self.parts.figures.on_breath(br)
             self.follow_breaths(br)
             for b in br.breaths:
-                self.recorder.event(b.inhale_onset, "breath", "", b.to_json())
+                self.parts.recorder.event(b.inhale_onset, "breath", "", b.to_json())
         for rep in upd.reps:
             self.on_rep(rep)
 
     def follow_breaths(self, br: BreathOutput) -> None:
         """A breath sensor's breaths during the reps teach an adaptive pacer."""
-        seg = self.timeline.current
+        seg = self.parts.timeline.current
         if (
             self.adaptive_pacer
             and seg is not None
             and seg.step.kind is StepKind.REPS
-            and self.rep_log.rep_clock == "breath"
+            and self.parts.rep_log.rep_clock == "breath"
             and br.kind is not StreamKind.PRESSURE
             and br.breaths
         ):
-            self.pacer_follow.on_breaths(seg, br.breaths)
+            self.parts.pacer_follow.on_breaths(seg, br.breaths)
 
     def on_rep(self, rep: RepResult) -> None:
         """A rep the pipeline counted: record it, then cue or praise."""
-        seg = self.timeline.current
+        seg = self.parts.timeline.current
         if seg is None or seg.step.kind is not StepKind.REPS:
             return  # (the set was counted until the step ended)
-        n = self.rep_log.add(rep)
+        n = self.parts.rep_log.add(rep)
         data = rep.to_json()
         data.update({"set": seg.step.set_index, "n": n, "of": seg.step.reps})
-        self.recorder.event(rep.t_end, "rep", f"{n}/{seg.step.reps} score {rep.score:.0f}", data)
-        self.cue_scheduler.on_rep(rep, max(self.clock.now(), rep.t_end))
+        text = f"{n}/{seg.step.reps} score {rep.score:.0f}"
+        self.parts.recorder.event(rep.t_end, "rep", text, data)
+        self.parts.cue_scheduler.on_rep(rep, max(self.parts.clock.now(), rep.t_end))
 
     def on_link(self, ev: LinkEvent) -> None:
         """Record a link event and tell the pipeline and the link tracker."""
-        self.recorder.link(ev)
-        self.pipeline.on_link_event(ev)
-        self.links.on_event(ev)
+        self.parts.recorder.link(ev)
+        self.parts.pipeline.on_link_event(ev)
+        self.parts.links.on_event(ev)
         if ev.kind in _MARKED_LINKS:
-            self.recorder.mark(ev.t, "link", f"{ev.device}: {ev.kind}")
+            self.parts.recorder.mark(ev.t, "link", f"{ev.device}: {ev.kind}")

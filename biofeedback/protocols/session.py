@@ -67,6 +67,7 @@ from biofeedback.protocols.pain import (
     check_pain,
     pain_advice,
 )
+from biofeedback.protocols.parts import SessionParts
 from biofeedback.protocols.plan import (
     PROTOCOLS,
     SessionProtocol,
@@ -223,16 +224,13 @@ class SessionEngine:
             pain=self.pain,
             pacer_follow=self.pacer_follow,
         )
-        self.walker = StepWalker(
-            pipeline=pipeline, timeline=self.timeline, recorder=self.recorder,
-            cues=self.cue_scheduler, rep_log=self.rep_log, figures=self.figures,
-            pacer_follow=self.pacer_follow, goal=self.pacer, rep_clock=rep_clock,
-        )
-        self.feed = SessionFeed(
+        self.parts = SessionParts(
             clock=clock, pipeline=pipeline, timeline=self.timeline, recorder=self.recorder,
-            cues=self.cue_scheduler, rep_log=self.rep_log, figures=self.figures,
-            links=self.links, pacer_follow=self.pacer_follow, adaptive=adaptive_pacer,
+            cue_scheduler=self.cue_scheduler, rep_log=self.rep_log, figures=self.figures,
+            links=self.links, pacer_follow=self.pacer_follow,
         )
+        self.walker = StepWalker(self.parts, goal=self.pacer, rep_clock=rep_clock)
+        self.feed = SessionFeed(self.parts, adaptive=adaptive_pacer)
         # How the run stands (the walker knows how it ended).
         self._started = False
         self._wake = asyncio.Event()

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from biofeedback.protocols.cues import CUES, CueScheduler
-from biofeedback.protocols.figures import RepLog, StateFigures
-from biofeedback.protocols.pacer import Pacer, PacerFollow, pacer_json, target_json, target_text
+from biofeedback.protocols.cues import CUES
+from biofeedback.protocols.pacer import Pacer, pacer_json, target_json, target_text
+from biofeedback.protocols.parts import SessionParts
 from biofeedback.protocols.plan import StepKind
-from biofeedback.protocols.recorder import SessionRecorder
-from biofeedback.protocols.timeline import Segment, SessionTimeline
+from biofeedback.protocols.timeline import Segment
 from biofeedback.signal.reps import RepClock
-from biofeedback.signal.results import PipelineAPI
 
 __all__ = ["StepWalker"]
 
@@ -26,46 +24,17 @@ class StepWalker:
 
     Parameters
     ----------
-    pipeline : PipelineAPI
-        Starts and stops each rep step's set.
-    timeline : SessionTimeline
-        Which step runs when.
-    recorder : SessionRecorder
-        Where steps, pacer targets, zones and the end are recorded.
-    cues : CueScheduler
-        The cues each step gives.
-    rep_log : RepLog
-        The reps, set by set.
-    figures : StateFigures
-        The rep windows' figures.
-    pacer_follow : PacerFollow
-        An adaptive pacer's next targets.
+    parts : SessionParts
+        The session's pipeline, timeline, recorder, cues, rep log, figures and
+        pacer follower.
     goal : Pacer
         The session's pacer (an adaptive pacer's goal).
     rep_clock : {"auto", "breath", "pacer"}
         What a rep is (see :class:`~biofeedback.protocols.session.SessionEngine`).
     """
 
-    def __init__(
-        self,
-        *,
-        pipeline: PipelineAPI,
-        timeline: SessionTimeline,
-        recorder: SessionRecorder,
-        cues: CueScheduler,
-        rep_log: RepLog,
-        figures: StateFigures,
-        pacer_follow: PacerFollow,
-        goal: Pacer,
-        rep_clock: RepClock,
-    ) -> None:
-        self.pipeline = pipeline
-        self.timeline = timeline
-        self.recorder = recorder
-        self.cue_scheduler = cues
-        self.rep_log = rep_log
-        self.figures = figures
-        self.pacer_follow = pacer_follow
+    def __init__(self, parts: SessionParts, *, goal: Pacer, rep_clock: RepClock) -> None:
+        self.parts = parts
         self.goal = goal
         self.rep_clock = rep_clock
         #: The session has ended (the steps are over, cut, stopped or failed).
@@ -87,9 +56,9 @@ class StepWalker:
         now : float
             The clock time.
         """
-        pause = self.timeline.hold(seg, now, self.rep_log.in_set)
+        pause = self.parts.timeline.hold(seg, now, self.parts.rep_log.in_set)
         self.leave(replace(seg, t_end=now), now)
-        self.recorder.mark(now, "pause", CUES["pause"])
+        self.parts.recorder.mark(now, "pause", CUES["pause"])
         self.enter(pause, now)
 
     def unhold(self, seg: Segment, now: float) -> None:
@@ -102,25 +71,25 @@ class StepWalker:
         now : float
             The clock time.
         """
-        self.timeline.unhold(now)
+        self.parts.timeline.unhold(now)
         self.leave(replace(seg, t_end=now), now)
-        self.recorder.mark(now, "resume", CUES["resume"])
+        self.parts.recorder.mark(now, "resume", CUES["resume"])
         self.next_segment(now)
 
     def advance(self, now: float) -> None:
         """Fire every cue and step change due by ``now``, in time order."""
-        while not self.finished and self.timeline.current is not None:
-            cut = self.timeline.cut_time()
-            if cut is not None and now >= cut and not self.timeline.paused:
+        while not self.finished and self.parts.timeline.current is not None:
+            cut = self.parts.timeline.cut_time()
+            if cut is not None and now >= cut and not self.parts.timeline.paused:
                 self.end(cut, complete=False, ended_by="duration")
                 return
-            seg = self.timeline.current
-            if self.timeline.refresh():  # an adaptive pacer's step ends when its cycles do
-                seg = self.timeline.current
-                self.figures.close_window(seg, seg.t_end)  # (the rep window's end, foreseen)
-            fired = self.cue_scheduler.fire_pacer(seg, now)
+            seg = self.parts.timeline.current
+            if self.parts.timeline.refresh():  # an adaptive pacer's step ends when its cycles do
+                seg = self.parts.timeline.current
+                self.parts.figures.close_window(seg, seg.t_end)  # (the rep window's end, foreseen)
+            fired = self.parts.cue_scheduler.fire_pacer(seg, now)
             if fired is not None:
-                self.show_pacer(self.pacer_follow.to_show(seg, fired), fired)
+                self.show_pacer(self.parts.pacer_follow.to_show(seg, fired), fired)
                 continue
             if now >= seg.t_end:
                 self.leave(seg, seg.t_end)
@@ -130,7 +99,7 @@ class StepWalker:
 
     def next_segment(self, t: float) -> None:
         """Enter the next step at ``t`` (or end the session: the plan is done)."""
-        seg = self.timeline.take_next(t)
+        seg = self.parts.timeline.take_next(t)
         if seg is None:
             self.end(t, complete=True, ended_by="protocol end")
             return
@@ -138,64 +107,64 @@ class StepWalker:
 
     def enter(self, seg: Segment, t: float) -> None:
         """Start a step: record it, start a rep step's set and pacer, give its cues."""
-        self.timeline.enter(seg)
+        self.parts.timeline.enter(seg)
         step = seg.step
-        self.recorder.event(t, "step", step.label, seg.to_json())
-        self.recorder.step(seg, "paused" if step.kind is StepKind.PAUSE else "running")
+        self.parts.recorder.event(t, "step", step.label, seg.to_json())
+        self.parts.recorder.step(seg, "paused" if step.kind is StepKind.PAUSE else "running")
         if step.kind is StepKind.REPS and seg.pacer is not None:
             # The pipeline's rep policy decides which cycles are reps of this set.
-            self.rep_log.start_set(
-                self.pipeline.start_reps(
+            self.parts.rep_log.start_set(
+                self.parts.pipeline.start_reps(
                     step.reps, pacer=seg.pacer.first, t_start=seg.t_start,
                     clock=self.rep_clock,
                 )
             )
-            self.figures.open_window(seg)
-            first = self.pacer_follow.start(seg)
+            self.parts.figures.open_window(seg)
+            first = self.parts.pacer_follow.start(seg)
             if first is None:
-                self.recorder.pacer(seg.pacer.first)
+                self.parts.recorder.pacer(seg.pacer.first)
             self.show_pacer(first, t)
-        self.cue_scheduler.enter(seg, t)
+        self.parts.cue_scheduler.enter(seg, t)
 
     def show_pacer(self, cycle: Pacer | None, t: float) -> None:
         """An adaptive pacer's new target: shown, and recorded with the goal."""
         if cycle is None:
             return
-        self.recorder.pacer(cycle)
+        self.parts.recorder.pacer(cycle)
         data = {**target_json(cycle), "goal_bpm": round(self.goal.rate_bpm, 2),
                 "exact": pacer_json(cycle)}
-        self.recorder.event(t, "pacer", target_text(cycle), data)
+        self.parts.recorder.event(t, "pacer", target_text(cycle), data)
 
     def leave(self, seg: Segment, t: float) -> None:
         """Close a step at ``t``: its zones, a rep step's set and figures."""
-        self.cue_scheduler.leave()
+        self.parts.cue_scheduler.leave()
         self.record_zones(t)
         if seg.step.kind is StepKind.REPS:
-            result = self.pipeline.stop_reps()
-            self.recorder.pacer(None)
-            self.rep_log.end_set(seg, t, self.timeline.t0 or 0.0, result)
-            self.figures.close_window(seg, t)
-        self.timeline.leave(seg, t)
+            result = self.parts.pipeline.stop_reps()
+            self.parts.recorder.pacer(None)
+            self.parts.rep_log.end_set(seg, t, self.parts.timeline.t0 or 0.0, result)
+            self.parts.figures.close_window(seg, t)
+        self.parts.timeline.leave(seg, t)
 
     def end(self, t: float, *, complete: bool, ended_by: str) -> None:
         """End the session at ``t`` (once): close the step, say why it ended."""
         if self.finished:
             return
-        seg = self.timeline.current
+        seg = self.parts.timeline.current
         if seg is not None:
             self.leave(replace(seg, t_end=min(t, seg.t_end)), t)
         self.finished = True
         self.t_end = t
         self.complete = complete
         self.ended_by = ended_by
-        self.recorder.running("stopped")
-        self.cue_scheduler.end(t, complete, ended_by)
-        self.recorder.event(t, "end", ended_by, {"complete": self.complete})
+        self.parts.recorder.running("stopped")
+        self.parts.cue_scheduler.end(t, complete, ended_by)
+        self.parts.recorder.event(t, "end", ended_by, {"complete": self.complete})
 
     def record_zones(self, t: float) -> None:
         """The pelvic zones in use (for the report), once per step."""
-        if self.recorder.writer is None:
+        if self.parts.recorder.writer is None:
             return
-        zones = self.figures.zones_json(self.pipeline.status.breath_source)
+        zones = self.parts.figures.zones_json(self.parts.pipeline.status.breath_source)
         if zones is not None:
-            self.recorder.event(t, "zones", zones["stream"], zones)
+            self.parts.recorder.event(t, "zones", zones["stream"], zones)
