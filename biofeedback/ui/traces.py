@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
 from biofeedback.signal.buffers import RingBuffer
-from biofeedback.signal.types import BreathOutput, PelvicOutput
+from biofeedback.signal.types import BreathOutput, FloatArray, PelvicOutput
 from biofeedback.ui.snapshot import BreathView, PelvicView, Zones
 from biofeedback.ui.stream_rings import recent
 from devices.vocab import PelvicState
@@ -25,7 +26,29 @@ __all__ = ["BreathTrace", "PelvicTrace", "RingMaker"]
 RingMaker = Callable[[str, int], RingBuffer]
 
 
-class PelvicTrace:
+class _Trace:
+    """A ring of what the pipeline made of one source stream (a new ring when it changes)."""
+
+    #: Columns a row holds.
+    columns: ClassVar[int]
+
+    def __init__(self, make_ring: RingMaker) -> None:
+        self._make_ring = make_ring
+        self.ring: RingBuffer | None = None
+        self.stream: str | None = None
+
+    def _ring_for(self, stream: str) -> RingBuffer:
+        if self.ring is None or self.stream != stream:
+            self.ring = self._make_ring(stream, self.columns)
+            self.stream = stream
+        return self.ring
+
+    def _recent(self, now: float, span: float) -> tuple[FloatArray, FloatArray] | None:
+        """The rows over the last ``span`` seconds (None before the first output)."""
+        return None if self.ring is None else recent(self.ring, now, span)
+
+
+class PelvicTrace(_Trace):
     """Pelvic level, level relative to rest, state and confidence, and the last strain.
 
     Parameters
@@ -34,10 +57,10 @@ class PelvicTrace:
         Makes the ring for a source stream (sized for its rate).
     """
 
+    columns = 4
+
     def __init__(self, make_ring: RingMaker) -> None:
-        self._make_ring = make_ring
-        self.ring: RingBuffer | None = None
-        self.stream: str | None = None
+        super().__init__(make_ring)
         #: When a straining sample was last seen (-inf: never).
         self.last_strain_t = -math.inf
         #: The resting tone (None while the tracker settles).
@@ -53,13 +76,10 @@ class PelvicTrace:
         pel : PelvicOutput
             What the pelvic tracker made of one chunk.
         """
-        if self.ring is None or self.stream != pel.stream:
-            self.ring = self._make_ring(pel.stream, 4)
-            self.stream = pel.stream
         cols = np.column_stack(
             (pel.level, pel.relative, pel.state.astype(np.float64), pel.confidence)
         )
-        self.ring.append(pel.t, cols)
+        self._ring_for(pel.stream).append(pel.t, cols)
         strain = np.flatnonzero(pel.state == PelvicState.STRAIN)
         if strain.size:
             self.last_strain_t = max(self.last_strain_t, float(pel.t[strain[-1]]))
@@ -93,10 +113,11 @@ class PelvicTrace:
         PelvicView
             Empty arrays before the first output.
         """
-        if self.ring is None:
+        rows = self._recent(now, span)
+        if rows is None:
             e = np.empty(0)
             return PelvicView(e, e, e, e, e)
-        t, v = recent(self.ring, now, span)
+        t, v = rows
         return PelvicView(t, v[:, 0], v[:, 1], v[:, 2], v[:, 3])
 
     def latest(self, state: PelvicState) -> tuple[PelvicState, float | None]:
@@ -121,7 +142,7 @@ class PelvicTrace:
         return state, (r if math.isfinite(r) else None)
 
 
-class BreathTrace:
+class BreathTrace(_Trace):
     """The cleaned breath signal and the detected phase.
 
     Parameters
@@ -130,10 +151,10 @@ class BreathTrace:
         Makes the ring for a source stream (sized for its rate).
     """
 
+    columns = 2
+
     def __init__(self, make_ring: RingMaker) -> None:
-        self._make_ring = make_ring
-        self.ring: RingBuffer | None = None
-        self.stream: str | None = None
+        super().__init__(make_ring)
         self._centre = (0.0, 1.0)  # the latest (midline, sign) of the breath signal
 
     def append(self, br: BreathOutput) -> None:
@@ -144,9 +165,7 @@ class BreathTrace:
         br : BreathOutput
             What the breath detector made of one chunk.
         """
-        if self.ring is None or self.stream != br.stream:
-            self.ring = self._make_ring(br.stream, 2)
-            self.stream = br.stream
+        ring = self._ring_for(br.stream)
         # Kept as the detector's cleaned level (centre and sign undone) and
         # re-centred on the latest midline when shown: the detector re-centres
         # each chunk on the last breath, and its first midline (two events,
@@ -154,7 +173,7 @@ class BreathTrace:
         sign = -1.0 if br.polarity < 0 else 1.0
         level = br.signal * sign + br.midline
         self._centre = (br.midline, sign)
-        self.ring.append(br.t, np.column_stack((level, br.phase.astype(np.float64))))
+        ring.append(br.t, np.column_stack((level, br.phase.astype(np.float64))))
 
     def view(self, now: float, span: float) -> BreathView:
         """The signal (inhale = up) and phase over the last ``span`` seconds (views).
@@ -171,9 +190,10 @@ class BreathTrace:
         BreathView
             Empty arrays before the first output.
         """
-        if self.ring is None:
+        rows = self._recent(now, span)
+        if rows is None:
             e = np.empty(0)
             return BreathView(e, e, e)
-        t, v = recent(self.ring, now, span)
+        t, v = rows
         midline, sign = self._centre
         return BreathView(t, (v[:, 0] - midline) * sign, v[:, 1])
