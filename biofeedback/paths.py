@@ -7,9 +7,20 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["config_dir", "data_dir", "log_file", "make_private_dirs", "store_path"]
+__all__ = [
+    "PROFILES_DIRNAME",
+    "config_dir",
+    "data_dir",
+    "log_file",
+    "make_private_dirs",
+    "profiles_dir",
+    "store_path",
+]
 
 APP = "biofeedback"
+
+#: The folder below :func:`data_dir` where calibration profiles live.
+PROFILES_DIRNAME = "profiles"
 
 
 def make_private_dirs(folder: Path) -> None:
@@ -42,6 +53,11 @@ def data_dir() -> Path:
     if home:
         return _ensure(Path(home) / "data")
     return _ensure(Path(platformdirs.user_data_dir(APP, appauthor=False)))
+
+
+def profiles_dir() -> Path:
+    """Where profiles live: ``data_dir()/profiles`` (not created here)."""
+    return data_dir() / PROFILES_DIRNAME
 
 
 def config_dir() -> Path:

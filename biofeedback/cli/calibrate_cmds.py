@@ -6,7 +6,6 @@ import math
 import shutil
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,7 +14,7 @@ from biofeedback.cli.device_cmds import calibration_on_request  # the demo's; ke
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import refuse_together
 from biofeedback.cli.runtime import radio, registry_for, run
-from biofeedback.paths import data_dir, store_path
+from biofeedback.paths import profiles_dir, store_path
 from biofeedback.protocols.calibration import CalibrationRunner
 from biofeedback.protocols.calibration_plan import ScheduledStep
 from biofeedback.protocols.calibration_recording import pick_channel
@@ -50,11 +49,6 @@ BREATH_TRACE_KINDS = (StreamKind.BREATH_FORCE, StreamKind.ACC)
 
 #: What the virtual twins' counts conversion stands in for.
 TWIN_SOURCE = "the virtual twin's documented conversion (stands in for a factory calibration)"
-
-
-def profiles_dir() -> Path:
-    """Where profiles live: ``data_dir()/profiles``."""
-    return data_dir() / "profiles"
 
 
 def countdown_line(head: str, left: int, columns: int) -> str:

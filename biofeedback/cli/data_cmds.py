@@ -15,19 +15,20 @@ from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.store_access import open_store
 from biofeedback.export import default_path, export_session
 from biofeedback.export.common import check_target, private_file
-from biofeedback.paths import config_dir, data_dir, log_file, make_private_dirs, store_path
+from biofeedback.paths import (
+    PROFILES_DIRNAME,
+    config_dir,
+    data_dir,
+    log_file,
+    make_private_dirs,
+    profiles_dir,
+    store_path,
+)
 from biofeedback.store import Store, StoreError
 from biofeedback.store.liveness import recording_lock_held
 from devices.errors import InputError
 
-__all__ = ["PROFILES_DIRNAME", "data", "export_all", "wipe"]
-
-#: Where the calibration stores its JSON profiles.
-PROFILES_DIRNAME = "profiles"
-
-
-def _profiles_dir() -> Path:
-    return data_dir() / PROFILES_DIRNAME
+__all__ = ["data", "export_all", "wipe"]
 
 
 def _size(path: Path) -> int:
@@ -35,7 +36,7 @@ def _size(path: Path) -> int:
 
 
 def _profiles() -> list[Path]:
-    d = _profiles_dir()
+    d = profiles_dir()
     return sorted(p for p in d.rglob("*") if p.is_file()) if d.is_dir() else []
 
 
@@ -58,7 +59,7 @@ def data(ctx: click.Context, app: AppContext) -> None:
         "data_dir": str(data_dir()),
         "store": {"path": str(sp), "bytes": size,
                   "sessions": n_sessions, "devices": n_devices},
-        "profiles": {"path": str(_profiles_dir()), "count": len(profiles)},
+        "profiles": {"path": str(profiles_dir()), "count": len(profiles)},
         "config_dir": str(config_dir()),
         "drivers_dir": str(config_dir() / "drivers"),
         "log_file": str(log_file()),
@@ -69,7 +70,7 @@ def data(ctx: click.Context, app: AppContext) -> None:
     click.echo(f"data       {info['data_dir']}")
     click.echo(f"store      {sp}  ({size / 1e6:.1f} MB: {n_sessions} sessions, "
                f"{n_devices} known devices)")
-    click.echo(f"profiles   {_profiles_dir()}  ({len(profiles)} files)")
+    click.echo(f"profiles   {profiles_dir()}  ({len(profiles)} files)")
     click.echo(f"drivers    {info['drivers_dir']}  (your TOML drivers)")
     click.echo(f"log        {info['log_file']}  (written with -v)")
     click.echo("Everything stays on this machine unless you export it or turn on LSL.")
@@ -122,7 +123,7 @@ def export_all(app: AppContext, output: Path, with_edf: bool, force: bool) -> No
                 exported.append(info.id)
             # The whole store too: lossless, and what a later version can read back.
             store.backup(output / "biofeedback.sqlite")
-    profiles_src = _profiles_dir()
+    profiles_src = profiles_dir()
     for p in _profiles():
         _copy_private(p, output / PROFILES_DIRNAME / p.relative_to(profiles_src), force=force)
         n_profiles += 1
@@ -178,7 +179,7 @@ def wipe(app: AppContext, yes: bool, demo_only: bool) -> None:
     if live:
         raise InputError(f"session {live[0]} is being recorded right now; stop it first")
     targets = [p for p in (sp, Path(f"{sp}-wal"), Path(f"{sp}-shm"), Path(f"{sp}.locks"),
-                           _profiles_dir(), log_file()) if p.exists()]
+                           profiles_dir(), log_file()) if p.exists()]
     if not targets:
         if app.json:
             emit_json({"removed": []})

@@ -87,7 +87,7 @@ def progress_cmd(app: AppContext, person: str | None, since: str) -> None:
 
 def demo_weeks(app: AppContext, weeks: int, seed: int) -> None:
     """``demo --weeks N``: N weeks of a virtual learner's practice, recorded as person "demo"."""
-    from biofeedback.cli.calibrate_cmds import profiles_dir
+    from biofeedback.paths import profiles_dir
     from biofeedback.programme.practice import practise_weeks
     from biofeedback.runtime import (
         direct_counts_factory,
