@@ -7,7 +7,13 @@ import pytest
 
 from biofeedback.signal.breath import BreathTracker, front_end_for
 from biofeedback.signal.breath.beats import Beats, RPeakDetector, local_maxima
-from biofeedback.signal.breath.edr import BeatGrid, BeatScreen, EcgFrontEnd, acf_quality
+from biofeedback.signal.breath.edr import (
+    TRUST_BY_QUALITY,
+    BeatGrid,
+    BeatScreen,
+    EcgFrontEnd,
+    acf_quality,
+)
 from biofeedback.signal.breath.tracker import SOURCE_TRUST
 from biofeedback.signal.pipeline import Pipeline
 from devices.stream import Chunk, StreamKind, StreamSpec
@@ -152,10 +158,23 @@ def test_ecg_source_is_picked_after_the_others_and_says_how_far_to_trust_it() ->
     rr = StreamSpec("rr", StreamKind.RR, ("rr",), "s", None)
     pipe = Pipeline([rr, ecg])
     assert pipe.breath_source == "ecg"
-    t, x, _ = _body_ecg(2, 20.0)
-    out = pipe.process(Chunk(stream="ecg", t=t, values=x[:, np.newaxis], unit="uV")).breath
-    assert out is not None and out.trust is not None
-    assert 0.0 < out.trust <= SOURCE_TRUST[StreamKind.ECG]
+    t, x, _ = _body_ecg(2, 60.0)
+    trusts, qualities = [], []
+    for a in range(0, t.size, 650):  # 5 s chunks
+        chunk = Chunk(stream="ecg", t=t[a : a + 650], values=x[a : a + 650, None], unit="uV")
+        out = pipe.process(chunk).breath
+        assert out is not None and out.trust is not None
+        assert isinstance(pipe.breath, BreathTracker)
+        front = pipe.breath.front
+        assert isinstance(front, EcgFrontEnd)
+        trusts.append(out.trust)
+        qualities.append(float(front.fusion.quality.max()))
+    assert trusts[0] <= 0.3  # nothing judged yet: the lowest figure
+    # then the figure follows the leading modulation's quality
+    (q0, t0), (q1, t1) = TRUST_BY_QUALITY
+    expected = t0 + (t1 - t0) * np.clip((np.array(qualities[-5:]) - q0) / (q1 - q0), 0, 1)
+    assert np.allclose(trusts[-5:], expected)
+    assert max(trusts) > 0.8
 
 
 def test_beat_grid_interpolates_each_column_in_time_in_any_chunking() -> None:

@@ -26,7 +26,10 @@ from the interval's physiology: inhale shortens the interval, so the fused
 signal rises on inhale when the sinus arrhythmia leads at the start.
 
 Causal and chunk-invariant: the weights change only at fixed grid indices,
-from past samples.
+from past samples. The leading modulation's quality also says how far the
+breath can be trusted now (:meth:`EcgFrontEnd.trust`): on the ICU records, a
+32 s window's rate was within +-2 breaths/min of the marks 0.3 of the time
+below quality 0.4 and 0.9 above 0.7.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from biofeedback.signal.filters import (
 
 __all__ = [
     "MODULATIONS",
+    "TRUST_BY_QUALITY",
     "BeatGrid",
     "BeatScreen",
     "EcgFrontEnd",
@@ -71,6 +75,11 @@ FUSION_STEP_S = 2.0
 FUSION_MIN_S = 8.0
 #: Weight = quality ** this: the most regular modulation leads, two good ones share.
 WEIGHT_POWER = 4.0
+#: How far the fused breath can be trusted, by the leading modulation's quality:
+#: the share of 32 s windows whose rate lay within +-2 breaths/min of human
+#: marks on 52 ICU records (about 0.3 below quality 0.4, 0.9 above 0.7; the same
+#: in either half of the records), as a line between these points.
+TRUST_BY_QUALITY = ((0.4, 0.3), (0.75, 0.93))
 #: A beat interval further than this fraction from the running typical one is off the rhythm.
 ECTOPIC_FRACTION = 0.3
 #: After this many beats off the rhythm in a row, the rhythm itself has changed.
@@ -308,6 +317,16 @@ class EcgFrontEnd(FrontEnd):
         self._lp = SosFilter(lowpass_sos(BAND_HZ[1], GRID_HZ, 2), n)
         # inhale shortens the interval; the amplitude's and baseline's signs depend on the lead
         self.fusion = ModulationFusion(GRID_HZ, (-1.0, 0.0, 0.0))
+
+    def trust(self, kind_trust: float) -> float:
+        """0..1: how far the breaths can be trusted now, from the leading modulation's
+        respiratory quality (:data:`TRUST_BY_QUALITY`); the lowest figure until the
+        modulations have been judged."""
+        (q0, t0), (q1, t1) = TRUST_BY_QUALITY
+        if self.fusion.signs is None:
+            return t0
+        q = float(self.fusion.quality.max())
+        return t0 + (t1 - t0) * min(1.0, max(0.0, (q - q0) / (q1 - q0)))
 
     def reset(self) -> None:
         self.beats.reset()

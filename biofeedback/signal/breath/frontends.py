@@ -87,6 +87,11 @@ class FrontEnd:
         """A gap: restart the filters on the next sample."""
         raise NotImplementedError
 
+    def trust(self, kind_trust: float) -> float:
+        """0..1: how far this source's breaths can be trusted now, before the signal's
+        quality is counted; by default the source kind's measured figure."""
+        return kind_trust
+
     def noise_to_output(self) -> float:
         """Factor from white input noise SD to its SD after the cleaning filter."""
         # equivalent noise bandwidth of the low-pass edge (the high-pass barely matters)

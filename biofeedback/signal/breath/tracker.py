@@ -113,7 +113,7 @@ class BreathTracker:
     @property
     def trust(self) -> float:
         """0..1: how far this source's breaths can be trusted now."""
-        return self._kind_trust * _QUALITY_TRUST.get(self._quality.quality, 0.5)
+        return self.front.trust(self._kind_trust) * _QUALITY_TRUST.get(self._quality.quality, 0.5)
 
     def process(self, t: FloatArray, values: FloatArray) -> BreathOutput:
         """Process one chunk of the source stream."""
@@ -165,7 +165,7 @@ class BreathTracker:
             delay_s=delay,
             quality=quality,
             midline=midline,
-            trust=self._kind_trust * _QUALITY_TRUST.get(quality, 0.5),
+            trust=self.front.trust(self._kind_trust) * _QUALITY_TRUST.get(quality, 0.5),
         )
 
 
