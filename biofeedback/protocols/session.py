@@ -21,7 +21,7 @@ part                                      its job
 :class:`~.pain.PainLog`                   pain ratings, notes, the "stop and rest" advice
 :class:`~.recorder.SessionRecorder`       the outputs: recording, live model, marker listeners
 :class:`~.summary.SummaryBuilder`         the :class:`~.summary.SessionSummary` from the above
-:class:`~.steps.StepWalker`               entering and leaving steps on the clock; the end
+:class:`~.steps.StepWalker`               waking on the clock, entering and leaving steps; the end
 :class:`~.feed.SessionFeed`               chunks to the recording and pipeline, findings to cues
 ========================================  ====================================================
 
@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -88,7 +87,7 @@ from biofeedback.signal.results import (
     RepResult,
 )
 from devices.clock import Clock
-from devices.errors import DeviceError, InputError
+from devices.errors import InputError
 from devices.intent import Intent
 from devices.stream import Chunk, LinkEvent
 
@@ -234,7 +233,6 @@ class SessionEngine:
         # How the run stands (the walker knows how it ended).
         self._started = False
         self._wake = asyncio.Event()
-        self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ the parts' figures
 
@@ -305,6 +303,11 @@ class SessionEngine:
     def ended_by(self) -> str:
         """Why the session ended (empty while it runs)."""
         return self.walker.ended_by
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the source failed, when it did (the summary says the session ended)."""
+        return self.walker.error
 
     @property
     def paused(self) -> bool:
@@ -385,7 +388,7 @@ class SessionEngine:
         self.walker.next_segment(now)
         consumer = asyncio.create_task(self._consume(items), name="session consumer")
         try:
-            await self._schedule(consumer)
+            await self.walker.walk(consumer, self._wake)
         finally:
             if not consumer.done():
                 consumer.cancel()
@@ -428,46 +431,6 @@ class SessionEngine:
     def pipeline_unit(self, stream: str) -> str | None:
         """The unit of a pipeline stream (by its id, resolved like the pipeline does)."""
         return pipeline_unit(self.pipeline, stream)
-
-    # ------------------------------------------------------------------ scheduling
-
-    async def _schedule(self, consumer: asyncio.Task[None]) -> None:
-        """Wake at every step end, pacer cue and control call until the session ends."""
-        while not self.finished:
-            due = self.timeline.next_due(self.cue_scheduler.pacer_next)
-            timer = (
-                asyncio.ensure_future(self.clock.sleep_until(due))
-                if due is not None and math.isfinite(due)
-                else None
-            )
-            self._wake.clear()
-            wake = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {consumer, wake}
-            if timer is not None:
-                waits.add(timer)
-            try:
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                wake.cancel()
-                if timer is not None:
-                    timer.cancel()
-            now = self.clock.now()
-            self.walker.advance(now)
-            if consumer in done:
-                self._source_ended(now, consumer.exception())
-                return
-
-    def _source_ended(self, now: float, exc: BaseException | None) -> None:
-        """The source ended (or failed) before the session did."""
-        if self.finished:
-            return
-        if exc is not None:
-            self.error = exc
-            reason = "link" if isinstance(exc, DeviceError) else "error"
-            self.recorder.event(now, "error", str(exc) or type(exc).__name__)
-            self.walker.end(now, complete=False, ended_by=reason)
-        else:
-            self.walker.end(now, complete=False, ended_by="source ended")
 
     # ------------------------------------------------------------------ data
 

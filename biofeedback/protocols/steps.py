@@ -1,13 +1,17 @@
 """Walking a session's steps on the clock: enter and leave steps, fire the pacer's cues, end.
 
-The :class:`~biofeedback.protocols.session.SessionEngine` wakes a
-:class:`StepWalker` at every step end, pacer cue and control call; the walker
-does what is due, in time order, on the parts the engine shares with it.
+The :class:`StepWalker` of a :class:`~biofeedback.protocols.session.SessionEngine`
+wakes at every step end, pacer cue and control call (:meth:`StepWalker.walk`)
+and does what is due, in time order, on the parts the engine shares with it,
+until the plan ends, the session is cut or stopped, or the source ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from dataclasses import replace
+from typing import Any
 
 from biofeedback.protocols.cues import CUES
 from biofeedback.protocols.pacer import Pacer, pacer_json, target_json, target_text
@@ -15,6 +19,7 @@ from biofeedback.protocols.parts import SessionParts
 from biofeedback.protocols.plan import StepKind
 from biofeedback.protocols.timeline import Segment
 from biofeedback.signal.reps import RepClock
+from devices.errors import DeviceError
 
 __all__ = ["StepWalker"]
 
@@ -45,6 +50,55 @@ class StepWalker:
         self.complete = False
         #: Why it ended (``protocol end``, ``duration``, ``stopped``, ``pain``...).
         self.ended_by = ""
+        #: The error the source failed with, when it did.
+        self.error: BaseException | None = None
+
+    async def walk(self, consumer: asyncio.Task[None], wake_up: asyncio.Event) -> None:
+        """Wake at every step end, pacer cue and control call until the session ends.
+
+        Parameters
+        ----------
+        consumer : asyncio.Task
+            The task consuming the source; when it ends, so does the session.
+        wake_up : asyncio.Event
+            Set by a control call (pause, resume, stop) to look again at once.
+        """
+        clock = self.parts.clock
+        while not self.finished:
+            due = self.parts.timeline.next_due(self.parts.cue_scheduler.pacer_next)
+            timer = (
+                asyncio.ensure_future(clock.sleep_until(due))
+                if due is not None and math.isfinite(due)
+                else None
+            )
+            wake_up.clear()
+            wake = asyncio.ensure_future(wake_up.wait())
+            waits: set[asyncio.Future[Any]] = {consumer, wake}
+            if timer is not None:
+                waits.add(timer)
+            try:
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                wake.cancel()
+                if timer is not None:
+                    timer.cancel()
+            now = clock.now()
+            self.advance(now)
+            if consumer in done:
+                self._source_ended(now, consumer.exception())
+                return
+
+    def _source_ended(self, now: float, exc: BaseException | None) -> None:
+        """The source ended (or failed) before the session did."""
+        if self.finished:
+            return
+        if exc is not None:
+            self.error = exc
+            reason = "link" if isinstance(exc, DeviceError) else "error"
+            self.parts.recorder.event(now, "error", str(exc) or type(exc).__name__)
+            self.end(now, complete=False, ended_by=reason)
+        else:
+            self.end(now, complete=False, ended_by="source ended")
 
     def hold(self, seg: Segment, now: float) -> None:
         """Pause the running step ``seg`` at ``now`` (a pause step takes its place).
