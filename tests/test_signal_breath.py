@@ -142,6 +142,39 @@ def test_belt_onsets_f1_on_the_body_model(rate: int, noise: float) -> None:
         assert tr.rate_bpm is not None and abs(tr.rate_bpm - rate) < 0.35 * rate
 
 
+@pytest.mark.parametrize("period_s", [3.0, 4.0, 10.0])
+def test_shallow_breaths_after_a_sigh_are_found(period_s: float) -> None:
+    """A sigh (twice the usual depth), then two breaths at half depth, then two usual
+    ones, over and over (20, 15 and 6 breaths/min): after the sigh the midline sits
+    high and the shallow breaths do not cross it; each is still a turn of half a
+    usual breath (``RETREAT_FRAC``). Without turns: F1 0.74-0.92 on these."""
+    depths = (2.0, 0.5, 0.5, 1.0, 1.0)
+    inhale = 0.4 * period_s
+    pacers = [Pacer(inhale, 0.0, period_s - inhale, depth=k) for k in depths]
+
+    def intent(t: float) -> Intent:
+        return Intent(breath=pacers[math.floor(t / period_s) % len(pacers)].target(t))
+
+    dur = int(max(120, 30 * period_s))
+    rec = record(BodyModel(1, intent=intent, noise=1.0), dur)
+    _, outs = run(StreamKind.BREATH_FORCE, rec["tb"], rec["belt"][:, None], 50.0)
+    fi, fe = scores(outs, rec, dur)
+    assert fi >= 0.97 and fe >= 0.97, (fi, fe)
+
+
+def test_a_double_humped_breath_is_one_breath() -> None:
+    """A notch in the top of each breath (the heart, or a breath taken in two
+    goes) a third of its size and 0.3 s long is neither a crossing nor a turn."""
+    fs = 25.0
+    t = np.arange(0, 120, 1 / fs)
+    breath = np.sin(2 * np.pi * 0.25 * t)
+    notch = 0.35 * np.exp(-0.5 * ((t % 4.0 - 1.0) / 0.15) ** 2)  # at each top
+    out = detect_breaths(t, breath - notch, StreamKind.BREATH_FORCE, fs)
+    inh = np.array([e.t for e in out.events if e.phase is BreathPhase.INHALE])
+    assert abs(len(inh) - 0.25 * 120) <= 2
+    assert np.all(np.diff(inh) > 3.0)
+
+
 def test_belt_follows_a_pacer_with_a_hold() -> None:
     pacer = Pacer(inhale_s=4.0, hold_s=2.0, exhale_s=6.0)
     body = BodyModel(3, intent=lambda t: Intent(breath=pacer(t)), noise=1.0)
@@ -530,15 +563,20 @@ def test_crossing_kernel_equals_its_reference(seed: int, n: int, mode: int) -> N
     mode=st.sampled_from([-1, 1]),
 )
 def test_swing_scan_kernel_equals_its_plain_loop(seed: int, n: int, mode: int) -> None:
-    """The vectorised swing scan gives the plain loop's crossing, hysteresis and extremes."""
+    """The vectorised swing scan gives the plain loop's confirmation, hysteresis and extremes."""
     rng = np.random.default_rng(seed)
     d = np.cumsum(rng.standard_normal(n)) * rng.uniform(0.1, 1.0)
     y = d + 0.1 * rng.standard_normal(n)
     level = np.abs(rng.standard_normal(n)) + 0.2
-    bounds = (float(rng.uniform(0.0, 0.3)), float(rng.uniform(0.3, 2.0)) if seed % 4 else math.inf)
+    bounds = (
+        float(rng.uniform(0.0, 0.3)),
+        float(rng.uniform(0.3, 2.0)) if seed % 4 else math.inf,
+        float(rng.uniform(0.2, 3.0)) if seed % 5 else math.inf,
+    )
     start = Search()
     start.restart(mode, 7, float(rng.normal()), mode * float(rng.uniform(0.0, 1.0)))
-    a, b = Search(), Search()
+    turn_n = int(rng.integers(1, 20))
+    a, b = Search(turn_n=turn_n), Search(turn_n=turn_n)
     a.restart(mode, 7, start.ext_v, start.top_d)
     b.restart(mode, 7, start.ext_v, start.top_d)
     ca, ha = scan_swing_loop(a, d, y, level, 100, bounds)
@@ -554,7 +592,7 @@ def test_swing_scan_confirms_a_peak_where_the_fall_crosses_the_hysteresis() -> N
     for scan in (scan_swing_loop, scan_swing_vector):
         s = Search()
         s.restart(1, 0, 0.0, 0.0)
-        c, h = scan(s, d, d, np.full(100, 10.0), 0, (0.0, 0.3))
+        c, h = scan(s, d, d, np.full(100, 10.0), 0, (0.0, 0.3, math.inf))
         assert h == 0.3  # the cap (the level asks for more)
         assert c == int(np.flatnonzero(d < -0.3)[0])
         assert s.ext_i == s.top_i == 25  # the peak, at 1 s

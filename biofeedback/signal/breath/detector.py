@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from biofeedback.signal.breath.figures import BreathFigures, PhaseLabeller, slope_threshold
+from biofeedback.signal.breath.polarity import PolarityVote, polarity_evidence
 from biofeedback.signal.breath.stages import (
+    TURN_S,
     DetectionSignal,
-    PolarityVote,
     RecentSwings,
     Search,
     band_delay_s,
     onset_time,
-    polarity_evidence,
     scan_swing,
 )
 from biofeedback.signal.filters import FloatArray, RingBuffer, noise_sd
@@ -35,6 +35,7 @@ from biofeedback.signal.types import Breath, BreathEvent, Int8Array
 from devices.vocab import BreathPhase
 
 __all__ = ["BreathDetector", "Extremum"]
+
 
 @dataclass(frozen=True, slots=True)
 class Extremum:
@@ -120,6 +121,7 @@ class BreathDetector:
         self._fixed = polarity
         self._boot_n = max(8, round(boot_s * fs))
         self._ring = RingBuffer(max(round(history_s * fs), 2 * self._boot_n), aux=True)
+        self._d_ring = RingBuffer(self._ring.capacity)  # the detection signal, same samples
         self._noise_gain = noise_gain
         self._noise_n = max(16, round(10.0 * fs))  # raw samples the noise is measured on
         self._window = max(64, round(8.0 * fs))  # samples the search looks at per step
@@ -133,7 +135,7 @@ class BreathDetector:
     def _start(self) -> None:
         """(Re)start the per-run state; learned figures are kept."""
         self._signal = DetectionSignal(self.fs)
-        self._search = Search()
+        self._search = Search(turn_n=max(1, round(TURN_S * self.fs)))
         self._boot = Boot(at=self._ring.total + self._boot_n - 1)
         self._timing.events.clear()
         self._timing.t_first = -math.inf
@@ -145,6 +147,7 @@ class BreathDetector:
     def reset(self) -> None:
         """A gap in the signal: start over, keeping what was learned about the person."""
         self._ring.clear()
+        self._d_ring.clear()
         self._start()
 
     # ------------------------------------------------------------------ figures
@@ -239,6 +242,7 @@ class BreathDetector:
         g0 = self._ring.total
         self._ring.append(t, y, raw)
         d, level = self._signal.process(y)
+        self._d_ring.append(t, d)
         start = 0 if self._boot.started else self._try_boot(g0, n)
         phase = np.empty(n, dtype=np.int8)
         if start > 0:
@@ -309,7 +313,12 @@ class BreathDetector:
         self._set_labels()
         if ext.phase is BreathPhase.EXHALE:
             self.labeller.exhale_onset()
+        turned, since = search.turned, search.ext_i + 1
         search.restart(-kind, g, y_g, d_g)
+        if turned:  # confirmed at the next extreme: it lies behind us, take it in
+            lo = max(since, self._ring.first)
+            search.extend(self._ring.x(lo, g + 1), self._d_ring.x(lo, g + 1), lo)
+            search.swing = abs(search.top_d)
 
     def _event(
         self,

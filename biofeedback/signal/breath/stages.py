@@ -11,11 +11,15 @@ After the front end has cleaned the stream (:mod:`.frontends`), detection runs:
    is the plain loop it must equal) -- candidate extrema are confirmed when the
    signal crosses to the other side of the midline by the hysteresis: a peak
    when it falls below ``-h``, a trough when it rises above ``+h``. A notch or
-   a heartbeat that does not cross the midline is never a breath;
+   a heartbeat that does not cross the midline is not a breath -- unless it is
+   a *turn* (:func:`scan_swing_loop`): a swing as large as a typical half
+   breath and as long as an inhale that comes back and turns again without
+   reaching the midline (the shallow breaths after a sigh, while the midline
+   is still high, or on a wandering baseline);
 4. :func:`onset_time` -- when the breath left the extreme (the foot);
-5. :func:`polarity_evidence` and :class:`PolarityVote` -- which way inhale goes.
 
-Phase labels, rate and depth are in :mod:`.figures`.
+Which way inhale goes is in :mod:`.polarity`; phase labels, rate and depth
+are in :mod:`.figures`.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ __all__ = [
     "SCAN_LOOP_MAX",
     "Bounds",
     "DetectionSignal",
-    "PolarityVote",
     "RecentSwings",
     "Search",
     "band_delay_s",
@@ -51,7 +54,6 @@ __all__ = [
     "next_crossing",
     "next_crossing_reference",
     "onset_time",
-    "polarity_evidence",
     "scan_swing",
     "scan_swing_loop",
     "scan_swing_vector",
@@ -80,6 +82,15 @@ NOISE_SDS = 4.0
 #: ... nor exceeds this fraction of how far the current swing went from the
 #: midline (:func:`hysteresis`).
 REACH_FRAC = 0.3
+#: A swing that turns back without crossing the midline is a breath too when
+#: it came back this fraction of the recent swings from its extreme (about half
+#: a typical breath, peak to trough) ...
+RETREAT_FRAC = 1.0
+#: ... then turned again by this fraction of that (a wiggle is not a turn) ...
+TURN_FRAC = 0.5
+#: ... and took at least this long to come back (an inhale or exhale up to 30
+#: breaths/min; a heartbeat's notch on the detection signal is far shorter).
+TURN_S = 1.0
 
 
 def detection_sos(fs: float) -> FloatArray:
@@ -147,8 +158,10 @@ class DetectionSignal:
 _UNBIASED = 2.0**-56
 
 
-#: ``(floor, cap)`` of the hysteresis.
-Bounds = tuple[float, float]
+#: ``(floor, cap, retreat)``: the hysteresis' bounds (:func:`hysteresis`) and
+#: the size of a swing that turns back without crossing the midline
+#: (:func:`scan_swing`).
+Bounds = tuple[float, float, float]
 
 
 @dataclass(slots=True)
@@ -161,7 +174,7 @@ class RecentSwings:
 
     sizes: deque[float] = field(default_factory=lambda: deque(maxlen=6))
     _noise: float = 0.0  # noise SD of the detection signal
-    _bounds: Bounds = (1e-12, math.inf)
+    _bounds: Bounds = (1e-12, math.inf, math.inf)
 
     @property
     def noise(self) -> float:
@@ -183,9 +196,10 @@ class RecentSwings:
     def _work_out(self) -> Bounds:
         lo = max(NOISE_SDS * self._noise, 1e-12)
         if len(self.sizes) < 3:
-            return lo, math.inf
+            return lo, math.inf, math.inf
         typical = float(statistics.median(self.sizes))
-        return max(lo, FLOOR_FRAC * typical), max(lo, CAP_FRAC * typical)
+        floor = max(lo, FLOOR_FRAC * typical)
+        return floor, max(lo, CAP_FRAC * typical), max(2.0 * floor, RETREAT_FRAC * typical)
 
 
 def hysteresis(
@@ -242,7 +256,7 @@ class Search:
     """The search for the next extremum: which side of the midline, and the
     running extremes of the swing since the last confirmation."""
 
-    mode: int = 0  # +1 above the midline (seeking a peak), -1 below, 0 not placed yet
+    mode: int = 0  # +1 seeking a peak (above the midline, or a turn), -1 a trough, 0 not placed
     ext_i: int = -1  # the extreme of the cleaned signal ``y`` (global index) ...
     ext_v: float = math.nan  # ... and its value
     swing: float = 0.0  # largest |d| since the last confirmation
@@ -250,10 +264,15 @@ class Search:
     top_d: float = 0.0  # ... and its value
 
     fresh: bool = False  # the first swing since detection started (it may be a part)
+    back_i: int = -1  # the furthest ``d`` went back from ``top_d`` since (global index) ...
+    back_d: float = 0.0  # ... and its value
+    turn_n: int = 1  # samples from the extreme to ``back_i`` for a turn (:func:`scan_swing`)
+    turned: bool = False  # the last confirmation was a turn, not a crossing
 
     def restart(self, mode: int, i: int, v: float, d: float) -> None:
         self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
         self.top_i, self.top_d, self.fresh = i, d, False
+        self.back_i, self.back_d = i, d
 
     def extend(self, y: FloatArray, d: FloatArray, g0: int) -> None:
         """Take in samples ``y``, ``d`` (global indices from ``g0``)."""
@@ -267,7 +286,12 @@ class Search:
         k = int(d.argmax()) if up else int(d.argmin())
         dk = float(d[k])
         if (dk > self.top_d) if up else (dk < self.top_d):
-            self.top_i, self.top_d = g0 + k, dk
+            self.top_i, self.top_d, self.back_i, self.back_d = g0 + k, dk, g0 + k, dk
+        rest = d[self.top_i - g0 :] if self.top_i >= g0 else d
+        j = int(rest.argmin()) if up else int(rest.argmax())
+        dj = float(rest[j])
+        if (dj < self.back_d) if up else (dj > self.back_d):
+            self.back_i, self.back_d = g0 + d.shape[0] - rest.shape[0] + j, dj
         self.swing = max(self.swing, float(np.abs(d).max()))
 
 
@@ -283,9 +307,10 @@ def scan_swing(
 
     Stages 2 and 3 in one step: the hysteresis per sample (:func:`hysteresis`
     with the swing's reach), the first sample that confirms the extremum
-    sought (:func:`next_crossing`), and the swing's extremes taken in up to
-    it (:meth:`Search.extend`). ``g0`` is the global index of ``d[0]``,
-    ``bounds`` the hysteresis ``(floor, cap)``.
+    sought (:func:`next_crossing`, or a turn: :func:`scan_swing_loop`), and
+    the swing's extremes taken in up to it (:meth:`Search.extend`). ``g0``
+    is the global index of ``d[0]``, ``bounds`` the hysteresis ``(floor,
+    cap)`` and the turn's ``retreat``.
 
     Returns
     -------
@@ -311,16 +336,42 @@ def scan_swing_vector(
     h = hysteresis(level, bounds[0], bounds[1], reach)
     c = next_crossing(d, h, search.mode)
     end = c + 1 if c >= 0 else d.shape[0]
+    if _may_turn(search, d[:end], reach[:end] if reach is not None else None, bounds[2]):
+        return scan_swing_loop(search, d, y, level, g0, bounds)
     search.extend(y[:end], d[:end], g0)
+    search.turned = False
     return c, float(h[c]) if c >= 0 else math.nan
+
+
+def _may_turn(search: Search, d: FloatArray, reach: FloatArray | None, retreat: float) -> bool:
+    """Whether a turn (:func:`scan_swing_loop`) can confirm within ``d``: only
+    once the swing has come back ``retreat`` from its extreme."""
+    if reach is None or d.shape[0] == 0 or not math.isfinite(retreat):
+        return False
+    s = 1.0 if search.mode > 0 else -1.0
+    if s * search.top_d - s * search.back_d >= retreat:
+        return True
+    return bool(np.any(reach - s * d >= retreat))
 
 
 def scan_swing_loop(
     search: Search, d: FloatArray, y: FloatArray, level: FloatArray, g0: int, bounds: Bounds
 ) -> tuple[int, float]:
-    """:func:`scan_swing` sample by sample (the plain reference; the cheaper on a few samples)."""
-    floor, cap = bounds
+    """:func:`scan_swing` sample by sample (the plain reference; the cheaper on a few samples).
+
+    Besides the midline crossing, an extremum is confirmed by a *turn*: the
+    swing came back ``retreat`` (``bounds[2]``, :data:`RETREAT_FRAC` of the
+    recent swings) from its extreme, taking at least ``search.turn_n``
+    samples (:data:`TURN_S`), and has since turned again by
+    :data:`TURN_FRAC` of that (``search.turned`` says so). A breath that
+    does not reach the midline -- after a sigh the high-pass midline sits
+    high for a while, and on a wandering baseline it lags -- is still a
+    breath when it is as large as half a typical breath and as long as an
+    inhale; a heartbeat's notch is neither.
+    """
+    floor, cap, retreat = bounds
     up = search.mode > 0
+    s = 1.0 if up else -1.0
     ext_i, ext_v, top_i, top, swing = (
         search.ext_i,
         search.ext_v,
@@ -328,25 +379,28 @@ def scan_swing_loop(
         search.top_d,
         search.swing,
     )
+    back_i, back, turn_n, turned = search.back_i, search.back_d, search.turn_n, False
     c, h_c = -1, math.nan
     for i, (v, yi, lv) in enumerate(zip(d.tolist(), y.tolist(), level.tolist(), strict=True)):
-        if up:
-            if yi > ext_v:
-                ext_i, ext_v = g0 + i, yi
-            if v > top:
-                top_i, top = g0 + i, v
-            reach = top
-        else:
-            if yi < ext_v:
-                ext_i, ext_v = g0 + i, yi
-            if v < top:
-                top_i, top = g0 + i, v
-            reach = -top
+        if (yi > ext_v) if up else (yi < ext_v):
+            ext_i, ext_v = g0 + i, yi
+        if (v > top) if up else (v < top):
+            top_i, top, back_i, back = g0 + i, v, g0 + i, v
+        elif (v < back) if up else (v > back):
+            back_i, back = g0 + i, v
+        reach = s * top
         if abs(v) > swing:
             swing = abs(v)
         h = min(SWING_FRAC * lv, cap, REACH_FRAC * reach)
         h = max(h, floor)
-        if (v < -h) if up else (v > h):
+        # a turn: the swing came back ``retreat`` from its extreme, over at least
+        # ``turn_n`` samples, and has now turned again by a good part of that
+        turned = (
+            s * (top - back) >= retreat
+            and s * (v - back) >= TURN_FRAC * retreat
+            and back_i - top_i >= turn_n
+        )
+        if turned or s * v < -h:
             c, h_c = i, h
             break
     search.ext_i, search.ext_v, search.top_i, search.top_d, search.swing = (
@@ -356,6 +410,7 @@ def scan_swing_loop(
         top,
         swing,
     )
+    search.back_i, search.back_d, search.turned = back_i, back, turned
     return c, h_c
 
 
@@ -418,62 +473,3 @@ def _refine_foot(foot: float, t: FloatArray, dist: FloatArray, slope: FloatArray
     d = float(np.interp(foot, t, dist))
     sl = float(np.interp(foot, t, slope))
     return foot - d / sl if d > 0 and sl > 0 else foot
-
-
-def polarity_evidence(y: FloatArray) -> float | None:
-    """Evidence (-1..1) that inhale raises the signal, from one whole cycle ``y``.
-
-    The end-expiratory pause sits at the bottom: ``log(time near bottom /
-    time near top)``. (Inhale being shorter than exhale is no evidence: on
-    real people -- 35 of 52 ICU impedance records, BIDMC -- the fall is
-    often the shorter, and it outvoted the pause.) None when the cycle is too
-    short or flat to say.
-    """
-    hi, lo = float(y.max()), float(y.min())
-    amp = hi - lo
-    if y.shape[0] < 4 or not amp > 0:
-        return None
-    bottom = np.count_nonzero(y < lo + 0.2 * amp) / y.shape[0]
-    top = np.count_nonzero(y > hi - 0.2 * amp) / y.shape[0]
-    e = math.log((bottom + 0.05) / (top + 0.05))
-    return max(-1.0, min(1.0, e))
-
-
-#: How clearly contrary the running evidence must be to overturn the polarity
-#: a source's physics sets (a belt stretches on inhale): a trace held at the
-#: top (an inspiratory hold, a clipped rail) reads like a pause there.
-PRIOR_FLIP = 0.6
-
-
-@dataclass(slots=True)
-class PolarityVote:
-    """The polarity decided from the evidence of recent cycles.
-
-    Undecided (``prior`` 0), the median of the last few cycles decides. Once
-    decided, or from a source whose physics sets it (a belt stretches on
-    inhale), it flips only when the running mean of the evidence over about
-    ``memory`` cycles is clearly contrary: one cycle's shape can mislead (a
-    rail-clipped top reads like a pause at the bottom), a run of them cannot.
-    """
-
-    polarity: int = 0
-    prior: int = 0
-    memory: int = 16
-    history: deque[float] = field(default_factory=lambda: deque(maxlen=8))
-    lean: float = 0.0  # running mean of the evidence
-    n: int = 0
-
-    def add(self, evidence: float) -> int:
-        self.history.append(evidence)
-        self.n += 1
-        self.lean += (evidence - self.lean) / min(self.n, self.memory)
-        if self.polarity == 0:
-            med = float(statistics.median(self.history))
-            k = len(self.history)
-            if (k >= 2 and abs(med) > 0.4) or (k >= 3 and abs(med) > 0.15):
-                self.polarity = 1 if med > 0 else -1
-        else:
-            need_n, need_e = (5, 0.3) if self.prior == 0 else (8, PRIOR_FLIP)
-            if self.n >= need_n and self.lean * self.polarity < -need_e:
-                self.polarity = -self.polarity
-        return self.polarity
