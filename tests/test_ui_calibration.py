@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pytestqt.qtbot import QtBot
 from biofeedback.cli.calibrate_cmds import StepPrompter, calibration_on_request, run_calibration
 from biofeedback.cli.main import AppContext
 from biofeedback.protocols.calibration_plan import PLANS, CalibrationPlan, PlanStep
+from biofeedback.ui import calibration_view
 from biofeedback.ui.app import run_window
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.window import (
@@ -218,6 +220,9 @@ def test_a_real_calibration_draws_its_traces(qtbot: QtBot, monkeypatch: pytest.M
     plan = CalibrationPlan("quick", (PlanStep(StepKind.READY, 0.5),
                                      PlanStep(StepKind.REST, 120.0)))
     monkeypatch.setitem(PLANS, "quick", plan)
+    # The test's own frame draws what is there: no redraw throttle (a frame timer may have
+    # drawn the step's first samples a moment before; the throttle would keep them).
+    monkeypatch.setattr(calibration_view, "CALIBRATION_FPS", math.inf)
     app = AppContext(virtual=True, speed=1.0)
     seen: dict[str, Any] = {}
 
