@@ -26,6 +26,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 _BESIDE = Path(__file__).resolve().parents[2] / "shared"
 SHARED = Path(os.environ.get("BIOFEEDBACK_SHARED") or _BESIDE)
 
+# The files that take longest (CPU of the whole file, or wall time waiting on a real
+# process), longest first. The suite runs with ``--dist loadfile`` (pyproject.toml): each
+# file goes whole to the next free worker, so starting the long ones first leaves the short
+# ones to even out the end (a long file last keeps one worker busy alone), and a module
+# fixture is set up once. Files not listed keep their order, after these.
+LONG_FILES_FIRST = (
+    "test_live_cli.py", "test_calibration_cli.py", "test_ui_window.py", "test_crash.py",
+    "test_window_fallback.py", "test_pelvic_real_breathing.py", "test_report_clinician.py",
+    "test_signal_breath.py", "test_report.py", "test_replay_roundtrip.py",
+    "test_calibration.py", "test_audio.py", "test_edges_store.py", "test_progress.py",
+    "test_cli_devices.py", "test_session_engine.py", "test_signal_pelvic.py",
+    "test_store_open.py", "test_runtime_startup.py", "test_ui_calibration.py",
+)
+
 _LSL_CFG = """[ports]
 IPv6 = disable
 [lab]
@@ -34,6 +48,12 @@ KnownPeers = {127.0.0.1}
 [multicast]
 ResolveScope = machine
 """
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long files first (LONG_FILES_FIRST); the order within a file is kept."""
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)

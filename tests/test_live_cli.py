@@ -185,8 +185,10 @@ def test_pain_before_refuses_without_recording(cli: Cli) -> None:
 
 def test_sigint_stops_and_keeps_the_recording() -> None:
     proc = subprocess.Popen(
+        # --duration 60: the protocol fitted to a minute reaches its first exhale cue
+        # at ~20 s, not ~54 s, and still has ~40 s to go when the signal lands.
         [sys.executable, "-c", ENTRY, "live", "--virtual", "--headless", "--speed", "8",
-         "--breath", "GDX-RB"],
+         "--breath", "GDX-RB", "--duration", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
         stdin=subprocess.DEVNULL,
     )

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.asyncio
 @pytest.fixture
 def live_session(cli: Callable[..., Run]) -> int:
     """A live virtual session recorded by the real command; its id."""
-    proc = cli("live", "--virtual", "--headless", "--speed", "max", "--duration", "60",
+    proc = cli("live", "--virtual", "--headless", "--speed", "max", "--duration", "30",
                "--seed", "7", "--json")
     assert proc.returncode == 0, proc.stderr
     return int(json.loads(proc.stdout)["session_id"])
