@@ -1,9 +1,9 @@
 """Several sources as one stream of chunks and link events.
 
-Sources are entered one after another (each waits for its first
-``connected`` or failure before the next connects: concurrent connects are
-problematic on BlueZ, and bumble allows one pending connect), then their
-items are multiplexed in arrival order.
+Sources connect at once (none waits for another's scan or connect; the
+radio serialises what must be: bumble and the BlueZ double allow one pending
+LE connect, as BlueZ queues them); entering returns once each source is
+connected or has given up, then their items are multiplexed in arrival order.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ async def merged(
     Parameters
     ----------
     sources : sequence of Source
-        Entered in order.
+        Entered together; the first error a source ends with before it
+        connected is raised here (the others are closed), as it would be by
+        that source alone.
     fail_fast : bool
         Re-raise the first error a source ends with (the others are closed);
         otherwise a failed source just stops contributing.
@@ -37,24 +39,17 @@ async def merged(
     out: asyncio.Queue[Any] = asyncio.Queue()
     entered: list[Source] = []
     tasks: list[asyncio.Task[None]] = []
+    settled: asyncio.Queue[BaseException | None] = asyncio.Queue()
     try:
         for src in sources:
             await src.__aenter__()
             entered.append(src)
-            it = src.__aiter__()
-            # Forward items until this source is connected (or fails), then go on.
-            while True:
-                try:
-                    item = await it.__anext__()
-                except StopAsyncIteration:
-                    break
-                await out.put(item)
-                if isinstance(item, LinkEvent) and item.kind in (
-                    LinkKind.CONNECTED,
-                    LinkKind.GIVEN_UP,
-                ):
-                    break
-            tasks.append(asyncio.create_task(_pump_iter(it, src, out)))
+        tasks.extend(
+            asyncio.create_task(_pump_iter(src.__aiter__(), src, out, settled)) for src in entered
+        )
+        for _ in entered:  # each connected, given up or ended before connecting
+            if (early := await settled.get()) is not None:
+                raise early
 
         async def iterate() -> AsyncIterator[Chunk | LinkEvent]:
             remaining = len(tasks)
@@ -80,14 +75,29 @@ async def merged(
 
 
 async def _pump_iter(
-    it: AsyncIterator[Chunk | LinkEvent], source: Source, out: asyncio.Queue[Any]
+    it: AsyncIterator[Chunk | LinkEvent],
+    source: Source,
+    out: asyncio.Queue[Any],
+    settled: asyncio.Queue[BaseException | None],
 ) -> None:
+    """Forward ``source``'s items; say on ``settled`` when it connected (None) or failed first."""
+    up = False
     try:
         async for item in it:
-            await out.put(item)
+            out.put_nowait(item)
+            if not up and isinstance(item, LinkEvent) and item.kind in (
+                LinkKind.CONNECTED, LinkKind.GIVEN_UP,
+            ):
+                up = True
+                settled.put_nowait(None)
     except asyncio.CancelledError:
         raise
     except BaseException as exc:
-        await out.put((_DONE, source, exc))
+        if not up:
+            settled.put_nowait(exc)  # raised where the source is entered
+            return
+        out.put_nowait((_DONE, source, exc))
         return
-    await out.put((_DONE, source, None))
+    if not up:
+        settled.put_nowait(None)
+    out.put_nowait((_DONE, source, None))

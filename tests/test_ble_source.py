@@ -41,6 +41,7 @@ from devices.errors import (
     ParseError,
     WriteNotAllowedError,
 )
+from devices.merge import merged
 from devices.registry import Registry
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec, SupportLevel
 from devices.virtual.backend import virtual_backend
@@ -591,3 +592,42 @@ async def test_a_cancel_during_a_connect_is_never_lost() -> None:
                 finally:
                     await radio.remove_scan_listener(canceller)
         await twin.stop()
+
+
+async def test_several_sensors_connect_without_waiting_for_each_other() -> None:
+    """merged() connects its sources together: the first sensor's start can wait for the
+    second's (a sequential connect would never get to the second: the guard would fire),
+    and each sensor's first chunk comes through."""
+    clock = SimClock(speed=None)
+    second_started = asyncio.Event()
+
+    class WaitsForTheOther(CounterDriver):
+        async def start(self, io: DriverIO) -> None:
+            await second_started.wait()
+            await super().start(io)
+
+    class Other(CounterDriver):
+        async def start(self, io: DriverIO) -> None:
+            second_started.set()
+            await super().start(io)
+
+    async with await VirtualRadio.create() as radio:
+        backend = virtual_backend(radio)
+        twins = [await _twin(radio, clock, name=f"Counter {i}") for i in (1, 2)]
+        reg = Registry([CounterDriver()])
+        found = [await resolve_device(f"Counter {i}", reg, clock, backend=backend)
+                 for i in (1, 2)]
+        sources = [BleSource(f.device, d, clock, policy=FAST, backend=backend, prefix=f"{i}.")
+                   for i, (f, d) in enumerate(zip(found, (WaitsForTheOther(), Other()),
+                                                  strict=True))]
+        firsts: set[str] = set()
+        async with asyncio.timeout(30.0):  # a hang guard
+            async with merged(sources) as items:
+                async for item in items:
+                    if isinstance(item, Chunk):
+                        firsts.add(item.stream)
+                    if len(firsts) == 2:
+                        break
+        assert firsts == {"0.count", "1.count"}
+        for t in twins:
+            await t.stop()
