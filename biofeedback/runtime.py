@@ -44,8 +44,6 @@ from biofeedback.session_options import Attach, LiveOptions, SessionRun
 from biofeedback.session_startup import FIRST_CHUNKS_WAIT_S, SESSION_STACK, loaded, raw_text
 from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
-from biofeedback.ui.model import LiveModel
-from biofeedback.ui.terminal import TerminalView
 from biofeedback.virtual_wiring import (
     direct_counts_factory,
     direct_virtual_source,
@@ -64,6 +62,7 @@ from devices.stream import Chunk, LinkEvent, StreamSpec
 
 if TYPE_CHECKING:
     from biofeedback.protocols.session import SessionEngine
+    from biofeedback.ui.model import LiveModel
 
 __all__ = [
     "DEMO_DEVICES",
@@ -264,6 +263,8 @@ def _assemble(
     specs = [s for src in sources for s in src.streams]
     device_of = {s.name: src.name for src in sources for s in src.streams}
     address_of = {s.name: src.device.address for src in sources for s in src.streams}
+    from biofeedback.ui.model import LiveModel
+
     model = LiveModel(specs, clock=clock, device_of=device_of)
     profile = profile_for(opts.person, chosen[0])
     pipeline, pacer = apply_profile(profile, specs, model, opts)
@@ -350,7 +351,11 @@ async def run_session(
         engine.writer = writer
         outlets = None
         undo: list[Callable[[], None]] = []
-        view = TerminalView(model) if opts.status_lines and opts.window is None else None
+        view = None
+        if opts.status_lines and opts.window is None:
+            from biofeedback.ui.terminal import TerminalView  # rich: after the first samples
+
+            view = TerminalView(model)
         if opts.window is not None:
             undo.append(attach_window(opts.window, engine, model))
             opts.window.pairing.backend = backend_of(world)  # its Sensors tab scans there

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from biofeedback.protocols.pacer import Pacer
-from biofeedback.ui.model import LiveModel
 from devices.ble import BleSource
 
 if TYPE_CHECKING:
     from biofeedback.protocols.session import SessionEngine, SessionProtocol, SessionSummary
+    from biofeedback.ui.model import LiveModel
 
 __all__ = ["Attach", "LiveOptions", "SessionRun"]
 
 #: A front end: called with the engine and the model once the session is
 #: assembled (before the first chunk); returns its undo, or None.
-Attach = Callable[["SessionEngine", LiveModel], Callable[[], None] | None]
+Attach = Callable[["SessionEngine", "LiveModel"], Callable[[], None] | None]
 
 
 def _stderr(text: str) -> None:

@@ -18,7 +18,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from biofeedback.session_options import LiveOptions
-from biofeedback.ui.model import LiveModel
 from devices.ble import BleSource
 from devices.clock import Clock
 from devices.stream import Chunk, LinkEvent
@@ -75,6 +74,8 @@ def preview(
     """
     if opts.window is not None:
         specs = [s for src in sources for s in src.streams]
+        from biofeedback.ui.model import LiveModel  # only a window previews on a model
+
         model = LiveModel(specs, clock=clock,
                           device_of={s.name: src.name for src in sources for s in src.streams})
         opts.window.set_model(model)

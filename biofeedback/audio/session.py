@@ -13,15 +13,18 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from biofeedback.audio.feed import AudioFeed
-from biofeedback.audio.player import AudioPlayer
-from biofeedback.audio.renderer import AudioRenderer, AudioSettings
-from biofeedback.audio.wav import TraceRenderer, WavWriter, check_output
 from devices.errors import InputError
+
+if TYPE_CHECKING:
+    from biofeedback.audio.renderer import AudioSettings
+    from biofeedback.audio.wav import TraceRenderer, WavWriter
+
+# The sound's modules load when a session asks for sound: a session without it
+# (``live --headless``) starts without them.
 
 __all__ = ["AudioRequest", "audio_options"]
 
@@ -53,6 +56,8 @@ class AudioRequest:
     pacer_sound: str = "chimes"
 
     def settings(self) -> AudioSettings:
+        from biofeedback.audio.renderer import AudioSettings
+
         return AudioSettings(volume=self.volume, pacer_sound=self.pacer_sound)  # type: ignore[arg-type]
 
     def attach(self, opts: Any) -> Callable[[Any, Any], Callable[[], None] | None]:
@@ -72,6 +77,11 @@ class _AudioFrontEnd:
     """The feed, the WAV renderer and the player of one session."""
 
     def __init__(self, req: AudioRequest, engine: Any, opts: Any) -> None:
+        from biofeedback.audio.feed import AudioFeed
+        from biofeedback.audio.player import AudioPlayer
+        from biofeedback.audio.renderer import AudioRenderer
+        from biofeedback.audio.wav import TraceRenderer, WavWriter
+
         self.engine = engine
         self.say: Callable[[str], None] = opts.say
         self.feed = AudioFeed(engine.model, engine.clock.now)
@@ -132,6 +142,8 @@ def audio_options(fn: F) -> F:
         out = kwargs.pop("audio_out")
         force = kwargs.pop("force")
         if out is not None:
+            from biofeedback.audio.wav import check_output
+
             check_output(out, force=force)
         kwargs["audio"] = AudioRequest(
             live=kwargs.pop("audio_live"), out=out, volume=kwargs.pop("volume"), force=force,
