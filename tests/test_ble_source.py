@@ -586,7 +586,7 @@ async def test_a_cancel_during_a_connect_is_never_lost() -> None:
                     task = asyncio.create_task(scan_and_connect(reconnect, canceller.arm))
                     canceller.task = task
                     with contextlib.suppress(asyncio.CancelledError):
-                        async with asyncio.timeout(5.0):  # a hang guard: a lost cancel hangs
+                        async with asyncio.timeout(30.0):  # a hang guard: a lost cancel hangs
                             await asyncio.wait({task})
                     assert task.cancelled(), (reconnect, hops, task)
                 finally:

@@ -52,7 +52,7 @@ from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
 from devices.ble_scan import BleBackend
-from devices.virtual.radio import VirtualRadio, cancel_surfaces, unless_lost
+from devices.virtual.radio import VirtualRadio, to_the_end, unless_lost, until_done
 
 __all__ = [
     "BACKEND_ID",
@@ -267,6 +267,22 @@ async def _find_address(radio: VirtualRadio, address: str, timeout: float) -> st
         await radio.remove_scan_listener(listener)
 
 
+async def _abandon(radio: VirtualRadio, connect: asyncio.Future[Connection]) -> None:
+    """End a connect whose caller was cancelled: cancel it at the controller, wait for it
+    to end, take down a link that came up anyway."""
+    while not connect.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            # Nothing pending yet: the command is on its way; ask again shortly.
+            await radio.cancel_pending_connect()
+            await asyncio.wait({connect}, timeout=0.05)
+    await until_done(connect)
+    if not connect.cancelled() and connect.exception() is None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await to_the_end(
+                connect.result().disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR), 1.0
+            )
+
+
 # ---------------------------------------------------------------------------------- client
 def _property_names(properties: int) -> list[CharacteristicPropertyName]:
     return [name for bit, name in CHARACTERISTIC_PROPERTIES.items() if properties & bit]
@@ -398,29 +414,21 @@ class BleakClientBumble(BaseBleakClient):
 
     async def _create_connection(self, radio: VirtualRadio, timeout: float) -> Connection:
         """The LE link to this address (the radio's connect lock held)."""
-        task = asyncio.current_task()
-        cancels = 0 if task is None else task.cancelling()
+        # In a task of its own (see to_the_end): a cancel must not cut bumble's HCI exchange.
+        connect = asyncio.ensure_future(radio.central.connect(
+            hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS),
+            transport=core.PhysicalTransport.LE,
+            timeout=timeout,
+        ))
         try:
-            connection = await radio.central.connect(
-                hci.Address(self.address, hci.Address.RANDOM_DEVICE_ADDRESS),
-                transport=core.PhysicalTransport.LE,
-                timeout=timeout,
-            )
+            return await asyncio.shield(connect)
         except core.TimeoutError as exc:
             raise TimeoutError(f"connecting to {self.address} timed out") from exc
         except asyncio.CancelledError:
-            await asyncio.shield(radio.cancel_pending_connect())
+            await _abandon(radio, connect)
             raise
         except (core.BaseBumbleError, hci.HCI_Error) as exc:
             raise BleakError(f"connecting to {self.address} failed: {exc}") from exc
-        if task is not None and task.cancelling() > cancels:
-            # bumble's wait_for swallowed a cancel as the link came up: take it down, then
-            # cancel (see cancel_surfaces).
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
-            raise asyncio.CancelledError
-        return connection
 
     def _build_services(self, peer: Peer) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()
@@ -468,13 +476,14 @@ class BleakClientBumble(BaseBleakClient):
         connection = self._connection
         if connection is None:
             return
-        with cancel_surfaces():  # raised once the link is marked down
-            try:
-                async with asyncio.timeout(10.0):
-                    await connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
-            except (hci.HCI_Error, core.BaseBumbleError, TimeoutError) as exc:
-                # Already gone (the peer dropped it first) or the radio is shutting down.
-                log.debug("%s: disconnect: %s", self.address, exc)
+        try:
+            await to_the_end(
+                connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR), 10.0
+            )
+        except (hci.HCI_Error, core.BaseBumbleError, TimeoutError) as exc:
+            # Already gone (the peer dropped it first) or the radio is shutting down.
+            log.debug("%s: disconnect: %s", self.address, exc)
+        finally:
             if self._connection is connection:
                 self._on_disconnection(hci.HCI_CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
 

@@ -19,8 +19,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bumble import hci
 from bumble.controller import Controller
@@ -32,7 +32,9 @@ from bumble.transport.common import AsyncPipeSink
 if TYPE_CHECKING:
     from devices.virtual.peripheral import VirtualPeripheral
 
-__all__ = ["CENTRAL_NAME", "VirtualRadio", "cancel_surfaces", "stable_address", "unless_lost"]
+__all__ = ["CENTRAL_NAME", "VirtualRadio", "stable_address", "to_the_end", "unless_lost"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +71,39 @@ def stable_address(name: str) -> str:
     return ":".join(f"{b:02X}" for b in digest)
 
 
-@contextlib.contextmanager
-def cancel_surfaces() -> Iterator[None]:
-    """Raise a cancellation of the current task that bumble swallowed inside the block.
+async def to_the_end(aw: Awaitable[T], timeout: float | None = None) -> T:
+    """Run bumble's ``aw`` (an HCI exchange) in a task of its own, to its end even when the
+    caller is cancelled meanwhile; the caller's cancellation is raised after.
 
-    bumble awaits its HCI commands and connections with ``asyncio.wait_for``,
-    which on Python 3.11 can swallow a cancellation that lands as the awaited
-    thing completes: the block then ends normally with the task still asked to
-    cancel (its ``cancelling()`` count went up). Code that must clean up what
-    the block made (a link that came up anyway) checks ``cancelling()`` itself.
+    bumble's host takes each Command Complete / Status as the answer to the
+    command in flight: a command cancelled on its way leaves its late answer to
+    the next one (``InvalidStateError``; from then on each command gets its
+    predecessor's answer and the radio, for one, stops scanning). And bumble
+    awaits with ``asyncio.wait_for``, which on Python 3.11 can swallow a
+    cancellation that lands as the awaited thing completes: in a task of its
+    own, bumble never receives the caller's. ``timeout`` bounds the exchange itself.
     """
-    task = asyncio.current_task()
-    before = 0 if task is None else task.cancelling()
-    yield
-    if task is not None and task.cancelling() > before:
-        raise asyncio.CancelledError
+
+    async def bounded() -> T:
+        async with asyncio.timeout(timeout):
+            return await aw
+
+    task = asyncio.ensure_future(bounded())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await until_done(task)
+        raise
+
+
+async def until_done(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` to end, through further cancellations of the caller (then raised
+    by the caller's own next await); its outcome is left to whoever reads it."""
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # read: a failed exchange is not "never retrieved"
 
 
 class VirtualRadio:
@@ -190,8 +210,10 @@ class VirtualRadio:
         """
         controller = self.central_controller
         if controller is not None and controller.pending_le_connection is not None:
-            with cancel_surfaces(), contextlib.suppress(hci.HCI_Error):
-                await self.central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+            with contextlib.suppress(hci.HCI_Error):
+                await to_the_end(
+                    self.central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+                )
 
     # ---------------------------------------------------------------- scanning
     async def add_scan_listener(self, listener: AdvertisementListener) -> None:
@@ -206,8 +228,7 @@ class VirtualRadio:
             if not self.central.is_scanning:
                 # filter_duplicates off: every advertising event is reported, as
                 # BlueZ does for an active discovery with DuplicateData.
-                with cancel_surfaces():
-                    await self.central.start_scanning(active=True, filter_duplicates=False)
+                await to_the_end(self.central.start_scanning(active=True, filter_duplicates=False))
 
     async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
         """Stop receiving advertisements; scanning stops with the last listener."""
@@ -215,8 +236,7 @@ class VirtualRadio:
             with contextlib.suppress(ValueError):
                 self._scan_listeners.remove(listener)
             if not self._scan_listeners and self.central.is_scanning and not self.closed:
-                with cancel_surfaces():
-                    await self.central.stop_scanning()
+                await to_the_end(self.central.stop_scanning())
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         for listener in list(self._scan_listeners):
