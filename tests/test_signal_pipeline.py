@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from biofeedback.signal import Pipeline, PipelineAPI, PipelineUpdate, Thresholds
+from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.pelvic import pressure_channels
+from biofeedback.signal.pelvic.hold import BreathHold
 from devices.intent import Intent, PelvicAction
 from devices.pacer import Pacer
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
@@ -354,13 +356,10 @@ def test_stored_results_do_not_depend_on_chunking(clock: str) -> None:
             assert other[key] == whole[key], key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one-channel strain evidence: the breath hold is judged once per pelvic chunk, "
-    "from the breath tracker's state when the chunk arrives (needs the breath "
-    "detector's movement per sample)",
-)
 def test_one_channel_states_do_not_depend_on_chunking() -> None:
+    """One channel and a belt: the breath hold (strain evidence) is judged per
+    pressure sample on the breath's own timeline, so 1 s and 0.1 s chunks give
+    the same states (the belt's chunks arriving first on a tie, as live)."""
     rec = recording()
     states = []
     for chunk_s in (1.0, 0.1):
@@ -368,3 +367,29 @@ def test_one_channel_states_do_not_depend_on_chunking() -> None:
         ups = [pipe.process(c) for c in _arrival(rec, ("force", "pressure"), chunk_s, 1)]
         states.append(np.concatenate([u.pelvic.state for u in ups if u.pelvic is not None]))
     np.testing.assert_array_equal(states[1], states[0])
+
+
+def test_the_breath_hold_is_judged_per_sample_on_the_breaths_own_timeline() -> None:
+    """:class:`BreathHold`: a belt that stops at the end of an exhale for 10 s
+    is a held breath from 2.5 s into the stillness until breathing resumes,
+    never while breathing; the evidence at every time is the same however the
+    belt is chunked (a sample, a notification, a second, the whole stream)."""
+    fs = 50.0
+    t = np.arange(0.0, 60.0, 1.0 / fs)
+    belt = 12.0 - 2.0 * np.cos(2.0 * np.pi * t / 4.0)  # troughs at 0, 4, 8, ... s
+    still = (t >= 32.0) & (t < 42.0)
+    belt[still] = 10.0  # held at the trough from 32 s to 42 s
+    tq = np.arange(0.0, 60.0, 0.02) + 0.013
+    seen = []
+    for n in (1, 5, 50, t.size):
+        tracker = BreathTracker(StreamKind.BREATH_FORCE, fs)
+        hold = BreathHold(tracker.front.fs)
+        for a in range(0, t.size, n):
+            hold.add(tracker.process(t[a : a + n], belt[a : a + n, None]))
+        seen.append(hold.holding(tq))
+    for other in seen[1:]:
+        np.testing.assert_array_equal(other, seen[0])
+    held = seen[0]
+    assert held[(tq > 35.0) & (tq < 42.0)].all()
+    assert not held[(tq > 12.0) & (tq < 33.0)].any()
+    assert not held[tq > 46.0].any()  # breathing again

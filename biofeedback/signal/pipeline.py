@@ -20,9 +20,11 @@ never blocks. What is stored or shown (states, events, cycle scores, reps) is
 the same however the streams are chunked, one call per stream or notification
 by notification, as long as each stream's chunks come in time order and a
 completed breath cycle is scored within the pelvic history (90 s); a cycle is
-scored against the pelvic figures in effect at its end. One exception is
-left: a one-channel probe's strain evidence, the breath hold, is judged once
-per pressure chunk from the breath tracker's state at that moment.
+scored against the pelvic figures in effect at its end. A one-channel probe's
+strain evidence, the breath hold, is judged per pressure sample from the
+breath source's own timeline (:mod:`~biofeedback.signal.pelvic.hold`): the
+same however chunked as long as the breath stream's chunks come no later than
+the pressure's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.coupling import CouplingScorer
 from biofeedback.signal.pelvic import PelvicTracker, pressure_channels
+from biofeedback.signal.pelvic.hold import BreathHold
 from biofeedback.signal.reps import RepClock, RepPolicy, RepWindow
 from biofeedback.signal.results import (
     CouplingResult,
@@ -55,13 +58,6 @@ from devices.vocab import BreathPhase, PelvicState
 __all__ = ["Pipeline"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds the breath signal must stay still to count as a held breath (longer
-#: than an end-expiratory pause; scaled up for slow breathing).
-HOLD_STILL_S = 2.5
-#: Still this long at the top of an inhale is a held breath (the natural pause
-#: comes after the exhale, the pause after an inhale is short).
-HOLD_TOP_S = 1.5
 
 # code -> member, a list lookup instead of an enum call per chunk
 _PELVIC_STATES = [PelvicState(i) for i in range(max(PelvicState) + 1)]
@@ -118,6 +114,7 @@ class Pipeline:
         self._pelvic_name = None if self._pelvic_spec is None else self._pelvic_spec.name
         self._given_up: set[str] = set()
         self.breath: BreathTracker | None = None
+        self._hold: BreathHold | None = None  # the breath held, per sample
         self._breath_spec: StreamSpec | None = None
         self._breath_name: str | None = None
         self._pick_breath()
@@ -157,11 +154,13 @@ class Pipeline:
             self.breath = BreathTracker(
                 spec.kind, spec.rate_hz, stream=spec.name, n_channels=max(1, len(spec.channels))
             )
+            self._hold = BreathHold(self.breath.front.fs)
             log.debug("breath source: %s (%s)", spec.name, spec.kind)
             return
         self._breath_spec = None
         self._breath_name = None
         self.breath = None
+        self._hold = None
 
     @property
     def streams(self) -> Sequence[StreamSpec]:
@@ -231,29 +230,6 @@ class Pipeline:
 
     # ------------------------------------------------------------------ data
 
-    def _holding(self, now: float) -> bool:
-        """The breath is held: the breath signal has stopped moving for longer
-        than a breathing pause lasts, or no onset came for longer than a breath
-        allows."""
-        b = self.breath
-        if b is None:
-            return False
-        det = b.detector
-        last = det.last_event_t
-        if not math.isfinite(last):
-            return False
-        per = det.period_s
-        per = per if math.isfinite(per) else 6.0
-        moved = det.last_move_t
-        still = now - moved if math.isfinite(moved) else 0.0
-        if still > max(HOLD_STILL_S, 0.3 * per):
-            return True
-        if self._phase is BreathPhase.INHALE and still > max(HOLD_TOP_S, 0.15 * per):
-            return True
-        # (a whole breath without an onset: slow paced breathing spaces onsets
-        # up to ~0.6 of a period apart, so a shorter wait called it a hold)
-        return now - last > max(6.0, per)
-
     def process(self, chunk: Chunk) -> PipelineUpdate:
         """Feed one chunk (causal; chunks of each stream in time order)."""
         sid = chunk.stream
@@ -272,7 +248,7 @@ class Pipeline:
                 cols = self._pelvic_cols
                 if cols is not None:
                     values = values[:, cols]
-                pelvic_out = self.pelvic.process(t, values, breath_hold=self._holding(t_end))
+                pelvic_out = self.pelvic.process(t, values, breath_hold=self._hold or False)
                 self._scorer.add_pelvic(pelvic_out)
                 self._reps.add_pelvic(pelvic_out)
                 if pelvic_out.t.shape[0]:
@@ -282,6 +258,8 @@ class Pipeline:
             if name == self._breath_name:
                 assert self.breath is not None
                 breath_out = self.breath.process(t, chunk.values)
+                if self._hold is not None:
+                    self._hold.add(breath_out)
                 self._bfig = (
                     breath_out.rate_bpm,
                     breath_out.depth,
@@ -334,6 +312,8 @@ class Pipeline:
             ):
                 self.breath.reset()
                 self._scorer.reset_breath()
+                if self._hold is not None:
+                    self._hold.reset()
         elif ev.kind is LinkKind.CONNECTED:
             # a device that comes back is usable again
             self._given_up -= affected

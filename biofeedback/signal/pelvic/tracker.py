@@ -28,6 +28,7 @@ from biofeedback.signal.filters import (
 )
 from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.pelvic.confidence import confidence
+from biofeedback.signal.pelvic.hold import BoolArray, HoldEvidence, split_hold
 from biofeedback.signal.pelvic.rest import COMMON_FRAC, Block, Learned, RestModel, RestTrend
 from biofeedback.signal.pelvic.zones import CON, DROP, REST, UNK, Margins, Zones, margins_for
 from biofeedback.signal.types import (
@@ -226,7 +227,11 @@ class PelvicTracker:
     # ------------------------------------------------------------------ processing
 
     def process(
-        self, t: FloatArray, values: FloatArray, *, breath_hold: bool = False
+        self,
+        t: FloatArray,
+        values: FloatArray,
+        *,
+        breath_hold: bool | HoldEvidence = False,
     ) -> PelvicOutput:
         """Process one chunk of probe pressure.
 
@@ -236,8 +241,9 @@ class PelvicTracker:
             Sample times.
         values : ndarray, shape (n, channels)
             Pressure, stream units.
-        breath_hold : bool
-            The breath detector sees a hold now (one-channel strain evidence).
+        breath_hold : bool or HoldEvidence
+            One-channel strain evidence: the breath held over the whole chunk,
+            or per sample (:class:`~biofeedback.signal.pelvic.hold.BreathHold`).
         """
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
@@ -255,6 +261,7 @@ class PelvicTracker:
         ripple = base - self._slow.process(base)
         self._raw.append(tt, xr[:, self._base])
         quality = self._quality.process(xr, self._lr.sigma / self._lp_noise)
+        hold = breath_hold if isinstance(breath_hold, bool) else breath_hold.holding(tt)
         state = np.empty(m, dtype=np.int8)
         rel = np.empty(m)  # (a settling stretch fills in NaN)
         conf = np.empty(m)
@@ -265,7 +272,8 @@ class PelvicTracker:
             b = min(m, a + self._block_n - (self._n + a) % self._block_n)
             sig = (base[a:b], tip[a:b], ripple[a:b])
             out = (state[a:b], rel[a:b], conf[a:b])
-            self._stretch(tt[a:b], sig, self._n + a, breath_hold, out, events)
+            h = hold if isinstance(hold, bool) else split_hold(hold[a:b])
+            self._stretch(tt[a:b], sig, self._n + a, h, out, events)
             a = b
         self._n += m
         quality = self._probe_check(tt, rel, quality)
@@ -285,7 +293,7 @@ class PelvicTracker:
         t: FloatArray,
         sig: tuple[FloatArray, FloatArray, FloatArray],
         g_a: int,
-        hold: bool,
+        hold: bool | BoolArray,
         out: tuple[Int8Array, FloatArray, FloatArray],
         events: list[PelvicEvent],
     ) -> None:

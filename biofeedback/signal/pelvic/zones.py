@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from biofeedback.signal.filters import FloatArray
+from biofeedback.signal.pelvic.hold import BoolArray
 from biofeedback.signal.pelvic.rest import COMMON_FRAC, Learned
 from biofeedback.signal.types import Int8Array, PelvicEvent, Thresholds
 from devices.vocab import PelvicState
@@ -117,7 +118,7 @@ class Zones:
         self,
         rel: FloatArray,
         tip_dev: FloatArray | None,
-        hold: bool,
+        hold: bool | BoolArray,
         m: Margins,
         span: tuple[float, float] | None = None,
     ) -> bool:
@@ -147,7 +148,12 @@ class Zones:
         return not np.count_nonzero((rel < -md) & (np.abs(dt) <= common_lead(rel, md)))
 
     def _rise_holds(
-        self, st: np.int8, rel: FloatArray, tip_dev: FloatArray | None, hold: bool, m: Margins
+        self,
+        st: np.int8,
+        rel: FloatArray,
+        tip_dev: FloatArray | None,
+        hold: bool | BoolArray,
+        m: Margins,
     ) -> bool:
         """Every sample half a contraction margin up keeps the rise class ``st``:
         a rise (past ``mc``) unless the tip/base split or the breath hold says
@@ -162,12 +168,16 @@ class Zones:
             # shift), a strain while the tip leads
             bad = rise & ~(dt < -lead) & (~strain | (rel > ms)) if st == CON else rise & ~strain
             return not np.count_nonzero(bad)
-        if st == CON:
-            return not hold or not np.count_nonzero(rise & (rel > ms))
-        return not np.count_nonzero(rise & ~(rel > ms) if hold else rise)
+        # (``hold`` per sample, or one bool for the stretch)
+        if isinstance(hold, bool):
+            if st == CON:
+                return not hold or not np.count_nonzero(rise & (rel > ms))
+            return not np.count_nonzero(rise & ~(rel > ms) if hold else rise)
+        strain = (rel > ms) & hold
+        return not np.count_nonzero(rise & strain if st == CON else rise & ~strain)
 
     def zone(
-        self, rel: FloatArray, tip_dev: FloatArray | None, hold: bool, m: Margins
+        self, rel: FloatArray, tip_dev: FloatArray | None, hold: bool | BoolArray, m: Margins
     ) -> Int8Array:
         """Each sample's zone (0: inside the hysteresis band, keeps the last one)."""
         md, mc, ms = m
@@ -191,8 +201,12 @@ class Zones:
             z[((rel < -md) | rise) & (np.abs(dt) <= lead)] = REST
         elif rise.any():
             z[rise] = CON
-            if hold:  # one channel: a rise during a breath hold is bearing down
-                z[rise & (rel > ms)] = STR
+            # one channel: a rise during a breath hold is bearing down
+            if isinstance(hold, bool):
+                if hold:
+                    z[rise & (rel > ms)] = STR
+            else:
+                z[rise & (rel > ms) & hold] = STR
         return z
 
     def step(
@@ -200,7 +214,7 @@ class Zones:
         t: FloatArray,
         rel: FloatArray,
         tip_dev: FloatArray | None,
-        hold: bool,
+        hold: bool | BoolArray,
         m: Margins,
         state: Int8Array,
         events: list[PelvicEvent],

@@ -1,0 +1,183 @@
+"""The breath held, per sample: a one-channel probe's strain evidence.
+
+One channel cannot tell bearing down from a squeeze by the probe alone; a rise
+while the breath is held is strain. :class:`BreathHold` follows the breath
+source's output on its own timeline and keeps, per breath sample, what the
+hold is judged from: when the breath signal last moved like breathing (its
+change over a quarter second past a quarter of a typical breath's steepest
+rise), when the last onset was confirmed, the breathing period then, and the
+phase. :meth:`BreathHold.holding` judges any time from the breath sample at
+or before it, so the evidence at a pressure sample is the same however the
+streams are chunked, as long as the breath stream's chunks come no later than
+the pressure's (a pressure sample past the newest breath sample is judged as
+if the breath had not moved since).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeedback.signal.buffers import RingBuffer
+from biofeedback.signal.filters import FloatArray
+from biofeedback.signal.types import BreathEvent, BreathOutput
+from devices.vocab import BreathPhase
+
+__all__ = [
+    "HOLD_STILL_S",
+    "HOLD_TOP_S",
+    "BoolArray",
+    "BreathHold",
+    "HoldEvidence",
+    "split_hold",
+]
+
+BoolArray = npt.NDArray[np.bool_]
+
+#: Seconds the breath signal must stay still to count as a held breath (longer
+#: than an end-expiratory pause; scaled up for slow breathing).
+HOLD_STILL_S = 2.5
+#: Still this long at the top of an inhale is a held breath (the natural pause
+#: comes after the exhale, the pause after an inhale is short).
+HOLD_TOP_S = 1.5
+_KEEP_S = 30.0  # breath history kept (longer than any pressure chunk comes late)
+_INHALE = float(BreathPhase.INHALE)
+
+
+class HoldEvidence(Protocol):
+    """Whether the breath is held at given times."""
+
+    def holding(self, t: FloatArray) -> BoolArray:
+        """The breath held at each time of ``t`` (ascending)."""
+        ...
+
+
+class BreathHold:
+    """Breath-hold evidence per sample, from the breath source's outputs.
+
+    Parameters
+    ----------
+    fs : float
+        The breath output's sample rate.
+    """
+
+    def __init__(self, fs: float) -> None:
+        self.fs = fs
+        self._k = max(1, round(0.25 * fs))  # the slope's span, samples
+        # per breath sample: last move, last onset confirmed, period, phase
+        self._hist = RingBuffer(max(16, round(_KEEP_S * fs)), 4)
+        self.reset()
+
+    def reset(self) -> None:
+        """A gap or a new source: what was seen of the breath is forgotten."""
+        self._hist.clear()
+        self._tail = np.empty(0)  # the last k values of the breath signal
+        self._last_move = -math.inf
+        self._last_event = -math.inf
+        self._last_level: float | None = None
+        self._swings: deque[float] = deque(maxlen=8)
+        self._onsets: dict[BreathPhase, deque[float]] = {}
+        self._period = math.nan
+        self._theta = math.nan
+
+    def _confirmed(self, ev: BreathEvent) -> None:
+        """An onset was confirmed: the figures the stillness is judged by."""
+        self._last_event = ev.t_detected
+        if self._last_level is not None:
+            self._swings.append(abs(ev.level - self._last_level))
+        self._last_level = ev.level
+        times = self._onsets.setdefault(ev.phase, deque(maxlen=9))
+        times.append(ev.t)
+        periods = [b - a for a, b in zip(list(times)[:-1], list(times)[1:], strict=True)]
+        periods += [
+            b - a
+            for ph, ts in self._onsets.items()
+            if ph is not ev.phase
+            for a, b in zip(list(ts)[:-1], list(ts)[1:], strict=True)
+        ]
+        self._period = statistics.median(periods) if periods else math.nan
+        per = self._period if self._period > 0 else 6.0
+        amp = statistics.median(self._swings) if self._swings else math.nan
+        # a quarter of a typical breath's steepest rise over the slope's span
+        self._theta = 0.25 * math.pi * amp / per * (self._k / self.fs)
+
+    def add(self, out: BreathOutput) -> None:
+        """The breath source's output for one chunk."""
+        t = out.t
+        n = int(t.shape[0])
+        events = [e for e in out.events if isinstance(e, BreathEvent)]
+        if n == 0:
+            for ev in events:
+                self._confirmed(ev)
+            return
+        # the cleaned signal itself (the output's is about the latest midline)
+        y = (-1.0 if out.polarity < 0 else 1.0) * out.signal + out.midline
+        ext = np.concatenate((self._tail, y))
+        h = ext.shape[0] - n
+        k = self._k
+        change = np.zeros(n)
+        lo = max(h, k)
+        if ext.shape[0] > lo:
+            change[lo - h :] = np.abs(ext[lo:] - ext[lo - k : ext.shape[0] - k])
+        self._tail = ext[-k:].copy()
+        rows = np.empty((n, 4))
+        rows[:, 3] = out.phase
+        # stretches between the onsets confirmed in the chunk: each judged by
+        # the figures known from its first sample on
+        cuts = np.searchsorted(t, [ev.t_detected for ev in events], side="left").tolist()
+        a = 0
+        for ev, c in zip(events, cuts, strict=True):
+            self._stretch(t[a:c], change[a:c], rows[a:c])
+            self._confirmed(ev)
+            a = c
+        self._stretch(t[a:], change[a:], rows[a:])
+        self._hist.append(t, rows)
+
+    def _stretch(self, t: FloatArray, change: FloatArray, rows: FloatArray) -> None:
+        if not t.shape[0]:
+            return
+        moved = np.where(change > self._theta, t, -math.inf)  # (NaN theta: never)
+        np.maximum.accumulate(moved, out=moved)
+        np.maximum(moved, self._last_move, out=rows[:, 0])
+        self._last_move = float(rows[-1, 0])
+        rows[:, 1] = self._last_event
+        rows[:, 2] = self._period
+
+    def holding(self, t: FloatArray) -> BoolArray:
+        """The breath held at each time of ``t`` (ascending): still for longer
+        than a breathing pause lasts, still at the top of an inhale, or no
+        onset for longer than a breath allows."""
+        ht, hx = self._hist.storage()
+        n_kept = self._hist.total - self._hist.first
+        i = np.searchsorted(ht[:n_kept], t, side="right") - 1
+        if n_kept == 0 or i[-1] < 0:
+            return np.zeros(t.shape[0], dtype=bool)
+        known = i >= 0
+        x = hx[np.maximum(i, 0)]
+        last_move, last_event, per, phase = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
+        per = np.where(per > 0, per, 6.0)  # (NaN: 6 s)
+        still = np.where(np.isfinite(last_move), t - last_move, 0.0)
+        hold = still > np.maximum(HOLD_STILL_S, 0.3 * per)
+        hold |= (phase == _INHALE) & (still > np.maximum(HOLD_TOP_S, 0.15 * per))
+        # (a whole breath without an onset: slow paced breathing spaces onsets
+        # up to ~0.6 of a period apart, so a shorter wait called it a hold)
+        hold |= t - last_event > np.maximum(6.0, per)
+        hold &= known & np.isfinite(last_event)
+        out: BoolArray = hold
+        return out
+
+
+def split_hold(hold: BoolArray | bool) -> BoolArray | bool:
+    """A per-sample hold as a plain bool when every sample agrees (the usual case)."""
+    if isinstance(hold, bool):
+        return hold
+    if not hold.any():
+        return False
+    if hold.all():
+        return True
+    return hold
