@@ -26,8 +26,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-import numpy as np
-
 from biofeedback.protocols.pacer import Pacer
 from biofeedback.signal.buffers import RingBuffer
 from biofeedback.signal.results import (
@@ -254,15 +252,8 @@ class LiveModel:
         ValueError
             When a margin is not a positive finite number.
         """
-        for label, v in (
-            ("drop_margin", drop_margin),
-            ("contraction_margin", contraction_margin),
-            ("strain_margin", strain_margin),
-        ):
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{label} must be a positive number, {v!r} is invalid")
-        self._profile_zones = Zones(
-            rest, float(drop_margin), float(contraction_margin), float(strain_margin), "profile"
+        self._profile_zones = Zones.from_profile(
+            rest, drop_margin, contraction_margin, strain_margin
         )
         self._touch()
 
@@ -336,15 +327,7 @@ class LiveModel:
 
     def breath_range(self, seconds: float = 20.0) -> tuple[float, float] | None:
         """Typical low and high of the recent breath signal (5th/95th percentiles)."""
-        b = self.breath(seconds)
-        sig = b.signal[np.isfinite(b.signal)]
-        if sig.size < 4:
-            return None
-        lo, hi = np.percentile(sig, (5.0, 95.0))
-        if not hi > lo:
-            span = max(abs(float(lo)), 1e-6)
-            return float(lo) - span, float(hi) + span
-        return float(lo), float(hi)
+        return self._breath.typical_range(self.now(), float(seconds))
 
     def zones(self) -> Zones | None:
         """The zones in use: the profile's when given, else the pipeline's."""

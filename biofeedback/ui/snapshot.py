@@ -79,6 +79,40 @@ class Zones:
             PelvicState.STRAIN: (s, math.inf),
         }
 
+    @classmethod
+    def from_profile(
+        cls, rest: float | None, drop_margin: float, contraction_margin: float,
+        strain_margin: float,
+    ) -> Zones:
+        """Zones from a calibration profile's margins.
+
+        Parameters
+        ----------
+        rest : float or None
+            The profile's resting tone (None: the pipeline's is used).
+        drop_margin, contraction_margin, strain_margin : float
+            The margins around rest.
+
+        Returns
+        -------
+        Zones
+            With ``source="profile"``.
+
+        Raises
+        ------
+        ValueError
+            When a margin is not a positive finite number.
+        """
+        for label, v in (
+            ("drop_margin", drop_margin),
+            ("contraction_margin", contraction_margin),
+            ("strain_margin", strain_margin),
+        ):
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{label} must be a positive number, {v!r} is invalid")
+        return cls(
+            rest, float(drop_margin), float(contraction_margin), float(strain_margin), "profile"
+        )
 
 
 @dataclass(frozen=True)

@@ -197,3 +197,28 @@ class BreathTrace(_Trace):
         t, v = rows
         midline, sign = self._centre
         return BreathView(t, (v[:, 0] - midline) * sign, v[:, 1])
+
+    def typical_range(self, now: float, span: float) -> tuple[float, float] | None:
+        """Typical low and high of the recent signal (5th/95th percentiles).
+
+        Parameters
+        ----------
+        now : float
+            The views' "now".
+        span : float
+            Seconds to look back.
+
+        Returns
+        -------
+        tuple of float or None
+            ``(low, high)``, widened when flat; None with fewer than 4 finite samples.
+        """
+        b = self.view(now, span)
+        sig = b.signal[np.isfinite(b.signal)]
+        if sig.size < 4:
+            return None
+        lo, hi = np.percentile(sig, (5.0, 95.0))
+        if not hi > lo:
+            pad = max(abs(float(lo)), 1e-6)
+            return float(lo) - pad, float(hi) + pad
+        return float(lo), float(hi)
