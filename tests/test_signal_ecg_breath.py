@@ -13,6 +13,7 @@ from biofeedback.signal.breath.edr import (
     BeatScreen,
     EcgFrontEnd,
     acf_quality,
+    trust_from_quality,
 )
 from biofeedback.signal.breath.tracker import SOURCE_TRUST
 from biofeedback.signal.pipeline import Pipeline
@@ -169,12 +170,25 @@ def test_ecg_source_is_picked_after_the_others_and_says_how_far_to_trust_it() ->
         assert isinstance(front, EcgFrontEnd)
         trusts.append(out.trust)
         qualities.append(float(front.fusion.quality.max()))
-    assert trusts[0] <= 0.3  # nothing judged yet: the lowest figure
+    assert trusts[0] <= TRUST_BY_QUALITY[0][1]  # nothing judged yet: the lowest figure
     # then the figure follows the leading modulation's quality
-    (q0, t0), (q1, t1) = TRUST_BY_QUALITY
-    expected = t0 + (t1 - t0) * np.clip((np.array(qualities[-5:]) - q0) / (q1 - q0), 0, 1)
-    assert np.allclose(trusts[-5:], expected)
+    assert trusts[-5:] == pytest.approx([trust_from_quality(q) for q in qualities[-5:]])
     assert max(trusts) > 0.8
+
+
+def test_trust_curve_rises_with_quality_and_the_rr_source_has_it_too() -> None:
+    figures = [trust_from_quality(q) for q in (None, 0.0, 0.3, 0.5, 0.6, 0.75, 1.0)]
+    assert figures[0] == figures[1] == figures[2] == TRUST_BY_QUALITY[0][1]
+    assert figures == sorted(figures)
+    assert figures[-1] == TRUST_BY_QUALITY[-1][1]
+    # a strong sinus arrhythmia at 12 breaths/min: beat intervals alone are trusted
+    t = np.cumsum(0.9 + 0.08 * np.sin(2 * np.pi * 0.2 * np.arange(120) * 0.9))
+    rr = np.diff(t, prepend=t[0] - 0.9)
+    tr = BreathTracker(StreamKind.RR, None)
+    first = tr.process(t[:5], rr[:5, None]).trust
+    last = tr.process(t[5:], rr[5:, None]).trust
+    assert first is not None and last is not None
+    assert first <= TRUST_BY_QUALITY[0][1] < 0.8 < last
 
 
 def test_beat_grid_interpolates_each_column_in_time_in_any_chunking() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from biofeedback.signal.breath.edr import ModulationFusion, trust_from_quality
 from biofeedback.signal.breath.frontends import FrontEnd, FrontOut
 from biofeedback.signal.filters import FloatArray, GridResampler, SosFilter, bandpass_sos
 
@@ -20,7 +21,8 @@ class RrFrontEnd(FrontEnd):
 
     RR chunks have beat times as ``t`` and intervals (seconds) as values. The
     tachogram is cleaned of implausible beats, resampled onto a 4 Hz grid and
-    band-passed; inhaling speeds the heart, so inhale is a *fall* of the RR
+    band-passed; its respiratory quality, judged every 2 s over 32 s, says how
+    far the breaths can be trusted now. Inhaling speeds the heart, so inhale is a *fall* of the RR
     interval (fixed polarity -1). The heart's response lags the breath by a
     fraction of a second, so RR onsets are the least precise.
     """
@@ -35,10 +37,19 @@ class RrFrontEnd(FrontEnd):
         self._filt = SosFilter(self.sos, 1)
         self._grid = GridResampler(grid_hz, max_gap_s=3.0)
         self._ref: float | None = None  # running typical RR for outlier rejection
+        # judges the cleaned tachogram's respiratory quality (for the trust figure)
+        self.judge = ModulationFusion(grid_hz, (-1.0,))
 
     def reset(self) -> None:
         self._grid.reset()
         self._filt.reset()
+        self.judge.reset()
+
+    def trust(self, kind_trust: float) -> float:
+        """0..1: how far the breaths can be trusted now, from the sinus arrhythmia's
+        respiratory quality (:func:`~biofeedback.signal.breath.edr.trust_from_quality`)."""
+        j = self.judge
+        return trust_from_quality(None if j.signs is None else float(j.quality[0]))
 
     def process(self, t: FloatArray, values: FloatArray) -> FrontOut:
         rr = np.asarray(values[:, 0], dtype=np.float64)
@@ -57,4 +68,6 @@ class RrFrontEnd(FrontEnd):
             self._filt.reset()
         if tg.size == 0:
             return tg, np.empty(0), np.empty(0)
-        return tg, self._filt.process(vg), vg
+        y = self._filt.process(vg)
+        self.judge.process(y[:, np.newaxis])
+        return tg, y, vg

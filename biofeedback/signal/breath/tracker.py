@@ -27,7 +27,9 @@ __all__ = ["SOURCE_TRUST", "BreathTracker", "detect_breaths"]
 #: sources the figure is measured: the share of 32 s windows whose rate lies
 #: within +-2 breaths/min of the marks on 52 ICU records -- 0.72 for the raw
 #: ECG's fused modulations (limits of agreement +-6.6 breaths/min; published
-#: +-4.7, Charlton et al. 2016), 0.32 for beat intervals alone (+-10.9).
+#: +-4.7, Charlton et al. 2016), 0.32 for beat intervals alone (+-10.9). Live,
+#: their front ends give the figure by the signal's respiratory quality instead
+#: (:data:`~biofeedback.signal.breath.edr.TRUST_BY_QUALITY`, :meth:`FrontEnd.trust`).
 SOURCE_TRUST = {
     StreamKind.BREATH_FORCE: 1.0,
     StreamKind.OTHER: 0.9,
