@@ -245,11 +245,29 @@ def window_rates(ev: np.ndarray, ref: np.ndarray, win: float = 32.0) -> np.ndarr
     return np.array([(rate(ev, a), rate(ref, a)) for a in starts]).reshape(-1, 2)
 
 
+def missed_extra(ref: np.ndarray, det: np.ndarray) -> tuple[int, int]:
+    """Breaths without an event and events beyond one per breath, in interval F1's windows.
+
+    The windows of ``breathscore.interval_f1``: each reference cycle, its
+    boundaries moved to the phase opposite where the events sit.
+    """
+    det = np.sort(det[(det > ref[0]) & (det <= ref[-1])])
+    if det.size == 0:
+        return len(ref) - 1, 0
+    k = np.searchsorted(ref, det, side="left")
+    ph = (det - ref[k - 1]) / (ref[k] - ref[k - 1])
+    mu = float(np.angle(np.mean(np.exp(2j * np.pi * ph))) / (2 * np.pi)) % 1.0
+    b = ref[:-1] + ((mu + 0.5) % 1.0) * np.diff(ref)
+    counts = np.diff(np.searchsorted(det, b, side="right"))
+    return int((counts == 0).sum()), int(np.clip(counts - 1, 0, None).sum())
+
+
 def score_one(ref: np.ndarray, ev: np.ndarray) -> dict[str, float]:
     if len(ev) <= 2:
         s = {"interval_f1": 0.0, "match_f1": 0.0, "lag_s": math.nan, "rate_mae": 10.0}
     else:
         s = score(ref, ev)
+    s["missed"], s["extra"] = missed_extra(ref, ev)
     s["jitter_s"] = jitter(ref, ev, s["lag_s"])
     s["jitter_r"] = robust_sd(offsets(ref, ev, s["lag_s"]))
     return s
@@ -285,10 +303,11 @@ def run(names: list[str], recs: list[str], verbose: bool) -> None:
     for n in names:
         m = {k: float(np.nanmean([r[k] for r in rows[n]])) for k in FIELDS}
         worst = min(rows[n], key=lambda r: r["interval_f1"])["interval_f1"]
+        missed, extra = (int(sum(r[k] for r in rows[n])) for k in ("missed", "extra"))
         print(
             f"  {n:9s} iF1 {m['interval_f1']:.3f} (worst {worst:.3f})  mF1 {m['match_f1']:.3f}  "
             f"rate MAE {m['rate_mae']:.2f}  jitter {m['jitter_s']:.2f}, {m['jitter_r']:.2f} s  "
-            f"({cpu[n] / len(recs):.2f} s CPU per 8-min record)"
+            f"missed {missed}, extra {extra}  ({cpu[n] / len(recs):.2f} s CPU per 8-min record)"
         )
     if spreads:
         print(
