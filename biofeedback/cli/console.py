@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from biofeedback.export.common import Progress
 from devices.errors import InputError
+
+if TYPE_CHECKING:  # (the store stack loads only for the commands that use it)
+    from biofeedback.export.common import Progress
 
 __all__ = ["RichProgress", "confirm", "rich_progress", "say"]
 

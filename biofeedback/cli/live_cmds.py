@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from biofeedback.audio.session import AudioRequest, audio_options
+from biofeedback.cli.console import say
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import (
     BREATH_HOLD_S,
@@ -62,11 +63,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a scan for the session's devices may take.
 SCAN_S = 5.0
-
-
-def say(text: str) -> None:
-    """Progress for people: stderr, so --json stdout stays clean."""
-    click.echo(text, err=True)
 
 
 # ----------------------------------------------------------------------------- session

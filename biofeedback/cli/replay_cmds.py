@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from biofeedback.cli.live_cmds import print_summary, say, use_window
+from biofeedback.cli.console import say
+from biofeedback.cli.live_cmds import print_summary, use_window
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.options import SESSION_ID
 from biofeedback.cli.runtime import run

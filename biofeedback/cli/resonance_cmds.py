@@ -25,6 +25,7 @@ import click
 
 from biofeedback.audio import AudioRenderer, AudioSettings, AudioState
 from biofeedback.audio.player import AudioPlayer
+from biofeedback.cli.console import say
 from biofeedback.cli.main import AppContext, cli, command_options, emit_json
 from biofeedback.cli.runtime import registry_for, run
 from biofeedback.resonance import (
@@ -44,10 +45,6 @@ from devices.errors import DeviceError, InputError
 __all__ = ["NO_HEART", "choose_heart", "paced_intent", "resonance"]
 
 
-def _say(text: str) -> None:
-    click.echo(text, err=True)
-
-
 def _rates(text: str) -> tuple[float, ...]:
     try:
         rates = tuple(float(x) for x in text.split(","))
@@ -65,7 +62,7 @@ class _PacerSound:
         self.state = AudioState()
         settings = AudioSettings(volume=volume)
         self.player = AudioPlayer(lambda: self.state, clock.now, AudioRenderer(settings),
-                                  say=_say)
+                                  say=say)
         self.player.set_enabled(True)
 
     def step(self, step: ResonanceStep) -> None:
@@ -77,7 +74,7 @@ def assess_options(app: AppContext, device: str | None, step_s: float,
     """The run's options as ``resonance`` gives them (the window uses the same)."""
     return AssessOptions(step_s=step_s, rates=tuple(rates), device=device,
                          virtual=app.virtual, seed=app.seed or 0, via=app.via,
-                         say=None if quiet else _say)
+                         say=None if quiet else say)
 
 
 async def _assess(app: AppContext, opts: AssessOptions, sound: float | None) -> Assessment:
