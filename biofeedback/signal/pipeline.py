@@ -154,7 +154,9 @@ class Pipeline:
             self.breath = BreathTracker(
                 spec.kind, spec.rate_hz, stream=spec.name, n_channels=max(1, len(spec.channels))
             )
-            self._hold = BreathHold(self.breath.front.fs)
+            # (strain evidence for a one-channel probe only: two tell by the tip)
+            one = self.pelvic is not None and not self.pelvic.two
+            self._hold = BreathHold(self.breath.front.fs) if one else None
             log.debug("breath source: %s (%s)", spec.name, spec.kind)
             return
         self._breath_spec = None

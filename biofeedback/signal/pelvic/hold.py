@@ -52,8 +52,8 @@ _INHALE = float(BreathPhase.INHALE)
 class HoldEvidence(Protocol):
     """Whether the breath is held at given times."""
 
-    def holding(self, t: FloatArray) -> BoolArray:
-        """The breath held at each time of ``t`` (ascending)."""
+    def holding(self, t: FloatArray) -> BoolArray | bool:
+        """The breath held at each time of ``t`` (ascending; False: at none)."""
         ...
 
 
@@ -148,16 +148,23 @@ class BreathHold:
         rows[:, 1] = self._last_event
         rows[:, 2] = self._period
 
-    def holding(self, t: FloatArray) -> BoolArray:
+    def holding(self, t: FloatArray) -> BoolArray | bool:
         """The breath held at each time of ``t`` (ascending): still for longer
         than a breathing pause lasts, still at the top of an inhale, or no
-        onset for longer than a breath allows."""
+        onset for longer than a breath allows (False: at none of them)."""
         ht, hx = self._hist.storage()
         n_kept = self._hist.total - self._hist.first
+        if n_kept == 0 or not t.shape[0]:
+            return False
         i = np.searchsorted(ht[:n_kept], t, side="right") - 1
-        if n_kept == 0 or i[-1] < 0:
-            return np.zeros(t.shape[0], dtype=bool)
-        known = i >= 0
+        if int(i[-1]) < 0:
+            return False
+        # (the usual case: moved and an onset lately, so no time of t can be
+        # held; both only move on along the breath's samples)
+        first = hx[max(int(i[0]), 0)]
+        t_end = float(t[-1])
+        if t_end - first[0] <= HOLD_TOP_S and t_end - first[1] <= 6.0:
+            return False
         x = hx[np.maximum(i, 0)]
         last_move, last_event, per, phase = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
         per = np.where(per > 0, per, 6.0)  # (NaN: 6 s)
@@ -167,7 +174,7 @@ class BreathHold:
         # (a whole breath without an onset: slow paced breathing spaces onsets
         # up to ~0.6 of a period apart, so a shorter wait called it a hold)
         hold |= t - last_event > np.maximum(6.0, per)
-        hold &= known & np.isfinite(last_event)
+        hold &= (i >= 0) & np.isfinite(last_event)
         out: BoolArray = hold
         return out
 
