@@ -130,10 +130,15 @@ def acf_quality(x: FloatArray, fs: float, lo_s: float = 1.5, hi_s: float = 15.0)
 def weighted_rows(x: FloatArray, coefs: FloatArray) -> FloatArray:
     """``sum_j x[:, j] * coefs[..., j]``, column by column: the same bits whatever the
     number of rows (a matrix product may sum in another order for other sizes)."""
-    c = np.broadcast_to(coefs, x.shape)
-    out = x[:, 0] * c[:, 0]
+    if coefs.ndim == 1:
+        c = coefs.tolist()
+        out = x[:, 0] * c[0]
+        for j in range(1, x.shape[1]):
+            out += x[:, j] * c[j]
+        return out
+    out = x[:, 0] * coefs[:, 0]
     for j in range(1, x.shape[1]):
-        out += x[:, j] * c[:, j]
+        out += x[:, j] * coefs[:, j]
     return out
 
 
