@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
@@ -25,8 +25,10 @@ __all__ = ["BreathTrace", "PelvicTrace", "RingMaker"]
 #: Makes the ring for a trace: ``(source stream, columns) -> ring``.
 RingMaker = Callable[[str, int], RingBuffer]
 
+V = TypeVar("V", PelvicView, BreathView)
 
-class _Trace:
+
+class _Trace(Generic[V]):
     """A ring of what the pipeline made of one source stream (a new ring when it changes)."""
 
     #: Columns a row holds.
@@ -43,12 +45,31 @@ class _Trace:
             self.stream = stream
         return self.ring
 
-    def _recent(self, now: float, span: float) -> tuple[FloatArray, FloatArray] | None:
-        """The rows over the last ``span`` seconds (None before the first output)."""
-        return None if self.ring is None else recent(self.ring, now, span)
+    def view(self, now: float, span: float) -> V:
+        """The trace over the last ``span`` seconds before ``now`` (views into the ring).
+
+        Parameters
+        ----------
+        now : float
+            The views' "now" (a newer sample moves the window on).
+        span : float
+            Seconds to show.
+
+        Returns
+        -------
+        PelvicView or BreathView
+            The trace's view; empty arrays before the first output.
+        """
+        if self.ring is None:
+            e = np.empty(0)
+            return self._as_view(e, np.empty((0, self.columns)))
+        return self._as_view(*recent(self.ring, now, span))
+
+    def _as_view(self, t: FloatArray, rows: FloatArray) -> V:
+        raise NotImplementedError
 
 
-class PelvicTrace(_Trace):
+class PelvicTrace(_Trace[PelvicView]):
     """Pelvic level, level relative to rest, state and confidence, and the last strain.
 
     Parameters
@@ -98,27 +119,8 @@ class PelvicTrace(_Trace):
         if pel.rest_level is not None and d > 0 and c > 0 and s > 0:
             self.zones = Zones(pel.rest_level, d, c, s, "pipeline")
 
-    def view(self, now: float, span: float) -> PelvicView:
-        """The trace over the last ``span`` seconds before ``now`` (views).
-
-        Parameters
-        ----------
-        now : float
-            The views' "now" (a newer sample moves the window on).
-        span : float
-            Seconds to show.
-
-        Returns
-        -------
-        PelvicView
-            Empty arrays before the first output.
-        """
-        rows = self._recent(now, span)
-        if rows is None:
-            e = np.empty(0)
-            return PelvicView(e, e, e, e, e)
-        t, v = rows
-        return PelvicView(t, v[:, 0], v[:, 1], v[:, 2], v[:, 3])
+    def _as_view(self, t: FloatArray, rows: FloatArray) -> PelvicView:
+        return PelvicView(t, rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3])
 
     def latest(self, state: PelvicState) -> tuple[PelvicState, float | None]:
         """The newest sample's state and level relative to rest.
@@ -142,7 +144,7 @@ class PelvicTrace(_Trace):
         return state, (r if math.isfinite(r) else None)
 
 
-class BreathTrace(_Trace):
+class BreathTrace(_Trace[BreathView]):
     """The cleaned breath signal and the detected phase.
 
     Parameters
@@ -175,28 +177,10 @@ class BreathTrace(_Trace):
         self._centre = (br.midline, sign)
         ring.append(br.t, np.column_stack((level, br.phase.astype(np.float64))))
 
-    def view(self, now: float, span: float) -> BreathView:
-        """The signal (inhale = up) and phase over the last ``span`` seconds (views).
-
-        Parameters
-        ----------
-        now : float
-            The views' "now" (a newer sample moves the window on).
-        span : float
-            Seconds to show.
-
-        Returns
-        -------
-        BreathView
-            Empty arrays before the first output.
-        """
-        rows = self._recent(now, span)
-        if rows is None:
-            e = np.empty(0)
-            return BreathView(e, e, e)
-        t, v = rows
+    def _as_view(self, t: FloatArray, rows: FloatArray) -> BreathView:
+        """The signal with inhale up, re-centred on the latest midline, and the phase."""
         midline, sign = self._centre
-        return BreathView(t, (v[:, 0] - midline) * sign, v[:, 1])
+        return BreathView(t, (rows[:, 0] - midline) * sign, rows[:, 1])
 
     def typical_range(self, now: float, span: float) -> tuple[float, float] | None:
         """Typical low and high of the recent signal (5th/95th percentiles).
