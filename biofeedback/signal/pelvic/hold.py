@@ -110,7 +110,7 @@ class BreathHold:
         """The breath source's output for one chunk."""
         t = out.t
         n = int(t.shape[0])
-        events = [e for e in out.events if isinstance(e, BreathEvent)]
+        events = out.events
         if n == 0:
             for ev in events:
                 self._confirmed(ev)
@@ -120,13 +120,20 @@ class BreathHold:
         ext = np.concatenate((self._tail, y))
         h = ext.shape[0] - n
         k = self._k
-        change = np.zeros(n)
-        lo = max(h, k)
-        if ext.shape[0] > lo:
-            change[lo - h :] = np.abs(ext[lo:] - ext[lo - k : ext.shape[0] - k])
+        if h >= k:  # (the usual case: the change over the span is known throughout)
+            change = np.abs(ext[h:] - ext[h - k : ext.shape[0] - k])
+        else:
+            change = np.zeros(n)
+            lo = max(h, k)
+            if ext.shape[0] > lo:
+                change[lo - h :] = np.abs(ext[lo:] - ext[lo - k : ext.shape[0] - k])
         self._tail = ext[-k:].copy()
         rows = np.empty((n, 4))
         rows[:, 3] = out.phase
+        if not events:
+            self._stretch(t, change, rows)
+            self._hist.append(t, rows)
+            return
         # stretches between the onsets confirmed in the chunk: each judged by
         # the figures known from its first sample on
         cuts = np.searchsorted(t, [ev.t_detected for ev in events], side="left").tolist()
