@@ -19,6 +19,8 @@ Stages (one module each):
   hysteresis (enter past a margin, leave inside half of it), minimum dwell,
   events back-dated to where the run began; strain versus contraction from
   the tip/base split (two channels) or the breath hold (one channel);
+* :mod:`~biofeedback.signal.pelvic.hold` -- the breath hold per sample, on
+  the breath source's own timeline (one channel's strain evidence);
 * :mod:`~biofeedback.signal.pelvic.confidence` -- how far past its threshold;
 * :mod:`~biofeedback.signal.pelvic.rest` -- the resting tone, updated per
   block while the floor rests: slow drift, common shifts of both sensors
