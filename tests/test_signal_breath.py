@@ -175,6 +175,27 @@ def test_a_double_humped_breath_is_one_breath() -> None:
     assert np.all(np.diff(inh) > 3.0)
 
 
+def test_heartbeat_in_an_apnoea_and_on_a_wandering_baseline_is_no_breath() -> None:
+    """15/min with a 20 s pause every minute, and 6/min on a baseline wandering by
+    its own size, both with a heartbeat ripple: no breath inside a pause, none
+    added or lost on the wander (neither crossings nor turns)."""
+    fs = 25.0
+    t = np.arange(0, 300, 1 / fs)
+    heart = 0.3 * np.sin(2 * np.pi * 1.4 * t)
+    pause = (t % 60) > 40
+    x = np.where(pause, -1.0, np.sin(2 * np.pi * 0.25 * t)) + heart
+    out = detect_breaths(t, x, StreamKind.BREATH_FORCE, fs)
+    inh = np.array([e.t for e in out.events if e.phase is BreathPhase.INHALE])
+    inside = inh[((inh % 60) > 41.0) & ((inh % 60) < 59.0)]
+    assert inside.size == 0, inside
+    assert abs(np.count_nonzero((inh > 20) & (inh < 290)) - 45) <= 1
+    slow = np.sin(2 * np.pi * 0.1 * t) + np.sin(2 * np.pi * 0.02 * t) + heart
+    out = detect_breaths(t, slow, StreamKind.BREATH_FORCE, fs)
+    inh = np.array([e.t for e in out.events if e.phase is BreathPhase.INHALE])
+    assert abs(np.count_nonzero((inh > 20) & (inh < 290)) - 27) <= 1
+    assert np.all(np.diff(inh) > 8.0)
+
+
 def test_belt_follows_a_pacer_with_a_hold() -> None:
     pacer = Pacer(inhale_s=4.0, hold_s=2.0, exhale_s=6.0)
     body = BodyModel(3, intent=lambda t: Intent(breath=pacer(t)), noise=1.0)
