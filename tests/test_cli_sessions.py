@@ -112,11 +112,13 @@ def test_show_says_the_summary_in_words(two_sessions: tuple[int, int]) -> None:
         store.conn.execute("UPDATE sessions SET summary = ? WHERE id = 1", (json.dumps({
             "reps": 3, "reps_target": 5, "good_reps": 2, "mean_score": 71.0, "best_score": 80.0,
             "drop_depth": 28.75, "drop_unit": "count", "link_gaps": 1, "gap_s": 2.5,
-            "ended_by": "protocol end", "advice": ["Keep the release on the exhale."]}),))
+            "ended_by": "protocol end", "advice": ["Keep the release on the exhale."],
+            "breath_source": "gdx-rb.force", "breath_trust": 0.93}),))
     code, out, _ = cli(["show", "1"])
     assert code == 0 and "{" not in out
     for line in ("reps       3 of 5, 2 good", "score      71 (best 80)",
                  "drop depth 28.75 count", "link gaps  1 (2.5 s)", "ended by   protocol end",
+                 "breath via gdx-rb (force), trust high",
                  "advice     Keep the release on the exhale."):
         assert f"  {line}\n" in out, out
     assert json.loads(cli(["show", "1", "--json"])[1])["summary"]["drop_depth"] == 28.75

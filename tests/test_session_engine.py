@@ -197,6 +197,9 @@ async def test_compliant_session_steps_cues_reps_summary() -> None:
     assert summary.strain_count == 0
     assert summary.breath_rate_bpm == pytest.approx(summary.target_rate_bpm, rel=0.15)
     assert summary.link_gaps == 0
+    # The breath came from the belt, and the summary says how far it could be trusted.
+    assert summary.breath_source == "force"
+    assert summary.breath_trust is not None and summary.breath_trust >= 0.75
 
     texts = [c.text for c in engine.cues]
     assert texts[0] == CUES["safety"]
@@ -219,6 +222,7 @@ async def test_compliant_session_steps_cues_reps_summary() -> None:
     assert rec.finished["pain_after"] == 1 and rec.finished["note_after"] == "easier"
     js = rec.finished["summary"]
     assert js["reps"] == 4 and js["pain_before"] == 1 and js["note_before"] == "tight today"
+    assert js["breath_source"] == "force" and js["breath_trust"] >= 0.75
     assert final.advice == []
 
 
@@ -229,6 +233,9 @@ async def test_probe_alone_reps_follow_the_pacer() -> None:
     # No breath sensor: the pipeline's breath would be the probe's own ripple,
     # which the drop swamps; the paced cycles are scored instead.
     assert summary.rep_clock == "pacer" and summary.breath_rate_bpm is None
+    # The probe's ripple is a breath of medium trust at best, and the summary says so.
+    assert summary.breath_source == "pressure"
+    assert summary.breath_trust is not None and summary.breath_trust < 0.75
     assert summary.reps == 4 and summary.mean_score is not None and summary.mean_score > 50
     starts = [r.t_start - engine.segments[2].t_start for r in engine.reps]
     assert starts == pytest.approx([0.5, 10.5, 20.5, 30.5])  # PACED_LAG_S after each cue

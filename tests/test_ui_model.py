@@ -33,6 +33,7 @@ from biofeedback.ui.model import (
     fmt_clock,
 )
 from biofeedback.ui.terminal import TerminalView
+from biofeedback.ui.words import breath_source_text, source_name, trust_word
 from devices.clock import SimClock
 from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
@@ -65,7 +66,7 @@ def chunk(spec: StreamSpec, t0: float, n: int, rng: np.random.Generator | None =
 
 def status(t: float, state: PelvicState = PelvicState.REST, reps: int = 0) -> PipelineStatus:
     return PipelineStatus(t, BELT.name, BreathPhase.INHALE, 6.0, 1.0, 0.9, 0.5, state, 0.8,
-                          Quality.OK, 100.0, reps, True)
+                          Quality.OK, 100.0, reps, True, breath_trust=0.3)
 
 
 def pelvic_update(
@@ -421,6 +422,8 @@ def test_terminal_view_plain_lines_without_a_terminal() -> None:
     assert "reps 1 last 82 avg 82" in line
     assert "Boost: connected 87%" in line and "GDX-RB: lost (lost 5 s ago)" in line
     assert "WARNING Soften - no pushing" in line and "GDX-RB: link lost 5 s ago" in line
+    # A breath source of low trust says so (here a status that judged it 0.3).
+    assert "Breath from gdx-rb (force): trust low - follow the pacer more than the trace" in line
 
     async def briefly() -> None:
         async with view:
@@ -496,3 +499,14 @@ def test_displayed_breath_has_no_step_larger_than_the_signal_own() -> None:
     assert np.ptp(shown[-100:]) > 1.0  # it still breathes on screen
     mid = 0.5 * (shown[-100:].max() + shown[-100:].min())
     assert abs(mid) < 0.5  # centred on the latest breaths
+
+
+def test_trust_in_words_bands_and_sources() -> None:
+    assert [trust_word(x) for x in (1.0, 0.75, 0.6, 0.45, 0.2, 0.0)] == [
+        "high", "high", "medium", "medium",
+        "low - follow the pacer more than the trace", "low - follow the pacer more than the trace"]
+    assert trust_word(None) == trust_word(math.nan) == "being judged"
+    assert breath_source_text("polar-h10.ecg", 0.5) == "Breath from polar-h10 (ecg): trust medium"
+    assert source_name("GDX-RB 0K2001A7/gdx-rb.force") == "GDX-RB 0K2001A7 (force)"
+    assert source_name("force") == "force"
+    assert breath_source_text(None, None) == "No breath sensor: follow the pacer"

@@ -120,7 +120,7 @@ def band_colour(hex_colour: str) -> np.ndarray:
 
 def status(t: float, state: PelvicState, reps: int) -> PipelineStatus:
     return PipelineStatus(t, BELT.name, BreathPhase.INHALE, 6.0, 1.0, 0.9, 0.5, state, 0.8,
-                          Quality.OK, 100.0, reps, True)
+                          Quality.OK, 100.0, reps, True, breath_trust=0.9)
 
 
 def rep(index: int, score: float) -> RepResult:
@@ -313,6 +313,8 @@ def test_session_screen_draws_the_model(qtbot: QtBot, window: SessionWindow) -> 
     assert sv.timer_label.text() == "0:45"
     assert sv.step_label.text() == "Reps  (1:20 left)"
     assert "Boost" in sv.links_label.text() and "battery 87%" in sv.links_label.text()
+    # Where the breath trace comes from, and how far to trust it.
+    assert "Breath from gdx-rb (force): trust high" in sv.quality_label.text()
     assert sv.cue_label.text() == "breathe in, let the floor drop"
     assert sv.pacer_target.text() == "Pacer 6.0/min, in 4.0 s : out 6.0 s"
     assert sv.stop_note.isVisible() and "Stop if it hurts" in sv.stop_note.text()

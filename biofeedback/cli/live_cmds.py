@@ -45,6 +45,7 @@ from biofeedback.runtime import (
     run_session,
 )
 from biofeedback.store import Store
+from biofeedback.ui.words import source_name, trust_word
 from devices.ble import Found, scan
 from devices.errors import DeviceError, InputError
 
@@ -155,6 +156,9 @@ def print_summary(session_id: int | None, s: SessionSummary) -> None:
     click.echo(f"  strain          {s.strain_count}")
     click.echo(f"  breath rate     {_fmt(s.breath_rate_bpm, 1)}/min "
                f"(target {s.target_rate_bpm:.1f})")
+    if s.breath_source is not None:
+        click.echo(f"  breath via      {source_name(s.breath_source)}, "
+                   f"trust {trust_word(s.breath_trust)}")
     if s.adaptive_pacer is not None:
         click.echo(f"  pacer           {adaptive_text(s.adaptive_pacer)}")
     click.echo(f"  link gaps       {s.link_gaps} ({s.gap_s:.1f} s)")

@@ -17,6 +17,7 @@ from biofeedback.export import FORMATS, export_session
 from biofeedback.export.units import UnitPolicy, session_units
 from biofeedback.protocols.pacer import adaptive_text
 from biofeedback.store import SessionInfo, Store
+from biofeedback.ui.words import source_name, trust_word
 
 __all__ = ["delete", "export", "sessions", "show"]
 
@@ -118,6 +119,10 @@ def _summary_lines(s: dict[str, Any], units: UnitPolicy) -> list[tuple[str, str]
     if has("breath_rate_bpm"):
         target = f" (pacer {s['target_rate_bpm']:g})" if has("target_rate_bpm") else ""
         lines.append(("breathing", f"{s['breath_rate_bpm']:g} /min{target}"))
+    if has("breath_source"):
+        trust = s.get("breath_trust")
+        lines.append(("breath via", f"{source_name(str(s['breath_source']))}, trust "
+                      f"{trust_word(float(trust) if isinstance(trust, (int, float)) else None)}"))
     if isinstance(s.get("adaptive_pacer"), dict):
         lines.append(("pacer", adaptive_text(s["adaptive_pacer"])))
     if has("link_gaps"):

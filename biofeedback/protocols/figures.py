@@ -76,6 +76,9 @@ class StateFigures:
         self.strain_count = 0
         self.drop_unit: str | None = None
         self.last_rate: float | None = None
+        self.breath_source: str | None = None
+        self._trust_sum = 0.0
+        self._trust_n = 0
         self.zones: Zones | None = None
         self._inhale_n = 0
         self._inhale_drop_n = 0
@@ -93,6 +96,16 @@ class StateFigures:
         """A breath output: the rate (the probe's own ripple is no breath rate)."""
         if br.rate_bpm is not None and br.kind is not StreamKind.PRESSURE:
             self.last_rate = br.rate_bpm
+        if br.trust is not None and br.t.shape[0]:
+            # Weighted by samples: the trust of the breath the session actually had.
+            self.breath_source = br.stream
+            self._trust_sum += br.trust * br.t.shape[0]
+            self._trust_n += br.t.shape[0]
+
+    @property
+    def breath_trust(self) -> float | None:
+        """Mean trust of the breath source over the session (None: never judged)."""
+        return self._trust_sum / self._trust_n if self._trust_n else None
 
     def open_window(self, seg: Segment) -> None:
         """A rep step began: its pacer's inhales count from now on."""

@@ -65,6 +65,9 @@ class SessionSummary:
     rep_scores: list[float | None] = field(default_factory=list)
     sets: list[dict[str, Any]] = field(default_factory=list)
     adaptive_pacer: dict[str, Any] | None = None
+    #: The stream the breath came from and its mean trust over the session (0..1).
+    breath_source: str | None = None
+    breath_trust: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,8 @@ class SessionSummary:
             "rep_scores": [_num(s, 1) for s in self.rep_scores],
             "sets": list(self.sets),
             "adaptive_pacer": self.adaptive_pacer,
+            "breath_source": self.breath_source,
+            "breath_trust": _num(self.breath_trust, 2),
         }
 
 
@@ -180,4 +185,6 @@ class SummaryBuilder:
             rep_scores=[r.score for r in self.reps.reps],
             sets=list(self.reps.sets),
             adaptive_pacer=None if self.pacer_follow is None else self.pacer_follow.to_json(t0),
+            breath_source=self.figures.breath_source,
+            breath_trust=self.figures.breath_trust,
         )

@@ -137,10 +137,11 @@ class Pipeline:
         """Keep the breath figures the status shows (they change only when the
         breath tracker processes a chunk or is replaced or reset)."""
         b = self.breath
-        self._bfig: tuple[float | None, float | None, float | None, float | None] = (
-            (None, None, None, None)
+        # (trust: None until the source's first chunk has been judged)
+        self._bfig: tuple[float | None, float | None, float | None, float | None, float | None] = (
+            (None, None, None, None, None)
             if b is None
-            else (b.rate_bpm, b.depth, b.detector.regularity, b.delay_s)
+            else (b.rate_bpm, b.depth, b.detector.regularity, b.delay_s, None)
         )
 
     def _choose_breath(self) -> None:
@@ -267,6 +268,7 @@ class Pipeline:
                     breath_out.depth,
                     breath_out.regularity,
                     breath_out.delay_s,
+                    breath_out.trust,
                 )
                 if breath_out.events:
                     self._scorer.add_breath(breath_out.events)
@@ -343,20 +345,20 @@ class Pipeline:
     def status(self) -> PipelineStatus:
         """The latest figures."""
         p = self.pelvic
-        rate, depth, regularity, delay = self._bfig
-        # (positional, in PipelineStatus' field order: built for every chunk)
+        rate, depth, regularity, delay, trust = self._bfig
         return PipelineStatus(
-            self._t,  # t
-            self._breath_name,  # breath_source
-            self._phase,  # breath_phase
-            rate,  # rate_bpm
-            depth,
-            regularity,
-            delay,  # breath_delay_s
-            self._pstate,  # pelvic_state
-            self._pconf,  # pelvic_confidence
-            self._pquality,  # pelvic_quality
-            None if p is None else p.rest_level,
-            len(self._reps.reps),  # reps
-            self._reps.active,  # reps_active
+            t=self._t,
+            breath_source=self._breath_name,
+            breath_phase=self._phase,
+            rate_bpm=rate,
+            depth=depth,
+            regularity=regularity,
+            breath_delay_s=delay,
+            pelvic_state=self._pstate,
+            pelvic_confidence=self._pconf,
+            pelvic_quality=self._pquality,
+            rest_level=None if p is None else p.rest_level,
+            reps=len(self._reps.reps),
+            reps_active=self._reps.active,
+            breath_trust=trust,
         )

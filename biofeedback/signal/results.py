@@ -214,7 +214,8 @@ class PipelineStatus(NamedTuple):
     """The latest scalar figures, for a UI that reads at its own frame rate.
 
     A named tuple, not a frozen dataclass like the other records: one is built
-    for every chunk, and a tuple is built several times faster.
+    for every chunk, and a tuple is built several times faster (with keywords
+    all the same: the cost is in the class, not in naming the fields).
 
     Parameters
     ----------
@@ -240,6 +241,9 @@ class PipelineStatus(NamedTuple):
         Reps counted in the current set.
     reps_active : bool
         Whether a set is being counted.
+    breath_trust : float or None
+        0..1, how far the breath source's breaths can be trusted now
+        (:attr:`BreathOutput.trust`); None before it is judged or without a source.
     """
 
     t: float
@@ -255,6 +259,7 @@ class PipelineStatus(NamedTuple):
     rest_level: float | None
     reps: int
     reps_active: bool
+    breath_trust: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -271,6 +276,7 @@ class PipelineStatus(NamedTuple):
             "rest_level": json_number(self.rest_level),
             "reps": self.reps,
             "reps_active": self.reps_active,
+            "breath_trust": json_number(self.breath_trust),
         }
 
 

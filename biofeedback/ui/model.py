@@ -423,6 +423,8 @@ class LiveModel:
             strain=self.strain_warning(t),
             quality=dict(self.quality),
             pacer_label=pacer_label(self.pacer, self.pacer_goal),
+            breath_source=st.breath_source if st is not None else None,
+            breath_trust=st.breath_trust if st is not None else None,
         )
 
     @property

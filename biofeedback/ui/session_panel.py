@@ -28,7 +28,7 @@ from biofeedback.ui.theme import (
     qcolor,
     set_text,
 )
-from biofeedback.ui.words import STATE_TEXT, fmt_ago, fmt_clock
+from biofeedback.ui.words import STATE_TEXT, breath_source_text, fmt_ago, fmt_clock
 from devices.vocab import BreathPhase, PelvicState
 
 __all__ = ["PacerWidget", "SidePanel", "link_html"]
@@ -218,7 +218,10 @@ class SidePanel(QWidget):
         set_text(self.score_label, score)
         set_text(self.links_label, "<br>".join(link_html(st, s.now) for st in s.links))
         q = [f"{name.split('.')[-1]}: {QUALITY_TEXT[qv]}" for name, qv in s.quality.items()]
-        set_text(self.quality_label, ("Signal - " + ", ".join(q)) if q else "")
+        lines = [("Signal - " + ", ".join(q))] if q else []
+        if s.breath_source is not None:
+            lines.append(breath_source_text(s.breath_source, s.breath_trust))
+        set_text(self.quality_label, "\n".join(lines))
         if s.run_state != self._last_run_state:
             self._last_run_state = s.run_state
             running = s.run_state == "running"

@@ -155,6 +155,10 @@ class Snapshot:
     #: The pacer's current target in words (rate, inhale : exhale; where an
     #: adaptive pacer leads), None without a pacer.
     pacer_label: str | None = None
+    #: The stream the breath comes from, and how far it can be trusted (0..1;
+    #: None before it is judged).
+    breath_source: str | None = None
+    breath_trust: float | None = None
 
     @property
     def pacer_words(self) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from rich.text import Text
 from biofeedback.ui.links import LinkStatus
 from biofeedback.ui.model import LiveModel
 from biofeedback.ui.snapshot import Snapshot
-from biofeedback.ui.words import STATE_TEXT, fmt_ago, fmt_clock
+from biofeedback.ui.words import STATE_TEXT, breath_source_text, fmt_ago, fmt_clock
 from devices.vocab import PelvicState
 
 if TYPE_CHECKING:
@@ -132,6 +132,8 @@ class TerminalView:
         parts.append(reps)
         if s.links:
             parts.append(", ".join(_link_text(st, s.now) for st in s.links))
+        if s.breath_source is not None:
+            parts.append(breath_source_text(s.breath_source, s.breath_trust))
         warn = _warnings(s)
         if warn:
             parts.append("WARNING " + "; ".join(warn))
@@ -175,6 +177,9 @@ class TerminalView:
         if s.quality:
             links.append("   signal: " + ", ".join(
                 f"{k.split('.')[-1]} {v}" for k, v in s.quality.items()), style="dim")
+        if s.breath_source is not None:
+            links.append("   " + breath_source_text(s.breath_source, s.breath_trust),
+                         style="dim")
         rows: list[Text] = [head, body]
         if s.pacer is not None and s.pacer_label:
             rows.insert(1, Text(f"pacer {s.pacer_label}", style="cyan"))  # the current target

@@ -9,7 +9,17 @@ from biofeedback.protocols.pacer import Pacer, target_text
 from devices.pacer import same_pattern
 from devices.vocab import BreathPhase, PelvicState
 
-__all__ = ["PACER_TEXT", "STATE_TEXT", "fmt_ago", "fmt_clock", "pacer_label"]
+__all__ = [
+    "PACER_TEXT",
+    "STATE_TEXT",
+    "TRUST_WORDS",
+    "breath_source_text",
+    "fmt_ago",
+    "fmt_clock",
+    "pacer_label",
+    "source_name",
+    "trust_word",
+]
 
 #: What the pacer says in each phase: the action, then how the floor should feel.
 PACER_TEXT: dict[BreathPhase, tuple[str, str]] = {
@@ -89,3 +99,40 @@ def fmt_ago(seconds: float) -> str:
     if seconds < 60.0:
         return f"{int(seconds)} s ago"
     return f"{fmt_clock(seconds)} ago"
+
+
+#: How far the breath source's breaths can be followed, in words: the lowest
+#: trust of each band (``SOURCE_TRUST`` and the heart-derived sources' measured
+#: curve in :mod:`biofeedback.signal.breath`: a belt is high, beat intervals low).
+TRUST_WORDS: tuple[tuple[float, str], ...] = (
+    (0.75, "high"),
+    (0.45, "medium"),
+    (0.0, "low - follow the pacer more than the trace"),
+)
+
+
+def trust_word(trust: float | None) -> str:
+    """``high``, ``medium`` or ``low - ...`` for a trust of 0..1; ``being judged`` for None."""
+    if trust is None or trust != trust:  # None or NaN
+        return "being judged"
+    return next(word for low, word in TRUST_WORDS if trust >= low)
+
+
+def breath_source_text(source: str | None, trust: float | None) -> str:
+    """Where the breath trace comes from and how far it can be trusted, in one line.
+
+    ``Breath from GDX-RB 0K2001A7 (force): trust high``; without a source, that the pacer
+    leads alone.
+    """
+    if source is None:
+        return "No breath sensor: follow the pacer"
+    return f"Breath from {source_name(source)}: trust {trust_word(trust)}"
+
+
+def source_name(stream: str) -> str:
+    """A stream's name for people: ``GDX-RB 0K2001A7 (force)`` for
+    ``GDX-RB 0K2001A7/gdx-rb.force``, ``gdx-rb (force)`` for ``gdx-rb.force``."""
+    device, _, name = stream.rpartition("/")
+    driver, _, field = name.rpartition(".")
+    who = device or driver
+    return f"{who} ({field})" if who else field
