@@ -233,11 +233,12 @@ def short_calibration(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 @pytest.fixture
-def demo_calibration(monkeypatch: pytest.MonkeyPatch) -> Any:
+def tiny_calibration(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The ``quick`` plan cut to one of each step (about 55 s of simulated radio traffic),
-    for the demo's ``--calibrate``: those tests check that a calibration is run, saved (or
-    not) and used by the session, with the belt giving the breath; what the figures of a
-    full plan come to is checked in tests/test_calibration.py and test_calibration_cli.py.
+    for tests of the plumbing around a calibration: the demo's ``--calibrate`` (run, saved
+    or not, used by the session; the belt gives the breath) and a refusal. What the figures
+    of a full plan come to is checked in tests/test_calibration.py and
+    test_calibration_cli.py.
     """
     from biofeedback.protocols.calibration_plan import (
         DROP_EXHALE_S,

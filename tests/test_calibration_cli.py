@@ -93,9 +93,7 @@ def test_assessment_saved_listed_reloaded(cli: Cli, short_calibration: dict[str,
 
 
 @pytest.mark.slow
-def test_refused_calibration_exits_1_with_the_step(
-    cli: Cli, short_calibration: dict[str, Any]
-) -> None:
+def test_refused_calibration_exits_1_with_the_step(cli: Cli, tiny_calibration: Any) -> None:
     # The probe goes silent after 2 s on every connection: most of the rest step is missing.
     faults = json.dumps({"Boost": {"silent_after": 100}})
     r = cli(

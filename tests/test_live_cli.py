@@ -215,7 +215,7 @@ def test_sigint_stops_and_keeps_the_recording() -> None:
 
 
 def test_demo_runs_a_recorded_session(
-    tmp_path: Path, cli: Cli, demo_calibration: Any
+    tmp_path: Path, cli: Cli, tiny_calibration: Any
 ) -> None:
     proc = cli("demo", "--headless", "--speed", "max", "--duration", "30", "--json",
                "--calibrate")
@@ -270,7 +270,7 @@ def test_demo_with_the_adaptive_pacer_records_how_the_target_went(cli: Cli) -> N
     assert "exhale 6 s, adaptive)" in shown.stdout and "pacer      adaptive, 6/min" in shown.stdout
 
 
-def test_demo_no_save_records_nothing(cli: Cli, demo_calibration: Any) -> None:
+def test_demo_no_save_records_nothing(cli: Cli, tiny_calibration: Any) -> None:
     proc = cli("demo", "--headless", "--speed", "max", "--duration", "20", "--json",
                "--calibrate", "--no-save")
     assert proc.returncode == 0, proc.stderr
