@@ -531,19 +531,49 @@ async def _collect(
     return items
 
 
-def _match(chunks: list[Chunk], sent: list[SentFrame]) -> tuple[np.ndarray, np.ndarray]:
-    """Pair each chunk with the frame that carried the same samples: (t, t_true)."""
-    t, truth, j = [], [], 0
+def _pairs(chunks: list[Chunk], sent: list[SentFrame]) -> list[tuple[Chunk, SentFrame]]:
+    """Pair each chunk with the frame that carried the same samples."""
+    pairs, j = [], 0
     for c in chunks:
         while j < len(sent) and not (
             sent[j].samples.shape == c.values.shape and np.array_equal(sent[j].samples, c.values)
         ):
             j += 1
         assert j < len(sent), "a chunk that the twin never sent"
-        t.append(c.t)
-        truth.append(sent[j].t_host)
+        pairs.append((c, sent[j]))
         j += 1
-    return np.concatenate(t), np.concatenate(truth)
+    return pairs
+
+
+def _match(chunks: list[Chunk], sent: list[SentFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each chunk with the frame that carried the same samples: (t, t_true)."""
+    pairs = _pairs(chunks, sent)
+    return np.concatenate([c.t for c, _ in pairs]), np.concatenate([f.t_host for _, f in pairs])
+
+
+def _latency_floor(
+    pairs: list[tuple[Chunk, SentFrame]], raw: list[RawPacket], window_s: float, drift: float
+) -> np.ndarray:
+    """Per sample: the least latency the estimator was shown in the last ``window_s``.
+
+    Latency is a frame's arrival (host clock) minus the true time of its last
+    sample. A frame seen ``age`` seconds ago can hold the mapping to its
+    latency plus ``drift · age`` (the drift is only known that well from a few
+    windows of minima). If every frame of a window came late (a busy host
+    delays notifications), no estimator can know better than that.
+    """
+    arrival = {}
+    for pkt in raw:
+        if pkt.char == PMD_DATA:
+            f = PmdFrame.from_bytes(pkt.data)
+            arrival[(f.measurement, f.timestamp_ns)] = pkt.t
+    t_recv = np.array([arrival[(int(f.measurement), f.timestamp_ns)] for _, f in pairs])
+    lat = t_recv - np.array([f.t_host[-1] for _, f in pairs])
+    floor = []
+    for t in t_recv:
+        seen = (t_recv > t - window_s) & (t_recv <= t)
+        floor.append(np.min(lat[seen] + drift * (t - t_recv[seen])))
+    return np.repeat(floor, [len(f.t_host) for _, f in pairs])
 
 
 def _of(items: list[Chunk | LinkEvent], stream: str) -> list[Chunk]:
@@ -560,21 +590,31 @@ async def test_twin_streams_ecg_and_acc_through_ble_source(radio: VirtualRadio) 
     twin = await _twin(radio, clock, latency_jitter_s=0.03)
     try:
         src = await _source(radio, clock)
+        raw: list[RawPacket] = []
+        src.on_raw = raw.append
         async with src:
             items = await _collect(src, clock, 40.0)
         kinds = [i.kind for i in items if isinstance(i, LinkEvent)]
         assert kinds[:2] == [LinkKind.CONNECTING, LinkKind.CONNECTED]
         assert twin.commands[:2] == [bytes(c) for c in PolarH10Driver().start_commands()]
         assert twin.commands[-2:] == [b"\x03\x02", b"\x03\x00"]  # clean stop
+        window_s = SensorClockTimestamper(ECG_RATE_HZ).window_s
         for stream, m, rate in (("polar-h10.ecg", ECG, 130.0), ("polar-h10.acc", ACC, 200.0)):
             chunks = _of(items, stream)
+            pairs = _pairs(chunks, _sent(twin, m))
             t, truth = _match(chunks, _sent(twin, m))
             # Every frame the twin sent arrived, decoded to the same samples.
             assert sum(len(c) for c in chunks) == sum(len(f.samples) for f in _sent(twin, m))
             assert np.all(np.diff(t) > 0)
             assert (t.size - 1) / (t[-1] - t[0]) == pytest.approx(rate, rel=1e-3)
             err = t - truth
-            assert np.max(np.abs(err[truth > truth[0] + 20])) < 5e-3, stream
+            # Once the drift is fitted: within 5 ms, or within the least latency
+            # the estimator was shown in its window when every frame came later
+            # (a loaded host delays notifications in real time while busy), the
+            # drift known to 500 ppm (its spread over 20 s of ECG minima).
+            bound = np.maximum(5e-3, _latency_floor(pairs, raw, window_s, 5e-4))
+            settled = truth > truth[0] + 20
+            assert np.all(np.abs(err[settled]) < bound[settled]), stream
             assert np.max(np.abs(err)) < 0.035
         acc = _of(items, "polar-h10.acc")[0]
         assert acc.channels == ("x", "y", "z") and acc.unit == "mG"
