@@ -459,6 +459,24 @@ def test_without_drift_correction_the_error_would_grow() -> None:
     assert np.median(np.abs(plain[end])) > 0.02
 
 
+def test_runs_of_late_arrivals_do_not_pull_the_mapping() -> None:
+    # A busy host: 8 s of every 20 s, every frame comes 10-50 ms later still.
+    # The envelope ignores them (the level only rises by the leak, the drift
+    # fit drops windows without a low-latency frame): ACC frames stay ~1 ms.
+    rng = np.random.default_rng(11)
+    st = SensorClockTimestamper(200.0)
+    ratio, s0, k, worst = 1 + 200e-6, 6e8, 0, 0.0
+    while (t_last := 0.1 + (k + 36) / 200.0 / ratio) < 120.0:
+        s = s0 + np.arange(k + 1, k + 37) / 200.0
+        late = rng.uniform(0.01, 0.05) if t_last % 20.0 > 12.0 else 0.0
+        t = st.stamp(36, t_last + rng.uniform(0, 0.03) + late, s)
+        if t_last > 30.0:
+            worst = max(worst, float(np.max(np.abs(t - (0.1 + (s - s0) / ratio)))))
+        k += 36
+    assert worst < 5e-3
+    assert st.drift == pytest.approx(1 / ratio - 1, abs=50e-6)
+
+
 def test_sensor_clock_reset_re_anchors_and_is_counted() -> None:
     err, t, st = _simulate(200.0, 200, 36, seconds=150.0, reset_at=70.0)
     assert st.clock_resets == 1
