@@ -35,6 +35,7 @@ __all__ = [
     "find_devices",
     "resolve_device",
     "scan",
+    "the_device",
 ]
 
 
@@ -261,6 +262,27 @@ def find_devices(target: str, found: list[Found]) -> list[Found]:
     return [f for s, f in scored if s == best]
 
 
+def the_device(target: str, found: list[Found]) -> Found:
+    """The one device among ``found`` that ``target`` means (see :func:`find_devices`).
+
+    Raises
+    ------
+    DeviceNotFoundError
+        Nothing ``found`` matches.
+    InputError
+        Several devices match equally well (listed, so the person can pick one).
+    """
+    matches = find_devices(target, found)
+    if not matches:
+        raise DeviceNotFoundError(
+            f"no device called {target!r} is advertising (is it on, charged and in range?)"
+        )
+    if len(matches) > 1:
+        listing = "; ".join(f"{m.adv.name} [{m.adv.address}]" for m in matches)
+        raise InputError(f"{len(matches)} devices match {target!r}: {listing}")
+    return matches[0]
+
+
 #: Seconds a scan goes on after a device matched a target only partly (a name
 #: prefix, a driver id), to catch a second match that makes the target ambiguous.
 PARTIAL_MATCH_GRACE_S = 1.0
@@ -302,12 +324,4 @@ async def resolve_device(
             if score > 0:
                 grace = loop.time() + clock.radio_seconds(PARTIAL_MATCH_GRACE_S)
                 deadline = min(deadline, grace)
-    matches = find_devices(target, list(seen.values()))
-    if not matches:
-        raise DeviceNotFoundError(
-            f"no device called {target!r} is advertising (is it on, charged and in range?)"
-        )
-    if len(matches) > 1:
-        listing = "; ".join(f"{m.adv.name} [{m.adv.address}]" for m in matches)
-        raise InputError(f"{len(matches)} devices match {target!r}: {listing}")
-    return matches[0]
+    return the_device(target, list(seen.values()))

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from devices.ble import Found, find_devices
+from devices.ble_scan import Found, the_device
 from devices.drivers.base import Driver
 from devices.errors import DeviceNotFoundError, InputError
 from devices.registry import Registry
@@ -37,15 +37,7 @@ def _is_breath(driver: Driver | None) -> bool:
 
 
 def _pick(target: str, found: list[Found], role: str, ok: Callable[[Driver | None], bool]) -> Found:
-    matches = find_devices(target, found)
-    if not matches:
-        raise DeviceNotFoundError(
-            f"no device called {target!r} is advertising (is it on, charged and in range?)"
-        )
-    if len(matches) > 1:
-        listing = "; ".join(f"{m.adv.name} [{m.adv.address}]" for m in matches)
-        raise InputError(f"{len(matches)} devices match {target!r}: {listing}")
-    f = matches[0]
+    f = the_device(target, found)
     if f.driver is None:
         raise InputError(
             f"{f.name or f.adv.address} has no driver; describe it in a TOML driver "
