@@ -146,7 +146,8 @@ def plot_breath(ax: Axes, d: ReportData) -> None:
                 label="pacer target" if first else None)
         first = False
     ax.set_xlabel("seconds from start")
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.85)
+    if ax.get_legend_handles_labels()[0]:  # (no breath sensor and no pacer: nothing to name)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.85)
 
 
 def plot_reps(ax: Axes, d: ReportData) -> None:
