@@ -23,6 +23,7 @@ about 0.15 s of CPU).
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import statistics
@@ -127,7 +128,9 @@ def _stats(xs: list[float | None]) -> str:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="?", type=int, default=3, help="fresh processes per figure")
+    runs = ap.parse_args().runs
     live = ["--virtual", "live", "--headless", "--duration", "3"]
     with tempfile.TemporaryDirectory() as tmp:
         one, two = Path(tmp) / "one", Path(tmp) / "two"
