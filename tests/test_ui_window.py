@@ -39,7 +39,7 @@ from biofeedback.signal.types import (
     PelvicOutput,
     Quality,
 )
-from biofeedback.ui.app import has_display, run_window
+from biofeedback.ui.app import DisplayLostError, has_display, run_window
 from biofeedback.ui.model import PACER_TEXT, STATE_TEXT, LiveModel
 from biofeedback.ui.window import (
     BACKGROUND,
@@ -655,3 +655,23 @@ def test_virtual_session_link_drop_shows_a_banner_until_reconnected(
     after = checks["after"]
     assert after[1] == "connected" and not after[2]  # reconnected: the banner went away
     assert distinct_colours(checks["lost"]) > 100
+
+
+def test_a_display_that_goes_away_ends_the_session_with_a_clear_error(qtbot: QtBot) -> None:
+    """Qt stops its loop when the display goes (an X server that dies): the session is
+    cancelled, so it stops cleanly and keeps its recording, and the error says why."""
+    ended: list[str] = []
+
+    async def main(win: SessionWindow) -> None:
+        app = QApplication.instance()
+        assert app is not None
+        app.quit()  # what Qt does when its X11 connection breaks
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            ended.append("cancelled")  # (a session stops and finishes its recording here)
+            raise
+
+    with pytest.raises(DisplayLostError, match=r"display went away.*recorded is kept"):
+        run_window(main, show_safety_note=False)
+    assert ended == ["cancelled"]

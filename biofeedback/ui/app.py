@@ -17,8 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from biofeedback.ui.model import LiveModel
+from devices.errors import BiofeedbackError
 
-__all__ = ["ensure_qapp", "has_display", "run_window"]
+__all__ = ["DisplayLostError", "ensure_qapp", "has_display", "run_window"]
+
+
+class DisplayLostError(BiofeedbackError):
+    """The window's display went away while a session ran (exit 1)."""
 
 T = TypeVar("T")
 
@@ -95,8 +100,19 @@ def run_window(
 
     try:
         with loop:
+            session = _until_done_or_closed(window, main, linger)
+            run = asyncio.ensure_future(session)
             try:
-                return loop.run_until_complete(_until_done_or_closed(window, main, linger))
+                return loop.run_until_complete(run)
+            except RuntimeError:
+                if run.done():
+                    raise
+                # Qt stopped the loop under the session: its display went away (an X
+                # server that died, a closed remote session). _drain below cancels the
+                # session, which stops it cleanly and keeps what it recorded.
+                raise DisplayLostError(
+                    "the window's display went away (did the X server or remote desktop "
+                    "close?); the session was stopped and what it recorded is kept") from None
             finally:
                 _drain(loop)
     finally:
