@@ -22,9 +22,9 @@ from biofeedback.signal.breath.frontends import (
     BeltFrontEnd,
     FrontEnd,
     RippleFrontEnd,
-    RrFrontEnd,
-    front_end_for,
 )
+from biofeedback.signal.breath.rr import RrFrontEnd
+from biofeedback.signal.breath.sources import front_end_for
 from biofeedback.signal.breath.tracker import SOURCE_TRUST, BreathTracker, detect_breaths
 from biofeedback.signal.filters import noise_sd
 

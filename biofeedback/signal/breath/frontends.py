@@ -4,7 +4,9 @@ The *clean* stage of breath detection. Each front end decimates to a working
 rate of at most ~50 Hz (block means), band-limits causally with kept filter
 state, and reports its own phase delay so the detector can back-date events
 exactly. For chest acceleration it also projects on the axis that carries the
-breathing; for RR intervals it resamples the tachogram onto a grid.
+breathing. RR intervals (:mod:`~biofeedback.signal.breath.rr`) and the ECG
+(:mod:`~biofeedback.signal.breath.edr`) build on :class:`FrontEnd` in their own
+modules; :mod:`~biofeedback.signal.breath.sources` picks one per stream kind.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from biofeedback.signal.filters import (
     lowpass_sos,
     phase_delays_s,
 )
-from devices.stream import StreamKind
 
 __all__ = [
     "WORK_RATE_HZ",
@@ -33,8 +34,6 @@ __all__ = [
     "FrontEnd",
     "FrontOut",
     "RippleFrontEnd",
-    "RrFrontEnd",
-    "front_end_for",
 ]
 
 #: What a front end gives: times, cleaned signal, and the raw signal at the
@@ -339,33 +338,3 @@ class AccFrontEnd(FrontEnd):
         self._axis = np.array(table[nb])
         y = np.einsum("ij,ij->i", bp, axes)
         return tb, y, xb[:, 0]
-
-
-def front_end_for(kind: StreamKind, rate_hz: float | None, n_channels: int = 1) -> FrontEnd:
-    """The front end for a breath source of ``kind``.
-
-    Raises
-    ------
-    ValueError
-        For a kind that carries no breathing, or a missing rate.
-    """
-    if kind is StreamKind.RR:
-        return RrFrontEnd()
-    if kind is StreamKind.ECG and rate_hz is not None and rate_hz > 0:
-        return EcgFrontEnd(rate_hz)
-    if rate_hz is None or not rate_hz > 0:
-        raise ValueError(f"a {kind} breath source needs a positive rate, got {rate_hz!r}")
-    if kind is StreamKind.BREATH_FORCE or kind is StreamKind.OTHER:
-        return BeltFrontEnd(rate_hz)
-    if kind is StreamKind.ACC:
-        if n_channels < 3:
-            raise ValueError(f"an ACC breath source needs 3 axes, got {n_channels}")
-        return AccFrontEnd(rate_hz)
-    if kind is StreamKind.PRESSURE:
-        return RippleFrontEnd(rate_hz, n_channels)
-    raise ValueError(f"no breath front end for stream kind {kind!s}")
-
-
-# RR intervals and the ECG have their own modules; imported last, as they build on FrontEnd above.
-from biofeedback.signal.breath.edr import EcgFrontEnd  # noqa: E402
-from biofeedback.signal.breath.rr import RrFrontEnd  # noqa: E402

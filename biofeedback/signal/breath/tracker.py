@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from biofeedback.signal.breath.detector import BreathDetector
-from biofeedback.signal.breath.frontends import front_end_for
+from biofeedback.signal.breath.sources import front_end_for
 from biofeedback.signal.filters import FloatArray, QualityMonitor
 from biofeedback.signal.types import Breath, BreathEvent, BreathOutput, Int8Array, Quality
 from devices.stream import StreamKind
