@@ -86,18 +86,21 @@ async def _read_while_pushing(
     """
     items: list[Chunk | LinkEvent] = []
     connected, arrived = asyncio.Event(), asyncio.Event()
+    newest = -1.0  # the newest counter read
     last: list[int] = []  # the last counter pushed, once pushing is over
 
     def check() -> None:
-        got = [c.values[-1, 0] for c in _chunks(items)]
-        if last and got and got[-1] >= last[0]:
+        if last and newest >= last[0]:
             arrived.set()
 
     async def go() -> None:
+        nonlocal newest
         async for item in src:
             items.append(item)
             if isinstance(item, LinkEvent) and item.kind is LinkKind.CONNECTED:
                 connected.set()
+            elif isinstance(item, Chunk) and len(item.values):
+                newest = float(item.values[-1, 0])
             check()
 
     reader = asyncio.create_task(go())
