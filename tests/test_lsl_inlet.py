@@ -204,9 +204,7 @@ async def test_kind_override_and_multichannel(names: str) -> None:
     pusher = Pusher(outlet, channels=3)
     src = LslSource(RealClock(), name=names, kind=StreamKind.PRESSURE, stream="probe")
     async with src:
-        push = asyncio.create_task(pusher.run(0.4))
-        items = await _collect_until(src, 0.6)
-        await push
+        items = await _read_while_pushing(src, pusher, 0.4)
     del outlet
     chunks = _chunks(items)
     assert chunks and chunks[0].stream == "lsl.probe"
@@ -307,10 +305,8 @@ async def test_an_event_driven_clock_does_not_race_ahead_of_the_outlet(names: st
     src = LslSource(clock, name=names, lost_after=5.0)
     try:
         async with src:
-            push = asyncio.create_task(pusher.run(0.5))
-            items = await _collect_until(src, 0.8)
+            items = await _read_while_pushing(src, pusher, 0.5)
             now, jumped = clock.now(), timer.done()  # while the inlet is still open
-            await push
         assert _kinds(items)[:2] == [LinkKind.CONNECTING, LinkKind.CONNECTED]
         assert _chunks(items)
         assert not jumped and now < 60.0  # without busy() it jumped to the timer (3600 s)
