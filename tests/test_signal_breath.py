@@ -669,6 +669,21 @@ def test_onset_is_the_end_of_a_pause_or_near_a_smooth_turn() -> None:
     assert 0.0 <= onset_time(ts, trough, -1) <= 0.05 * period
 
 
+def test_onset_after_a_creeping_pause_does_not_run_back_through_it() -> None:
+    """A pause that creeps up from the exhale's lowest point, with a cardiac ripple, then a
+    sharp inhale at 2.0 s: the foot's refinement must not follow the ripple's slope back
+    through the pause (unbounded, it landed 0.4-0.9 s early, spread over 0.7 s by the
+    ripple's phase)."""
+    t = np.arange(0.0, 4.0, 0.04)
+    feet = []
+    for ph in np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False):
+        y = 0.08 * t + 0.025 * np.cos(2 * np.pi * 1.4 * t + ph) + np.clip((t - 2.0) / 0.5, 0, 1)
+        i0 = int(np.argmin(y[t < 2.0]))
+        feet.append(onset_time(t[i0:], y[i0:], -1))
+    assert min(feet) >= 1.55 and max(feet) <= 2.05
+    assert max(feet) - min(feet) <= 0.3
+
+
 def test_whole_array_entry_point_equals_the_stream() -> None:
     """detect_breaths (a recording at once) and the tracker fed notifications agree."""
     t, v = short_signal()
