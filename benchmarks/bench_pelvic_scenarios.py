@@ -85,6 +85,10 @@ class Score:
     cough_as_drop: int
     cough_good_reps: int
     settle_s: float  # the longest settling after a posture change or slip (0: none)
+    # disagreement while the body moves (a posture change or slip under way),
+    # seconds: the floor is not observable through the movement on one channel,
+    # and this much of the 5 % allowance is spent there whatever follows
+    moving_miss_s: float = 0.0
 
 
 def run(trace: Path, seed: int, kinds: tuple[ArtefactKind, ...], setup: str) -> Score:
@@ -147,10 +151,13 @@ def _score(
         if np.any(w & near) and not np.any(w & (ref == PelvicState.DROP)):
             cough_reps += 1
     settle = 0.0
+    moving = np.zeros(t.size, bool)
     for e in arte.events:
         if e.kind in (ArtefactKind.POSTURE, ArtefactKind.SLIP):
             settle = max(settle, _settle_time(t, est_al, ref, e.start + e.dur))
-    return Score(agree, strain_drop, cough_drop, cough_reps, settle)
+            moving |= (t >= e.start) & (t < e.start + e.dur)
+    miss = float(np.sum(m & moving & (est_al != ref)) / FS)
+    return Score(agree, strain_drop, cough_drop, cough_reps, settle, moving_miss_s=miss)
 
 
 def _settle_time(t: npt.NDArray[np.float64], est: IntArray, ref: IntArray, t_end: float) -> float:
@@ -180,7 +187,10 @@ def main() -> None:
     if not files:
         raise SystemExit(f"no respiration traces under {args.data}")
     print(f"{len(files)} traces, {args.seeds} seeds, {DURATION_S} s sessions")
-    head = "setup     scenario  agree worst/median  strain->drop  cough->drop/rep  settle max s"
+    head = (
+        "setup     scenario  agree worst/median  strain->drop  cough->drop/rep  settle max s"
+        "  miss moving max s"
+    )
     print(head)
     worst_all = 1.0
     for setup, (name, kinds) in itertools.product(SETUPS, SCENARIOS.items()):
@@ -194,6 +204,7 @@ def main() -> None:
             f"      {sum(sc.strain_as_drop for sc in scores):5d}"
             f"        {cough_drop:4d} / {cough_reps:d}"
             f"        {max(sc.settle_s for sc in scores):5.1f}"
+            f"         {max(sc.moving_miss_s for sc in scores):5.1f}"
         )
     print(f"worst agreement over all: {worst_all:.3f}  (goal >= 0.95)")
 

@@ -161,3 +161,36 @@ def test_pelvic_state_through_posture_changes_and_drift(
         assert sc.agreement >= bar, (seed, sc)
         assert sc.strain_as_drop == 0, (seed, sc)
         assert sc.settle_s <= 5.0, (seed, sc)
+
+
+def test_a_held_drop_without_a_posture_change_stays_a_drop(
+    trace: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """One channel and a belt: a drop held for 10 s while breathing on, with no
+    posture change, is scored as a drop throughout (the guard for any rule that
+    re-baselines a sustained offset as the body having moved)."""
+    from biofeedback.signal.pipeline import Pipeline
+    from devices.intent import Schedule
+    from devices.stream import Chunk
+    from devices.vocab import PelvicState
+
+    b = _bench()
+    intent = Schedule([(0.0, Intent()), (20.0, Intent(pelvic=PelvicAction.DROP)), (30.0, Intent())])
+    body = BodyModel(7, intent=intent, breaths=RecordedBreaths(*trace, seed=7))
+    pipe = Pipeline(b.SETUPS["1ch+belt"])
+    est, ref = [], []
+    for s in range(40):
+        tp = s + np.arange(50) / b.FS
+        up = pipe.process(Chunk("pressure", tp, body.pelvic_pressure(tp)[:, :1], "cmH2O"))
+        pipe.process(Chunk("force", tp, body.belt_force(tp)[:, None], "N"))
+        assert up.pelvic is not None
+        est.append(up.pelvic.state)
+        ref.append(body.labels(tp)[1])
+    assert pipe.pelvic is not None
+    lag = round(pipe.pelvic.delay_s * b.FS)
+    e, r = np.concatenate(est)[lag:], np.concatenate(ref)[: 40 * 50 - lag]
+    dropped = r == PelvicState.DROP
+    assert dropped.sum() > 6 * b.FS  # the body held the drop (from its first inhale on)
+    assert np.mean(e[dropped] == PelvicState.DROP) >= 0.9
+    # and still a drop at the end of the hold
+    assert np.all(e[dropped][-int(b.FS) :] == PelvicState.DROP)
