@@ -56,8 +56,8 @@ class KGoalTwin(PelvicTwin):
     def advertised_service_uuids(self) -> list[str]:
         return [KGOAL_SERVICE]
 
-    def packet(self, t: float) -> tuple[bytes, tuple[int, ...]]:
-        raw = int(self.conversion.to_counts(self._pressure(t)[0], self.rng))
+    def packet(self, pressure: tuple[float, float]) -> tuple[bytes, tuple[int, ...]]:
+        raw = self.conversion.to_count(pressure[0], self.rng)
         if self.calibration_point is None:
             self.calibration_point = raw
         calibrated = max(0, raw - self.calibration_point)

@@ -82,6 +82,6 @@ class MagicMotionTwin(PelvicTwin):
         if not self.bricked:
             super().on_subscribe(char_uuid, enabled)
 
-    def packet(self, t: float) -> tuple[bytes, tuple[int, ...]]:
-        value = int(self.conversion.to_counts(self._pressure(t)[0], self.rng))
+    def packet(self, pressure: tuple[float, float]) -> tuple[bytes, tuple[int, ...]]:
+        value = self.conversion.to_count(pressure[0], self.rng)
         return bytes(MagicMotionPacket(value)), (value,)

@@ -47,8 +47,7 @@ class PerifitTwin(PelvicTwin):
         self.data = self.notify_characteristic(PERIFIT_TWIN_CHAR)
         return [gatt.Service(PERIFIT_TWIN_SERVICE, [self.data])]
 
-    def packet(self, t: float) -> tuple[bytes, tuple[int, ...]]:
-        p = self._pressure(t)
-        base = int(self.base_conversion.to_counts(p[0], self.rng))
-        tip = int(self.tip_conversion.to_counts(p[1], self.rng))
+    def packet(self, pressure: tuple[float, float]) -> tuple[bytes, tuple[int, ...]]:
+        base = self.base_conversion.to_count(pressure[0], self.rng)
+        tip = self.tip_conversion.to_count(pressure[1], self.rng)
         return bytes(PerifitPacket(base=base, tip=tip)), (base, tip)
