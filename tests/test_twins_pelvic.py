@@ -294,3 +294,41 @@ async def test_world_twins_are_matched_to_their_drivers() -> None:
         found = await scan(reg, clock, timeout=1.0, backend=world.backend)
     by_name = {f.name: f.driver.id if f.driver else None for f in found}
     assert by_name == {s.name: s.family for s in specs}
+
+
+@pytest.mark.parametrize(("rate", "conversions"), [
+    (50.0, (KGOAL_CONVERSION,)),
+    (20.0, (PERIFIT_BASE_CONVERSION, PERIFIT_TIP_CONVERSION)),
+])
+async def test_block_reads_give_the_counts_of_one_query_per_sample(
+    rate: float, conversions: tuple[CountsConversion, ...]
+) -> None:
+    """A twin's block reads (BodySamples + to_count) = one body query per sample, bit for bit,
+    also when the body's intent changes between samples and a belt read comes in between."""
+    from devices.intent import Intent, PelvicAction, free_breathing
+    from devices.virtual.twins import BodySamples
+
+    def counts(blocks: bool) -> list[tuple[int, ...]]:
+        squeeze = [False]
+        body = BodyModel(5, t0=0.3, intent=lambda t: (
+            Intent(pelvic=PelvicAction.CONTRACT) if squeeze[0] else free_breathing(t)))
+        rng = np.random.default_rng(9)
+        samples = BodySamples(body, 0.41, 1.0 / rate)
+        t, out = 0.41, []
+        for k in range(int(8 * rate)):
+            t += 1.0 / rate
+            squeeze[0] = k % 37 > 20  # the person follows a prompt that changes
+            if k % 5 == 0:
+                body.belt_force(np.array([t]))
+            if blocks:
+                assert samples.t == t
+                p = samples.take()
+                out.append(tuple(c.to_count(p[i], rng) for i, c in enumerate(conversions)))
+            else:
+                q = body.pelvic_pressure(np.array([t]))[0]
+                out.append(tuple(int(c.to_counts(q[i], rng)) for i, c in enumerate(conversions)))
+        return out
+
+    one_by_one = counts(False)
+    assert counts(True) == one_by_one
+    assert len(set(one_by_one)) > 20  # the signal moves (a real comparison)
