@@ -10,6 +10,7 @@ through the installed backend, the peripheral is a real GATT server.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -463,6 +464,33 @@ async def test_notify_stream_and_writes(
     # Every write a central made, in order, with the characteristic's 128-bit UUID.
     assert sensor.writes == [(CTRL, b"\x01"), (CTRL, b"\x00"), (CTRL, b"\x01"), (CTRL, b"\x00")]
     assert sensor.notifications_sent == n
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("debug", [False, True])
+async def test_notifications_with_and_without_bumble_debug_logging(
+    radio: VirtualRadio, make_sensor: PeripheralFactory, caplog: pytest.LogCaptureFixture,
+    debug: bool,
+) -> None:
+    """The notify path that skips bumble's debug text sends what bumble's own does, and with
+    bumble's GATT debug logging on every notification is logged at both ends."""
+    if debug:
+        caplog.set_level(logging.DEBUG, logger="bumble.gatt_server")
+        caplog.set_level(logging.DEBUG, logger="bumble.gatt_client")
+    sensor = await make_sensor("Counter-1")
+    collector = Collector()
+    async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
+        await client.start_notify(DATA, collector)
+        await client.write_gatt_char(CTRL, b"\x01", response=True)
+        await collector.wait(20)
+        await client.write_gatt_char(CTRL, b"\x00", response=True)
+        n = len(collector.packets)
+    assert collector.seqs() == list(range(n)) and sensor.notifications_sent == n
+    assert collector.packets[:2] == [PACKET.pack(0, -500), PACKET.pack(1, -499)]
+    sent = [r for r in caplog.records if r.getMessage().startswith("GATT Notify from server")]
+    got = [r for r in caplog.records if r.getMessage().startswith("GATT Response to client")
+           and "ATT_HANDLE_VALUE_NOTIFICATION" in r.getMessage()]
+    assert (len(sent), len(got)) == ((n, n) if debug else (0, 0))
 
 
 @pytest.mark.asyncio

@@ -52,7 +52,7 @@ from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
 from devices.ble_scan import BleBackend
-from devices.virtual.radio import VirtualRadio, to_the_end, unless_lost, until_done
+from devices.virtual.radio import QuietClient, VirtualRadio, to_the_end, unless_lost, until_done
 
 __all__ = [
     "BACKEND_ID",
@@ -398,6 +398,7 @@ class BleakClientBumble(BaseBleakClient):
             # Gone before we listened (a peripheral that refuses at once).
             self._connection = None
             raise BleakError(f"connecting to {self.address} failed: disconnected during setup")
+        connection.gatt_client = QuietClient(connection)  # before anyone holds the old one
         peer = Peer(connection)
         self._peer = peer
         try:

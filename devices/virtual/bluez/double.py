@@ -56,7 +56,7 @@ from devices.virtual.bluez.objects import (
     GattService1,
     bluez_error,
 )
-from devices.virtual.radio import VirtualRadio, unless_lost
+from devices.virtual.radio import QuietClient, VirtualRadio, unless_lost
 
 __all__ = ["ADAPTER_PATH", "BLUEZ_SERVICE", "BluezDouble", "device_path"]
 
@@ -382,6 +382,7 @@ class BluezDouble:
         try:
             if link.lost.done():
                 raise _LinkLost
+            connection.gatt_client = QuietClient(connection)  # before anyone holds the old one
             peer = Peer(connection)
             link.peer = peer
             link.mtu = await link.gatt(peer.request_mtu(REQUESTED_MTU))
