@@ -58,11 +58,16 @@ class JumpGate:
         self.main = main
         self._win_n = max(self.k + 2, round(window_s * fs))
         self._block_n = max(4 * self.k, round(2.0 * fs))
-        self._hist = np.zeros((0, n_channels))  # the last k input samples
+        # work buffer: the last 3k input samples (``_h`` rows) at the front, a
+        # piece (at most a block) written behind them: no concatenation per chunk
+        self._ext = np.empty((3 * self.k + self._block_n, n_channels))
+        self._h = 0
         self.offset = np.zeros(n_channels)  # removed steps, per column
         self._scale = math.nan  # typical |change over k samples| (robust)
         self._n = 0  # samples seen
-        self._d_block: list[FloatArray] = []  # 0.1 s changes of the current block
+        # the 0.1 s changes of the current block (the first ``_dn``)
+        self._d_block = np.empty(self._block_n)
+        self._dn = 0
         # the open window: samples left, level before, largest excursion, first 0.1 s
         self._left = 0
         self._pre = np.zeros(n_channels)
@@ -77,8 +82,8 @@ class JumpGate:
 
     def reset(self) -> None:
         """A gap: forget the history (the removed offset and the scale stay)."""
-        self._hist = np.zeros((0, self._hist.shape[1]))
-        self._d_block = []
+        self._h = 0
+        self._dn = 0
         self._left = 0
 
     def process(self, x: FloatArray) -> FloatArray:
@@ -99,16 +104,11 @@ class JumpGate:
     def _piece(self, x: FloatArray) -> FloatArray:
         """Corrected samples (a new array) of a piece inside one scale block."""
         k = self.k
-        ext = np.concatenate((self._hist, x)) if self._hist.shape[0] else x
-        h = ext.shape[0] - x.shape[0]
-        main = self.main
-        if h >= k:  # a full history: every change over 0.1 s is known
-            d = ext[h:, main] - ext[h - k : ext.shape[0] - k, main]
-        else:
-            d = np.full(x.shape[0], np.nan)
-            if ext.shape[0] > k:
-                lo = max(h, k)
-                d[lo - h :] = ext[lo:, main] - ext[lo - k : -k, main]
+        m = x.shape[0]
+        h = self._h
+        ext = self._ext[: h + m]  # the history, then the piece
+        ext[h:] = x
+        d = self._changes(ext, h)
         thr = _K_SD * self._scale
         ad = np.abs(d)
         top = float(np.maximum.reduce(ad))
@@ -122,19 +122,41 @@ class JumpGate:
         if quiet and not self._armed:
             self._armed = not np.all(np.isfinite(d)) or bool(np.any(ad <= 0.5 * thr))
         out = x - self.offset if quiet else self._walk(ext, h, d, thr)
-        self._hist = ext[-3 * k :].copy()
+        keep = min(3 * k, h + m)
+        self._ext[:keep] = ext[h + m - keep :]
+        self._h = keep
         self._n += x.shape[0]
-        if seen.size:
-            self._d_block.append(seen)
-        if self._n % self._block_n == 0 and self._d_block:
+        self._note_changes(seen, d)
+        return out
+
+    def _changes(self, ext: FloatArray, h: int) -> FloatArray:
+        """The main column's change over 0.1 s at each sample of the piece (NaN
+        where the history is too short), written into the block's buffer."""
+        k, main, n = self.k, self.main, ext.shape[0]
+        d = self._d_block[self._dn : self._dn + n - h]
+        if h >= k:  # a full history: every change over 0.1 s is known
+            np.subtract(ext[h:, main], ext[h - k : n - k, main], out=d)
+        else:
+            d.fill(np.nan)
+            if n > k:
+                lo = max(h, k)
+                d[lo - h :] = ext[lo:, main] - ext[lo - k : -k, main]
+        return d
+
+    def _note_changes(self, seen: FloatArray, d: FloatArray) -> None:
+        """Keep the piece's finite changes ``seen`` (``d``: all of them, already
+        in the block's buffer); at a block's end, the scale from them."""
+        if seen is not d:
+            self._d_block[self._dn : self._dn + seen.shape[0]] = seen
+        self._dn += seen.shape[0]
+        if self._n % self._block_n == 0 and self._dn:
             # the scale from blocks as they come: a robust spread of the 0.1 s changes
-            dd = np.concatenate(self._d_block)
+            dd = self._d_block[: self._dn]
             dd -= median(dd)
             s = 1.4826 * median(np.abs(dd, out=dd), overwrite=True)
             if s > 0:
                 self._scale = s if math.isnan(self._scale) else 0.8 * self._scale + 0.2 * s
-            self._d_block = []
-        return out
+            self._dn = 0
 
     def _walk(self, ext: FloatArray, h: int, d: FloatArray, thr: float) -> FloatArray:
         """Sample by sample through a window (opened here or before); ``ext`` is
