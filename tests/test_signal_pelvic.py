@@ -11,9 +11,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
+from biofeedback.signal.filters import Ewma
 from biofeedback.signal.pelvic import PelvicTracker
 from biofeedback.signal.pelvic.confidence import confidence, confidence_reference
-from biofeedback.signal.pelvic.rest import trend_fit, trend_fit_reference
+from biofeedback.signal.pelvic.rest import Ripple, trend_fit, trend_fit_reference
 from biofeedback.signal.pelvic.zones import Zones
 from biofeedback.signal.types import PelvicEvent, PelvicOutput, Quality, Thresholds
 from devices.intent import Intent, PelvicAction
@@ -337,3 +338,29 @@ def test_the_drift_fit_loop_is_the_numpy_fit() -> None:
         assert se == pytest.approx(se_ref, rel=1e-6, abs=1e-9)
     flat = [(i, 25.0) for i in range(20)]
     assert trend_fit(flat) == (0.0, 0.0) == trend_fit_reference(flat)
+
+
+def test_the_ripple_worked_out_late_is_the_ripple_per_chunk() -> None:
+    """:class:`Ripple` keeps the samples and runs the EWMA only when asked (or
+    when too many wait): the ripple it gives is, bit for bit, the base less
+    its EWMA run chunk by chunk, however the samples came and were asked for."""
+    rng = np.random.default_rng(5)
+    base = 20.0 + np.cumsum(rng.normal(0.0, 0.1, 3000)) + np.sin(np.arange(3000) / 8.0)
+    slow = Ewma(4.0, FS)
+    want = np.concatenate(
+        [base[i : i + 7] - slow.process(base[i : i + 7]) for i in range(0, 3000, 7)]
+    )
+    rip = Ripple(FS, keep=300)
+    a, asked = 0, 0
+    while a < base.size:
+        b = min(base.size, a + int(rng.integers(1, 80)))
+        rip.add(base[a:b])
+        if rng.random() < 0.3:
+            n = int(rng.integers(0, b - asked + 1))
+            assert np.array_equal(rip.newest(n), want[b - n : b])
+            asked = b
+        else:
+            rip.trim()  # (past 300 samples waiting, the EWMA catches up)
+            if b - asked > 300:
+                asked = b
+        a = b

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from biofeedback.signal.filters import FloatArray
+from biofeedback.signal.filters import Ewma, FloatArray
 
 __all__ = [
     "COMMON_FRAC",
@@ -32,6 +32,7 @@ __all__ = [
     "Learned",
     "RestModel",
     "RestTrend",
+    "Ripple",
     "trend_fit",
     "trend_fit_reference",
 ]
@@ -130,6 +131,57 @@ class RestTrend:
         return self._slope if self._since <= self._skip_max else 0.0
 
 
+class Ripple:
+    """The base's breathing ripple (the base less its slow part, an EWMA),
+    worked out only when it is asked for.
+
+    The samples wait until then, and the EWMA runs over all of them in one
+    call (it gives the same values however its input is split): outside long
+    rests the ripple is not needed, and a short chunk costs no filter call.
+
+    Parameters
+    ----------
+    fs : float
+        Sample rate.
+    tau_s : float
+        The EWMA's time constant (its output is the slow part).
+    keep : int
+        Samples kept waiting at most between :meth:`trim` calls.
+    """
+
+    def __init__(self, fs: float, tau_s: float = 4.0, keep: int = 512) -> None:
+        self._slow = Ewma(tau_s, fs)
+        self._keep = keep
+        self._waiting: list[FloatArray] = []
+        self._n = 0
+
+    def reset(self) -> None:
+        """A gap: the EWMA starts again (the samples waiting are dropped)."""
+        self._slow.reset()
+        self._waiting = []
+        self._n = 0
+
+    def add(self, base: FloatArray) -> None:
+        """Samples of the base (kept as given: the caller does not write to them)."""
+        self._waiting.append(base)
+        self._n += int(base.shape[0])
+
+    def newest(self, n: int) -> FloatArray:
+        """The ripple of the newest ``n`` samples (at most those added since
+        the last call); the EWMA catches up over every sample waiting."""
+        w = self._waiting
+        x = w[0] if len(w) == 1 else np.concatenate(w)
+        self._waiting = []
+        self._n = 0
+        r: FloatArray = x[x.shape[0] - n :] - self._slow.process(x)[x.shape[0] - n :]
+        return r
+
+    def trim(self) -> None:
+        """Past ``keep`` samples waiting, the EWMA catches up (nothing asked)."""
+        if self._n > self._keep:
+            self.newest(0)
+
+
 @dataclass
 class Learned:
     """What the tracker has learned of the person and the sensor."""
@@ -149,20 +201,19 @@ class Block:
     resting tone) do not depend on where chunks happen to split a block.
     """
 
-    buf: FloatArray  # rows: base, tip, ripple
+    buf: FloatArray  # rows: base, tip
     n: int = 0
     lo: float = math.inf  # lowest base level
     hi: float = -math.inf  # highest base level
     rest: bool = True  # every sample was REST
     rise: bool = False  # a contraction or strain sample
 
-    def add(self, base: FloatArray, tip: FloatArray | None, ripple: FloatArray) -> None:
+    def add(self, base: FloatArray, tip: FloatArray | None) -> None:
         """Append a stretch's samples (``tip`` None: one channel)."""
         pos, n = self.n, int(base.shape[0])
         self.buf[0, pos : pos + n] = base
         if tip is not None:
             self.buf[1, pos : pos + n] = tip
-        self.buf[2, pos : pos + n] = ripple
         self.n = pos + n
 
     def clear(self) -> None:
@@ -220,8 +271,12 @@ class RestModel:
     episode: Episode = field(default_factory=Episode)
     quiet: int = 0  # consecutive resting, steady blocks
 
-    def end_block(self, b: Block, sigma: float, md: float) -> None:
-        """Update the rest from a complete block (``md``: the drop margin)."""
+    def end_block(
+        self, b: Block, sigma: float, md: float, ripple: Callable[[int], FloatArray]
+    ) -> None:
+        """Update the rest from a complete block (``md``: the drop margin;
+        ``ripple(n)``: the breathing ripple of the newest ``n`` samples, asked
+        for only when the ripple's variance is updated)."""
         n = b.n
         lr = self.learned
         if n == 0 or lr.rest is None:
@@ -229,8 +284,6 @@ class RestModel:
         bb = b.buf
         level = (0.0 + float(np.add.reduce(bb[0, :n]))) / n
         tip = (0.0 + float(np.add.reduce(bb[1, :n]))) / n if self.two else 0.0
-        r = bb[2, :n]
-        rsq = 0.0 + float(np.dot(r, r))
         lr.sigma = sigma
         steady = (b.hi - b.lo) < max(md, 4.0 * sigma)
         self.quiet = self.quiet + 1 if (b.rest and steady) else 0
@@ -244,7 +297,8 @@ class RestModel:
         if self.quiet >= 8:
             # the ripple filter has forgotten any action by now; one block
             # may move the estimate by a bounded factor only
-            v = rsq / n
+            r = ripple(n)
+            v = (0.0 + float(np.dot(r, r))) / n
             if lr.ripple_var > 0:
                 v = min(max(v, 0.25 * lr.ripple_var), 4.0 * lr.ripple_var)
             lr.ripple_var += self.alpha * (v - lr.ripple_var)

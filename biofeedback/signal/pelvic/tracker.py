@@ -16,7 +16,6 @@ import numpy as np
 
 from biofeedback.signal.filters import (
     BlockMean,
-    Ewma,
     FloatArray,
     QualityMonitor,
     RingBuffer,
@@ -29,7 +28,14 @@ from biofeedback.signal.filters import (
 from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.pelvic.confidence import confidence
 from biofeedback.signal.pelvic.hold import BoolArray, HoldEvidence, split_hold
-from biofeedback.signal.pelvic.rest import COMMON_FRAC, Block, Learned, RestModel, RestTrend
+from biofeedback.signal.pelvic.rest import (
+    COMMON_FRAC,
+    Block,
+    Learned,
+    RestModel,
+    RestTrend,
+    Ripple,
+)
 from biofeedback.signal.pelvic.zones import CON, DROP, REST, UNK, Margins, Zones, margins_for
 from biofeedback.signal.types import (
     Int8Array,
@@ -110,7 +116,7 @@ class PelvicTracker:
         sos = lowpass_sos(lp, self.fs, 2)
         self._lp = SosFilter(sos, 2 if self.two else 1)
         self._lp_noise = math.sqrt(min(1.0, 2.0 * 1.11 * lp / self.fs))
-        self._slow = Ewma(4.0, self.fs)  # base's slow part: what is left is the breath ripple
+        self._ripple = Ripple(self.fs)  # the base less its slow part: the breath ripple
         self._common = CommonShift(max(1, round(0.2 * self.fs)), COMMON_FRAC)
         self._noise_n = max(16, round(5.0 * self.fs))
         self._raw = RingBuffer(self._noise_n, 0)
@@ -148,7 +154,7 @@ class PelvicTracker:
             trend=RestTrend(self._block_n / self.fs),
             learned=learned if learned is not None else Learned(),
         )
-        self._block = Block(buf=np.zeros((3, self._block_n)))
+        self._block = Block(buf=np.zeros((2, self._block_n)))
         self._moved_since = -1.0
         self._back = 0.0  # the block began after an action: the re-anchoring bound
 
@@ -159,7 +165,7 @@ class PelvicTracker:
     def reset(self) -> None:
         """A gap: restart the filters; keep the resting tone and margins learned."""
         lr = self._lr
-        for f in (self._dec, self._gate, self._lp, self._slow, self._common, self._quality):
+        for f in (self._dec, self._gate, self._lp, self._ripple, self._common, self._quality):
             f.reset()
         self._raw.clear()
         if lr.rest is None:
@@ -258,7 +264,6 @@ class PelvicTracker:
         lp = self._lp.process(xb if self._cols_identity else xb[:, self._cols])
         base = lp[:, 0]
         tip = lp[:, 1] if self.two else base
-        ripple = base - self._slow.process(base)
         self._raw.append(tt, xr[:, self._base])
         quality = self._quality.process(xr, self._lr.sigma / self._lp_noise)
         hold = breath_hold if isinstance(breath_hold, bool) else breath_hold.holding(tt)
@@ -270,7 +275,7 @@ class PelvicTracker:
         a = 0
         while a < m:
             b = min(m, a + self._block_n - (self._n + a) % self._block_n)
-            sig = (base[a:b], tip[a:b], ripple[a:b])
+            sig = (base[a:b], tip[a:b])
             out = (state[a:b], rel[a:b], conf[a:b])
             h = hold if isinstance(hold, bool) else split_hold(hold[a:b])
             self._stretch(tt[a:b], sig, self._n + a, h, out, events)
@@ -291,20 +296,22 @@ class PelvicTracker:
     def _stretch(
         self,
         t: FloatArray,
-        sig: tuple[FloatArray, FloatArray, FloatArray],
+        sig: tuple[FloatArray, FloatArray],
         g_a: int,
         hold: bool | BoolArray,
         out: tuple[Int8Array, FloatArray, FloatArray],
         events: list[PelvicEvent],
     ) -> None:
         """States for one stretch inside a rest-update block, starting at
-        working sample ``g_a`` (``sig``: base, tip, ripple; ``out``: state,
+        working sample ``g_a`` (``sig``: base, tip; ``out``: state,
         relative level, confidence); the rest update at the block's end."""
-        base, tip, ripple = sig
+        base, tip = sig
         state, rel, conf = out
         n = int(t.shape[0])
         g_end = g_a + n
         if self._settling or self._lr.rest is None:
+            self._ripple.add(base)
+            ripple = self._ripple.newest(n)
             self._settle_stretch(np.column_stack([base, tip, ripple]), g_end, out)
             return
         run = self._zones.run
@@ -322,6 +329,7 @@ class PelvicTracker:
         # during it (two channels tell by the tip), so a rise within the distance
         # the rest may still be re-anchored by is no contraction
         mz = (m[0], max(m[1], self._back), max(m[2], self._back)) if self._back else m
+        self._ripple.add(base)  # (worked out at the block's end, if needed)
         if self.two:
             # (per stretch: the margin changes at block ends only)
             base, tip = self._common.process(base, tip, m[0])
@@ -343,7 +351,7 @@ class PelvicTracker:
         self._follow_episode(rel, (lo, hi), any_drop, any_rise, m)
         confidence(rel, state, const, mz, conf)
         blk = self._block
-        blk.add(base, tip if self.two else None, ripple)
+        blk.add(base, tip if self.two else None)
         blk.lo = min(blk.lo, lo + self._lr.rest)
         blk.hi = max(blk.hi, hi + self._lr.rest)
         blk.rest = blk.rest and all_rest
@@ -432,8 +440,9 @@ class PelvicTracker:
         # the noise changes slowly: measure it every fifth block
         if (g_end // self._block_n) % 5 == 0 or lr.sigma == 0.0:
             lr.sigma = self._noise_now()
-        self._model.end_block(self._block, lr.sigma, md)
+        self._model.end_block(self._block, lr.sigma, md, self._ripple.newest)
         self._block.clear()
+        self._ripple.trim()
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
         """Far below rest for a second, or a sudden step taken out in the last
