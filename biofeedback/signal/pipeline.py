@@ -37,6 +37,7 @@ from biofeedback.signal.breath import BreathTracker
 from biofeedback.signal.coupling import CouplingScorer
 from biofeedback.signal.pelvic import PelvicTracker, pressure_channels
 from biofeedback.signal.pelvic.hold import BreathHold
+from biofeedback.signal.pelvic.posture import PostureWatch
 from biofeedback.signal.reps import RepClock, RepPolicy, RepWindow
 from biofeedback.signal.results import (
     CouplingResult,
@@ -115,6 +116,7 @@ class Pipeline:
         self._given_up: set[str] = set()
         self.breath: BreathTracker | None = None
         self._hold: BreathHold | None = None  # the breath held, per sample
+        self._posture: PostureWatch | None = None  # one channel + belt: posture steps
         self._breath_spec: StreamSpec | None = None
         self._breath_name: str | None = None
         self._pick_breath()
@@ -158,12 +160,20 @@ class Pipeline:
             # (strain evidence for a one-channel probe only: two tell by the tip)
             one = self.pelvic is not None and not self.pelvic.two
             self._hold = BreathHold(self.breath.front.fs) if one else None
+            # a belt's end-expiratory level tells a one-channel probe's posture steps
+            belt = one and spec.kind is StreamKind.BREATH_FORCE and self.pelvic is not None
+            self._posture = (
+                PostureWatch(float(spec.rate_hz or 0.0), self.pelvic.fs)
+                if belt and self.pelvic is not None
+                else None
+            )
             log.debug("breath source: %s (%s)", spec.name, spec.kind)
             return
         self._breath_spec = None
         self._breath_name = None
         self.breath = None
         self._hold = None
+        self._posture = None
 
     @property
     def streams(self) -> Sequence[StreamSpec]:
@@ -251,7 +261,9 @@ class Pipeline:
                 cols = self._pelvic_cols
                 if cols is not None:
                     values = values[:, cols]
-                pelvic_out = self.pelvic.process(t, values, breath_hold=self._hold or False)
+                pelvic_out = self.pelvic.process(
+                    t, values, breath_hold=self._hold or False, posture=self._posture
+                )
                 self._scorer.add_pelvic(pelvic_out)
                 self._reps.add_pelvic(pelvic_out)
                 if pelvic_out.t.shape[0]:
@@ -263,6 +275,8 @@ class Pipeline:
                 breath_out = self.breath.process(t, chunk.values)
                 if self._hold is not None:
                     self._hold.add(breath_out)
+                if self._posture is not None:
+                    self._posture.add_belt(t, chunk.values, breath_out.events, breath_out.polarity)
                 self._bfig = (
                     breath_out.rate_bpm,
                     breath_out.depth,
@@ -318,6 +332,8 @@ class Pipeline:
                 self._scorer.reset_breath()
                 if self._hold is not None:
                     self._hold.reset()
+                if self._posture is not None:
+                    self._posture.reset()
         elif ev.kind is LinkKind.CONNECTED:
             # a device that comes back is usable again
             self._given_up -= affected

@@ -24,7 +24,10 @@ Stages (one module each):
 * :mod:`~biofeedback.signal.pelvic.confidence` -- how far past its threshold;
 * :mod:`~biofeedback.signal.pelvic.rest` -- the resting tone, updated per
   block while the floor rests: slow drift, common shifts of both sensors
-  (posture, slip, drift), re-anchoring after an action.
+  (posture, slip, drift), re-anchoring after an action;
+* :mod:`~biofeedback.signal.pelvic.posture` -- one channel and a belt:
+  posture steps witnessed by the belt's end-expiratory level, told from a
+  drop by how the probe rides the breath.
 
 Causal and chunking-invariant: the rest updates at fixed sample indices.
 """

@@ -124,6 +124,10 @@ class RestTrend:
             self._slope = 0.0
         return self._slope
 
+    def shift(self, step: float) -> None:
+        """The baseline stepped (the body moved): the levels kept move with it."""
+        self._pts = deque(((i, lv + step) for i, lv in self._pts), maxlen=40)
+
     def skip(self) -> float:
         """A block that was not resting: the drift expected over it."""
         self._i += 1
@@ -302,6 +306,15 @@ class RestModel:
             if lr.ripple_var > 0:
                 v = min(max(v, 0.25 * lr.ripple_var), 4.0 * lr.ripple_var)
             lr.ripple_var += self.alpha * (v - lr.ripple_var)
+
+    def shift_rest(self, step: float) -> None:
+        """The baseline stepped (the body moved): the rest and its recent levels move with it."""
+        lr = self.learned
+        if lr.rest is None:
+            return
+        lr.rest += step
+        lr.rest_tip += step
+        self.trend.shift(step)
 
     def _move_rest(self, b: Block, level: float, tip: float, md: float) -> None:
         lr = self.learned

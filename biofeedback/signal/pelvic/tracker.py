@@ -28,6 +28,7 @@ from biofeedback.signal.filters import (
 from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.pelvic.confidence import confidence
 from biofeedback.signal.pelvic.hold import BoolArray, HoldEvidence, split_hold
+from biofeedback.signal.pelvic.posture import PostureWatch
 from biofeedback.signal.pelvic.rest import (
     COMMON_FRAC,
     Block,
@@ -36,7 +37,7 @@ from biofeedback.signal.pelvic.rest import (
     RestTrend,
     Ripple,
 )
-from biofeedback.signal.pelvic.zones import CON, DROP, REST, UNK, Margins, Zones, margins_for
+from biofeedback.signal.pelvic.zones import CON, DROP, REST, STR, UNK, Margins, Zones, margins_for
 from biofeedback.signal.types import (
     Int8Array,
     PelvicEvent,
@@ -131,6 +132,7 @@ class PelvicTracker:
         self._peak_decay = 0.5 ** (self._block_n / (180.0 * self.fs))
         self._last_in = np.zeros(n_channels)
         self._last_quality = Quality.OK
+        self._watch: PostureWatch | None = None  # (the chunk's, see process)
         self.thresholds: Thresholds | None = None
         self._m_key: tuple[float, float, float | None, int, float] | None = None
         self._m_val: Margins = (0.0, 0.0, 0.0)
@@ -238,6 +240,7 @@ class PelvicTracker:
         values: FloatArray,
         *,
         breath_hold: bool | HoldEvidence = False,
+        posture: PostureWatch | None = None,
     ) -> PelvicOutput:
         """Process one chunk of probe pressure.
 
@@ -250,6 +253,9 @@ class PelvicTracker:
         breath_hold : bool or HoldEvidence
             One-channel strain evidence: the breath held over the whole chunk,
             or per sample (:class:`~biofeedback.signal.pelvic.hold.BreathHold`).
+        posture : PostureWatch or None
+            One channel: a belt's witness of posture steps
+            (:mod:`~biofeedback.signal.pelvic.posture`).
         """
         values = np.asarray(values, dtype=np.float64)
         if values.ndim == 1:
@@ -267,6 +273,7 @@ class PelvicTracker:
         self._raw.append(tt, xr[:, self._base])
         quality = self._quality.process(xr, self._lr.sigma / self._lp_noise)
         hold = breath_hold if isinstance(breath_hold, bool) else breath_hold.holding(tt)
+        self._watch = posture
         state = np.empty(m, dtype=np.int8)
         rel = np.empty(m)  # (a settling stretch fills in NaN)
         conf = np.empty(m)
@@ -356,8 +363,12 @@ class PelvicTracker:
         blk.hi = max(blk.hi, hi + self._lr.rest)
         blk.rest = blk.rest and all_rest
         blk.rise = blk.rise or any_rise
+        if self._watch is not None:
+            self._watch.add_probe(t, base, state)
         if g_end % self._block_n == 0:
             self._end_block(g_end, m[0])
+            if self._watch is not None:
+                self._posture_step(float(t[-1]), hold)
 
     def _back_bound(self) -> float:
         """After an action: how far from rest a steady level may re-anchor it."""
@@ -443,6 +454,14 @@ class PelvicTracker:
         self._model.end_block(self._block, lr.sigma, md, self._ripple.newest)
         self._block.clear()
         self._ripple.trim()
+
+    def _posture_step(self, t_end: float, hold: bool | BoolArray) -> None:
+        """A block ended: a posture step the belt witnessed moves the rest."""
+        assert self._watch is not None and self._lr.rest is not None
+        quiet = not np.any(hold) and self._zones.run.state != STR
+        step = self._watch.shift(t_end, self._lr.rest, self.margins()[0], quiet=quiet)
+        if step:
+            self._model.shift_rest(step)
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
         """Far below rest for a second, or a sudden step taken out in the last
