@@ -88,9 +88,11 @@ REACH_FRAC = 0.3
 RETREAT_FRAC = 1.0
 #: ... then turned again by this fraction of that (a wiggle is not a turn) ...
 TURN_FRAC = 0.5
-#: ... and took at least this long to come back (an inhale or exhale up to 30
-#: breaths/min; a heartbeat's notch on the detection signal is far shorter).
-TURN_S = 1.0
+#: ... and took at least this long to come back (a shallow breath's inhale or
+#: exhale at up to 25 breaths/min, as in a second, smaller breath stacked on
+#: an exhale; a heartbeat's notch on the detection signal, at 48 beats/min or
+#: faster, comes back within about 0.6 s).
+TURN_S = 0.8
 
 
 def detection_sos(fs: float) -> FloatArray:
