@@ -87,7 +87,8 @@ class JumpGate:
         self._left = 0
 
     def process(self, x: FloatArray) -> FloatArray:
-        """Corrected samples, shape as ``x`` (``(n, channels)``)."""
+        """Corrected samples, shape as ``x`` (``(n, channels)``; ``x`` itself
+        while no step has been taken out: do not write to it)."""
         m = x.shape[0]
         b = min(m, self._block_n - self._n % self._block_n)
         if b == m:  # (the usual case: the chunk ends inside the scale's block)
@@ -102,7 +103,8 @@ class JumpGate:
         return out
 
     def _piece(self, x: FloatArray) -> FloatArray:
-        """Corrected samples (a new array) of a piece inside one scale block."""
+        """Corrected samples of a piece inside one scale block (``x`` itself
+        while no step has been taken out)."""
         k = self.k
         m = x.shape[0]
         h = self._h
@@ -121,7 +123,10 @@ class JumpGate:
         quiet = self._left == 0 and not big
         if quiet and not self._armed:
             self._armed = not np.all(np.isfinite(d)) or bool(np.any(ad <= 0.5 * thr))
-        out = x - self.offset if quiet else self._walk(ext, h, d, thr)
+        if quiet:  # (no step taken out yet: the samples pass as they are)
+            out = x - self.offset if self.moved_at >= 0 else x
+        else:
+            out = self._walk(ext, h, d, thr)
         keep = min(3 * k, h + m)
         self._ext[:keep] = ext[h + m - keep :]
         self._h = keep

@@ -282,6 +282,10 @@ class PelvicTracker:
         a = 0
         while a < m:
             b = min(m, a + self._block_n - (self._n + a) % self._block_n)
+            if b == m and a == 0:  # (the usual case: one stretch, no views to take)
+                h = hold if isinstance(hold, bool) else split_hold(hold)
+                self._stretch(tt, (base, tip), self._n, h, (state, rel, conf), events)
+                break
             sig = (base[a:b], tip[a:b])
             out = (state[a:b], rel[a:b], conf[a:b])
             h = hold if isinstance(hold, bool) else split_hold(hold[a:b])
@@ -475,10 +479,11 @@ class PelvicTracker:
         md = self.margins()[0]
         th = self.thresholds
         limit = 10.0 * md if th is None or th.drop_margin is None else 5.0 * th.drop_margin
-        if rel[-1] < -limit:
+        if rel.item(-1) < -limit:
+            t_last = t.item(-1)
             if self._moved_since < 0:
-                self._moved_since = float(t[-1])
-            if t[-1] - self._moved_since >= 1.0:
+                self._moved_since = t_last
+            if t_last - self._moved_since >= 1.0:
                 return Quality.PROBE_MOVED
         else:
             self._moved_since = -1.0
