@@ -297,9 +297,11 @@ class Search:
         self.swing = max(self.swing, float(np.abs(d).max()))
 
 
-#: Longest stretch :func:`scan_swing` gives the plain loop (a live chunk);
-#: above it the vectorised stages win over the loop's cost per sample.
-SCAN_LOOP_MAX = 16
+#: Longest stretch :func:`scan_swing` gives the plain loop (a live chunk: a
+#: 1 s belt chunk is 25 working samples); above it the vectorised stages win
+#: over the loop's cost per sample. (At 16, a 25-sample stretch took the
+#: vector path, and 4 in 10 of those ran the loop as well, a turn being possible.)
+SCAN_LOOP_MAX = 64
 
 
 def scan_swing(
