@@ -37,17 +37,28 @@ import abc
 import asyncio
 import contextlib
 import logging
-import struct
-import uuid as uuid_module
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from bumble import att, gatt, gatt_server, hci
-from bumble.core import UUID
+from bumble import gatt, hci
 from bumble.device import Connection, Device
 
 from devices.clock import Clock
+from devices.virtual.advertising import build_advertising_data, uuid128
+from devices.virtual.faults import (
+    HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR,
+    HCI_CONNECTION_TIMEOUT_ERROR,
+    HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR,
+    HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR,
+    Faults,
+)
+from devices.virtual.gatt_parts import (
+    notify_characteristic,
+    notify_debug_logged,
+    read_characteristic,
+    send_notification,
+    write_characteristic,
+)
 from devices.virtual.radio import VirtualRadio, stable_address, unless_lost
 
 __all__ = [
@@ -62,173 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Link supervision timeout: what a central sees when the sensor walks out of range.
-HCI_CONNECTION_TIMEOUT_ERROR = hci.HCI_CONNECTION_TIMEOUT_ERROR  # 0x08
-#: The peripheral closed the link on purpose.
-HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR = hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR
-#: The peripheral was switched off.
-HCI_REMOTE_DEVICE_TERMINATED_CONNECTION_DUE_TO_POWER_OFF_ERROR = 0x15
-#: A connection that never got going (what a refused connection looks like).
-HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR = 0x3E
-
-_PROPS = gatt.Characteristic.Properties
-_PERMS = gatt.Characteristic.Permissions
-
-# AD types (Core Supplement, Part A, 1).
-_AD_FLAGS = 0x01
-_AD_UUID16_COMPLETE = 0x03
-_AD_UUID32_COMPLETE = 0x05
-_AD_UUID128_COMPLETE = 0x07
-_AD_NAME_COMPLETE = 0x09
-_AD_TX_POWER = 0x0A
-_AD_SERVICE_DATA16 = 0x16
-_AD_SERVICE_DATA32 = 0x20
-_AD_SERVICE_DATA128 = 0x21
-_AD_MANUFACTURER = 0xFF
-#: LE General Discoverable, BR/EDR not supported.
-_FLAGS_LE_ONLY = 0x06
-
-_SIG_SUFFIX = "-0000-1000-8000-00805f9b34fb"
-
-
-def uuid128(u: UUID | str) -> str:
-    """The lower-case 128-bit string form of a bumble UUID (or UUID string)."""
-    if isinstance(u, str):
-        u = UUID(u)
-    return str(uuid_module.UUID(bytes=u.to_bytes(force_128=True)[::-1]))
-
-
-def _uuid_wire(u: str) -> bytes:
-    """Shortest little-endian wire form of a UUID (2, 4 or 16 bytes)."""
-    full = uuid128(u)
-    if full.endswith(_SIG_SUFFIX):
-        v = int(full[:8], 16)
-        return v.to_bytes(2 if v <= 0xFFFF else 4, "little")
-    return uuid_module.UUID(full).bytes[::-1]
-
-
-def build_advertising_data(
-    name: str | None,
-    service_uuids: Iterable[str] = (),
-    *,
-    manufacturer_data: Mapping[int, bytes] | None = None,
-    service_data: Mapping[str, bytes] | None = None,
-    tx_power: int | None = None,
-) -> bytes:
-    """AD structures for an advertisement (pure).
-
-    Service UUIDs are grouped into complete 16-, 32- and 128-bit lists by
-    their shortest form; service data uses the matching AD type.
-
-    Parameters
-    ----------
-    name : str or None
-        Complete local name.
-    service_uuids : iterable of str
-        UUIDs in any form accepted by bumble (``"180D"``, 128-bit strings).
-    manufacturer_data : mapping of int to bytes, optional
-        Company id -> payload.
-    service_data : mapping of str to bytes, optional
-        Service UUID -> payload.
-    tx_power : int, optional
-        TX power level in dBm.
-    """
-    out = bytearray()
-
-    def ad(kind: int, payload: bytes) -> None:
-        if len(payload) > 254:
-            raise ValueError(f"AD structure 0x{kind:02X} too long ({len(payload)} bytes)")
-        out.extend((len(payload) + 1, kind))
-        out.extend(payload)
-
-    ad(_AD_FLAGS, bytes([_FLAGS_LE_ONLY]))
-    by_size: dict[int, bytearray] = {2: bytearray(), 4: bytearray(), 16: bytearray()}
-    for u in service_uuids:
-        wire = _uuid_wire(u)
-        by_size[len(wire)].extend(wire)
-    for size, kind in (
-        (2, _AD_UUID16_COMPLETE),
-        (4, _AD_UUID32_COMPLETE),
-        (16, _AD_UUID128_COMPLETE),
-    ):
-        if by_size[size]:
-            ad(kind, bytes(by_size[size]))
-    if tx_power is not None:
-        ad(_AD_TX_POWER, struct.pack("<b", tx_power))
-    for u, payload in (service_data or {}).items():
-        wire = _uuid_wire(u)
-        kind = {2: _AD_SERVICE_DATA16, 4: _AD_SERVICE_DATA32, 16: _AD_SERVICE_DATA128}[len(wire)]
-        ad(kind, wire + bytes(payload))
-    for company, payload in (manufacturer_data or {}).items():
-        ad(_AD_MANUFACTURER, struct.pack("<H", company) + bytes(payload))
-    if name:
-        ad(_AD_NAME_COMPLETE, name.encode("utf-8"))
-    return bytes(out)
-
-
-_gatt_server_log = logging.getLogger("bumble.gatt_server")
-
-
-def _notify(
-    server: gatt_server.Server,
-    connection: Connection,
-    characteristic: gatt.Characteristic[Any],
-    data: bytes,
-) -> None:
-    """Send one notification as bumble's ``Server.notify_subscriber`` does on a link
-    without EATT bearers (our centrals never open one), the subscription already
-    checked: the value cut to the ATT MTU, one Handle Value Notification.
-
-    bumble formats every notification PDU (with colours) for a debug log even when
-    nobody logs it: a tenth of the radio's CPU time per notification. With
-    ``bumble.gatt_server`` debug logging on, :meth:`VirtualPeripheral.notify` uses
-    bumble's own path, so that log still shows every notification.
-    """
-    pdu = att.ATT_Handle_Value_Notification(
-        attribute_handle=characteristic.handle,
-        attribute_value=data[: connection.att_mtu - 3],
-    )
-    server.send_gatt_pdu(connection, bytes(pdu))
-
-
-@dataclass
-class Faults:
-    """Fault injection for a virtual peripheral (mutable while it runs).
-
-    Attributes
-    ----------
-    drop_after : int, optional
-        Drop the link after this many notifications on one connection.
-    drop_at : float, optional
-        Drop the link at this clock time, once per value. With no link at
-        that moment, the first notification after it drops the next link
-        instead. May be set (again) while the peripheral runs; the check is
-        then made at each notification.
-    drop_reason : int
-        HCI reason the central sees for a fault drop: 0x08 connection timeout
-        (link loss, the default) or 0x13 remote user terminated.
-    max_drops : int, optional
-        Stop dropping after this many fault drops (None: drop every connection).
-    silent_after : int, optional
-        Stop sending after this many notifications on one connection; the
-        link stays up (a hung sensor).
-    malformed_every : int, optional
-        Every Nth notification of a connection is corrupted (truncated to 1 byte).
-    refuse_connections : int
-        Refuse (disconnect at once) the first K connection attempts.
-    powered : bool
-        False: the sensor is off and never advertises.
-    """
-
-    drop_after: int | None = None
-    drop_at: float | None = None
-    drop_reason: int = HCI_CONNECTION_TIMEOUT_ERROR
-    max_drops: int | None = None
-    silent_after: int | None = None
-    malformed_every: int | None = None
-    refuse_connections: int = 0
-    powered: bool = True
 
 
 class VirtualPeripheral(abc.ABC):
@@ -344,78 +188,9 @@ class VirtualPeripheral(abc.ABC):
         """The link went down (streaming has already been stopped)."""
 
     # ------------------------------------------------------ service builders
-    def notify_characteristic(
-        self,
-        uuid: str,
-        *,
-        indicate: bool = False,
-        readable: bool = False,
-        value: bytes = b"",
-    ) -> gatt.Characteristic[bytes]:
-        """A characteristic that notifies (or indicates) -- send with :meth:`notify`."""
-        props = _PROPS.INDICATE if indicate else _PROPS.NOTIFY
-        perms = _PERMS(0)
-        if readable:
-            props |= _PROPS.READ
-            perms |= _PERMS.READABLE
-        return gatt.Characteristic(uuid, props, perms, bytes(value))
-
-    def write_characteristic(
-        self,
-        uuid: str,
-        *,
-        with_response: bool = True,
-        without_response: bool = False,
-        notify: bool = False,
-        indicate: bool = False,
-        readable: bool = False,
-    ) -> gatt.Characteristic[bytes]:
-        """A writable characteristic; every write reaches :meth:`on_write`.
-
-        ``notify``/``indicate`` make it a command characteristic that also
-        answers (GDX-RB, Polar PMD control point).
-        """
-        props = _PROPS(0)
-        if with_response:
-            props |= _PROPS.WRITE
-        if without_response:
-            props |= _PROPS.WRITE_WITHOUT_RESPONSE
-        if not props:
-            raise ValueError("a write characteristic needs with_response or without_response")
-        if notify:
-            props |= _PROPS.NOTIFY
-        if indicate:
-            props |= _PROPS.INDICATE
-        perms = _PERMS.WRITEABLE
-        if readable:
-            props |= _PROPS.READ
-            perms |= _PERMS.READABLE
-        # A value object that keeps nothing: the hook sees the bytes, a read
-        # (if readable) returns the last write.
-        last = bytearray()
-
-        def write(_connection: Any, value: bytes) -> None:
-            last[:] = value
-
-        return gatt.Characteristic(
-            uuid, props, perms, gatt.CharacteristicValue(read=lambda _c: bytes(last), write=write)
-        )
-
-    def read_characteristic(
-        self,
-        uuid: str,
-        producer: Callable[[], bytes],
-        *,
-        notify: bool = False,
-    ) -> gatt.Characteristic[bytes]:
-        """A readable characteristic whose value ``producer()`` makes at read time.
-
-        For poll-based sensors (Elvie): each central read calls ``producer``.
-        """
-        props = _PROPS.READ | (_PROPS.NOTIFY if notify else _PROPS(0))
-        return gatt.Characteristic(
-            uuid, props, _PERMS.READABLE, gatt.CharacteristicValue(read=lambda _c: producer())
-        )
+    notify_characteristic = staticmethod(notify_characteristic)
+    write_characteristic = staticmethod(write_characteristic)
+    read_characteristic = staticmethod(read_characteristic)
 
     def _battery_service(self) -> gatt.Service:
         self.battery_characteristic = self.read_characteristic(
@@ -640,10 +415,10 @@ class VirtualPeripheral(abc.ABC):
     ) -> bool:
         server = self.device.gatt_server
         if cccd & 0x01:
-            if _gatt_server_log.isEnabledFor(logging.DEBUG):
+            if notify_debug_logged():
                 await server.notify_subscriber(connection, characteristic, data)
             else:
-                _notify(server, connection, characteristic, data)
+                send_notification(server, connection, characteristic, data)
             return True
         # An indication waits for the central's confirmation, which never comes
         # if the link goes down meanwhile: race it against the link loss.
