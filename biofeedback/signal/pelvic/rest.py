@@ -315,6 +315,11 @@ class RestModel:
         lr.rest += step
         lr.rest_tip += step
         self.trend.shift(step)
+        # the action under way is as far from the new rest as it is, not as it
+        # seemed: else a held drop would look like one that came back, and its
+        # level re-anchor the rest
+        ep = self.episode
+        ep.excursion = max(0.0, ep.excursion - ep.sign * step)
 
     def _move_rest(self, b: Block, level: float, tip: float, md: float) -> None:
         lr = self.learned

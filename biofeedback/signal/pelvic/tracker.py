@@ -462,7 +462,9 @@ class PelvicTracker:
     def _posture_step(self, t_end: float, hold: bool | BoolArray) -> None:
         """A block ended: a posture step the belt witnessed moves the rest."""
         assert self._watch is not None and self._lr.rest is not None
-        quiet = not np.any(hold) and self._zones.run.state != STR
+        # (the block's last sample: the same however chunks split the block)
+        held = hold if isinstance(hold, bool) else bool(hold[-1])
+        quiet = not held and self._zones.run.state != STR
         step = self._watch.shift(t_end, self._lr.rest, self.margins()[0], quiet=quiet)
         if step:
             self._model.shift_rest(step)
