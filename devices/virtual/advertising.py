@@ -1,14 +1,16 @@
-"""Advertising data of the virtual peripherals: AD structures and UUID forms (pure)."""
+"""Advertising data on the virtual radio: AD structures built by the peripherals, parsed for
+bleak by the centrals, and UUID forms (pure)."""
 
 from __future__ import annotations
 
 import struct
 import uuid as uuid_module
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from bumble.core import UUID
 
-__all__ = ["build_advertising_data", "uuid128"]
+__all__ = ["ParsedAdvertisement", "build_advertising_data", "parse_advertising_data", "uuid128"]
 
 # AD types (Core Supplement, Part A, 1).
 _AD_FLAGS = 0x01
@@ -100,3 +102,65 @@ def build_advertising_data(
     if name:
         ad(_AD_NAME_COMPLETE, name.encode("utf-8"))
     return bytes(out)
+
+
+@dataclass
+class ParsedAdvertisement:
+    """The fields of advertising data bleak reports."""
+
+    local_name: str | None = None
+    service_uuids: list[str] = field(default_factory=list)
+    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
+    service_data: dict[str, bytes] = field(default_factory=dict)
+    tx_power: int | None = None
+
+
+def _uuid_from_wire(b: bytes) -> str:
+    if len(b) == 2:
+        return f"0000{int.from_bytes(b, 'little'):04x}{_SIG_SUFFIX}"
+    if len(b) == 4:
+        return f"{int.from_bytes(b, 'little'):08x}{_SIG_SUFFIX}"
+    return str(uuid_module.UUID(bytes=bytes(b[::-1])))
+
+
+def parse_advertising_data(data: bytes) -> ParsedAdvertisement:
+    """Parse AD structures (length, type, payload) into bleak's advertisement fields (pure).
+
+    Handles the complete/incomplete 16-, 32- and 128-bit service UUID lists,
+    complete and shortened local names (complete wins), manufacturer data,
+    16/32/128-bit service data and the TX power level. UUIDs come out in
+    bleak's form (lower-case 128-bit) without duplicates. A zero length ends
+    the data; a structure running past the end is ignored, as controllers do.
+    """
+    out = ParsedAdvertisement()
+    shortened: str | None = None
+    i = 0
+    n = len(data)
+    while i < n:
+        length = data[i]
+        if length == 0 or i + 1 + length > n:
+            break
+        kind = data[i + 1]
+        payload = bytes(data[i + 2 : i + 1 + length])
+        i += 1 + length
+        if kind in (0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
+            size = {0x02: 2, 0x03: 2, 0x04: 4, 0x05: 4, 0x06: 16, 0x07: 16}[kind]
+            for k in range(0, len(payload) - size + 1, size):
+                u = _uuid_from_wire(payload[k : k + size])
+                if u not in out.service_uuids:
+                    out.service_uuids.append(u)
+        elif kind == 0x09:
+            out.local_name = payload.decode("utf-8", errors="replace")
+        elif kind == 0x08:
+            shortened = payload.decode("utf-8", errors="replace")
+        elif kind == 0x0A and len(payload) == 1:
+            out.tx_power = struct.unpack("<b", payload)[0]
+        elif kind == 0xFF and len(payload) >= 2:
+            out.manufacturer_data[int.from_bytes(payload[:2], "little")] = payload[2:]
+        elif kind in (0x16, 0x20, 0x21):
+            size = {0x16: 2, 0x20: 4, 0x21: 16}[kind]
+            if len(payload) >= size:
+                out.service_data[_uuid_from_wire(payload[:size])] = payload[size:]
+    if out.local_name is None:
+        out.local_name = shortened
+    return out

@@ -27,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import uuid as uuid_module
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bleak.args import SizedBuffer
@@ -39,20 +37,16 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
 from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import (
-    AdvertisementData,
-    AdvertisementDataCallback,
-    BaseBleakScanner,
-)
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
-from bleak.uuids import normalize_uuid_str
 from bumble import att, core, hci
-from bumble.device import Advertisement, Connection, Peer
+from bumble.device import Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 
 from devices.ble_scan import BleBackend
+from devices.virtual.advertising import ParsedAdvertisement, parse_advertising_data
 from devices.virtual.radio import QuietClient, VirtualRadio, to_the_end, unless_lost, until_done
+from devices.virtual.scanner import BleakScannerBumble, find_address, radio_for
 
 __all__ = [
     "BACKEND_ID",
@@ -72,74 +66,6 @@ BACKEND_ID = "bumble-virtual"
 #: ATT MTU the client asks for after connecting (what BlueZ negotiates with most sensors).
 REQUESTED_MTU = 247
 _DEFAULT_MTU = 23
-_SIG_SUFFIX = "-0000-1000-8000-00805f9b34fb"
-
-
-# --------------------------------------------------------------------------- AD parsing
-@dataclass
-class ParsedAdvertisement:
-    """The fields of advertising data bleak reports."""
-
-    local_name: str | None = None
-    service_uuids: list[str] = field(default_factory=list)
-    manufacturer_data: dict[int, bytes] = field(default_factory=dict)
-    service_data: dict[str, bytes] = field(default_factory=dict)
-    tx_power: int | None = None
-
-
-def _uuid_from_wire(b: bytes) -> str:
-    if len(b) == 2:
-        return f"0000{int.from_bytes(b, 'little'):04x}{_SIG_SUFFIX}"
-    if len(b) == 4:
-        return f"{int.from_bytes(b, 'little'):08x}{_SIG_SUFFIX}"
-    return str(uuid_module.UUID(bytes=bytes(b[::-1])))
-
-
-def parse_advertising_data(data: bytes) -> ParsedAdvertisement:
-    """Parse AD structures (length, type, payload) into bleak's advertisement fields (pure).
-
-    Handles the complete/incomplete 16-, 32- and 128-bit service UUID lists,
-    complete and shortened local names (complete wins), manufacturer data,
-    16/32/128-bit service data and the TX power level. UUIDs come out in
-    bleak's form (lower-case 128-bit) without duplicates. A zero length ends
-    the data; a structure running past the end is ignored, as controllers do.
-    """
-    out = ParsedAdvertisement()
-    shortened: str | None = None
-    i = 0
-    n = len(data)
-    while i < n:
-        length = data[i]
-        if length == 0 or i + 1 + length > n:
-            break
-        kind = data[i + 1]
-        payload = bytes(data[i + 2 : i + 1 + length])
-        i += 1 + length
-        if kind in (0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
-            size = {0x02: 2, 0x03: 2, 0x04: 4, 0x05: 4, 0x06: 16, 0x07: 16}[kind]
-            for k in range(0, len(payload) - size + 1, size):
-                u = _uuid_from_wire(payload[k : k + size])
-                if u not in out.service_uuids:
-                    out.service_uuids.append(u)
-        elif kind == 0x09:
-            out.local_name = payload.decode("utf-8", errors="replace")
-        elif kind == 0x08:
-            shortened = payload.decode("utf-8", errors="replace")
-        elif kind == 0x0A and len(payload) == 1:
-            out.tx_power = struct.unpack("<b", payload)[0]
-        elif kind == 0xFF and len(payload) >= 2:
-            out.manufacturer_data[int.from_bytes(payload[:2], "little")] = payload[2:]
-        elif kind in (0x16, 0x20, 0x21):
-            size = {0x16: 2, 0x20: 4, 0x21: 16}[kind]
-            if len(payload) >= size:
-                out.service_data[_uuid_from_wire(payload[:size])] = payload[size:]
-    if out.local_name is None:
-        out.local_name = shortened
-    return out
-
-
-def _address_of(advertisement: Advertisement) -> str:
-    return advertisement.address.to_string(False).upper()
 
 
 def _uuid128(u: core.UUID) -> str:
@@ -161,110 +87,6 @@ def virtual_backend(radio: VirtualRadio) -> BleBackend:
         options={"radio": radio},
         name=BACKEND_ID,
     )
-
-
-def _radio_for(explicit: VirtualRadio | None, device: BLEDevice | None = None) -> VirtualRadio:
-    if explicit is not None:
-        return explicit
-    if device is not None and isinstance(device.details, dict):
-        radio = device.details.get("radio")
-        if isinstance(radio, VirtualRadio):
-            return radio
-    raise BleakError("no virtual radio: pass radio= (or a BLEDevice from a virtual scan)")
-
-
-def _details(radio: VirtualRadio) -> dict[str, Any]:
-    # No "path": bleak-retry-connector would take the device for a BlueZ one
-    # and ask BlueZ about it (DESIGN.md).
-    return {"source": "virtual-radio", "address_type": "random", "radio": radio}
-
-
-# --------------------------------------------------------------------------------- scanner
-class BleakScannerBumble(BaseBleakScanner):
-    """Scanner on the virtual radio's central.
-
-    Parameters
-    ----------
-    detection_callback, service_uuids
-        As for :class:`bleak.BleakScanner`.
-    scanning_mode : str
-        Accepted for compatibility; the shared central scan is always active.
-    radio : VirtualRadio, optional
-        Radio to scan on (required).
-    """
-
-    def __init__(
-        self,
-        detection_callback: AdvertisementDataCallback | None = None,
-        service_uuids: list[str] | None = None,
-        scanning_mode: str = "active",
-        *,
-        radio: VirtualRadio | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(detection_callback, service_uuids)
-        if service_uuids is not None:
-            self._service_uuids = [normalize_uuid_str(u) for u in service_uuids]
-        self._radio = radio
-        self._active_radio: VirtualRadio | None = None
-
-    async def start(self) -> None:
-        radio = _radio_for(self._radio)
-        if radio.closed:
-            raise BleakError("the virtual radio is closed")
-        self.seen_devices = {}
-        if self._active_radio is not None:
-            return
-        self._active_radio = radio
-        await radio.add_scan_listener(self._on_advertisement)
-
-    async def stop(self) -> None:
-        radio, self._active_radio = self._active_radio, None
-        if radio is not None:
-            await radio.remove_scan_listener(self._on_advertisement)
-
-    def _on_advertisement(self, advertisement: Advertisement) -> None:
-        radio = self._active_radio
-        if radio is None:
-            return
-        parsed = parse_advertising_data(bytes(advertisement.data))
-        if not self.is_allowed_uuid(parsed.service_uuids):
-            return
-        address = _address_of(advertisement)
-        data = AdvertisementData(
-            local_name=parsed.local_name,
-            manufacturer_data=parsed.manufacturer_data,
-            service_data=parsed.service_data,
-            service_uuids=parsed.service_uuids,
-            tx_power=parsed.tx_power,
-            rssi=radio.rssi_of(address, advertisement.rssi),
-            platform_data=(advertisement,),
-        )
-        device = self.create_or_update_device(
-            address, address, parsed.local_name, _details(radio), data
-        )
-        self.call_detection_callbacks(device, data)
-
-
-async def _find_address(radio: VirtualRadio, address: str, timeout: float) -> str | None:
-    """Scan until ``address`` advertises; its advertised name, or None after ``timeout``."""
-    loop = asyncio.get_running_loop()
-    found: asyncio.Future[str] = loop.create_future()
-    wanted = address.upper()
-
-    def listener(advertisement: Advertisement) -> None:
-        if not found.done() and _address_of(advertisement) == wanted:
-            name = parse_advertising_data(bytes(advertisement.data)).local_name
-            found.set_result(name or "")
-
-    await radio.add_scan_listener(listener)
-    try:
-        async with asyncio.timeout(timeout):
-            return await found
-    except TimeoutError:
-        return None
-    finally:
-        await radio.remove_scan_listener(listener)
 
 
 async def _abandon(radio: VirtualRadio, connect: asyncio.Future[Connection]) -> None:
@@ -368,14 +190,14 @@ class BleakClientBumble(BaseBleakClient):
         if pair:
             log.debug("%s: pairing is not modelled on the virtual radio; connecting", self.address)
         timeout = float(kwargs.get("timeout", self._timeout))
-        radio = _radio_for(self._radio, self._device)
+        radio = radio_for(self._radio, self._device)
         if radio.closed:
             raise BleakError("the virtual radio is closed")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
 
         if self._device is None:
-            name = await _find_address(radio, self.address, timeout)
+            name = await find_address(radio, self.address, timeout)
             if name is None:
                 raise BleakDeviceNotFoundError(
                     self.address, f"Device with address {self.address} was not found."
