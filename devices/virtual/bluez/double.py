@@ -32,12 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid as uuid_module
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bumble import att, core, hci
+from bumble import core, hci
 from bumble.device import Advertisement, Connection, Peer
 from bumble.gatt_client import CharacteristicProxy
 from dbus_fast import DBusError, Message
@@ -47,6 +45,16 @@ from dbus_fast.service import ServiceInterface
 
 from devices.clock import Clock
 from devices.virtual.backend import REQUESTED_MTU, parse_advertising_data
+from devices.virtual.bluez.flush import SignalFlusher
+from devices.virtual.bluez.links import (
+    CCCD,
+    FLAG_NAMES,
+    Attribute,
+    Link,
+    LinkLost,
+    att_call,
+    uuid_str,
+)
 from devices.virtual.bluez.objects import (
     Adapter1,
     Device1,
@@ -56,7 +64,7 @@ from devices.virtual.bluez.objects import (
     GattService1,
     bluez_error,
 )
-from devices.virtual.radio import QuietClient, VirtualRadio, unless_lost
+from devices.virtual.radio import QuietClient, VirtualRadio
 
 __all__ = ["ADAPTER_PATH", "BLUEZ_SERVICE", "BluezDouble", "device_path"]
 
@@ -66,74 +74,12 @@ T = TypeVar("T")
 
 BLUEZ_SERVICE = "org.bluez"
 ADAPTER_PATH = "/org/bluez/hci0"
-_CCCD = "00002902-0000-1000-8000-00805f9b34fb"
 #: HCI reason of a connection that failed to be established (the refusal fault).
 _FAILED_TO_ESTABLISH = 0x3E
-
-# bleak's names of the characteristic property bits (the Flags property).
-_FLAG_NAMES = (
-    (0x01, "broadcast"),
-    (0x02, "read"),
-    (0x04, "write-without-response"),
-    (0x08, "write"),
-    (0x10, "notify"),
-    (0x20, "indicate"),
-    (0x40, "authenticated-signed-writes"),
-    (0x80, "extended-properties"),
-)
-
-# ATT errors -> BlueZ's D-Bus errors (bluez src/gatt-client.c, create_gatt_dbus_error).
-_ATT_ERRORS: dict[int, tuple[str, str]] = {
-    att.ErrorCode.READ_NOT_PERMITTED: ("NotPermitted", "Read not permitted"),
-    att.ErrorCode.WRITE_NOT_PERMITTED: ("NotPermitted", "Write not permitted"),
-    att.ErrorCode.INSUFFICIENT_AUTHENTICATION: ("NotPermitted", "Not paired"),
-    att.ErrorCode.INSUFFICIENT_ENCRYPTION: ("NotPermitted", "Not paired"),
-    att.ErrorCode.INSUFFICIENT_AUTHORIZATION: ("NotAuthorized", "Not authorized"),
-    att.ErrorCode.INVALID_OFFSET: ("InvalidArguments", "Invalid offset"),
-    att.ErrorCode.INVALID_ATTRIBUTE_LENGTH: ("InvalidArguments", "Invalid Length"),
-    att.ErrorCode.REQUEST_NOT_SUPPORTED: ("NotSupported", "Operation is not supported"),
-}
-
 
 def device_path(address: str, adapter: str = ADAPTER_PATH) -> str:
     """BlueZ's object path of a device: ``/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF``."""
     return f"{adapter}/dev_{address.upper().replace(':', '_')}"
-
-
-class _LinkLost(Exception):
-    """The link went down while a GATT operation was under way."""
-
-
-@dataclass(eq=False)
-class _Link:
-    """One LE connection to a device and the GATT objects exported for it."""
-
-    connection: Connection
-    lost: asyncio.Future[int]
-    peer: Peer | None = None
-    mtu: int = 23
-    objects: list[tuple[str, ServiceInterface]] = field(default_factory=list)
-    subscribed: dict[str, Any] = field(default_factory=dict)  # char path -> subscriber
-
-    async def gatt(self, aw: Awaitable[T]) -> T:
-        """Run a GATT operation; :class:`_LinkLost` when the link goes first."""
-        task = asyncio.ensure_future(aw)
-        if not await unless_lost(task, self.lost):
-            raise _LinkLost
-        try:
-            return task.result()
-        except asyncio.CancelledError:
-            raise _LinkLost from None
-
-
-@dataclass(eq=False)
-class _Attribute:
-    """What a GATT object path stands for."""
-
-    link: _Link
-    handle: int
-    proxy: Any
-    is_cccd: bool = False
 
 
 class BluezDouble:
@@ -182,14 +128,13 @@ class BluezDouble:
         self.calls: list[str] = []
         self.rssi_interval = 0.1
         self.bus: MessageBus | None = None
-        self._links: dict[str, _Link] = {}
-        self._attributes: dict[str, _Attribute] = {}
+        self._links: dict[str, Link] = {}
+        self._attributes: dict[str, Attribute] = {}
         self._connecting: dict[str, asyncio.Task[Connection]] = {}
         self._discovering = False
         self._filter_uuids: list[str] | None = None
         self._last_rssi: dict[str, float] = {}
-        self._flush_task: asyncio.Task[None] | None = None
-        self._flush_wanted = False
+        self._flusher = SignalFlusher(lambda: self.bus)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -226,8 +171,7 @@ class BluezDouble:
                     await self._drop(path, link)
         for task in list(self._tasks):
             task.cancel()
-        if self._flush_task is not None:
-            self._flush_task.cancel()
+        self._flusher.cancel()
         bus, self.bus = self.bus, None
         if bus is not None:
             bus.disconnect()
@@ -371,7 +315,7 @@ class BluezDouble:
     async def _set_up(self, device: Device1, connection: Connection) -> None:
         """Connected -> MTU, discovery -> GATT objects -> ServicesResolved."""
         loop = asyncio.get_running_loop()
-        link = _Link(connection=connection, lost=loop.create_future())
+        link = Link(connection=connection, lost=loop.create_future())
         self._links[device.path] = link
         connection.on(
             connection.EVENT_DISCONNECTION, lambda reason: self._on_link_down(device, link, reason)
@@ -381,46 +325,47 @@ class BluezDouble:
             self._on_link_down(device, link, _FAILED_TO_ESTABLISH)
         try:
             if link.lost.done():
-                raise _LinkLost
+                raise LinkLost
             connection.gatt_client = QuietClient(connection)  # before anyone holds the old one
             peer = Peer(connection)
             link.peer = peer
             link.mtu = await link.gatt(peer.request_mtu(REQUESTED_MTU))
             await link.gatt(peer.discover_all())
-        except _LinkLost:
+        except LinkLost:
             # The peripheral ended the link during setup. (Not "...-by-local":
             # bleak retries that one inside connect() until its own timeout.)
             raise bluez_error("Failed", "le-connection-abort-by-remote") from None
         self._export_gatt(device, link, peer)
         device.changed(ServicesResolved=True)
 
-    def _export_gatt(self, device: Device1, link: _Link, peer: Peer) -> None:
+    def _export_gatt(self, device: Device1, link: Link, peer: Peer) -> None:
         assert self.bus is not None
         for s in peer.services:
             s_path = f"{device.path}/service{s.handle:04x}"
-            self._export(link, s_path, GattService1(uuid=_uuid(s.uuid), device=device.path))
+            self._export(link, s_path, GattService1(uuid=uuid_str(s.uuid), device=device.path))
             for c in s.characteristics:
                 # BlueZ names a characteristic by its declaration handle (value handle - 1).
                 c_path = f"{s_path}/char{c.handle - 1:04x}"
-                flags = [n for bit, n in _FLAG_NAMES if int(c.properties) & bit]
+                flags = [n for bit, n in FLAG_NAMES if int(c.properties) & bit]
                 char = GattCharacteristic1(
-                    self, path=c_path, uuid=_uuid(c.uuid), service=s_path, flags=flags, mtu=link.mtu
+                    self, path=c_path, uuid=uuid_str(c.uuid), service=s_path, flags=flags,
+                    mtu=link.mtu,
                 )
-                self._attributes[c_path] = _Attribute(link, c.handle, c)
+                self._attributes[c_path] = Attribute(link, c.handle, c)
                 self._export(link, c_path, char)
                 for d in c.descriptors:
                     d_path = f"{c_path}/desc{d.handle:04x}"
-                    d_uuid = _uuid(d.type)
+                    d_uuid = uuid_str(d.type)
                     desc = GattDescriptor1(self, path=d_path, uuid=d_uuid, characteristic=c_path)
-                    self._attributes[d_path] = _Attribute(link, d.handle, d, d_uuid == _CCCD)
+                    self._attributes[d_path] = Attribute(link, d.handle, d, d_uuid == CCCD)
                     self._export(link, d_path, desc)
 
-    def _export(self, link: _Link, path: str, obj: ServiceInterface) -> None:
+    def _export(self, link: Link, path: str, obj: ServiceInterface) -> None:
         assert self.bus is not None
         link.objects.append((path, obj))
         self.bus.export(path, obj)
 
-    def _on_link_down(self, device: Device1, link: _Link, reason: int) -> None:
+    def _on_link_down(self, device: Device1, link: Link, reason: int) -> None:
         if link.lost.done():
             return
         link.lost.set_result(reason)
@@ -452,7 +397,7 @@ class BluezDouble:
             raise bluez_error("NotConnected", "Not Connected")
         await self._drop(device.path, link)
 
-    async def _drop(self, path: str, link: _Link) -> None:
+    async def _drop(self, path: str, link: Link) -> None:
         """Disconnect ``link`` from our side and wait until it is down."""
         with contextlib.suppress(hci.HCI_Error, core.BaseBumbleError):
             await link.connection.disconnect(hci.HCI_REMOTE_USER_TERMINATED_CONNECTION_ERROR)
@@ -464,30 +409,15 @@ class BluezDouble:
             self._on_link_down(device, link, hci.HCI_CONNECTION_TERMINATED_BY_LOCAL_HOST_ERROR)
 
     # ----------------------------------------------------------------------- GATT
-    def _attribute(self, path: str) -> tuple[_Attribute, Peer]:
+    def _attribute(self, path: str) -> tuple[Attribute, Peer]:
         attribute = self._attributes.get(path)
         if attribute is None or attribute.link.lost.done() or attribute.link.peer is None:
             raise bluez_error("Failed", "Not connected")
         return attribute, attribute.link.peer
 
-    async def _att(self, attribute: _Attribute, aw: Awaitable[T]) -> T:
-        """A GATT operation with BlueZ's error replies."""
-        try:
-            return await attribute.link.gatt(aw)
-        except _LinkLost:
-            raise bluez_error("Failed", "Not connected") from None
-        except att.ATT_Error as exc:
-            name, text = _ATT_ERRORS.get(
-                exc.error_code,
-                ("Failed", f"Operation failed with ATT error: 0x{exc.error_code:02x}"),
-            )
-            raise bluez_error(name, text) from None
-        except (core.TimeoutError, TimeoutError):
-            raise bluez_error("Failed", "Operation failed with ATT error: timeout") from None
-
     async def read(self, path: str, offset: int) -> bytes:
         attribute, peer = self._attribute(path)
-        value = await self._att(attribute, peer.read_value(attribute.handle))
+        value = await att_call(attribute, peer.read_value(attribute.handle))
         if offset > len(value):
             raise bluez_error("InvalidArguments", "Invalid offset")
         return bytes(value[offset:])
@@ -497,7 +427,7 @@ class BluezDouble:
         if attribute.is_cccd:
             # bluetoothd owns the CCCD: clients use StartNotify/StopNotify.
             raise bluez_error("NotPermitted", "Write not permitted")
-        await self._att(
+        await att_call(
             attribute, peer.write_value(attribute.handle, value, with_response=with_response)
         )
 
@@ -513,11 +443,11 @@ class BluezDouble:
         def subscriber(value: bytes) -> None:
             if attribute.link.subscribed.get(char.path) is subscriber:
                 char.set_value(value)
-                self._keep_clock_honest(self._clock_of(attribute.link))
+                self._flusher.sent(self._clock_of(attribute.link))
 
         attribute.link.subscribed[char.path] = subscriber
         try:
-            await self._att(attribute, peer.subscribe(proxy, subscriber, prefer_notify=True))
+            await att_call(attribute, peer.subscribe(proxy, subscriber, prefer_notify=True))
         except DBusError:
             attribute.link.subscribed.pop(char.path, None)
             raise
@@ -530,45 +460,17 @@ class BluezDouble:
             raise bluez_error("Failed", "No notify session started")
         proxy = attribute.proxy
         assert isinstance(proxy, CharacteristicProxy)
-        await self._att(attribute, peer.gatt_client.unsubscribe(proxy, subscriber, force=True))
+        await att_call(attribute, peer.gatt_client.unsubscribe(proxy, subscriber, force=True))
         char.set_notifying(False)
 
     # ---------------------------------------------------------- simulated time
-    def _clock_of(self, link: _Link) -> Clock | None:
+    def _clock_of(self, link: Link) -> Clock | None:
         """The double's clock, else the clock of the peripheral at the other end."""
         if self.clock is not None:
             return self.clock
         address = link.connection.peer_address.to_string(False).upper()
         peripheral = self.radio.peripherals.get(address)
         return peripheral.clock if peripheral is not None else None
-
-    def _keep_clock_honest(self, clock: Clock | None) -> None:
-        """Under an event-driven SimClock, hold time until the bus carried the signal."""
-        if clock is None or clock.speed is not None or self.bus is None:
-            return
-        self._flush_wanted = True
-        if self._flush_task is None or self._flush_task.done():
-            self._flush_task = asyncio.ensure_future(self._flush(clock))
-
-    async def _flush(self, clock: Clock) -> None:
-        # A hold, not busy(): the signal belongs to the instant it was sent,
-        # so time stands still (rather than flowing) until it is delivered.
-        with clock.hold():
-            while self._flush_wanted and self.bus is not None:
-                self._flush_wanted = False
-                # The daemon answers after it has queued our earlier signals
-                # to their receivers.
-                ping = Message(
-                    destination="org.freedesktop.DBus",
-                    path="/org/freedesktop/DBus",
-                    interface="org.freedesktop.DBus.Peer",
-                    member="Ping",
-                )
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(1.0):
-                        await self.bus.call(ping)
-                # Let the receiver's reader run before time moves again.
-                await asyncio.sleep(0)
 
     async def __aenter__(self) -> BluezDouble:
         return self
@@ -578,7 +480,3 @@ class BluezDouble:
 
     def __repr__(self) -> str:
         return f"<BluezDouble {ADAPTER_PATH} devices={len(self.devices)} links={len(self._links)}>"
-
-
-def _uuid(u: core.UUID) -> str:
-    return str(uuid_module.UUID(bytes=u.to_bytes(force_128=True)[::-1]))
