@@ -52,6 +52,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -144,7 +145,8 @@ class PostureWatch:
 
     def add_probe(self, t: FloatArray, level: FloatArray, state: Int8Array) -> None:
         """The probe's smoothed level and reported state over a stretch."""
-        self._probe.append(t, level, aux=state.astype(np.float64))
+        # (the int8 states go into the float series as they are copied in)
+        self._probe.append(t, level, aux=cast(FloatArray, state))
 
     def shift(self, t_now: float, rest: float, md: float, *, quiet: bool) -> float:
         """At a rest-update block's end (its last sample at ``t_now``): how far
@@ -183,11 +185,13 @@ class PostureWatch:
         st = self.st
         if st.polarity == 0:
             return None
-        tb, xb = self._belt.since(ev.t - AT_S)
-        x = xb[: int(np.searchsorted(tb, min(ev.t + AT_S, ev.t_detected), side="right"))]
-        if not x.size:
+        rb = self._belt
+        tb, xb = rb.storage()
+        n = rb.total - rb.first
+        i, j = np.searchsorted(tb[:n], (ev.t - AT_S, min(ev.t + AT_S, ev.t_detected)), "right")
+        if j <= i:
             return None
-        level = st.polarity * float(np.mean(x))  # (inhale up)
+        level = st.polarity * float(np.add.reduce(xb[i:j])) / (j - i)  # (inhale up)
         swing = abs(level - st.last) if st.last is not None else None
         usual_swing = statistics.median(st.swings) if st.swings else None
         if swing is not None:
