@@ -1,7 +1,7 @@
 """The connection layer on the virtual radio, through plain BleakScanner/BleakClient.
 
-A small counter protocol (defined here, twin and driver) exercises the layer
-itself: scan/filter/registry, connect and stream, reconnect with the start
+A small counter protocol (twin and drivers in ``ble_counter.py``) exercises the
+layer itself: scan/filter/registry, connect and stream, reconnect with the start
 command re-sent and the gap reported, giving up, malformed packets, a sensor
 that goes silent, polling, the write whitelist and the clean stop.
 """
@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 import pytest
 import pytest_asyncio
-from bleak import BleakClient
-from bleak.backends.client import BaseBleakClient
-from bumble import gatt
+from ble_counter import (
+    CTRL,
+    FORBIDDEN,
+    RATE,
+    SERVICE,
+    CounterDriver,
+    CounterTwin,
+    PollDriver,
+    RogueDriver,
+    SneakyDriver,
+    after_connections,
+    chunks_of,
+    collect,
+    link_kinds,
+)
 from bumble.device import Advertisement
 
 from devices.ble import (
@@ -32,158 +43,21 @@ from devices.ble import (
     scan,
 )
 from devices.clock import RealClock, SimClock
-from devices.drivers.base import Decoded, Driver, DriverInfo, DriverIO, normalize_uuid
+from devices.drivers.base import DriverIO, normalize_uuid
 from devices.errors import (
     ConnectionFailedError,
     DeviceNotFoundError,
     GaveUpError,
     InputError,
-    ParseError,
     WriteNotAllowedError,
 )
 from devices.merge import merged
 from devices.registry import Registry
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec, SupportLevel
+from devices.stream import Chunk, LinkEvent, LinkKind
 from devices.virtual.backend import virtual_backend
 from devices.virtual.bluez import BluezDouble
-from devices.virtual.peripheral import Faults, VirtualPeripheral
+from devices.virtual.peripheral import Faults
 from devices.virtual.radio import VirtualRadio
-
-SERVICE = "5e5e0000-0000-4000-8000-00000000c0de"
-DATA = "5e5e0001-0000-4000-8000-00000000c0de"
-CTRL = "5e5e0002-0000-4000-8000-00000000c0de"
-POLL = "5e5e0003-0000-4000-8000-00000000c0de"
-FORBIDDEN = "5e5e00ff-0000-4000-8000-00000000c0de"
-RATE = 50.0
-
-
-class CounterTwin(VirtualPeripheral):
-    """Notifies ``<H seq><h value>`` at RATE after 0x01 on CTRL; 0x00 stops."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.seq = 0
-        self.starts = 0
-
-    def build_services(self) -> list[gatt.Service]:
-        self.data = self.notify_characteristic(DATA)
-        ctrl = self.write_characteristic(CTRL)
-        poll = self.read_characteristic(POLL, lambda: struct.pack("<Hh", self._next(), 7))
-        forbidden = self.write_characteristic(FORBIDDEN)
-        return [gatt.Service(SERVICE, [self.data, ctrl, poll, forbidden])]
-
-    def advertised_service_uuids(self) -> list[str]:
-        return [SERVICE]
-
-    def _next(self) -> int:
-        self.seq = (self.seq + 1) & 0xFFFF
-        return self.seq
-
-    def on_write(self, char_uuid: str, value: bytes) -> None:
-        if char_uuid == CTRL and value == b"\x01":
-            self.starts += 1
-            self.start_streaming(self._stream)
-        elif char_uuid == CTRL and value == b"\x00":
-            self.stop_streaming()
-
-    async def _stream(self) -> None:
-        t = self.clock.now()
-        while True:
-            t += 1.0 / RATE
-            await self.clock.sleep_until(t)
-            seq = self._next()
-            await self.notify(self.data, struct.pack("<Hh", seq, seq % 100))
-
-
-class CounterParser:
-    def feed(self, char: str, data: bytes) -> list[Decoded]:
-        if len(data) != 4:
-            raise ParseError(f"counter packet needs 4 bytes, got {len(data)}")
-        seq, value = struct.unpack("<Hh", data)
-        return [Decoded("count", np.array([[float(seq), float(value)]]))]
-
-    def reset(self) -> None:
-        pass
-
-
-class CounterDriver(Driver):
-    info = DriverInfo(
-        id="counter",
-        title="Test counter",
-        support=SupportLevel.USER_DEFINED,
-        name_patterns=(r"Counter.*",),
-        service_uuids=(SERVICE,),
-        streams=(StreamSpec("count", StreamKind.OTHER, ("seq", "value"), "count", RATE),),
-        notify_chars=(DATA,),
-        writable_chars=(CTRL,),
-        battery=True,
-    )
-
-    def make_parser(self) -> CounterParser:
-        return CounterParser()
-
-    async def start(self, io: DriverIO) -> None:
-        await super().start(io)
-        await io.write(CTRL, b"\x01", response=True)
-
-    async def stop(self, io: DriverIO) -> None:
-        await io.write(CTRL, b"\x00", response=True)
-
-
-class PollDriver(CounterDriver):
-    info = DriverInfo(
-        id="counter-poll",
-        title="Test counter, polled",
-        support=SupportLevel.USER_DEFINED,
-        name_patterns=(r"Counter.*",),
-        streams=(StreamSpec("count", StreamKind.OTHER, ("seq", "value"), "count", 10.0),),
-        poll_chars=((POLL, 0.1),),
-    )
-
-    async def start(self, io: DriverIO) -> None:
-        pass
-
-    async def stop(self, io: DriverIO) -> None:
-        pass
-
-
-class RogueDriver(CounterDriver):
-    async def start(self, io: DriverIO) -> None:
-        await io.write(FORBIDDEN, b"\xde\xad", response=True)
-
-
-def _clients_reachable(root: object, depth: int = 3) -> list[str]:
-    """Attribute paths (public and private, not dunder) from ``root`` to a bleak client."""
-    found: list[str] = []
-    todo: list[tuple[str, object, int]] = [("io", root, 0)]
-    seen: set[int] = set()
-    while todo:
-        path, obj, level = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, BleakClient | BaseBleakClient):
-            found.append(path)
-            continue
-        if level >= depth:
-            continue
-        items = list(enumerate(obj)) if isinstance(obj, tuple | list) else [
-            (name, getattr(obj, name, None)) for name in dir(obj) if not name.startswith("__")
-        ]
-        todo.extend((f"{path}.{name}", value, level + 1) for name, value in items)
-    return found
-
-
-class SneakyDriver(CounterDriver):
-    """Looks for the raw client behind its io, then tries to write around the whitelist."""
-
-    reachable: list[str] | None = None
-
-    async def start(self, io: DriverIO) -> None:
-        SneakyDriver.reachable = _clients_reachable(io)
-        client = io.client  # type: ignore[attr-defined]
-        await client.write_gatt_char(FORBIDDEN, b"\xde\xad", response=True)
-
 
 pytestmark = pytest.mark.asyncio
 
@@ -223,48 +97,6 @@ async def _twin(
     twin = CounterTwin(radio, clock, name=name, faults=Faults(**faults))  # type: ignore[arg-type]
     await twin.start()
     return twin
-
-
-async def _collect(
-    src: BleSource,
-    clock: SimClock,
-    seconds: float,
-    until: Callable[[list[Chunk | LinkEvent]], bool] | None = None,
-) -> list[Chunk | LinkEvent]:
-    """What the source yields in ``seconds`` of simulated time, or until ``until(items)``.
-
-    Tests that wait for something (a loss, a reconnect) pass ``until`` and a
-    generous timeout: a connection on the BlueZ double runs at the real rate
-    (see :meth:`Clock.busy`), so a busy machine must not eat the window.
-    """
-    items: list[Chunk | LinkEvent] = []
-
-    async def go() -> None:
-        async for item in src:
-            items.append(item)
-            if until is not None and until(items):
-                return
-
-    with contextlib.suppress(TimeoutError):
-        await clock.wait_for(go(), seconds)
-    return items
-
-
-def _after_connections(n: int) -> Callable[[list[Chunk | LinkEvent]], bool]:
-    """Stop at the first chunk after the ``n``-th connection."""
-
-    def done(items: list[Chunk | LinkEvent]) -> bool:
-        return isinstance(items[-1], Chunk) and _kinds(items).count(LinkKind.CONNECTED) >= n
-
-    return done
-
-
-def _chunks(items: list[Chunk | LinkEvent]) -> list[Chunk]:
-    return [i for i in items if isinstance(i, Chunk)]
-
-
-def _kinds(items: list[Chunk | LinkEvent]) -> list[LinkKind]:
-    return [i.kind for i in items if isinstance(i, LinkEvent)]
 
 
 async def test_scan_filters_and_registry(radio: VirtualRadio, backend: BleBackend) -> None:
@@ -321,11 +153,11 @@ async def test_stream_timestamps_and_clean_stop(radio: VirtualRadio, backend: Bl
                                      backend=backend)
         src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
-            items = await _collect(src, clock, 10.0)
-        kinds = _kinds(items)
+            items = await collect(src, clock, 10.0)
+        kinds = link_kinds(items)
         assert kinds[:2] == [LinkKind.CONNECTING, LinkKind.CONNECTED]
         assert LinkKind.BATTERY in kinds
-        chunks = _chunks(items)
+        chunks = chunks_of(items)
         t = np.concatenate([c.t for c in chunks])
         seq = np.concatenate([c.values[:, 0] for c in chunks])
         assert 450 <= t.size <= 510  # 10 s at 50 Hz
@@ -353,8 +185,8 @@ async def test_link_drop_reconnects_resends_start_and_counts_gap(
                                      backend=backend)
         src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
-            items = await _collect(src, clock, 60.0, until=_after_connections(3))
-        kinds = _kinds(items)
+            items = await collect(src, clock, 60.0, until=after_connections(3))
+        kinds = link_kinds(items)
         assert kinds.count(LinkKind.LOST) == 2
         assert kinds.count(LinkKind.CONNECTED) == 3
         reconnected = [i for i in items if isinstance(i, LinkEvent) and i.detail == "reconnected"]
@@ -363,7 +195,7 @@ async def test_link_drop_reconnects_resends_start_and_counts_gap(
         assert src.reconnects == 2
         st = src.stats.streams["counter.count"]
         assert st.gaps == 2 and st.gap_seconds > 0
-        t = np.concatenate([c.t for c in _chunks(items)])
+        t = np.concatenate([c.t for c in chunks_of(items)])
         assert np.all(np.diff(t) > 0)
     finally:
         await twin.stop()
@@ -387,7 +219,7 @@ async def test_gives_up_after_repeated_failures(radio: VirtualRadio, backend: Bl
                         # The sensor is switched off: every reconnect fails.
                         twin_ref.faults.powered = False
                         await twin_ref.stop()
-        assert _kinds(items)[-1] == LinkKind.GIVEN_UP
+        assert link_kinds(items)[-1] == LinkKind.GIVEN_UP
     finally:
         await twin.stop()
 
@@ -420,9 +252,9 @@ async def test_malformed_packets_are_counted_not_fatal(
                                      backend=backend)
         src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
-            items = await _collect(src, clock, 4.0)
+            items = await collect(src, clock, 4.0)
         assert src.stats.malformed >= 15
-        good = sum(len(c) for c in _chunks(items))
+        good = sum(len(c) for c in chunks_of(items))
         assert good >= 150
         assert src.stats.packets == good + src.stats.malformed
     finally:
@@ -437,7 +269,7 @@ async def test_silent_sensor_is_restarted(radio: VirtualRadio, backend: BleBacke
                                      backend=backend)
         src = BleSource(found.device, CounterDriver(), clock, policy=FAST, backend=backend)
         async with src:
-            items = await _collect(src, clock, 60.0, until=_after_connections(2))
+            items = await collect(src, clock, 60.0, until=after_connections(2))
         lost = [i for i in items if isinstance(i, LinkEvent) and i.kind == LinkKind.LOST]
         assert lost and "no data for 2 s" in lost[0].detail
         assert twin.starts >= 2
@@ -452,8 +284,8 @@ async def test_poll_driver_reads_at_a_steady_rate(radio: VirtualRadio, backend: 
         found = await resolve_device("Counter 1", Registry([PollDriver()]), clock, backend=backend)
         src = BleSource(found.device, PollDriver(), clock, policy=FAST, backend=backend)
         async with src:
-            items = await _collect(src, clock, 5.0)
-        t = np.concatenate([c.t for c in _chunks(items)])
+            items = await collect(src, clock, 5.0)
+        t = np.concatenate([c.t for c in chunks_of(items)])
         assert 45 <= t.size <= 52
         assert np.median(np.diff(t)) == pytest.approx(0.1, abs=0.01)
     finally:
@@ -524,7 +356,6 @@ async def test_scan_and_resolve_end_at_the_sighting(
     finally:
         for t in twins:
             await t.stop()
-
 
 
 class _CancelOnSighting:
