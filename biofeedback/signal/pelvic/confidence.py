@@ -16,15 +16,17 @@ from biofeedback.signal.types import Int8Array
 __all__ = ["confidence", "confidence_reference"]
 
 
-def _one_state(rel: FloatArray, st: np.int8, md: float, mc: float) -> FloatArray:
-    a = np.abs(rel)
-    if st == REST:
-        out: FloatArray = 1.0 - (0.5 / md) * a
-    elif st == DROP:
-        out = 0.5 + (a - md) * (0.5 / md)
+def _one_state(rel: FloatArray, st: np.int8, md: float, mc: float, out: FloatArray) -> None:
+    """A drop's or a rise's formula (unclipped) into ``out``, in place: the
+    operations of :func:`confidence_reference`, in its order."""
+    np.abs(rel, out=out)
+    if st == DROP:
+        out -= md
+        out *= 0.5 / md
     else:  # contraction or strain
-        out = 0.5 + (a - mc) / (2.0 * mc)
-    return out
+        out -= mc
+        out /= 2.0 * mc
+    out += 0.5
 
 
 def confidence(
@@ -49,7 +51,8 @@ def confidence(
         np.maximum(out, 0.0, out=out)
         return
     else:
-        c = _one_state(rel, const, md, mc)
+        _one_state(rel, const, md, mc, out)
+        c = out
     np.maximum(c, 0.0, out=out)
     np.minimum(out, 1.0, out=out)
 

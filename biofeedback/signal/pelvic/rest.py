@@ -55,8 +55,9 @@ def trend_fit(pts: Sequence[tuple[int, float]]) -> tuple[float, float]:
     fit in numpy).
     """
     n = len(pts)
-    mx = sum(p[0] for p in pts) / n
-    my = sum(p[1] for p in pts) / n
+    xs, ys = zip(*pts, strict=True)
+    mx = sum(xs) / n
+    my = sum(ys) / n
     sxx = sxy = syy = 0.0
     for i, v in pts:
         dx = i - mx

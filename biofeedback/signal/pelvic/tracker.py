@@ -156,13 +156,10 @@ class PelvicTracker:
             trend=RestTrend(self._block_n / self.fs),
             learned=learned if learned is not None else Learned(),
         )
+        self._lr = self._model.learned  # (read many times per chunk)
         self._block = Block(buf=np.zeros((2, self._block_n)))
         self._moved_since = -1.0
         self._back = 0.0  # the block began after an action: the re-anchoring bound
-
-    @property
-    def _lr(self) -> Learned:
-        return self._model.learned
 
     def reset(self) -> None:
         """A gap: restart the filters; keep the resting tone and margins learned."""
