@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 from bumble import att, gatt, gatt_server
 from bumble.device import Connection
 
+from devices.virtual.radio import unless_lost
+
 __all__ = [
+    "cccd_bits",
     "notify_characteristic",
-    "notify_debug_logged",
     "read_characteristic",
     "send_notification",
+    "send_value",
     "write_characteristic",
 ]
 
@@ -111,8 +115,8 @@ def send_notification(
 
     bumble formats every notification PDU (with colours) for a debug log even when
     nobody logs it: a tenth of the radio's CPU time per notification. With
-    ``bumble.gatt_server`` debug logging on, use bumble's own path
-    (:func:`notify_debug_logged` says when), so that log still shows every notification.
+    ``bumble.gatt_server`` debug logging on, :func:`send_value` uses bumble's own
+    path, so that log still shows every notification.
     """
     pdu = att.ATT_Handle_Value_Notification(
         attribute_handle=characteristic.handle,
@@ -121,6 +125,41 @@ def send_notification(
     server.send_gatt_pdu(connection, bytes(pdu))
 
 
-def notify_debug_logged() -> bool:
-    """Whether bumble's GATT server logs debug: then send through ``notify_subscriber``."""
-    return _server_log.isEnabledFor(logging.DEBUG)
+def cccd_bits(
+    server: gatt_server.Server,
+    connection: Connection | None,
+    characteristic: gatt.Characteristic[Any],
+) -> int:
+    """What the central enabled on ``characteristic``: 0x01 notifications, 0x02 indications."""
+    if connection is None:
+        return 0
+    value = server.subscribers.get(connection, {}).get(characteristic.handle)
+    return value[0] & 0x03 if value and len(value) == 2 else 0
+
+
+async def send_value(
+    server: gatt_server.Server,
+    connection: Connection,
+    characteristic: gatt.Characteristic[Any],
+    data: bytes,
+    cccd: int,
+    lost: asyncio.Future[None] | None,
+) -> bool:
+    """Notify ``data`` if the central enabled notifications (``cccd`` 0x01), else indicate it.
+
+    An indication waits for the central's confirmation, which never comes if the link
+    goes down meanwhile: it is raced against ``lost``, the link's loss. Returns whether
+    the value went out (an indication: was confirmed).
+    """
+    if cccd & 0x01:
+        if _server_log.isEnabledFor(logging.DEBUG):
+            await server.notify_subscriber(connection, characteristic, data)
+        else:
+            send_notification(server, connection, characteristic, data)
+        return True
+    if lost is None or lost.done():
+        return False
+    task = asyncio.ensure_future(server.indicate_subscriber(connection, characteristic, data))
+    if not await unless_lost(task, lost):
+        return False
+    return task.exception() is None

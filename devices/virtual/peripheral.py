@@ -53,13 +53,14 @@ from devices.virtual.faults import (
     Faults,
 )
 from devices.virtual.gatt_parts import (
+    cccd_bits,
     notify_characteristic,
-    notify_debug_logged,
     read_characteristic,
-    send_notification,
+    send_value,
     write_characteristic,
 )
-from devices.virtual.radio import VirtualRadio, stable_address, unless_lost
+from devices.virtual.radio import VirtualRadio, stable_address
+from devices.virtual.tasks import PeripheralTasks
 
 __all__ = [
     "HCI_CONNECTION_FAILED_TO_BE_ESTABLISHED_ERROR",
@@ -147,8 +148,7 @@ class VirtualPeripheral(abc.ABC):
         self._running = False
         self._advertising = False
         self._stream_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # spawn(): cancelled by stop()
-        self._hci_tasks: set[asyncio.Task[Any]] = set()  # HCI commands: awaited by stop()
+        self._tasks = PeripheralTasks(name, log)
         self._drop_at_task: asyncio.Task[None] | None = None
         self._link_lost: asyncio.Future[None] | None = None  # set when the link goes down
         self._drop_at_used: float | None = None  # the drop_at value already acted on
@@ -247,19 +247,9 @@ class VirtualPeripheral(abc.ABC):
         self._running = False
         self._stopped = True
         self.stop_streaming()
-        for task in [self._drop_at_task, *self._tasks]:
-            if task is not None and not task.done():
-                task.cancel()
-        for task in [self._drop_at_task, *self._tasks]:
-            if task is not None:
-                with contextlib.suppress(BaseException):
-                    await task
-        self._tasks.clear()
+        await self._tasks.cancel(self._drop_at_task)
         self._drop_at_task = None
-        # HCI commands in flight are let finish: bumble's host cannot take a
-        # cancelled command (the late Command Complete raises InvalidStateError).
-        if self._hci_tasks:
-            await asyncio.wait(set(self._hci_tasks), timeout=2.0)
+        await self._tasks.finish_hci(timeout=2.0)
         await self._stop_advertising()
         connection = self.connection
         if connection is not None:
@@ -318,21 +308,10 @@ class VirtualPeripheral(abc.ABC):
         self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
     ) -> asyncio.Task[Any]:
         """Run ``coro`` as a task owned by this peripheral (cancelled by :meth:`stop`)."""
-        task = asyncio.create_task(coro, name=name or f"{self.name} task")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
+        return self._tasks.spawn(coro, name or f"{self.name} task")
 
     def _spawn_hci(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=f"{self.name} {name}")
-        self._hci_tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        self._hci_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: task %s failed", self.name, task.get_name(), exc_info=task.exception())
+        self._tasks.spawn_hci(coro, f"{self.name} {name}")
 
     # ------------------------------------------------------------- streaming
     def start_streaming(self, coro_factory: Callable[[], Awaitable[None]]) -> None:
@@ -346,7 +325,7 @@ class VirtualPeripheral(abc.ABC):
             await coro_factory()
 
         self._stream_task = asyncio.create_task(run(), name=f"{self.name} stream")
-        self._stream_task.add_done_callback(self._task_done)
+        self._stream_task.add_done_callback(self._tasks.done)
 
     def stop_streaming(self) -> None:
         """Cancel the streaming task, if any."""
@@ -365,11 +344,7 @@ class VirtualPeripheral(abc.ABC):
         return self._cccd(characteristic) != 0
 
     def _cccd(self, characteristic: gatt.Characteristic[Any]) -> int:
-        connection = self.connection
-        if connection is None:
-            return 0
-        value = self.device.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
-        return value[0] & 0x03 if value and len(value) == 2 else 0
+        return cccd_bits(self.device.gatt_server, self.connection, characteristic)
 
     async def notify(self, characteristic: gatt.Characteristic[Any], data: bytes) -> bool:
         """Send ``data`` to the subscribed central, applying :attr:`faults`.
@@ -407,28 +382,10 @@ class VirtualPeripheral(abc.ABC):
         return True
 
     async def _send(
-        self,
-        connection: Connection,
-        characteristic: gatt.Characteristic[Any],
-        data: bytes,
-        cccd: int,
+        self, connection: Connection, char: gatt.Characteristic[Any], data: bytes, cccd: int
     ) -> bool:
         server = self.device.gatt_server
-        if cccd & 0x01:
-            if notify_debug_logged():
-                await server.notify_subscriber(connection, characteristic, data)
-            else:
-                send_notification(server, connection, characteristic, data)
-            return True
-        # An indication waits for the central's confirmation, which never comes
-        # if the link goes down meanwhile: race it against the link loss.
-        lost = self._link_lost
-        if lost is None or lost.done():
-            return False
-        task = asyncio.ensure_future(server.indicate_subscriber(connection, characteristic, data))
-        if not await unless_lost(task, lost):
-            return False
-        return task.exception() is None
+        return await send_value(server, connection, char, data, cccd, self._link_lost)
 
     async def set_battery(self, level: int) -> None:
         """Change the battery level and notify a subscribed central (no faults applied)."""
