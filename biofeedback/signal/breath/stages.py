@@ -384,6 +384,11 @@ def scan_swing_loop(
         search.swing,
     )
     back_i, back, turn_n, turned = search.back_i, search.back_d, search.turn_n, False
+    turn_back = TURN_FRAC * retreat
+    # the hysteresis is at least a positive floor (or NaN): a sample on the
+    # swing's own side of the midline cannot cross, so it is worked out only
+    # on the other side (or at a turn, which reports it)
+    lazy_h = floor > 0.0
     c, h_c = -1, math.nan
     for i, (v, yi, lv) in enumerate(zip(d.tolist(), y.tolist(), level.tolist(), strict=True)):
         if (yi > ext_v) if up else (yi < ext_v):
@@ -392,21 +397,18 @@ def scan_swing_loop(
             top_i, top, back_i, back = g0 + i, v, g0 + i, v
         elif (v < back) if up else (v > back):
             back_i, back = g0 + i, v
-        reach = s * top
         if abs(v) > swing:
             swing = abs(v)
-        h = min(SWING_FRAC * lv, cap, REACH_FRAC * reach)
-        h = max(h, floor)
         # a turn: the swing came back ``retreat`` from its extreme, over at least
         # ``turn_n`` samples, and has now turned again by a good part of that
         turned = (
-            s * (top - back) >= retreat
-            and s * (v - back) >= TURN_FRAC * retreat
-            and back_i - top_i >= turn_n
+            s * (top - back) >= retreat and s * (v - back) >= turn_back and back_i - top_i >= turn_n
         )
-        if turned or s * v < -h:
-            c, h_c = i, h
-            break
+        if turned or s * v < 0.0 or not lazy_h:
+            h = max(min(SWING_FRAC * lv, cap, REACH_FRAC * (s * top)), floor)
+            if turned or s * v < -h:
+                c, h_c = i, h
+                break
     search.ext_i, search.ext_v, search.top_i, search.top_d, search.swing = (
         ext_i,
         ext_v,
