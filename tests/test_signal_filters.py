@@ -22,6 +22,7 @@ from biofeedback.signal.filters import (
     bandpass_sos,
     df2t_loop,
     highpass_sos,
+    interp_at,
     lfilter_zi,
     lowpass_sos,
     median,
@@ -204,6 +205,23 @@ def test_interp_matches_numpy_bit_for_bit() -> None:
     for x in [*rng.uniform(0.0, 1.2, 2000).tolist(), *xp.tolist(), 0.0, 2.0, np.inf]:
         assert f(x) == float(np.interp(x, xp, fp))
     assert np.isnan(f(np.nan))
+
+
+def test_interp_at_matches_numpy_bit_for_bit() -> None:
+    # irregular times (block means of jittered samples), the detector's slopes; and a
+    # table with infinities, where numpy retries from the bracket's other end
+    rng = np.random.default_rng(8)
+    xp = np.cumsum(rng.uniform(0.03, 0.05, 60))
+    fp = np.sin(3.0 * xp) * rng.uniform(0.5, 2.0, 60)
+    odd = fp.copy()
+    odd[[5, 6, 20]] = [np.inf, np.inf, -np.inf]
+    xs = [*rng.uniform(xp[0] - 0.1, xp[-1] + 0.1, 3000).tolist(), *xp.tolist(), np.inf, -np.inf]
+    for table in (fp, odd):
+        for x in xs:
+            got, want = interp_at(x, xp, table), float(np.interp(x, xp, table))
+            assert got == want or (np.isnan(got) and np.isnan(want)), (x, got, want)
+    assert np.isnan(interp_at(np.nan, xp, fp))
+    assert interp_at(0.5, np.array([0.0]), np.array([3.0])) == float(np.interp(0.5, [0.0], [3.0]))
 
 
 def test_lfilter_zi_is_scipys_recursion() -> None:

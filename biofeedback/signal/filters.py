@@ -37,6 +37,7 @@ __all__ = [
     "df2t_loop",
     "ffill_nan",
     "highpass_sos",
+    "interp_at",
     "lfilter_zi",
     "lowpass_sos",
     "median",
@@ -175,6 +176,35 @@ class Interp:
             if r != r and y[j] == y[j + 1]:
                 r = y[j]
         return r
+
+
+def interp_at(x: float, xp: FloatArray, fp: FloatArray) -> float:
+    """``float(np.interp(x, xp, fp))`` for one value ``x``, bit for bit.
+
+    For a lookup or two per breath event: ``np.interp`` costs several
+    times a sorted search and a few element reads. Same rules as
+    :class:`Interp` (bracket, slope expression, edges, NaN retries), read
+    straight from the arrays (``xp`` increasing, at least one point).
+    """
+    if x != x:  # NaN
+        return x
+    n = int(xp.shape[0])
+    j = int(xp.searchsorted(x, side="right")) - 1
+    if j < 0:
+        return float(fp.item(0))
+    if j >= n - 1:
+        return float(fp.item(n - 1))
+    xj = xp.item(j)
+    if xj == x:
+        return float(fp.item(j))
+    yj, yj1 = fp.item(j), fp.item(j + 1)
+    s = (yj1 - yj) / (xp.item(j + 1) - xj)
+    r = s * (x - xj) + yj
+    if r != r:  # NaN one way: numpy tries from the other end
+        r = s * (x - xp.item(j + 1)) + yj1
+        if r != r and yj == yj1:
+            r = yj
+    return float(r)
 
 
 def ffill_nan(x: FloatArray, last: FloatArray) -> FloatArray:

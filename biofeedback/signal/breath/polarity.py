@@ -28,7 +28,8 @@ def polarity_evidence(y: FloatArray) -> float | None:
     often the shorter, and it outvoted the pause.) None when the cycle is too
     short or flat to say.
     """
-    hi, lo = float(y.max()), float(y.min())
+    # (argmax/argmin and a read: a fraction of max/min's fixed cost; a NaN wins both alike)
+    hi, lo = y.item(int(y.argmax())), y.item(int(y.argmin()))
     amp = hi - lo
     if y.shape[0] < 4 or not amp > 0:
         return None

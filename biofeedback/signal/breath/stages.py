@@ -39,6 +39,7 @@ from biofeedback.signal.filters import (
     SosFilter,
     df2t_loop,
     highpass_sos,
+    interp_at,
     lowpass_sos,
     phase_delays_s,
 )
@@ -447,22 +448,26 @@ def onset_time(t: FloatArray, y: FloatArray, kind: int) -> float:
     annotated breaths, this foot's 0.25 s.
     """
     n = y.shape[0]
+    t0 = t.item(0)  # (``item``: a Python float, without a numpy scalar's cost per operation)
     if n < 3:
-        return float(t[0])
-    dist = (y[0] - y) if kind > 0 else (y - y[0])  # >= 0: distance from the extreme
-    dt_mean = float(t[-1] - t[0]) / (n - 1)
+        return t0
+    y0 = y.item(0)
+    dist = (y0 - y) if kind > 0 else (y - y0)  # >= 0: distance from the extreme
+    dt_mean = (t.item(n - 1) - t0) / (n - 1)
     w = max(1, min(round(0.1 / dt_mean) if dt_mean > 0 else 1, (n - 1) // 2))
     slope = (dist[2 * w :] - dist[: n - 2 * w]) / (t[2 * w :] - t[: n - 2 * w])
     if slope.shape[0] == 0:
-        return float(t[0])
-    k = int(np.argmax(slope))
-    if not slope[k] > 0:
-        return float(t[0])
+        return t0
+    k = int(slope.argmax())
+    slope_k = slope.item(k)
+    if not slope_k > 0:
+        return t0
     s = k + w  # the steepest point's sample
-    foot = float(t[s]) - float(dist[s]) / float(slope[k])
-    step_max = REFINE_MAX * (float(t[s]) - foot)
+    t_s = t.item(s)
+    foot = t_s - dist.item(s) / slope_k
+    step_max = REFINE_MAX * (t_s - foot)
     foot = _refine_foot(foot, t[w : n - w], dist[w : n - w], slope, step_max)
-    return min(max(foot, float(t[0])), float(t[s]))
+    return min(max(foot, t0), t_s)
 
 
 #: The foot's refinement step (:func:`_refine_foot`) is at most this fraction
@@ -491,8 +496,8 @@ def _refine_foot(
     the BIDMC records it moved the onsets 0.5-1 s early on the breaths with a
     strong cardiac ripple).
     """
-    if not t.shape[0] or foot <= float(t[0]) or foot >= float(t[-1]):
+    if not t.shape[0] or foot <= t.item(0) or foot >= t.item(-1):
         return foot
-    d = float(np.interp(foot, t, dist))
-    sl = float(np.interp(foot, t, slope))
+    d = interp_at(foot, t, dist)
+    sl = interp_at(foot, t, slope)
     return foot - min(d / sl, step_max) if d > 0 and sl > 0 else foot
