@@ -271,7 +271,7 @@ def run_own(chunks: list[Chunk], specs: tuple[StreamSpec, ...] = SPECS) -> float
     pipe.start_reps()
     next_pelvic, next_breath = iter(pelvic).__next__, iter(breath).__next__
     if pipe.pelvic is not None:
-        setattr(pipe.pelvic, "process", lambda t, v, breath_hold=False: next_pelvic())  # noqa: B010
+        setattr(pipe.pelvic, "process", lambda t, v, **_: next_pelvic())  # noqa: B010
     if pipe.breath is not None:
         setattr(pipe.breath, "process", lambda t, v: next_breath())  # noqa: B010
     gc.collect()
