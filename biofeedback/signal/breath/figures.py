@@ -167,7 +167,8 @@ class PhaseLabeller:
         p = self.params
         if not known or not math.isfinite(p.theta):
             return np.full(n, _UNK, dtype=np.int8)
-        slope = [b - a for a, b in zip(ext[:n], ext[k:], strict=True)]
+        # n slopes: ext[k:] is the shorter (no copy of ext[:n])
+        slope = [b - a for a, b in zip(ext, ext[k:], strict=False)]
         if p.sign < 0:
             slope = [-x for x in slope]
             v = [-x for x in v]
@@ -262,18 +263,20 @@ def label_phases_loop(
     Takes arrays or lists of floats.
     """
     out: list[int] = []
+    append = out.append
     last = -1
     half = 0.5 * theta
+    neg = -theta
     inh, exh, pau = int(_INH), int(_EXH), int(_PAU)
     sl_seq = slope.tolist() if isinstance(slope, np.ndarray) else slope
     s_seq = s.tolist() if isinstance(s, np.ndarray) else s
     for i, (sl, v) in enumerate(zip(sl_seq, s_seq, strict=True)):
         if sl > theta:
             phase, last = inh, i
-        elif sl < -theta:
+        elif sl < neg:
             phase, last = exh, i
         if v < bottom:
             bottom = v
         pausing = phase == exh and abs(sl) < half and v - bottom < band
-        out.append(pau if pausing else phase)
+        append(pau if pausing else phase)
     return np.array(out, dtype=np.int8), last, int(phase), float(bottom)
