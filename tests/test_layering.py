@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,16 @@ VIRTUAL_BUILDER = ROOT / "biofeedback" / "virtual_wiring.py"
 APP_PACKAGES = ("biofeedback", "calibration")
 
 
+@functools.cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of a file, parsed once for all the checks of this run (each check
+    walked the whole tree of every file again)."""
+    return tuple(ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))))
+
+
 def _imported_modules(path: Path) -> set[tuple[str, int]]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out: set[tuple[str, int]] = set()
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 out.add((alias.name, node.lineno))
@@ -95,8 +102,7 @@ def test_app_code_does_not_reach_into_the_virtual_world() -> None:
         for path in sorted((ROOT / package).rglob("*.py")):
             if path == VIRTUAL_BUILDER:
                 continue
-            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            for node in ast.walk(tree):
+            for node in _nodes(path):
                 if (
                     isinstance(node, ast.Attribute)
                     and node.attr in ("body", "peripherals")
