@@ -316,6 +316,23 @@ def test_phase_per_sample_follows_the_breath() -> None:
     assert np.mean(est[moving] == truth[moving]) > 0.8
 
 
+def test_the_shown_breath_is_centred_from_the_first_sample() -> None:
+    # A belt at 13.5 N that swings +-2 N: before the first trough and peak the
+    # output was the uncentred level (13.5 +- 2) with a midline of 0, and the
+    # whole trace jumped by 13.5 when the first midline came (issue 14.4).
+    fs = 10.0
+    t = np.arange(0.0, 25.0, 1.0 / fs)
+    v = 13.5 + 2.0 * np.sin(2 * np.pi * t / 5.0)
+    tr = BreathTracker(StreamKind.BREATH_FORCE, fs)
+    outs = [tr.process(t[i : i + 10], v[i : i + 10, None]) for i in range(0, t.size, 10)]
+    centres = np.array([o.midline for o in outs])
+    assert np.all(np.abs(np.concatenate([o.signal for o in outs])) < 2.5)
+    assert np.all(np.abs(np.diff(centres)) < 2.0)  # at most a fraction of the swing
+    assert abs(centres[-1] - 13.5) < 0.1
+    level = np.concatenate([o.signal + o.midline for o in outs])  # what the UI re-centres
+    assert np.max(np.abs(np.diff(level))) < 0.3  # the signal's own largest step is 0.25
+
+
 def body_labels(body: BodyModel, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # the body keeps 120 s of history; query in range
     return body.labels(np.clip(t, body.oldest, body.horizon - 0.02))

@@ -184,9 +184,18 @@ class BreathDetector:
 
     @property
     def midline(self) -> float:
-        """Level halfway between the last trough and peak (display centre)."""
+        """Level halfway between the last trough and peak (display centre).
+
+        Before the first trough and peak, halfway between the lowest and the
+        highest level since the start (0 before any sample): a centre of 0
+        would show the uncentred level for the first breath, and the whole
+        trace would jump when the first midline came (issue 14.4).
+        """
         ev = self._timing.events
-        return 0.5 * (ev[-1].value + ev[-2].value) if len(ev) >= 2 else 0.0
+        if len(ev) >= 2:
+            return 0.5 * (ev[-1].value + ev[-2].value)
+        _, y = self._ring.last()
+        return 0.5 * (float(y.min()) + float(y.max())) if y.shape[0] else 0.0
 
     @property
     def noise_raw(self) -> float:
