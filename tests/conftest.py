@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -50,10 +51,32 @@ ResolveScope = machine
 """
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection imported (modules, classes, functions: alive to the end) is
+    moved out of the collector's sight, so the full collections below and the
+    interpreter's own walk only what the tests made."""
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The long files first (LONG_FILES_FIRST); the order within a file is kept."""
     rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After a Qt test, collect its garbage here, on the GUI thread.
+
+    A Qt object left in a reference cycle (a qasync loop, a QTimer, a QObject
+    holding an asyncio.Event) was otherwise freed whenever the collector next ran,
+    inside a later test's Qt event loop, and the process died (SIGSEGV:
+    test_qasync_spike.py then test_ui_resonance.py in one xdist worker, every time).
+    Only tests that use ``qtbot``.
+    """
+    if "qtbot" in getattr(item, "fixturenames", ()):
+        gc.collect()
 
 
 @pytest.fixture(scope="session", autouse=True)
