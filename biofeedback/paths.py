@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import platformdirs
+
+from devices.errors import InputError
 
 __all__ = [
     "PROFILES_DIRNAME",
@@ -14,6 +20,7 @@ __all__ = [
     "log_file",
     "make_private_dirs",
     "profiles_dir",
+    "replace_privately",
     "store_path",
 ]
 
@@ -40,6 +47,52 @@ def make_private_dirs(folder: Path) -> None:
         except FileExistsError:
             if not d.is_dir():
                 raise
+
+
+@contextmanager
+def replace_privately(
+    path: Path, *, binary: bool = False, newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """A new owner-only file that takes the place of ``path`` when the block ends.
+
+    What the block writes goes to a temporary file beside ``path`` (0600),
+    flushed to the disk and renamed over ``path``: a reader never sees half a
+    file, and a symlink at ``path`` is replaced, never followed. If the block
+    fails, the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : Path
+        The file to write; its folder must exist.
+    binary : bool
+        A binary file (else UTF-8 text).
+    newline : str, optional
+        How a text file writes line ends (as for :func:`open`).
+
+    Raises
+    ------
+    InputError
+        When the file cannot be written (the message names ``path``).
+    """
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        mode = "wb" if binary else "w"
+        enc = None if binary else "utf-8"
+        with os.fdopen(fd, mode, encoding=enc, newline=None if binary else newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _ensure(path: Path) -> Path:

@@ -6,7 +6,7 @@ and through plain bleak (the control point's answers).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -18,9 +18,7 @@ from devices.clock import SimClock
 from devices.drivers.base import RawPacket
 from devices.drivers.hrs import HeartRateDriver
 from devices.drivers.polar_clock import SensorClockTimestamper
-from devices.drivers.polar_frames import (
-    PmdFrame,
-)
+from devices.drivers.polar_frames import PmdFrame
 from devices.drivers.polar_h10 import PolarH10Driver
 from devices.drivers.polar_pmd import (
     ECG_RATE_HZ,
@@ -77,9 +75,7 @@ async def _source(
     )
 
 
-async def _collect(
-    src: BleSource, clock: SimClock, seconds: float, during: Callable[[], object] | None = None
-) -> list[Chunk | LinkEvent]:
+async def _collect(src: BleSource, clock: SimClock, seconds: float) -> list[Chunk | LinkEvent]:
     items: list[Chunk | LinkEvent] = []
 
     async def go() -> None:

@@ -14,9 +14,7 @@ from devices.clock import Clock, RealClock
 from devices.drivers.base import Advertisement, RawPacket, normalize_uuid
 from devices.drivers.hrs import HeartRateDriver
 from devices.drivers.polar_clock import SensorClockTimestamper
-from devices.drivers.polar_frames import (
-    build_frame,
-)
+from devices.drivers.polar_frames import build_frame
 from devices.drivers.polar_h10 import INFO, PolarH10Driver
 from devices.drivers.polar_pmd import (
     PMD_CP,

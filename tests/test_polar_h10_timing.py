@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from devices.drivers.polar_clock import SensorClockTimestamper
-from devices.drivers.polar_frames import (
-    build_frame,
-)
+from devices.drivers.polar_frames import build_frame
 from devices.drivers.polar_h10 import PmdParser
 from devices.drivers.polar_pmd import (
     ECG_RATE_HZ,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from biofeedback.paths import replace_privately
 from biofeedback.store import SessionEvent, SessionInfo, StateRun, Store, StreamStats
 from devices.errors import InputError
 
@@ -136,24 +135,8 @@ def private_file(path: Path, *, force: bool, binary: bool = False,
     """
     path = Path(path)
     check_target(path, force=force)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        mode = "wb" if binary else "w"
-        enc = None if binary else "utf-8"
-        with os.fdopen(fd, mode, encoding=enc, newline=None if binary else newline) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replace_privately(path, binary=binary, newline=newline) as f:
+        yield f
 
 
 @contextmanager

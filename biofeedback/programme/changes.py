@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from biofeedback.paths import data_dir, make_private_dirs
+from biofeedback.paths import data_dir, make_private_dirs, replace_privately
 from biofeedback.programme.follow import Change
 from devices.errors import InputError
 
@@ -71,14 +69,6 @@ def add_change(person: str | None, values: Mapping[str, Any], *, why: str | None
     doc = {"version": FORMAT_VERSION, "person": person or DEFAULT_PERSON,
            "changes": [c.to_json() for c in changes]}
     make_private_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with replace_privately(path) as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
     return change
