@@ -410,6 +410,12 @@ class QuietClient(Client):
     and everything while ``bumble.gatt_client`` logs debug, takes bumble's path.
     A central installs it on a new connection before using the connection's GATT:
     ``connection.gatt_client = QuietClient(connection)``.
+
+    A response to a request whose caller was cancelled is dropped: bumble cancels
+    the request's ``pending_response`` at once but forgets the request only when
+    its coroutine resumes, and a response arriving in between went to
+    ``set_result`` on the cancelled future (InvalidStateError, logged with a
+    traceback by the loop: closing the demo's window while it connected).
     """
 
     def on_gatt_pdu(self, att_pdu: att.ATT_PDU) -> None:
@@ -417,6 +423,10 @@ class QuietClient(Client):
             _gatt_client_log.isEnabledFor(logging.DEBUG)
         ):
             self.on_att_handle_value_notification(att_pdu)
+            return
+        waiting = self.pending_response
+        if att_pdu.op_code in att.ATT_RESPONSES and waiting is not None and waiting.done():
+            _gatt_client_log.debug("response to a cancelled request dropped: %s", att_pdu.name)
             return
         super().on_gatt_pdu(att_pdu)
 
