@@ -877,7 +877,7 @@ async def test_connect_cancelled_from_outside_leaves_radio_usable(
 
 @pytest.mark.asyncio
 async def test_a_response_to_a_cancelled_request_is_dropped(
-    radio: VirtualRadio, make_sensor: PeripheralFactory
+    radio: VirtualRadio, make_sensor: PeripheralFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The answer to a read whose caller was cancelled (the demo's window closed while it
     connected) arrives after bumble cancelled the request's future but before it forgot
@@ -887,22 +887,32 @@ async def test_a_response_to_a_cancelled_request_is_dropped(
     async with BleakClient(await find(radio, "Counter-1"), **connecting(radio)) as client:
         (connection,) = radio.central.connections.values()
         gatt_client = connection.gatt_client
+        sent = asyncio.Event()
+        send = gatt_client.send_gatt_pdu
+
+        def send_and_tell(pdu: bytes) -> None:
+            send(pdu)
+            sent.set()
+
+        monkeypatch.setattr(gatt_client, "send_gatt_pdu", send_and_tell)
         read = asyncio.ensure_future(client.read_gatt_char(POLL))
-        while gatt_client.pending_response is None:  # the request is out
-            await asyncio.sleep(0)
+        await sent.wait()  # the request is out; its answer is a few loop turns away
         errors: list[BaseException] = []
         answered = asyncio.Event()
 
         def answer(request: asyncio.Future[Any]) -> None:
             # Runs as the request's future is cancelled, before its coroutine resumes.
-            assert request.cancelled() and gatt_client.pending_request is not None
             try:
+                assert request.cancelled() and gatt_client.pending_request is not None
                 gatt_client.on_gatt_pdu(att.ATT_Read_Response(attribute_value=b"\x01\x00"))
             except BaseException as exc:
                 errors.append(exc)
-            answered.set()
+            finally:
+                answered.set()
 
-        gatt_client.pending_response.add_done_callback(answer)
+        request = gatt_client.pending_response
+        assert request is not None
+        request.add_done_callback(answer)
         read.cancel()
         with pytest.raises(asyncio.CancelledError):
             await read
