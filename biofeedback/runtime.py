@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ from biofeedback.session_devices import (
 )
 from biofeedback.session_options import Attach, LiveOptions, SessionRun
 from biofeedback.session_startup import FIRST_CHUNKS_WAIT_S, SESSION_STACK, loaded, raw_text
+from biofeedback.stop_signals import on_stop_signals
 from biofeedback.store import Store
 from biofeedback.store.sessions import SessionMeta, SessionWriter
 from biofeedback.virtual_wiring import (
@@ -62,6 +63,7 @@ from devices.stream import Chunk, LinkEvent, StreamSpec
 
 if TYPE_CHECKING:
     from biofeedback.protocols.session import SessionEngine
+    from biofeedback.protocols.summary import SessionSummary
     from biofeedback.ui.model import LiveModel
 
 __all__ = [
@@ -166,21 +168,13 @@ def apply_profile(
 
 
 def install_signals(engine: SessionEngine) -> Callable[[], None]:
-    """SIGINT/SIGTERM stop the session (the recording is kept); returns the undo."""
-    loop = asyncio.get_running_loop()
-    done: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, engine.stop, "interrupted")
-            done.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue  # not the main thread, or a platform without them
+    """SIGINT/SIGTERM stop the session (the recording is kept); returns the undo.
 
-    def undo() -> None:
-        for sig in done:
-            loop.remove_signal_handler(sig)
-
-    return undo
+    The undo gives the signals back to whoever had them before (the window, which
+    closes on them), not to the default that kills the process
+    (:mod:`biofeedback.stop_signals`).
+    """
+    return on_stop_signals(functools.partial(engine.stop, "interrupted"))
 
 
 def attach_window(window: Any, engine: SessionEngine, model: LiveModel) -> Callable[[], None]:
@@ -343,52 +337,74 @@ async def run_session(
         Recorded as a virtual session.
     """
     sources = _sources(clock, chosen)
-    async with merged(sources) as connected, loaded(connected, clock, sources, opts) as items:
-        parts = _assemble(clock, chosen, opts, world, sources)
-        engine, model = parts.engine, parts.model
-        writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual) if opts.save \
-            else None
-        engine.writer = writer
-        outlets = None
-        undo: list[Callable[[], None]] = []
-        view = None
-        if opts.status_lines and opts.window is None:
-            from biofeedback.ui.terminal import TerminalView  # rich: after the first samples
-
-            view = TerminalView(model)
-        if opts.window is not None:
-            undo.append(attach_window(opts.window, engine, model))
-            opts.window.pairing.backend = backend_of(world)  # its Sensors tab scans there
-        try:
-            feed: AsyncIterator[Chunk | LinkEvent] = items
-            if opts.lsl:
-                from biofeedback.lsl_out import LslOutlets
-
-                outlets = LslOutlets(parts.specs, clock, sources=parts.address_of,
-                                     session=str(writer.session_id) if writer else "")
-                engine.add_marker_listener(outlets.push_marker)
-                feed = _tee(items, outlets.push_chunk)  # link markers come from the engine
-            if view is not None:
-                if not view.tty:
-                    engine.add_marker_listener(cue_printer(opts.say))  # rich shows cues itself
-                view.start()
-            undo.append(install_signals(engine))
-            for attach in opts.attach:
-                u = attach(engine, model)
-                if u is not None:
-                    undo.append(u)
-            summary = await engine.run(feed)
-        finally:
-            for u in undo:
-                u()
-            if view is not None:
-                await view.stop()
-            if outlets is not None:
-                outlets.close()
-            if writer is not None and engine.writer is writer and not engine.finished:
-                writer.close()
+    engine: SessionEngine | None = None
+    writer: SessionWriter | None = None
+    try:
+        async with merged(sources) as connected, loaded(connected, clock, sources, opts) as items:
+            parts = _assemble(clock, chosen, opts, world, sources)
+            engine = parts.engine
+            writer = _begin_recording(clock, chosen, opts, parts, virtual=virtual) \
+                if opts.save else None
+            engine.writer = writer
+            summary = await _run_engine(parts, items, opts, world, writer)
+    except asyncio.CancelledError:
+        # Cancelled (the window closed, the command was stopped): the session was
+        # stopped, and its recording is finished as such, not left as if the process
+        # had died. Nobody else will: the caller never sees this run.
+        if engine is not None and writer is not None:
+            engine.finish()
+        raise
     sid = writer.session_id if writer is not None else None
     return SessionRun(sid, engine, summary, engine.error, parts.sources)
+
+
+async def _run_engine(
+    parts: _Parts, items: AsyncIterator[Chunk | LinkEvent], opts: LiveOptions, world: Any,
+    writer: SessionWriter | None,
+) -> SessionSummary:
+    """Run the session's engine with its front ends attached; its summary."""
+    engine, model = parts.engine, parts.model
+    outlets = None
+    undo: list[Callable[[], None]] = []
+    view = None
+    if opts.status_lines and opts.window is None:
+        from biofeedback.ui.terminal import TerminalView  # rich: after the first samples
+
+        view = TerminalView(model)
+    if opts.window is not None:
+        undo.append(attach_window(opts.window, engine, model))
+        opts.window.pairing.backend = backend_of(world)  # its Sensors tab scans there
+    try:
+        feed: AsyncIterator[Chunk | LinkEvent] = items
+        if opts.lsl:
+            from biofeedback.lsl_out import LslOutlets
+
+            outlets = LslOutlets(parts.specs, engine.clock, sources=parts.address_of,
+                                 session=str(writer.session_id) if writer else "")
+            engine.add_marker_listener(outlets.push_marker)
+            feed = _tee(items, outlets.push_chunk)  # link markers come from the engine
+        if view is not None:
+            if not view.tty:
+                engine.add_marker_listener(cue_printer(opts.say))  # rich shows cues itself
+            view.start()
+        undo.append(install_signals(engine))
+        for attach in opts.attach:
+            u = attach(engine, model)
+            if u is not None:
+                undo.append(u)
+        return await engine.run(feed)
+    except asyncio.CancelledError:
+        engine.stop("interrupted")  # see run_session: the recording is finished there
+        raise
+    finally:
+        for u in undo:
+            u()
+        if view is not None:
+            await view.stop()
+        if outlets is not None:
+            outlets.close()
+        if engine.writer is writer and writer is not None and not engine.finished:
+            writer.close()  # it failed: the recording ends where it got to
 
 
 async def run_demo_session(

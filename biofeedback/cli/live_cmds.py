@@ -286,7 +286,8 @@ def live(
     if result is None:
         say("Window closed: the session was stopped and what was recorded is kept.")
         return
-    summary = _finish(result, ask=interactive)
+    # In the window the recording was finished before it closed (nothing to ask).
+    summary = result.summary if windowed else _finish(result, ask=interactive)
     failed = result.error if isinstance(result.error, DeviceError) else None
     if not app.json:
         print_summary(result.session_id, summary)
@@ -338,7 +339,11 @@ def _run_live(
 
     async def in_window(window: Any) -> SessionRun:
         opts.window = window
-        return await _live(app, opts, *sensors)
+        result = await _live(app, opts, *sensors)
+        # Finished here, while the window has the signals: a SIGTERM from now on
+        # closes it, and the recording is complete whatever comes after.
+        result.summary = _finish(result, ask=False)
+        return result
 
     result: SessionRun | None = run_window(
         in_window, linger=lambda r: r.summary.ended_by != "interrupted",

@@ -4,22 +4,27 @@ Global options (``--virtual``, ``--speed``, ``-v``) are accepted before or
 after the command name. Errors are one line on stderr (a traceback only with
 ``-v``); with ``--json`` they are also printed as ``{"error", "code"}`` on
 stdout. Exit codes: 0 ok, 1 bad input or refused result, 2 usage error,
-3 device or link error.
+3 device or link error, 130 interrupted. Ctrl-C or SIGTERM stops a running
+session (it is kept; exit 0) or closes the window; at any other moment it
+interrupts the command (130).
 
 Each command group lives in its own module and registers itself here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
 import os
+import signal
 import sqlite3
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -265,6 +270,29 @@ def _load_commands() -> None:
         importlib.import_module(mod)
 
 
+def _interrupted(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM as Ctrl-C ("Interrupted.", exit 130) where no session or window has it.
+
+    A session and the window take SIGINT and SIGTERM while they run
+    (:mod:`biofeedback.stop_signals`) and give them back here after; without this,
+    a SIGTERM before or after them killed the process at once (no exit code of ours).
+    """
+    try:
+        before = signal.signal(signal.SIGTERM, _interrupted)
+    except ValueError:  # not the main thread (an embedding caller): leave it alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     _setup_logging(False)
@@ -272,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
     json_mode = "--json" in args
     verbose = "-v" in args or "--verbose" in args
     try:
-        cli.main(args=args, prog_name="biofeedback", standalone_mode=False)
+        with _sigterm_interrupts():
+            cli.main(args=args, prog_name="biofeedback", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)

@@ -12,6 +12,7 @@ import click
 
 from biofeedback.cli.main import AppContext
 from biofeedback.paths import config_dir
+from biofeedback.stop_signals import on_stop_signals
 from biofeedback.virtual_wiring import virtual_world
 from devices.ble_scan import backend_of
 from devices.clock import Clock
@@ -42,8 +43,27 @@ async def radio(
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine on a fresh event loop."""
-    return asyncio.run(coro)
+    """Run a command's coroutine on a fresh event loop.
+
+    SIGINT and SIGTERM cancel it (its clean-up runs: a session begun is finished
+    as interrupted) and the command ends as interrupted (KeyboardInterrupt: exit
+    130), unless a session running inside takes them (it stops, and the command
+    ends as usual).
+    """
+
+    async def cancellable() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        undo = on_stop_signals(task.cancel)
+        try:
+            return await coro
+        finally:
+            undo()
+
+    try:
+        return asyncio.run(cancellable())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
 
 
 def use_window(headless: bool, json_mode: bool) -> bool:

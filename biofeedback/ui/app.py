@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from biofeedback.stop_signals import on_stop_signals
 from biofeedback.ui.model import LiveModel
 from devices.errors import BiofeedbackError
 
@@ -74,9 +74,6 @@ def run_window(
     linger : bool or callable
         Keep the window open after ``main`` returned, until the user closes it
         (a callable decides from ``main``'s result: not after an interrupted session).
-
-    SIGINT and SIGTERM close the window (``main`` is cancelled, which stops the
-    session cleanly); a session may install its own handlers meanwhile.
     **window_kwargs
         Passed to :class:`~biofeedback.ui.window.SessionWindow`.
 
@@ -84,6 +81,15 @@ def run_window(
     -------
     The result of ``main``, or None when the user closed the window first
     (``main`` is then cancelled, which stops the session cleanly).
+
+    Notes
+    -----
+    SIGINT and SIGTERM close the window (``main`` is cancelled, which stops the
+    session cleanly) from the moment the loop exists until it is drained; a
+    session running inside registers its own stopper meanwhile
+    (:func:`~biofeedback.stop_signals.on_stop_signals`), and the window gets the
+    signals back when it ends. Before and after, they raise KeyboardInterrupt
+    (``biofeedback.cli.main``: "Interrupted.", exit 130).
     """
     import qasync
 
@@ -100,27 +106,44 @@ def run_window(
 
     try:
         with loop:
-            session = _until_done_or_closed(window, main, linger)
-            run = asyncio.ensure_future(session)
+            # SIGINT/SIGTERM close the window (not kill Qt mid-paint) from here until the
+            # loop is drained; a session inside takes them meanwhile (stop_signals).
+            undo_signals = on_stop_signals(window.close, loop)
             try:
-                return loop.run_until_complete(run)
-            except RuntimeError:
-                if run.done():
-                    raise
-                # Qt stopped the loop under the session: its display went away (an X
-                # server that died, a closed remote session). _drain below cancels the
-                # session, which stops it cleanly and keeps what it recorded.
-                raise DisplayLostError(
-                    "the window's display went away (did the X server or remote desktop "
-                    "close?); the session was stopped and what it recorded is kept") from None
+                return _run_until_done(loop, window, main, linger)
             finally:
-                _drain(loop)
+                try:
+                    _drain(loop)
+                    window.timer.stop()
+                    if window.isVisible():
+                        window.close()
+                finally:
+                    undo_signals()  # before the loop closes (it would restore SIG_DFL)
     finally:
         asyncio.set_event_loop(None)
         window.timer.stop()
         if window.isVisible():
             window.close()
         window.deleteLater()
+
+
+def _run_until_done(
+    loop: asyncio.AbstractEventLoop, window: Any, main: Callable[[Any], Awaitable[T]],
+    linger: bool | Callable[[Any], bool],
+) -> T | None:
+    """Run the session (and the lingering window) on ``loop``; see :func:`run_window`."""
+    run = asyncio.ensure_future(_until_done_or_closed(window, main, linger), loop=loop)
+    try:
+        return loop.run_until_complete(run)
+    except RuntimeError:
+        if run.done():
+            raise
+        # Qt stopped the loop under the session: its display went away (an X
+        # server that died, a closed remote session). _drain cancels the session,
+        # which stops it cleanly and keeps what it recorded.
+        raise DisplayLostError(
+            "the window's display went away (did the X server or remote desktop "
+            "close?); the session was stopped and what it recorded is kept") from None
 
 
 async def _until_done_or_closed(
@@ -132,7 +155,6 @@ async def _until_done_or_closed(
     """
     closed = asyncio.Event()
     window.closed.connect(closed.set)
-    undo_signals = _close_on_signals(window)
     task = asyncio.ensure_future(main(window))
     closer = asyncio.ensure_future(closed.wait())
     try:
@@ -141,14 +163,11 @@ async def _until_done_or_closed(
             result = task.result()
             stay = linger(result) if callable(linger) else linger
             if stay and not closed.is_set():
-                undo_signals()  # a session's own handlers may have replaced them
-                undo_signals = _close_on_signals(window)
                 await closer
             return result
         await _cancel_until_done(task)
         return None
     finally:
-        undo_signals()
         closer.cancel()
         if not task.done():
             await _cancel_until_done(task)
@@ -170,25 +189,6 @@ async def _cancel_until_done(task: asyncio.Future[Any]) -> None:
         await asyncio.wait({task}, timeout=CANCEL_RETRY_S)
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _close_on_signals(window: Any) -> Callable[[], None]:
-    """SIGINT/SIGTERM close the window (instead of killing Qt mid-paint); returns the undo."""
-    loop = asyncio.get_running_loop()
-    done: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, window.close)
-            done.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            continue  # not the main thread, or a platform without them
-
-    def undo() -> None:
-        for sig in done:
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
-
-    return undo
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
