@@ -317,6 +317,8 @@ class BreathDetector:
             self.swings.noise = self._noise_at(g)
         self._n_events += 1
         self.swings.add(search.swing)
+        if search.turned:
+            self._turn_extreme(search)
         ext = self._event(kind, search.ext_i, search.ext_v, g, events, breaths)
         self._timing.events.append(ext)
         self._set_labels()
@@ -327,7 +329,21 @@ class BreathDetector:
         if turned:  # confirmed at the next extreme: it lies behind us, take it in
             lo = max(since, self._ring.first)
             search.extend(self._ring.x(lo, g + 1), self._d_ring.x(lo, g + 1), lo)
-            search.swing = abs(search.top_d)
+            search.swing, search.start_i = abs(search.top_d), lo
+
+    def _turn_extreme(self, search: Search) -> None:
+        """A turn's extreme: the extreme of ``y`` before the turn.
+
+        The turn is seen on the detection signal, which lags ``y``; by the
+        time it has turned again, ``y`` may have run past the level of the
+        extreme it turned from (a shallow breath after a deep one, on a
+        sinking baseline), and the running extreme would be the next one.
+        """
+        lo = max(search.start_i, self._ring.first)
+        w = self._ring.x(lo, search.back_i + 1)
+        if w.shape[0]:
+            j = int(w.argmax()) if search.mode > 0 else int(w.argmin())
+            search.ext_i, search.ext_v = lo + j, float(w[j])
 
     def _event(
         self,

@@ -271,9 +271,10 @@ class Search:
     back_d: float = 0.0  # ... and its value
     turn_n: int = 1  # samples from the extreme to ``back_i`` for a turn (:func:`scan_swing`)
     turned: bool = False  # the last confirmation was a turn, not a crossing
+    start_i: int = -1  # where the swing started (global index)
 
     def restart(self, mode: int, i: int, v: float, d: float) -> None:
-        self.mode, self.ext_i, self.ext_v, self.swing = mode, i, v, abs(d)
+        self.mode, self.ext_i, self.ext_v, self.swing, self.start_i = mode, i, v, abs(d), i
         self.top_i, self.top_d, self.fresh = i, d, False
         self.back_i, self.back_d = i, d
 
@@ -377,14 +378,9 @@ def scan_swing_loop(
     floor, cap, retreat = bounds
     up = search.mode > 0
     s = 1.0 if up else -1.0
-    ext_i, ext_v, top_i, top, swing = (
-        search.ext_i,
-        search.ext_v,
-        search.top_i,
-        search.top_d,
-        search.swing,
-    )
-    back_i, back, turn_n, turned = search.back_i, search.back_d, search.turn_n, False
+    ext_i, ext_v, top_i, top = search.ext_i, search.ext_v, search.top_i, search.top_d
+    swing, back_i, back, turn_n = search.swing, search.back_i, search.back_d, search.turn_n
+    turned = False
     turn_back = TURN_FRAC * retreat
     # the hysteresis is at least a positive floor (or NaN): a sample on the
     # swing's own side of the midline cannot cross, so it is worked out only
@@ -410,14 +406,8 @@ def scan_swing_loop(
             if turned or s * v < -h:
                 c, h_c = i, h
                 break
-    search.ext_i, search.ext_v, search.top_i, search.top_d, search.swing = (
-        ext_i,
-        ext_v,
-        top_i,
-        top,
-        swing,
-    )
-    search.back_i, search.back_d, search.turned = back_i, back, turned
+    search.ext_i, search.ext_v, search.top_i, search.top_d = ext_i, ext_v, top_i, top
+    search.swing, search.back_i, search.back_d, search.turned = swing, back_i, back, turned
     return c, h_c
 
 
