@@ -65,3 +65,18 @@ def test_a_turned_breath_starts_at_its_own_trough() -> None:
         (b,) = [b for b in out.breaths if abs(b.inhale_onset - near[0]) < 1e-9]
         assert abs(b.peak - top) < 0.4, (top, b)
     assert abs(inh.size - 5 * len(marks)) <= 1  # three usual breaths, the sigh, the shallow one
+
+
+def test_a_shallow_breath_of_two_fifths_after_a_sigh_is_a_turn() -> None:
+    """A shallow breath rising 0.4 from a trough at 0.3 (two fifths of a usual
+    breath) after a held sigh: a turn of ``RETREAT_FRAC`` (0.85) of the recent
+    swings, each about half a usual breath. At 1.0 none of these was found;
+    human annotators mark such breaths (BIDMC 52 at 87.6 s, 07 at 328.2 s)."""
+    knots, marks = sigh_then_shallow((0.3, 0.7, 0.2), reps=6)
+    x = knots_signal(knots, seed=1)
+    t = np.arange(x.size) / FS
+    out = detect_breaths(t, x, StreamKind.BREATH_FORCE, FS)
+    inh = np.array([e.t for e in out.events if e.phase is BreathPhase.INHALE])
+    for trough, _ in marks[1:]:
+        assert np.count_nonzero(np.abs(inh - trough) < 0.4) == 1, (trough, inh)
+    assert abs(inh.size - 5 * len(marks)) <= 1

@@ -84,9 +84,11 @@ NOISE_SDS = 4.0
 #: midline (:func:`hysteresis`).
 REACH_FRAC = 0.3
 #: A swing that turns back without crossing the midline is a breath too when
-#: it came back this fraction of the recent swings from its extreme (about half
-#: a typical breath, peak to trough) ...
-RETREAT_FRAC = 1.0
+#: it came back this fraction of the recent swings from its extreme (about 40 %
+#: of a typical breath, peak to trough: the shallow breath after a deep or
+#: clipped one that both BIDMC annotators mark; at half, 1.0, those were missed;
+#: at 0.8 a 5 N posture step in a belt's exhale read as a breath) ...
+RETREAT_FRAC = 0.85
 #: ... then turned again by this fraction of that (a wiggle is not a turn) ...
 TURN_FRAC = 0.5
 #: ... and took at least this long to come back (a shallow breath's inhale or
