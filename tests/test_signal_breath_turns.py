@@ -6,9 +6,13 @@ breath's trough and top are known exactly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 
 from biofeedback.signal.breath import detect_breaths
+from biofeedback.signal.breath.stages import Search, scan_swing_loop, scan_swing_vector
 from devices.stream import StreamKind
 from devices.vocab import BreathPhase
 
@@ -80,3 +84,22 @@ def test_a_shallow_breath_of_two_fifths_after_a_sigh_is_a_turn() -> None:
     for trough, _ in marks[1:]:
         assert np.count_nonzero(np.abs(inh - trough) < 0.4) == 1, (trough, inh)
     assert abs(inh.size - 5 * len(marks)) <= 1
+
+
+def test_a_wiggle_back_over_the_midline_is_measured_against_its_own_dip() -> None:
+    """Below the midline by 1.0 (the trough sought), a wiggle comes back over it by
+    0.32 and sinks again: under a third of its own dip, no breath (``REACH_FRAC``
+    0.35; at 0.3 such wiggles confirmed extrema: BIDMC 23 at 30 s, 26 at 401 s,
+    breaths neither annotator marks). Coming back by 0.5 confirms it. The recent
+    breaths are large (a cap of 0.6), so only the swing's own reach decides."""
+    t = np.arange(150) / 25.0
+    dip = -np.sin(np.pi * np.clip(t, 0.0, 2.0) / 2.0)  # down to -1 and back to 0 at 2 s
+    for back, found in ((0.32, False), (0.5, True)):
+        d = dip + back * np.sin(np.pi * np.clip(t - 2.0, 0.0, 2.0) / 2.0)
+        for scan in (scan_swing_loop, scan_swing_vector):
+            s = Search(turn_n=25)
+            s.restart(-1, 0, 0.0, 0.0)
+            c, h = scan(s, d, d, np.full(150, 10.0), 0, (0.01, 0.6, math.inf))
+            assert (c >= 0) == found, (back, scan)
+            if found:
+                assert h == pytest.approx(0.35) and d[c] > 0.35 >= d[c - 1]
