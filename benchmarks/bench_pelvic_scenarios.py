@@ -8,7 +8,9 @@ for a one-channel probe with a belt and for a two-channel probe alone.
 
 Goals (issue 12 item 4): per-sample agreement >= 0.95 in the worst case; a
 strain never scored as a drop; a cough never a drop nor a good rep; the state
-settles within 5 s of a posture change or a slip.
+settles within 5 s of a posture change or a slip. Samples whose truth is
+unknown (the 1-2 s the body moves through a posture change, when the floor
+braces with the trunk) are not scored, in every scenario alike.
 
 Run: ``python benchmarks/bench_pelvic_scenarios.py [--seeds 6] [--data DIR]``.
 """
@@ -41,6 +43,7 @@ DURATION_S = 150
 SETTLE_S = 10.0  # the tracker learns the resting tone first
 SETTLE_GOAL_S = 5.0
 HOLD_S = 3.0  # settled: agreeing with the truth for this long
+GRACE_S = 1.0  # an action's onset: the tracker's response time, not the step's
 PRESSURE1 = StreamSpec("pressure", StreamKind.PRESSURE, ("pressure",), "cmH2O", FS)
 PRESSURE2 = StreamSpec("pressure", StreamKind.PRESSURE, ("base", "tip"), "cmH2O", FS)
 BELT = StreamSpec("force", StreamKind.BREATH_FORCE, ("force",), "N", FS)
@@ -85,10 +88,9 @@ class Score:
     cough_as_drop: int
     cough_good_reps: int
     settle_s: float  # the longest settling after a posture change or slip (0: none)
-    # disagreement while the body moves (a posture change or slip under way),
-    # seconds: the floor is not observable through the movement on one channel,
-    # and this much of the 5 % allowance is spent there whatever follows
-    moving_miss_s: float = 0.0
+    # seconds not scored: the truth is unknown while the body moves through a
+    # posture change (the floor braces with the trunk; devices/virtual/body/artefacts.py)
+    unscored_s: float = 0.0
 
 
 def run(trace: Path, seed: int, kinds: tuple[ArtefactKind, ...], setup: str) -> Score:
@@ -132,7 +134,9 @@ def _score(
     reps_good: list,  # type: ignore[type-arg]
     arte: SessionArtefacts,
 ) -> Score:
-    m = (t > SETTLE_S) & (t < t[-1] - 1.0)
+    # (samples whose truth is unknown -- the body moving through a posture
+    # change, the floor bracing with it -- are not scored)
+    m = (t > SETTLE_S) & (t < t[-1] - 1.0) & (ref != PelvicState.UNKNOWN)
     agree = float(np.mean(est_al[m] == ref[m]))
     strain_drop = int(np.sum((ref == PelvicState.STRAIN) & (est == PelvicState.DROP)))
     coughs = [e for e in arte.events if e.kind is ArtefactKind.COUGH]
@@ -151,25 +155,27 @@ def _score(
         if np.any(w & near) and not np.any(w & (ref == PelvicState.DROP)):
             cough_reps += 1
     settle = 0.0
-    moving = np.zeros(t.size, bool)
     for e in arte.events:
         if e.kind in (ArtefactKind.POSTURE, ArtefactKind.SLIP):
             settle = max(settle, _settle_time(t, est_al, ref, e.start + e.dur))
-            moving |= (t >= e.start) & (t < e.start + e.dur)
-    miss = float(np.sum(m & moving & (est_al != ref)) / FS)
-    return Score(agree, strain_drop, cough_drop, cough_reps, settle, moving_miss_s=miss)
+    unscored = float(np.sum(ref == PelvicState.UNKNOWN) / FS)
+    return Score(agree, strain_drop, cough_drop, cough_reps, settle, unscored_s=unscored)
 
 
 def _settle_time(t: npt.NDArray[np.float64], est: IntArray, ref: IntArray, t_end: float) -> float:
     """Time after ``t_end`` until the state agrees with the truth and keeps agreeing
-    for ``HOLD_S`` (or until the truth changes: then the state follows an action,
-    not the step); 15 s when it never does. (A disagreement later on, such as the
-    usual lag at the end of the next action, is not the step's.)"""
+    for ``HOLD_S``; 15 s when it never does. Through the next movement on (its
+    truth unknown) is not the step's; nor is the tracker's response time to an
+    action beginning (``GRACE_S``: its usual lag at an onset, scored as such in
+    the agreement)."""
     w = np.flatnonzero((t >= t_end) & (t < t_end + 15.0))
-    if w.size:
-        change = np.flatnonzero(ref[w] != ref[w[0]])
-        w = w[: change[0]] if change.size else w
+    known = ref[w] != PelvicState.UNKNOWN
+    w = w[int(np.argmax(known)) :] if known.any() else w[:0]  # (another move ending)
+    unknown = np.flatnonzero(ref[w] == PelvicState.UNKNOWN)
+    w = w[: unknown[0]] if unknown.size else w  # (up to the next move)
     bad = est[w] != ref[w]
+    for c in np.flatnonzero(ref[w][1:] != ref[w][:-1]) + 1:
+        bad[c : c + int(GRACE_S * FS)] = False
     hold = int(HOLD_S * FS)
     for i in range(w.size):
         if not bad[i : i + hold].any():
@@ -189,7 +195,7 @@ def main() -> None:
     print(f"{len(files)} traces, {args.seeds} seeds, {DURATION_S} s sessions")
     head = (
         "setup     scenario  agree worst/median  strain->drop  cough->drop/rep  settle max s"
-        "  miss moving max s"
+        "  unscored max s"
     )
     print(head)
     worst_all = 1.0
@@ -204,7 +210,7 @@ def main() -> None:
             f"      {sum(sc.strain_as_drop for sc in scores):5d}"
             f"        {cough_drop:4d} / {cough_reps:d}"
             f"        {max(sc.settle_s for sc in scores):5.1f}"
-            f"         {max(sc.moving_miss_s for sc in scores):5.1f}"
+            f"        {max(sc.unscored_s for sc in scores):5.1f}"
         )
     print(f"worst agreement over all: {worst_all:.3f}  (goal >= 0.95)")
 

@@ -81,7 +81,9 @@ body's components at the time (never from what was asked), in this order:
 * ``REST`` otherwise.
 
 The breathing ripple of the probe pressure, tone drift, noise and motion
-artefacts are not components and never change a label.
+artefacts are not components and never change a label; while the body moves
+through a scheduled posture change (1-2 s) the floor braces with the trunk and
+the state is ``UNKNOWN`` (see ``artefacts``).
 """
 
 from devices.virtual.body.artefacts import Artefact, ArtefactKind, SessionArtefacts

@@ -1,7 +1,13 @@
 """The artefacts of a real session, scheduled from a seed and labelled.
 
 None of them is something the pelvic floor does, so none changes the pelvic
-ground truth; :meth:`SessionArtefacts.labels` says where each one is.
+ground truth -- but for the movement of a posture change itself: the trunk
+moving, the floor braces with it (its postural activity rises before and
+during trunk and limb movements: Hodges, Sapsford & Pengel 2007, Neurourol
+Urodyn 26:362; it differs by posture: Sapsford et al. 2001), so for those 1-2 s
+the floor is in no voluntary state and the truth is unknown
+(:meth:`SessionArtefacts.moving`). :meth:`SessionArtefacts.labels` says where
+each one is.
 
 * ``COUGH`` -- a sharp rise of intra-abdominal pressure (0.3-0.5 s, 25-60
   cmH2O; the tip sees it most, as it sees a strain).
@@ -150,6 +156,15 @@ class SessionArtefacts:
                 base += step
                 tip += step
         return base, tip, belt
+
+    def moving(self, t: FloatArray) -> npt.NDArray[np.bool_]:
+        """Where the body moves through a posture change (the pelvic truth is
+        unknown there: see the module notes)."""
+        out = np.zeros(t.shape, dtype=bool)
+        for e in self.events:
+            if e.kind is ArtefactKind.POSTURE:
+                out |= (t >= e.start) & (t < e.start + e.dur)
+        return out
 
     def labels(self, t: FloatArray) -> npt.NDArray[np.int8]:
         """:class:`ArtefactKind` code at each time (a step is labelled while it

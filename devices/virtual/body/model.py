@@ -26,6 +26,7 @@ from devices.virtual.body.motion import Motion
 from devices.virtual.body.noise import Noise
 from devices.virtual.body.params import BodyParams
 from devices.virtual.body.sensors import belt_force, chest_gravity, probe_pressure
+from devices.vocab import PelvicState
 
 __all__ = ["BodyModel"]
 
@@ -153,8 +154,9 @@ class BodyModel:
         # the first six stay those of a skilled person.
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(8)]
         learner = Learner(p.skill, rngs[6]) if p.skill < 1.0 else None
-        self._guarding = (GuardingTone(p.guarding_sd_cmH2O, rngs[7], B)
-                          if p.guarding_sd_cmH2O > 0 else None)
+        self._guarding = (
+            GuardingTone(p.guarding_sd_cmH2O, rngs[7], B) if p.guarding_sd_cmH2O > 0 else None
+        )
         self._breathing = Breathing(p, self.t0, rngs[0], rngs[1], breaths, learner=learner)
         self._floor = PelvicFloor(p, rngs[2], B)
         self._heart = Heart(p, self.t0, rngs[3], B)
@@ -243,11 +245,16 @@ class BodyModel:
         breath : ndarray of int8
             :class:`~devices.vocab.BreathPhase` codes.
         pelvic : ndarray of int8
-            :class:`~devices.vocab.PelvicState` codes (see the package notes).
+            :class:`~devices.vocab.PelvicState` codes (see the package notes;
+            ``UNKNOWN`` while the body moves through a posture change).
         """
         ta = self._prepare(t)
         d, c, s, dref = self._grid.interp(ta, (_Ch.D, _Ch.C, _Ch.S, _Ch.DREF))
-        return self._breathing.phases(ta), pelvic_labels(d, c, s, dref, self.params)
+        pelvic = pelvic_labels(d, c, s, dref, self.params)
+        if self.artefacts is not None:
+            # the floor braces with the trunk through a posture change: no voluntary state
+            pelvic[self.artefacts.moving(ta)] = PelvicState.UNKNOWN
+        return self._breathing.phases(ta), pelvic
 
     def artefact_labels(self, t: npt.ArrayLike) -> IntArray:
         """:class:`~devices.virtual.body.artefacts.ArtefactKind` codes at each time."""
