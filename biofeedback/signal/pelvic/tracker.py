@@ -50,6 +50,10 @@ from devices.vocab import PelvicState
 
 __all__ = ["PelvicTracker", "margins_for"]
 
+#: One channel and a belt: how often the posture witness is asked, s (it acts
+#: within this of the belt's evidence and the probe's settling).
+WATCH_S = 0.2
+
 _QUALITY_WEIGHT = {
     Quality.OK: 1.0,
     Quality.NOISY: 0.6,
@@ -125,6 +129,8 @@ class PelvicTracker:
         self.delay_s = phase_delay_s(sos, 0.2, self.fs) + dwell_s
         self._dwell_n = max(1, round(dwell_s * self.fs))
         self._block_n = max(2, round(self.fs))
+        # a belt's posture witness is asked at these finer steps (global indices)
+        self._watch_n = max(1, round(WATCH_S * self.fs))
         # settling ends on a block boundary, so it ends at the same sample however chunked
         self._settle_n = self._block_n * max(2, math.ceil(settle_s * self.fs / self._block_n))
         self._alpha = min(1.0, self._block_n / (rest_tau_s * self.fs))
@@ -278,7 +284,10 @@ class PelvicTracker:
         # stretches end at the rest-update block boundaries (global indices)
         a = 0
         while a < m:
-            b = min(m, a + self._block_n - (self._n + a) % self._block_n)
+            g = self._n + a
+            b = min(m, a + self._block_n - g % self._block_n)
+            if posture is not None:
+                b = min(b, a + self._watch_n - g % self._watch_n)
             if b == m and a == 0:  # (the usual case: one stretch, no views to take)
                 h = hold if isinstance(hold, bool) else split_hold(hold)
                 self._stretch(tt, (base, tip), self._n, h, (state, rel, conf), events)
@@ -368,8 +377,8 @@ class PelvicTracker:
             self._watch.add_probe(t, base, state)
         if g_end % self._block_n == 0:
             self._end_block(g_end, m[0])
-            if self._watch is not None:
-                self._posture_step(float(t[-1]), hold)
+        if self._watch is not None and (g_end % self._watch_n == 0 or g_end % self._block_n == 0):
+            self._posture_step(float(t[-1]), hold)
 
     def _back_bound(self) -> float:
         """After an action: how far from rest a steady level may re-anchor it."""
@@ -465,6 +474,18 @@ class PelvicTracker:
         step = self._watch.shift(t_end, self._lr.rest, self.margins()[0], quiet=quiet)
         if step:
             self._model.shift_rest(step)
+            # the baseline moved: the hysteresis band's memory (the zone a level
+            # between the margins keeps) was of the old one, and an excursion
+            # the step's way was the move, not an action (coming back from it
+            # must not re-anchor the rest), as is a re-anchoring window open
+            self._zones.run.cand = REST
+            ep = self._model.episode
+            if ep.sign * step > 0:
+                ep.sign = 0
+                ep.excursion = 0.0
+            if ep.post > 0:
+                ep.post = 0
+                ep.clear_window()
 
     def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
         """Far below rest for a second, or a sudden step taken out in the last
