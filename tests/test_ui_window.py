@@ -1,49 +1,40 @@
-"""The session window on the offscreen Qt platform (pytest-qt): what it draws, from real state.
+"""The Session screen on the offscreen Qt platform (pytest-qt): what it draws, from real state.
 
-Screenshots of every screen go to ``test-artifacts/`` (gitignored) and are
-checked not to be blank: several distinct colours, and the zone colours where
-zones are drawn.
+Screenshots of it go to ``test-artifacts/`` (gitignored) and are checked not to be
+blank: several distinct colours, and the zone colours where zones are drawn. The
+other screens are in ``test_ui_screens.py``, whole sessions in ``test_ui_window_e2e.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import stat
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication, QTableWidget, QWidget
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
+from ui_window_support import (
+    PRESSURE,
+    ManualClock,
+    band_colour,
+    distinct_colours,
+    feed,
+    image,
+    make_window,
+    pixels_near,
+    rgb,
+    save,
+    show,
+    synthetic_model,
+)
 
-from biofeedback.cli.main import AppContext
-from biofeedback.cli.runtime import registry_for
-from biofeedback.paths import data_dir, store_path
-from biofeedback.protocols.pacer import Pacer
-from biofeedback.protocols.session import SessionEngine
-from biofeedback.runtime import LiveOptions, run_demo_session, stream_stats
-from biofeedback.signal.results import (
-    CouplingResult,
-    PipelineStatus,
-    PipelineUpdate,
-    RepResult,
-)
-from biofeedback.signal.types import (
-    BreathOutput,
-    PelvicOutput,
-    Quality,
-)
-from biofeedback.ui.app import DisplayLostError, has_display, run_window
-from biofeedback.ui.model import PACER_TEXT, STATE_TEXT, LiveModel
+from biofeedback.paths import data_dir
+from biofeedback.ui.app import has_display
+from biofeedback.ui.model import PACER_TEXT, STATE_TEXT
 from biofeedback.ui.window import (
-    BACKGROUND,
-    BAND_ALPHA,
     BAND_TEXT,
     CURVE_COLOURS,
     MERGED_RISE_TEXT,
@@ -52,158 +43,13 @@ from biofeedback.ui.window import (
     peak_decimate,
     thin_by_time,
 )
-from devices.clock import RealClock
-from devices.stream import Chunk, LinkEvent, LinkKind, StreamKind, StreamSpec
-from devices.virtual.peripheral import Faults
-from devices.virtual.world import VirtualWorld
-from devices.vocab import BreathPhase, PelvicState
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-
-PRESSURE = StreamSpec("kgoal.pressure", StreamKind.PRESSURE, ("raw", "calibrated"), "count", 50.0)
-BELT = StreamSpec("gdx-rb.force", StreamKind.BREATH_FORCE, ("force",), "N", 10.0)
-ZONES = (100.0, 2.0, 3.0, 5.0)  # rest, drop, contraction, strain margins
-
-
-class ManualClock:
-    """A clock the test moves by hand (the model only reads ``now()``)."""
-
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def image(widget: QWidget) -> np.ndarray:
-    """The widget as an (h, w, 3) uint8 array."""
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def save(widget: QWidget, name: str) -> np.ndarray:
-    ARTIFACTS.mkdir(exist_ok=True)
-    assert widget.grab().save(str(ARTIFACTS / f"{name}.png"))
-    return image(widget)
-
-
-def cell(table: QTableWidget, row: int, col: int) -> str:
-    item = table.item(row, col)
-    assert item is not None
-    return item.text()
-
-
-def distinct_colours(arr: np.ndarray) -> int:
-    packed = arr.reshape(-1, 3).astype(np.uint32)
-    return int(np.unique(packed[:, 0] << 16 | packed[:, 1] << 8 | packed[:, 2]).size)
-
-
-def rgb(hex_colour: str) -> np.ndarray:
-    h = hex_colour.lstrip("#")
-    return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], dtype=float)
-
-
-def pixels_near(arr: np.ndarray, colour: np.ndarray, tol: float = 4.0) -> int:
-    return int((np.abs(arr.astype(float) - colour).max(axis=2) <= tol).sum())
-
-
-def band_colour(hex_colour: str) -> np.ndarray:
-    """A zone colour as it looks painted at BAND_ALPHA over the background."""
-    a = BAND_ALPHA / 255.0
-    return rgb(BACKGROUND) * (1 - a) + rgb(hex_colour) * a
-
-
-def status(t: float, state: PelvicState, reps: int) -> PipelineStatus:
-    return PipelineStatus(t, BELT.name, BreathPhase.INHALE, 6.0, 1.0, 0.9, 0.5, state, 0.8,
-                          Quality.OK, 100.0, reps, True, breath_trust=0.9)
-
-
-def rep(index: int, score: float) -> RepResult:
-    c = CouplingResult(0.0, 4.0, 10.0, 100.0, -3.0, -2.0, 3.0, 1.5, 0.7, False, False, score, ())
-    return RepResult(index, c, score, score >= 70, ())
-
-
-def state_of(rel: np.ndarray) -> np.ndarray:
-    _, d, c, s = ZONES
-    out = np.full(rel.shape, PelvicState.REST, dtype=np.int8)
-    out[rel < -d] = PelvicState.DROP
-    out[rel > c] = PelvicState.CONTRACTION
-    out[rel > s] = PelvicState.STRAIN
-    return out
-
-
-def feed(
-    model: LiveModel, clock: ManualClock, t0: float, t1: float, *, rel_fn: Any = None
-) -> None:
-    """Stream [t0, t1) of pressure, belt and pipeline outputs in 0.2 s chunks; the clock follows."""
-    if rel_fn is None:
-        def rel_fn(t: np.ndarray) -> np.ndarray:
-            m = np.mod(t, 30.0)  # a squeeze, then a push, every 30 s
-            bump = np.where((m > 20) & (m < 23), 6.0, 0.0) + np.where(m >= 23, 9.5, 0.0)
-            return -3.0 + 2.5 * np.sin(2 * np.pi * t / 10.0) + bump * (m < 26)
-    reps = 0
-    for a in np.arange(t0, t1, 0.2):
-        clock.t = float(a) + 0.2
-        tp = a + np.arange(10) / 50.0
-        rel = rel_fn(tp)
-        model.on_chunk(Chunk(PRESSURE.name, tp, np.column_stack((rel + 100, rel + 100)),
-                             "count", PRESSURE.channels))
-        st = state_of(rel)
-        new_reps: tuple[RepResult, ...] = ()
-        if round(a * 5) % 50 == 0:
-            reps += 1
-            new_reps = (rep(reps, 70.0 + reps),)
-        pel = PelvicOutput(PRESSURE.name, tp, rel + 100.0, rel, st, np.ones_like(tp), 100.0,
-                           (2.5, 4.0, 4.0), 0.1, Quality.OK, (), False, 0.3)
-        model.on_update(PipelineUpdate(PRESSURE.name, None, pel, (), new_reps,
-                                       status(float(tp[-1]), PelvicState(int(st[-1])), reps)))
-        tb = a + np.arange(2) / 10.0
-        sig = np.sin(2 * np.pi * tb / 10.0)
-        model.on_chunk(Chunk(BELT.name, tb, sig[:, None] + 20.0, "N", BELT.channels))
-        br = BreathOutput(BELT.name, StreamKind.BREATH_FORCE, tb, sig,
-                          np.full(2, BreathPhase.INHALE, np.int8), (), (), 6.0, 1.0, 0.9, 1, 0.4,
-                          Quality.OK)
-        model.on_update(PipelineUpdate(BELT.name, br, None, (), (),
-                                       status(float(tb[-1]), PelvicState(int(st[-1])), reps)))
-
-
-def synthetic_model(clock: ManualClock) -> tuple[LiveModel, Pacer]:
-    model = LiveModel([PRESSURE, BELT], clock=clock,
-                      device_of={PRESSURE.name: "Boost", BELT.name: "GDX-RB"})
-    model.set_running("running")
-    for dev in ("Boost", "GDX-RB"):
-        model.on_link(LinkEvent(LinkKind.CONNECTED, clock.t, dev))
-    model.on_link(LinkEvent(LinkKind.BATTERY, clock.t, "Boost", "87 %", 87.0))
-    pacer = Pacer(4.0, 0.0, 6.0, t0=clock.t + 5.0)
-    model.set_step("reps", clock.t + 5.0, clock.t + 125.0)
-    model.set_pacer(pacer)
-    model.set_zones(*ZONES)
-    t0 = clock.t
-    feed(model, clock, t0, t0 + 45.0)
-    model.on_cue("breathe in, let the floor drop", t0 + 44.0)
-    clock.t = t0 + 45.0
-    return model, pacer
+from devices.stream import LinkEvent, LinkKind
+from devices.vocab import PelvicState
 
 
 @pytest.fixture
 def window(qtbot: QtBot) -> SessionWindow:
-    win = SessionWindow(show_safety_note=False)
-    qtbot.addWidget(win)
-    win.resize(1280, 820)
-    return win
-
-
-def show(qtbot: QtBot, win: SessionWindow) -> None:
-    win.show()
-    qtbot.waitExposed(win)
-    win.timer.stop()  # the tests draw frames themselves, at known times
-    win.frame()
-    qtbot.wait(20)
+    return make_window(qtbot)
 
 
 # ----------------------------------------------------------------------------- binding
@@ -450,228 +296,3 @@ def test_raw_signals_are_peak_decimated(qtbot: QtBot, window: SessionWindow) -> 
     dx, dy = peak_decimate(xs, ys, 400)
     assert dx.size <= 400 and dy.max() == 7.0 and dy.min() == ys.min()
 
-
-# ----------------------------------------------------------------------------- other screens
-
-
-def test_calibration_screen_counts_down(qtbot: QtBot, window: SessionWindow) -> None:
-    show(qtbot, window)
-    window.show_screen("calibration")
-    cal = window.calibration
-    cal.show_step("Rest and breathe normally.", 12.3, name="Resting baseline", total_s=30.0)
-    assert cal.name_label.text() == "Resting baseline"
-    assert cal.countdown_label.text() == "13"
-    assert cal.progress.value() == 590
-    cal.show_step("Rest and breathe normally.", 0.4)
-    assert cal.countdown_label.text() == "1" and cal.progress.value() == 987
-    window.offer_calibration(("quick",))  # a run that can calibrate (the demo)
-    with qtbot.waitSignal(window.calibrate_requested, timeout=500) as sig:
-        cal.quick_button.click()
-    assert sig.args == ["quick"]
-    arr = save(window, "calibration")
-    assert distinct_colours(arr) > 30
-
-
-def test_history_screen_lists_sessions_and_replays(qtbot: QtBot) -> None:
-    rows: list[Mapping[str, Any]] = [
-        {"id": i, "started_at": f"2025-03-{i:02d}T08:00:00", "duration_s": 130.0 + i,
-         "reps": 5, "score": 50.0 + 6 * i, "complete": i != 3}
-        for i in range(1, 7)
-    ]
-    win = SessionWindow(show_safety_note=False, sessions_fn=lambda: rows)
-    qtbot.addWidget(win)
-    win.resize(1280, 820)
-    show(qtbot, win)
-    win.show_screen("history")  # switching reloads
-    hist = win.history
-    assert hist.table.rowCount() == 6 and not hist.empty_label.isVisible()
-    assert cell(hist.table, 2, 4) == "no"
-    np.testing.assert_array_equal(hist.trend_curve.yData, [56, 62, 68, 74, 80, 86])
-    hist.table.selectRow(4)
-    with qtbot.waitSignal(win.replay_requested, timeout=500) as sig:
-        hist.replay_button.click()
-    assert sig.args == [5]
-    arr = save(win, "history")
-    assert distinct_colours(arr) > 30
-    assert pixels_near(arr, rgb("#0072B2"), tol=10) > 30  # the trend
-
-
-def test_scan_without_an_event_loop_says_so(qtbot: QtBot, window: SessionWindow) -> None:
-    show(qtbot, window)
-    assert not window.pairing.start_scan()
-    assert "no asyncio event loop" in window.pairing.status.text()
-    assert window.pairing.scan_button.isEnabled()
-
-
-def test_history_without_sessions_is_empty_not_broken(qtbot: QtBot, window: SessionWindow) -> None:
-    show(qtbot, window)
-    window.show_screen("history")
-    assert window.history.table.rowCount() == 0
-    assert window.history.empty_label.isVisible()
-    assert not store_path().exists()  # looking at the history creates no database
-
-
-def test_sensors_screen_scans_and_pairs_on_the_virtual_radio(qtbot: QtBot) -> None:
-    seen: dict[str, Any] = {}
-
-    async def main(win: SessionWindow) -> None:
-        win.resize(1280, 820)
-        win.show_screen("sensors")
-        async with VirtualWorld(RealClock(), seed=0) as world:
-            win.pairing.backend = world.backend  # what a virtual session sets
-            # The Scan button starts the scan on the running loop...
-            win.pairing.scan_timeout = 1.0
-            win.pairing.scan_button.click()
-            for _ in range(200):
-                if "found" in win.pairing.status.text():
-                    break
-                await asyncio.sleep(0.05)
-            seen["button"] = win.pairing.status.text()
-            # ... and awaiting it directly does the same.
-            found = await win.pairing.scan(timeout=1.0)
-            table = win.pairing.table
-            rows = {cell(table, r, 0): [cell(table, r, c) for c in range(5)]
-                    for r in range(table.rowCount())}
-            seen["rows"] = rows
-            seen["shot"] = save(win, "sensors")
-            boost = next(f for f in found if f.name == "Boost")
-            with qtbot.waitSignal(win.paired, timeout=5000) as sig:
-                await win.pairing.pair(boost)
-            seen["paired"] = sig.args[0]
-
-    run_window(main, show_safety_note=False)
-    rows = seen["rows"]
-    assert seen["button"].endswith("devices found.")
-    assert len(rows) >= 7
-    assert rows["Boost"][2:4] == ["kgoal", "reverse-engineered"]
-    assert rows["Boost"][1].endswith("-50 dBm")
-    assert rows["GDX-RB 0K2001A7"][2:4] == ["gdx-rb", "vendor-documented"]
-    assert seen["paired"]["driver"] == "kgoal" and seen["paired"]["name"] == "Boost"
-    from biofeedback.store import Store
-
-    with Store(store_path()) as store:
-        assert [d.name for d in store.devices()] == ["Boost"]
-    assert distinct_colours(seen["shot"]) > 30
-
-
-# ----------------------------------------------------------------------------- end to end
-
-
-def test_virtual_session_link_drop_shows_a_banner_until_reconnected(
-    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Virtual radio + BLE sources + pipeline + engine into the window; the probe drops once.
-
-    The window is looked at on events, not on a timer: after every link event and
-    every half second of data. The session runs until the probe is back (and half a
-    second of its samples arrived), however long the reconnection takes on a busy machine.
-    """
-    log: list[tuple[float, str, bool]] = []
-    checks: dict[str, Any] = {}
-    # Real time: a scaled clock squeezes the link layer's timeouts, and on a busy machine
-    # the reconnection then timed out (reconnects 0, seen in CI).
-    app_ctx = AppContext(virtual=True, speed=1.0)
-
-    async def main(win: SessionWindow) -> dict[str, Any]:
-        win.resize(1280, 820)
-        sv = win.session
-        seen = {"looked": -math.inf, "lost": math.inf, "back": math.inf}
-
-        def look(model: LiveModel) -> None:
-            win.frame()
-            boost = model.links.get("Boost")
-            state = boost.state if boost else "-"
-            log.append((model.now(), state, sv.link_banner.isVisible()))
-            seen["looked"] = model.now()
-            if sv.link_banner.isVisible() and "lost" not in checks:
-                checks["lost"] = save(win, "session_link_lost")
-                checks["banner"] = sv.link_banner.text()
-            now = sv.last_now
-            pv = model.pelvic(sv.window_s + 1.0)
-            if now is not None and pv.t.size > 100 and "curves" not in checks:
-                # Compared in the same loop turn as the frame: nothing arrived between.
-                keep = thin_by_time(pv.t, sv.thin_bin_s)
-                xs = [c.xData for c in sv.state_curves.values() if c.xData is not None
-                      and len(c.xData)]
-                checks["curves"] = bool(xs) and all(
-                    np.allclose(x, pv.t[keep] - now) for x in xs)
-
-        def on_model(engine: SessionEngine, m: LiveModel) -> None:
-            on_link, on_chunk = m.on_link, m.on_chunk
-
-            def link(ev: LinkEvent) -> None:
-                on_link(ev)
-                if ev.device == "Boost" and ev.kind == LinkKind.LOST:
-                    seen["lost"] = min(seen["lost"], ev.t)
-                look(m)
-                if ev.device == "Boost" and ev.kind == LinkKind.CONNECTED and "lost" in checks:
-                    seen["back"] = ev.t
-
-            def chunk(c: Chunk) -> None:
-                on_chunk(c)
-                if c.stream.endswith("kgoal.pressure"):
-                    side = "before" if c.t[-1] < seen["lost"] else "after" \
-                        if c.t[0] > seen["back"] else "between"
-                    checks[f"n_{side}"] = checks.get(f"n_{side}", 0) + len(c)
-                if m.now() - seen["looked"] >= 0.5:
-                    look(m)
-                if checks.get("n_after", 0) >= 25 and "after" not in checks:  # 0.5 s of probe
-                    checks["after"] = log[-1]
-                    engine.stop("the probe is back")
-
-            monkeypatch.setattr(m, "on_link", link)
-            monkeypatch.setattr(m, "on_chunk", chunk)
-
-        opts = LiveOptions(duration=120.0, pacer=Pacer(4.0, 0.0, 6.0), person="demo",
-                           status_lines=False, window=win, attach=[on_model])
-        run = await run_demo_session(app_ctx.clock(), registry_for(), opts, seed=3,
-                                     faults={"Boost": Faults(drop_after=150, max_drops=1)})
-        checks["lost_t"] = seen["lost"]
-        return {"streams": stream_stats(run.sources), "summary": run.summary.to_json(),
-                "session_id": run.session_id}
-
-    result = run_window(main, show_safety_note=False)
-    assert result is not None
-    assert result["streams"]["kgoal.pressure"]["reconnects"] == 1
-    # Samples before the drop and after the reconnection (how many depends on how busy
-    # the machine is: the clock is scaled real time).
-    assert checks.get("n_before", 0) > 0 and checks.get("n_after", 0) > 0
-    assert result["streams"]["kgoal.pressure"]["samples"] >= checks["n_before"] + checks["n_after"]
-    from biofeedback.store import Store
-
-    with Store(store_path()) as store:  # the window's session is recorded like any other
-        info = store.session(result["session_id"])
-        assert info.virtual and info.person == "demo"
-        assert sorted(d.name for d in store.devices()) == ["Boost", "GDX-RB 0K2001A7"]
-    assert result["summary"]["link_gaps"] >= 1
-    assert checks.get("curves") is True
-    lost_t = checks["lost_t"]
-    before = [b for t, _, b in log if t < lost_t]
-    during = [(t, s) for t, s, b in log if b]
-    assert before and not any(before)  # no banner before the drop
-    assert during and min(t for t, _ in during) >= lost_t
-    assert {s for _, s in during} <= {"lost", "reconnecting", "connecting"}
-    assert checks["banner"].startswith("Boost: link lost")
-    after = checks["after"]
-    assert after[1] == "connected" and not after[2]  # reconnected: the banner went away
-    assert distinct_colours(checks["lost"]) > 100
-
-
-def test_a_display_that_goes_away_ends_the_session_with_a_clear_error(qtbot: QtBot) -> None:
-    """Qt stops its loop when the display goes (an X server that dies): the session is
-    cancelled, so it stops cleanly and keeps its recording, and the error says why."""
-    ended: list[str] = []
-
-    async def main(win: SessionWindow) -> None:
-        app = QApplication.instance()
-        assert app is not None
-        app.quit()  # what Qt does when its X11 connection breaks
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            ended.append("cancelled")  # (a session stops and finishes its recording here)
-            raise
-
-    with pytest.raises(DisplayLostError, match=r"display went away.*recorded is kept"):
-        run_window(main, show_safety_note=False)
-    assert ended == ["cancelled"]
