@@ -177,8 +177,16 @@ def install_signals(engine: SessionEngine) -> Callable[[], None]:
     return on_stop_signals(functools.partial(engine.stop, "interrupted"))
 
 
-def attach_window(window: Any, engine: SessionEngine, model: LiveModel) -> Callable[[], None]:
-    """Show the session in the window; its buttons drive the engine. Returns the undo."""
+def attach_window(
+    window: Any, engine: SessionEngine, model: LiveModel, *, kept: str = "not saved"
+) -> Callable[[], None]:
+    """Show the session in the window; its buttons drive the engine. Returns the undo.
+
+    The undo (at the session's end) leaves the window on the session's last data,
+    saying how it ended and what was ``kept`` (``saved as session 3``).
+    """
+    from biofeedback.ui.words import end_words
+
     window.set_model(model)
     model.set_running("running")
 
@@ -200,6 +208,7 @@ def attach_window(window: Any, engine: SessionEngine, model: LiveModel) -> Calla
 
     def undo() -> None:
         model.set_running("stopped")
+        model.set_end_note(end_words(engine.complete, engine.ended_by or "error", kept))
         for sig, slot in links:
             with contextlib.suppress(RuntimeError, TypeError):
                 sig.disconnect(slot)
@@ -372,7 +381,8 @@ async def _run_engine(
 
         view = TerminalView(model)
     if opts.window is not None:
-        undo.append(attach_window(opts.window, engine, model))
+        kept = f"saved as session {writer.session_id}" if writer is not None else "not saved"
+        undo.append(attach_window(opts.window, engine, model, kept=kept))
         opts.window.pairing.backend = backend_of(world)  # its Sensors tab scans there
     try:
         feed: AsyncIterator[Chunk | LinkEvent] = items

@@ -510,3 +510,32 @@ def test_trust_in_words_bands_and_sources() -> None:
     assert source_name("GDX-RB 0K2001A7/gdx-rb.force") == "GDX-RB 0K2001A7 (force)"
     assert source_name("force") == "force"
     assert breath_source_text(None, None) == "No breath sensor: follow the pacer"
+
+
+def test_a_stopped_session_keeps_its_moment() -> None:
+    """Once stopped, "now" stays at the end: the views keep the last window, the timer and
+    the cues stop where they were, whatever time the clock says; running again goes live."""
+    clock = ManualClock(100.0)
+    model = LiveModel([PRESSURE], clock=clock, window_s=30.0)
+    model.set_running("running")
+    for k in range(200):  # 40 s of 50 Hz pressure
+        model.on_chunk(chunk(PRESSURE, 100.0 + k * 0.2, 10))
+        clock.t = 100.0 + (k + 1) * 0.2
+    model.on_cue("well done", clock.t - 1.0)
+    model.set_running("stopped")
+    end = clock.t
+    t_end, _ = model.raw(PRESSURE.name)
+    t_end = t_end.copy()
+    clock.t += 3600.0
+    model.set_running("stopped")  # said twice (engine, then window): the first moment counts
+    assert model.now() == end == model.ended_at
+    t, _ = model.raw(PRESSURE.name)
+    np.testing.assert_array_equal(t, t_end)
+    assert t[0] >= end - 30.0 - 1e-9 and t[-1] == pytest.approx(end - 0.02)
+    snap = model.snapshot()
+    assert snap.elapsed_s == pytest.approx(40.0) and snap.cue == "well done"
+    assert snap.ended == "Session ended."
+    model.set_end_note("Session complete - saved as session 2.")
+    assert model.snapshot().ended == "Session complete - saved as session 2."
+    model.set_running("running")
+    assert model.now() == clock.t and model.snapshot().ended is None

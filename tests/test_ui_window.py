@@ -33,7 +33,8 @@ from ui_window_support import (
 
 from biofeedback.paths import data_dir
 from biofeedback.ui.app import has_display
-from biofeedback.ui.model import PACER_TEXT, STATE_TEXT
+from biofeedback.ui.model import PACER_TEXT, STATE_TEXT, end_words
+from biofeedback.ui.session_view import X_LABEL_ENDED, X_LABEL_LIVE
 from biofeedback.ui.window import (
     BAND_TEXT,
     CURVE_COLOURS,
@@ -296,3 +297,69 @@ def test_raw_signals_are_peak_decimated(qtbot: QtBot, window: SessionWindow) -> 
     dx, dy = peak_decimate(xs, ys, 400)
     assert dx.size <= 400 and dy.max() == 7.0 and dy.min() == ys.min()
 
+
+def test_the_graphs_freeze_on_the_last_window_when_the_session_ends(
+    qtbot: QtBot, window: SessionWindow
+) -> None:
+    """At the session's end the window stays on its last 30 s: with the clock 40 s on,
+    the curves, the x range and the pixels of the traces are where they were."""
+    clock = ManualClock(1000.0)
+    model, _ = synthetic_model(clock)
+    window.set_model(model)
+    show(qtbot, window)
+    sv = window.session
+    model.set_running("stopped")  # what the engine does as the session ends
+    model.set_end_note(end_words(True, "protocol end", "saved as session 7"))
+    t_end = clock.t
+    window.frame()
+    qtbot.wait(20)  # laid out again (the axis label changed)
+
+    def drawn() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        curves = {str(s): c for s, c in sv.state_curves.items()}
+        curves |= {"breath": sv.breath_curve, "pacer past": sv.pacer_past}
+        return {k: (np.array(c.xData), np.array(c.yData)) for k, c in curves.items()
+                if c.xData is not None and len(c.xData)}
+
+    before = drawn()
+    x_range = sv.pelvic_plot.getPlotItem().viewRange()[0]
+    assert {str(PelvicState.DROP), str(PelvicState.REST), "breath"} <= set(before)
+    xs = np.concatenate([x for x, _ in before.values()])
+    assert -0.1 <= xs.max() <= 0.0 and xs.min() < -sv.window_s + 1.0  # the whole 30 s
+    shot = save(window, "session_ended")
+    plots = [image(sv.pelvic_plot), image(sv.breath_plot)]
+    clock.t += 40.0  # longer than the window: live, every trace would have left it
+    window.frame()
+    qtbot.wait(20)
+    assert sv.last_now == t_end
+    assert sv.pelvic_plot.getPlotItem().viewRange()[0] == x_range
+    after = drawn()
+    assert after.keys() == before.keys()
+    for name, (x, y) in before.items():
+        np.testing.assert_array_equal(after[name][0], x, err_msg=name)
+        np.testing.assert_array_equal(after[name][1], y, err_msg=name)
+    for state in (PelvicState.DROP, PelvicState.CONTRACTION, PelvicState.STRAIN):
+        assert pixels_near(shot, rgb(CURVE_COLOURS[state]), tol=12) > 20, state
+    # The graphs' pixels are the same 40 s on.
+    assert np.array_equal(image(sv.pelvic_plot), plots[0])
+    assert np.array_equal(image(sv.breath_plot), plots[1])
+    # It says the session ended and what was kept; the timer stopped; nothing to press.
+    assert sv.cue_label.text() == "Session complete - saved as session 7."
+    assert sv.step_label.text() == "Ended" and sv.timer_label.text() == "0:45"
+    assert sv.pelvic_plot.getPlotItem().getAxis("bottom").labelText == X_LABEL_ENDED
+    assert not any(b.isEnabled() for b in (sv.start_button, sv.pause_button, sv.stop_button))
+
+
+def test_a_model_that_runs_again_is_live_again(qtbot: QtBot, window: SessionWindow) -> None:
+    clock = ManualClock(1000.0)
+    model, _ = synthetic_model(clock)
+    window.set_model(model)
+    show(qtbot, window)
+    model.set_running("stopped")
+    clock.t += 5.0
+    window.frame()
+    assert window.session.last_now == 1045.0 and window.session.cue_label.text() == (
+        "Session ended.")  # no note given: the words still say it
+    model.set_running("running")  # the same model, a new run (a calibrated follow-up)
+    window.frame()
+    assert window.session.last_now == clock.t and model.end_note is None
+    assert window.session.pelvic_plot.getPlotItem().getAxis("bottom").labelText == X_LABEL_LIVE

@@ -29,6 +29,7 @@ from biofeedback.ui.window import (
     SessionWindow,
     thin_by_time,
 )
+from devices.clock import SimClock
 from devices.stream import Chunk, LinkEvent, LinkKind
 from devices.virtual.peripheral import Faults
 
@@ -154,3 +155,44 @@ def test_a_display_that_goes_away_ends_the_session_with_a_clear_error(qtbot: QtB
         run_window(main, show_safety_note=False)
     assert ended == ["cancelled"]
 
+
+def test_the_window_stays_on_the_session_that_ended(qtbot: QtBot) -> None:
+    """A demo session on the virtual radio runs to its --duration (8 s) in the window; then,
+    with 40 simulated seconds more on the clock, the graphs still show it
+    (the same curves, the same x range) and the window says it was saved."""
+    clock = SimClock()  # as fast as the loop goes
+    seen: dict[str, Any] = {}
+
+    def drawn(win: SessionWindow) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        sv = win.session
+        curves = {str(s): c for s, c in sv.state_curves.items()} | {"breath": sv.breath_curve}
+        return {k: (np.array(c.xData), np.array(c.yData)) for k, c in curves.items()
+                if c.xData is not None and len(c.xData)}
+
+    async def main(win: SessionWindow) -> Any:
+        opts = LiveOptions(duration=8.0, pacer=Pacer(4.0, 0.0, 6.0), person="demo",
+                           status_lines=False, window=win)
+        run = await run_demo_session(clock, registry_for(), opts, seed=3)
+        run.engine.finish()
+        win.frame()
+        seen["end"], seen["before"] = win.session.last_now, drawn(win)
+        seen["x"] = win.session.pelvic_plot.getPlotItem().viewRange()[0]
+        await clock.sleep(40.0)
+        win.frame()
+        seen["later"], seen["after"] = clock.now(), drawn(win)
+        seen["x after"] = win.session.pelvic_plot.getPlotItem().viewRange()[0]
+        seen["note"] = win.session.cue_label.text()
+        return run
+
+    run = run_window(main, show_safety_note=False)
+    assert run is not None and run.session_id is not None
+    assert seen["later"] >= seen["end"] + 40.0
+    before, after = seen["before"], seen["after"]
+    assert "breath" in before and len(before) >= 2  # the breath and some pelvic state
+    assert after.keys() == before.keys() and seen["x after"] == seen["x"]
+    for name, (x, y) in before.items():
+        assert x.min() < -4.0 and x.max() > -1.0, name  # the whole session: 8 s
+        np.testing.assert_array_equal(after[name][0], x, err_msg=name)
+        np.testing.assert_array_equal(after[name][1], y, err_msg=name)
+    assert seen["note"].startswith("Session ")
+    assert seen["note"].endswith(f" - saved as session {run.session_id}.")

@@ -214,7 +214,8 @@ async def _replay(
             start = clock.now()  # the source's rebased t0
             engine, t_first, until = replay_engine(store, session_id, clock, start, model=model)
             view = None if quiet or window is not None else TerminalView(model)
-            detach = attach_window(window, engine, model) if window is not None else None
+            detach = attach_window(window, engine, model, kept="a replay, nothing recorded") \
+                if window is not None else None
             feed = _then_wait(source.__aiter__(), clock, until)
             if view is not None:
                 if not view.tty:

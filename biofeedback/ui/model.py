@@ -47,7 +47,14 @@ from biofeedback.ui.snapshot import (
 )
 from biofeedback.ui.stream_rings import STALL_S, StreamRings, recent, ring_capacity
 from biofeedback.ui.traces import BreathTrace, PelvicTrace
-from biofeedback.ui.words import PACER_TEXT, STATE_TEXT, fmt_ago, fmt_clock, pacer_label
+from biofeedback.ui.words import (
+    PACER_TEXT,
+    STATE_TEXT,
+    end_words,
+    fmt_ago,
+    fmt_clock,
+    pacer_label,
+)
 from devices.intent import BreathTarget
 from devices.stream import Chunk, LinkEvent, StreamSpec
 from devices.vocab import BreathPhase, PelvicState
@@ -68,6 +75,7 @@ __all__ = [
     "Snapshot",
     "StepInfo",
     "Zones",
+    "end_words",
     "fmt_ago",
     "fmt_clock",
     "pacer_label",
@@ -141,6 +149,10 @@ class LiveModel:
         #: Where an adaptive pacer leads (None: a fixed pacer); the label says it.
         self.pacer_goal: Pacer | None = None
         self._timer = RunTimer()
+        #: When the session ended ("stopped"): the views' "now" from then on.
+        self._ended_at: float | None = None
+        #: How it ended and what was kept, in words (see :meth:`set_end_note`).
+        self.end_note: str | None = None
         #: Incremented on every change of the data; lets a view skip idle frames.
         self.version = 0
         self._pending_perf: float | None = None
@@ -156,10 +168,25 @@ class LiveModel:
         return Ring(ring_capacity(self._streams.rate_of(stream), self.window_s), columns)
 
     def now(self) -> float:
-        """The time the views show as "now"."""
+        """The time the views show as "now": the clock's, or when the session ended.
+
+        Once the session has stopped the views freeze on its last window of data
+        (the graphs keep the traces where they were, the timer stops) however long
+        the window stays open.
+        """
+        if self._ended_at is not None:
+            return self._ended_at
+        return self._live_now()
+
+    def _live_now(self) -> float:
         if self.clock is not None:
             return self.clock.now()
         return self._latest_t if math.isfinite(self._latest_t) else 0.0
+
+    @property
+    def ended_at(self) -> float | None:
+        """When the session ended (None while it has not)."""
+        return self._ended_at
 
     @property
     def t_origin(self) -> float | None:
@@ -263,11 +290,27 @@ class LiveModel:
         self._touch()
 
     def set_running(self, state: RunState) -> None:
-        """The session is running, paused or stopped (the timer counts running time)."""
-        now = self.now()
+        """The session is running, paused or stopped (the timer counts running time).
+
+        "stopped" ends the session: "now" stays at that moment (see :meth:`now`).
+        """
+        now = self._live_now()
+        if state == "stopped":
+            if self._ended_at is None:
+                self._ended_at = now
+            now = self._ended_at
+        else:
+            self._ended_at = None
+            self.end_note = None
         self._timer.set(state, now)
         if state == "running" and self._t_origin is None:
             self._t_origin = now
+        self._touch()
+
+    def set_end_note(self, note: str) -> None:
+        """How the session ended and what was kept, for the views once it has
+        (e.g. ``Session complete - saved as session 3.``, :func:`end_words`)."""
+        self.end_note = note
         self._touch()
 
     # ------------------------------------------------------------------ reading
@@ -425,6 +468,7 @@ class LiveModel:
             pacer_label=pacer_label(self.pacer, self.pacer_goal),
             breath_source=st.breath_source if st is not None else None,
             breath_trust=st.breath_trust if st is not None else None,
+            ended=None if self._ended_at is None else (self.end_note or "Session ended."),
         )
 
     @property

@@ -198,14 +198,14 @@ class SidePanel(QWidget):
         if self.state_label.styleSheet() != style:
             self.state_label.setStyleSheet(style)
         set_text(self.state_label, f"Pelvic floor: {text}")
-        set_text(self.cue_label, s.cue or "")
+        set_text(self.cue_label, s.ended or s.cue or "")  # the end stays said
         set_text(self.timer_label, fmt_clock(s.elapsed_s))
         step = ""
         if s.step is not None:
             step = s.step.name.capitalize()
             if s.step_left_s is not None and math.isfinite(s.step_left_s):
                 step += f"  ({fmt_clock(s.step_left_s)} left)"
-        set_text(self.step_label, step or "-")
+        set_text(self.step_label, "Ended" if s.ended else step or "-")
         reps = str(s.reps) if s.total_reps <= s.reps else f"{s.reps}  (total {s.total_reps})"
         set_text(self.reps_label, reps)
         score = "-"
@@ -226,7 +226,7 @@ class SidePanel(QWidget):
             self._last_run_state = s.run_state
             running = s.run_state == "running"
             self.start_button.setText("Resume" if s.run_state == "paused" else "Start")
-            self.start_button.setEnabled(not running)
+            self.start_button.setEnabled(s.run_state not in ("running", "stopped"))
             self.pause_button.setEnabled(running)
             self.stop_button.setEnabled(s.run_state != "stopped")
 

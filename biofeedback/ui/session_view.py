@@ -44,7 +44,11 @@ from biofeedback.ui.theme import (
 from devices.stream import StreamKind
 from devices.vocab import PelvicState
 
-__all__ = ["SessionView"]
+__all__ = ["X_LABEL_ENDED", "X_LABEL_LIVE", "SessionView"]
+
+#: The time axis while the session runs, and once it has ended (the view stays there).
+X_LABEL_LIVE = "seconds (0 = now)"
+X_LABEL_ENDED = "seconds (0 = end of the session)"
 
 
 class SessionView(QWidget):
@@ -105,8 +109,9 @@ class SessionView(QWidget):
         body.addLayout(graphs, 1)
         self.breath_plot = Plot(y_label="breath (in = up)")
         self.pelvic_plot = Plot(
-            on_paint=on_pelvic_paint, y_label="pelvic floor vs rest", x_label="seconds (0 = now)"
+            on_paint=on_pelvic_paint, y_label="pelvic floor vs rest", x_label=X_LABEL_LIVE
         )
+        self._x_label = X_LABEL_LIVE
         graphs.addWidget(self.breath_plot, 2)
         graphs.addWidget(self.pelvic_plot, 3)
         for plot in (self.breath_plot, self.pelvic_plot):
@@ -232,10 +237,14 @@ class SessionView(QWidget):
         m = self.model
         if m is None:
             return
-        now = m.now()
+        now = m.now()  # stays at the session's end once it has ended: the graphs freeze
         self.last_now = now
         self._view_w = max(200, self.pelvic_plot.width())
         snap = m.snapshot(now)
+        x_label = X_LABEL_ENDED if m.ended_at is not None else X_LABEL_LIVE
+        if x_label != self._x_label:
+            self._x_label = x_label
+            self.pelvic_plot.getPlotItem().setLabel("bottom", x_label, color=FOREGROUND)
         self._update_text(snap)
         self._update_zones(m.zones())
         self._update_pelvic(m, now, snap)

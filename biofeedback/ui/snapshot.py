@@ -159,6 +159,8 @@ class Snapshot:
     #: None before it is judged).
     breath_source: str | None = None
     breath_trust: float | None = None
+    #: The session has ended: how, and what was kept, in words (None while it runs).
+    ended: str | None = None
 
     @property
     def pacer_words(self) -> tuple[str, str]:

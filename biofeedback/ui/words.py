@@ -14,6 +14,7 @@ __all__ = [
     "STATE_TEXT",
     "TRUST_WORDS",
     "breath_source_text",
+    "end_words",
     "fmt_ago",
     "fmt_clock",
     "pacer_label",
@@ -136,3 +137,16 @@ def source_name(stream: str) -> str:
     driver, _, field = name.rpartition(".")
     who = device or driver
     return f"{who} ({field})" if who else field
+
+
+def end_words(complete: bool, ended_by: str, kept: str) -> str:
+    """How a session ended and what was kept, in one sentence for the live views.
+
+    >>> end_words(True, "protocol end", "saved as session 3")
+    'Session complete - saved as session 3.'
+    >>> end_words(False, "stopped by the user", "not saved")
+    'Session ended (stopped by the user) - not saved.'
+    """
+    head = "Session complete" if complete else f"Session ended ({ended_by or 'stopped'})"
+    return f"{head} - {kept}."
+
