@@ -46,8 +46,9 @@ ended): the rest is re-anchored there. Without a belt move nothing here acts,
 so a drop held with no posture change stays a drop.
 
 **Timing and chunking.** The tracker asks the watch at fixed probe sample
-indices (every ``WATCH_S`` of probe time,
-:mod:`~biofeedback.signal.pelvic.tracker`) and the watch uses the belt's
+indices: at its 1 s block ends, and every ``WATCH_S`` of probe time while the
+watch is :attr:`~PostureWatch.busy` following a move
+(:mod:`~biofeedback.signal.pelvic.tracker`); the watch uses the belt's
 samples and onsets up to :data:`BELT_LAG_S` before the probe's time: the
 states are the same however either stream is chunked **as long as the belt's
 chunks come at most** :data:`BELT_LAG_S` **later than the probe's**. A belt
@@ -135,6 +136,7 @@ class WatchState:
     breach: Breach | None = None  # waiting for the probe to settle
     held: tuple[float, float] | None = None  # (breach time, step) taken, its trough to come
     unsettled: float = -math.inf  # a witnessed move's level was hidden by an action (then)
+    busy: bool = False  # following a move (as of the last time asked)
 
 
 class PostureWatch:
@@ -162,6 +164,14 @@ class PostureWatch:
         self._belt.clear()
         self._probe.clear()
         self.st = WatchState(shifts=self.st.shifts)
+
+    @property
+    def busy(self) -> bool:
+        """A move is being followed (a breach waits for the probe to settle, or
+        one was witnessed less than :data:`ARMED_S` ago): ask at every watch
+        point, not only at the tracker's block ends. (It changes only when
+        asked, so where it is asked does not depend on the chunking.)"""
+        return self.st.busy
 
     @property
     def shifts(self) -> int:
@@ -228,6 +238,10 @@ class PostureWatch:
             out = self._reanchor(t_now, rest, md)
         if out:
             st.shifts += 1
+        # (finely while a move is under way or was witnessed in the last
+        # minute; at the tracker's block ends otherwise)
+        recent = t_now - max(st.settled, st.unsettled) < ARMED_S
+        st.busy = st.breach is not None or st.held is not None or recent
         return out
 
     # ------------------------------------------------------------------ the belt

@@ -52,8 +52,9 @@ from devices.vocab import PelvicState
 
 __all__ = ["PelvicTracker", "margins_for"]
 
-#: One channel and a belt: how often the posture witness is asked, s (it acts
-#: within this of the belt's evidence and the probe's settling).
+#: One channel and a belt: how often the posture witness is asked while it
+#: follows a move, s (it acts within this of the probe's settling; at the 1 s
+#: block ends otherwise).
 WATCH_S = 0.2
 
 _QUALITY_WEIGHT = {
@@ -286,7 +287,7 @@ class PelvicTracker:
         while a < m:
             g = self._n + a
             b = min(m, a + self._block_n - g % self._block_n)
-            if posture is not None:
+            if posture is not None and posture.busy:
                 b = min(b, a + self._watch_n - g % self._watch_n)
             whole = a == 0 and b == m  # (the usual case: no views to take)
             sig = (base, tip) if whole else (base[a:b], tip[a:b])
@@ -386,7 +387,9 @@ class PelvicTracker:
             watch.add_probe(t, base, state)
         if g_end % self._block_n == 0:
             self._end_block(g_end, m[0])
-        if watch is not None and (g_end % self._watch_n == 0 or g_end % self._block_n == 0):
+        if watch is not None and (
+            g_end % self._block_n == 0 or (watch.busy and g_end % self._watch_n == 0)
+        ):
             self._posture_step(watch, float(t[-1]), hold)
 
     def _back_bound(self) -> float:
