@@ -98,3 +98,47 @@ def test_common_shift_takes_out_what_moves_both_sensors_alike() -> None:
     got = [parts.process(base[a:b], tip[a:b], 0.5) for a, b in itertools.pairwise(cuts)]
     np.testing.assert_array_equal(np.concatenate([g[0] for g in got]), b1)
     np.testing.assert_array_equal(np.concatenate([g[1] for g in got]), t1)
+
+
+class _ReferenceGate(JumpGate):
+    """The gate with the plain per-sample walk through windows."""
+
+    def _walk(self, ext: np.ndarray, h: int, d: np.ndarray, thr: float) -> np.ndarray:
+        return self._walk_reference(ext, h, d, thr)
+
+
+def test_the_windowed_walk_is_the_plain_loop() -> None:
+    """:meth:`JumpGate._walk` (quiet stretches at once, sample by sample only
+    inside windows) gives, bit for bit, the plain loop over every sample: spikes,
+    steps, slips twice, muscles that pass and re-arm, two channels, any chunking."""
+    rng = np.random.default_rng(5)
+    t = np.arange(0.0, 60.0, 1 / FS)
+    kinds = [ArtefactKind.COUGH, ArtefactKind.SLIP]
+    opened = 0
+    for case in range(12):
+        x = 30.0 + 0.3 * np.sin(2 * np.pi * 0.25 * t) + 0.05 * rng.standard_normal(t.size)
+        arts = [
+            Artefact(kinds[i % 2], float(t0), 0.4 if i % 2 == 0 else 0.04, float(size))
+            for i, (t0, size) in enumerate(
+                zip(
+                    rng.uniform(5, 55, 6),
+                    rng.choice([-1, 1], 6) * rng.uniform(3, 40, 6),
+                    strict=True,
+                )
+            )
+        ]
+        x += SessionArtefacts(arts).probe(t)[0]
+        for t0 in rng.uniform(5, 55, 3):  # muscles: quick rises and falls
+            after = np.maximum(t - t0, 0)
+            x += np.where(t >= t0, rng.choice([-1, 1]) * 12.0 * (1 - np.exp(-after / 0.3)), 0)
+        cols = np.column_stack([x, 0.5 * x + 2.0]) if case % 2 else x[:, None]
+        fast, ref = JumpGate(FS, cols.shape[1]), _ReferenceGate(FS, cols.shape[1])
+        chunk = [1, 7, 25, 50, 333, t.size][case % 6]
+        for i in range(0, t.size, chunk):
+            np.testing.assert_array_equal(
+                fast.process(cols[i : i + chunk]), ref.process(cols[i : i + chunk])
+            )
+        assert (fast.jumps, fast.moved_at) == (ref.jumps, ref.moved_at)
+        np.testing.assert_array_equal(fast.offset, ref.offset)
+        opened += ref.jumps
+    assert opened > 20

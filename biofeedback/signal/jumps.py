@@ -164,52 +164,102 @@ class JumpGate:
             self._dn = 0
 
     def _walk(self, ext: FloatArray, h: int, d: FloatArray, thr: float) -> FloatArray:
-        """Sample by sample through a window (opened here or before); ``ext`` is
-        the piece with the ``h`` samples of history before it."""
+        """A piece in which a window is open or opens (``ext``: the piece with
+        the ``h`` samples of history before it): the stretches outside windows
+        at once, sample by sample only inside them (:meth:`_walk_reference`,
+        the plain loop over every sample, gives the same)."""
+        x = ext[h:]
+        m = x.shape[0]
+        out = np.empty_like(x)
+        xm, dl = x[:, self.main].tolist(), d.tolist()
+        i = 0
+        while i < m:
+            if self._left == 0:
+                j = self._next_opening(d, i, thr)
+                out[i:j] = x[i:j] - self.offset
+                if j == m:
+                    break
+                self._open(ext, h, j)
+                i = j
+            a, held = i, True
+            while i < m and self._left and held:
+                held = self._hold_sample(ext, h, i, xm[i], dl[i], thr)
+                i += 1
+            out[a : i if held else i - 1] = self._pre
+            if not held:  # a muscle's change: it passes from this sample on
+                out[i - 1] = x[i - 1] - self.offset
+        return out
+
+    def _walk_reference(self, ext: FloatArray, h: int, d: FloatArray, thr: float) -> FloatArray:
+        """:meth:`_walk` as a plain loop over every sample (its reference)."""
         x = ext[h:]
         out = np.empty_like(x)
-        main = self.main
         for i in range(x.shape[0]):
             if not self._armed:
                 # after a muscle's change: wait until it slows before watching again
                 self._armed = not abs(d[i]) > 0.5 * thr
             elif self._left == 0 and abs(d[i]) > thr:
-                # opened: the level before is the one 0.1 s back
-                self._left = self._win_n
-                j = max(h + i - self.k, 0)
-                self._pre = ext[j] - self.offset
-                self._pre_sd = float(np.std(ext[max(j - 2 * self.k, 0) : j + 1, main]))
-                self._peak = 0.0
-                self._since = 0
-                self._es = []
-            if self._left == 0:
+                self._open(ext, h, i)
+            if self._left and self._hold_sample(ext, h, i, float(x[i, self.main]), d[i], thr):
+                out[i] = self._pre
+            else:
                 out[i] = x[i] - self.offset
-                continue
-            e = x[i, main] - self.offset[main] - self._pre[main]
-            if abs(e) > abs(self._peak):
-                self._peak = e
-            self._since += 1
-            self._es.append(e)
-            if self._since > 2 * self.k and self._again(ext, h + i, d[i], thr):
-                # a second jump while the first is held (a probe that slips twice):
-                # judged together, from the level before the first
-                self._left = self._win_n
-                self._since = 1
-            if self._since == self.k:
-                self._early = e
-            elif self._since > self.k and (e - self._early) * self._early > _GOING_ON * (
-                self._early * self._early
-            ):
-                # still going the same way after its first 0.1 s: a muscle, let it pass
-                self._left = 0
-                self._armed = False
-                out[i] = x[i] - self.offset
-                continue
-            out[i] = self._pre
-            self._left -= 1
-            if self._left == 0:
-                self._decide(x[i] - self.offset, e, i)
         return out
+
+    def _next_opening(self, d: FloatArray, i: int, thr: float) -> int:
+        """Local index of the next sample from ``i`` that opens a window (the
+        piece's length: none); re-arms the gate where a muscle's change slowed."""
+        m = d.shape[0]
+        if not self._armed:
+            calm = np.flatnonzero(~(np.abs(d[i:]) > 0.5 * thr))
+            if not calm.shape[0]:
+                return m
+            self._armed = True
+            i += int(calm[0]) + 1  # (re-armed at that sample: a window opens from the next)
+        big = np.flatnonzero(np.abs(d[i:]) > thr)
+        return i + int(big[0]) if big.shape[0] else m
+
+    def _open(self, ext: FloatArray, h: int, i: int) -> None:
+        """A window opens at local index ``i``: the level before is the one 0.1 s back."""
+        self._left = self._win_n
+        j = max(h + i - self.k, 0)
+        self._pre = ext[j] - self.offset
+        self._pre_sd = float(np.std(ext[max(j - 2 * self.k, 0) : j + 1, self.main]))
+        self._peak = 0.0
+        self._since = 0
+        self._es = []
+
+    def _hold_sample(
+        self, ext: FloatArray, h: int, i: int, xi: float, di: float, thr: float
+    ) -> bool:
+        """One sample inside the open window (local index ``i``, its main value
+        ``xi`` and 0.1 s change ``di``): True while it is held at the level
+        before; False once the change turned out a muscle's (the window
+        closes and the sample passes)."""
+        main = self.main
+        e = xi - float(self.offset[main]) - float(self._pre[main])
+        if abs(e) > abs(self._peak):
+            self._peak = e
+        self._since += 1
+        self._es.append(e)
+        if self._since > 2 * self.k and self._again(ext, h + i, di, thr):
+            # a second jump while the first is held (a probe that slips twice):
+            # judged together, from the level before the first
+            self._left = self._win_n
+            self._since = 1
+        if self._since == self.k:
+            self._early = e
+        elif self._since > self.k and (e - self._early) * self._early > _GOING_ON * (
+            self._early * self._early
+        ):
+            # still going the same way after its first 0.1 s: a muscle, let it pass
+            self._left = 0
+            self._armed = False
+            return False
+        self._left -= 1
+        if self._left == 0:
+            self._decide(ext[h + i] - self.offset, e, i)
+        return True
 
     def _again(self, ext: FloatArray, j: int, dj: float, thr: float) -> bool:
         """A new jump at ``ext[j]``: past the threshold, and much faster than the
@@ -263,13 +313,14 @@ class CommonShift:
         self.frac = frac
         self._off = 0  # taken out so far, in _QUANTUM units (integers: the sum is
         # exact, the same however the stream is chunked)
-        self._hb = np.zeros(0)  # the last `span` input samples, base
-        self._ht = np.zeros(0)  # and tip
+        # work buffer, rows base and tip: the last ``_h`` (<= span) input
+        # samples at the front, a chunk written behind them (no concatenation)
+        self._w = np.empty((2, self.span + 64))
+        self._h = 0
 
     def reset(self) -> None:
         """A gap: changes across it are not changes (the offset stays)."""
-        self._hb = np.zeros(0)
-        self._ht = np.zeros(0)
+        self._h = 0
 
     def process(
         self, base: FloatArray, tip: FloatArray, margin: float
@@ -277,39 +328,52 @@ class CommonShift:
         """``(base, tip)`` with the common shifts taken out (the inputs
         themselves while nothing has been taken out: do not write to them)."""
         n = base.shape[0]
-        h = self._hb.shape[0]
+        h = self._h
         k = self.span
+        w = self._history_and(base, tip)
         if h + n <= k or not margin > 0:
-            self._keep(base, tip)
+            self._keep(h + n)
             return self._less(base, tip)
         # change over the span ending at each sample (the base first: usually
         # nothing moved that fast, and nothing else is needed)
         lo = max(h, k)
-        eb = np.concatenate((self._hb, base)) if h else base
-        moved = eb[lo:] - eb[lo - k : eb.shape[0] - k]  # (from sample lo - h on)
+        eb, et = w[0, : h + n], w[1, : h + n]
+        moved = eb[lo:] - eb[lo - k : h + n - k]  # (from sample lo - h on)
         # (fmax skips NaN: no NaN change is fast)
         if not np.fmax.reduce(np.abs(moved, out=moved)) > margin:
-            self._keep(base, tip)
+            self._keep(h + n)
             return self._less(base, tip)
         db = np.zeros(n)
-        db[lo - h :] = eb[lo:] - eb[lo - k : eb.shape[0] - k]
+        db[lo - h :] = eb[lo:] - eb[lo - k : h + n - k]
         fast = np.abs(db) > margin
-        et = np.concatenate((self._ht, tip)) if h else tip
         dt = np.zeros(n)
-        dt[lo - h :] = et[lo:] - et[lo - k : et.shape[0] - k]
+        dt[lo - h :] = et[lo:] - et[lo - k : h + n - k]
         common = fast & (np.abs(dt - db) <= self.frac * np.abs(db))
-        self._keep(base, tip)
         if not common.any():
+            self._keep(h + n)
             return self._less(base, tip)
         # each sample's own change (from the one before), where the span's is common
         one = max(h, 1)
         step = np.zeros(n)
         step[one - h :] = 0.5 * (eb[one:] - eb[one - 1 : -1] + et[one:] - et[one - 1 : -1])
+        self._keep(h + n)
         inc = np.where(common, np.rint(step / _QUANTUM), 0.0)
         units = self._off + np.cumsum(inc.astype(np.int64))
         self._off = int(units[-1])
         shift = units * _QUANTUM
         return base - shift, tip - shift
+
+    def _history_and(self, base: FloatArray, tip: FloatArray) -> FloatArray:
+        """The work buffer with the chunk written behind the history (grown if needed)."""
+        h, n = self._h, base.shape[0]
+        w = self._w
+        if w.shape[1] < h + n:
+            grown = np.empty((2, max(h + n, 2 * w.shape[1])))
+            grown[:, :h] = w[:, :h]
+            w = self._w = grown
+        w[0, h : h + n] = base
+        w[1, h : h + n] = tip
+        return w
 
     def _less(self, base: FloatArray, tip: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``(base, tip)`` less the offset taken out so far."""
@@ -318,14 +382,12 @@ class CommonShift:
         off = self._off * _QUANTUM
         return base - off, tip - off
 
-    def _keep(self, base: FloatArray, tip: FloatArray) -> None:
-        """Keep the last ``span`` samples for the next call."""
-        k = self.span
-        if base.shape[0] >= k:
-            self._hb, self._ht = base[-k:].copy(), tip[-k:].copy()
-        else:
-            self._hb = np.concatenate((self._hb, base))[-k:]
-            self._ht = np.concatenate((self._ht, tip))[-k:]
+    def _keep(self, end: int) -> None:
+        """Keep the last ``span`` of the ``end`` samples in the buffer for the next call."""
+        keep = min(self.span, end)
+        if end > keep:
+            self._w[:, :keep] = self._w[:, end - keep : end]
+        self._h = keep
 
     @property
     def offset(self) -> float:
