@@ -393,3 +393,35 @@ def test_the_breath_hold_is_judged_per_sample_on_the_breaths_own_timeline() -> N
     assert held[(tq > 35.0) & (tq < 42.0)].all()
     assert not held[(tq > 12.0) & (tq < 33.0)].any()
     assert not held[tq > 46.0].any()  # breathing again
+
+
+def test_the_status_kept_between_chunks_is_the_status_now() -> None:
+    """The status record is rebuilt only when a figure it shows changed: after
+    every chunk, link event, set start and stop it reads as one built afresh,
+    and a chunk that changed nothing hands on the same record."""
+    rec = recording()
+    pipe = Pipeline([PRESSURE, BELT, ACC])
+    cs = chunks(rec, ("pressure", "force", "acc"), chunk_s=0.2)
+
+    def check() -> None:  # (repr: a NaN figure reads the same)
+        assert repr(pipe.status) == repr(pipe._make_status())
+
+    kept = 0
+    for i, c in enumerate(cs):
+        before = pipe.status
+        u = pipe.process(c)
+        kept += u.status is before
+        check()
+        if i == 150:
+            pipe.start_reps(target=3)
+            check()
+        if i == 300:
+            pipe.on_link_event(LinkEvent(LinkKind.LOST, float(c.t[-1]), "force"))
+            check()
+        if i == 350:
+            pipe.set_thresholds(Thresholds(drop_margin=1.5, rest_level=30.0, unit="cmH2O"))
+            check()
+        if i == 450:
+            pipe.stop_reps()
+            check()
+    assert kept > len(cs) // 10

@@ -119,6 +119,8 @@ class Pipeline:
         self._posture: PostureWatch | None = None  # one channel + belt: posture steps
         self._breath_spec: StreamSpec | None = None
         self._breath_name: str | None = None
+        # the status record, kept until a figure it shows changes (None: rebuild)
+        self._status: PipelineStatus | None = None
         self._pick_breath()
         fs = float(self._pelvic_spec.rate_hz or 50.0) if self._pelvic_spec else 50.0
         self._scorer = CouplingScorer(fs_hint=min(fs, 50.0))
@@ -139,6 +141,7 @@ class Pipeline:
         """Keep the breath figures the status shows (they change only when the
         breath tracker processes a chunk or is replaced or reset)."""
         b = self.breath
+        self._status = None
         # (trust: None until the source's first chunk has been judged)
         self._bfig: tuple[float | None, float | None, float | None, float | None, float | None] = (
             (None, None, None, None, None)
@@ -189,6 +192,7 @@ class Pipeline:
         """Switch to calibrated thresholds (None: back to adaptive)."""
         if self.pelvic is not None:
             self.pelvic.set_thresholds(thresholds)
+            self._status = None  # (the rest level may come from them)
 
     # ------------------------------------------------------------------ reps
 
@@ -225,6 +229,7 @@ class Pipeline:
         paced = clock == "pacer" or (clock == "auto" and pacer is not None and self._no_breath())
         window = RepWindow(self._t if t_start is None else t_start, target, pacer)
         self._reps.start(window, paced=paced)
+        self._status = None
         return "pacer" if paced else "breath"
 
     def _no_breath(self) -> bool:
@@ -234,6 +239,7 @@ class Pipeline:
 
     def stop_reps(self) -> RepSummary:
         """Stop counting; the set's summary."""
+        self._status = None
         return self._reps.stop()
 
     @property
@@ -270,6 +276,7 @@ class Pipeline:
                     self._pstate = _PELVIC_STATES[pelvic_out.state.item(-1)]
                     self._pconf = pelvic_out.confidence.item(-1)
                 self._pquality = pelvic_out.quality
+                self._status = None  # (the confidence moves with every sample)
             if name == self._breath_name:
                 assert self.breath is not None
                 breath_out = self.breath.process(t, chunk.values)
@@ -277,25 +284,32 @@ class Pipeline:
                     self._hold.add(breath_out)
                 if self._posture is not None:
                     self._posture.add_belt(t, chunk.values, breath_out.events, breath_out.polarity)
-                self._bfig = (
-                    breath_out.rate_bpm,
-                    breath_out.depth,
-                    breath_out.regularity,
-                    breath_out.delay_s,
-                    breath_out.trust,
-                )
-                if breath_out.events:
-                    self._scorer.add_breath(breath_out.events)
-                if breath_out.phase.shape[0]:
-                    self._phase = _BREATH_PHASES[breath_out.phase.item(-1)]
+                self._note_breath(breath_out)
             if self._scorer.pending:
                 coupling = tuple(self._scorer.ready())
             if self._reps.active and (coupling or self._reps.clock == "pacer"):
                 reps = self._reps.offer(coupling)
+                if reps:
+                    self._status = None
             if t_end > self._t:
                 self._t = t_end
+                self._status = None
         # (positional: the field order of PipelineUpdate)
         return PipelineUpdate(sid, breath_out, pelvic_out, coupling, reps, self.status)
+
+    def _note_breath(self, out: BreathOutput) -> None:
+        """The figures and phase a breath chunk leaves; its onsets to the scorer."""
+        fig = (out.rate_bpm, out.depth, out.regularity, out.delay_s, out.trust)
+        if fig != self._bfig:
+            self._bfig = fig
+            self._status = None
+        if out.events:
+            self._scorer.add_breath(out.events)
+        if out.phase.shape[0]:
+            phase = _BREATH_PHASES[out.phase.item(-1)]
+            if phase is not self._phase:
+                self._phase = phase
+                self._status = None
 
     def on_link_event(self, ev: LinkEvent) -> None:
         """A link was lost or came back: filters restart after the gap.
@@ -359,7 +373,13 @@ class Pipeline:
 
     @property
     def status(self) -> PipelineStatus:
-        """The latest figures."""
+        """The latest figures (one record, kept while none of them changes)."""
+        st = self._status
+        if st is None:
+            st = self._status = self._make_status()
+        return st
+
+    def _make_status(self) -> PipelineStatus:
         p = self.pelvic
         rate, depth, regularity, delay, trust = self._bfig
         return PipelineStatus(
