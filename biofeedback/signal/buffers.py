@@ -419,8 +419,26 @@ class QualityMonitor:
         n = int(x.shape[0])
         if n == 0:
             return self.quality
-        # a stuck or silent stream repeats its first channel exactly
         x0 = x[:, 0]
+        self._note_repeats(x0, n)
+        self._note_rails(x, n)
+        self._note_spread(x0, n)
+        hold = self._hold_n
+        Q = self._Q
+        if self._since_clip < hold:
+            q = Q.CLIPPED
+        elif self._since_flat < hold:
+            q = Q.FLAT
+        elif noise_sd is not None and noise_sd > self._noisy_ratio * math.sqrt(max(self._var, 0)):
+            q = Q.NOISY
+        else:
+            q = Q.OK
+        self.quality = q
+        return q
+
+    def _note_repeats(self, x0: FloatArray, n: int) -> None:
+        """A stuck or silent stream repeats its first channel exactly: the
+        longest run of repeats so far sets the flat flag."""
         last = self._last
         first_same = last is not None and x0.item(0) == last
         same_in = x0[1:] == x0[:-1]
@@ -444,49 +462,42 @@ class QualityMonitor:
                 if n >= self._flat_n:  # a long chunk may hide a flat stretch inside
                     longest = max(longest, int(np.diff(brk).max(initial=0)) - 1)
         self._since_flat = 0 if longest >= self._flat_n else self._since_flat + n
-        # the rails: the highest and lowest value of any channel so far (one
-        # converter, one range)
+
+    def _note_rails(self, x: FloatArray, n: int) -> None:
+        """The rails: the highest and lowest value of any channel so far (one
+        converter, one range); samples repeated at one set the clipped flag."""
         # (argmax/argmin and a lookup: a third of a full reduction's fixed cost;
         # a NaN wins both, as it does max and min)
         xf = x.ravel()
         hi = xf.item(int(xf.argmax()))
         lo = xf.item(int(xf.argmin()))
-        if hi >= self._hi or lo <= self._lo:
-            self._hi = max(self._hi, hi)
-            self._lo = min(self._lo, lo)
-            clipped = False
-            if self._hi > self._lo:
-                # repeated samples at a rail
-                rail = (x[1:] >= self._hi) | (x[1:] <= self._lo)
-                rail &= x[1:] == x[:-1]
-                clipped = int(np.count_nonzero(rail)) >= self._clip_n - 1
-            self._since_clip = 0 if clipped else self._since_clip + n
-        else:
+        if not (hi >= self._hi or lo <= self._lo):
             self._since_clip += n
-        # running variance of the first channel, updated per chunk (a display
-        # figure: chunk-size dependence does not matter here)
+            return
+        self._hi = max(self._hi, hi)
+        self._lo = min(self._lo, lo)
+        clipped = False
+        if self._hi > self._lo:
+            # repeated samples at a rail
+            rail = (x[1:] >= self._hi) | (x[1:] <= self._lo)
+            rail &= x[1:] == x[:-1]
+            clipped = int(np.count_nonzero(rail)) >= self._clip_n - 1
+        self._since_clip = 0 if clipped else self._since_clip + n
+
+    def _note_spread(self, x0: FloatArray, n: int) -> None:
+        """Running variance of the first channel, updated per chunk (a display
+        figure: chunk-size dependence does not matter here)."""
         mu = float(_add_reduce(x0)) / n
         dev = x0 - mu
+        ss = float(np.dot(dev, dev))  # (the same sum as ``dev @ dev``, at less cost per call)
         w = self._w.get(n)
         if w is None:
             w = 1.0 - math.exp(-n / self._tau_n)
             if len(self._w) < 256:
                 self._w[n] = w
         if self._mu is None:
-            self._mu, self._var = mu, float(dev @ dev) / n
+            self._mu, self._var = mu, ss / n
         else:
             d = mu - self._mu
             self._mu += w * d
-            self._var += w * (float(dev @ dev) / n + d * d - self._var)
-        hold = self._hold_n
-        Q = self._Q
-        if self._since_clip < hold:
-            q = Q.CLIPPED
-        elif self._since_flat < hold:
-            q = Q.FLAT
-        elif noise_sd is not None and noise_sd > self._noisy_ratio * math.sqrt(max(self._var, 0)):
-            q = Q.NOISY
-        else:
-            q = Q.OK
-        self.quality = q
-        return q
+            self._var += w * (ss / n + d * d - self._var)
