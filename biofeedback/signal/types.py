@@ -26,7 +26,7 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -223,9 +223,13 @@ class Breath:
         }
 
 
-@dataclass(frozen=True, eq=False)
-class BreathOutput:
+class BreathOutput(NamedTuple):
     """The breath detector's output for one chunk of its source stream.
+
+    A named tuple, as :class:`~biofeedback.signal.results.PipelineStatus`
+    is: one is built for every chunk, and a frozen dataclass of this many
+    fields costs about three times as much to build (built with keywords
+    all the same; compare outputs by their fields, not with ``==``).
 
     Parameters
     ----------
@@ -335,9 +339,9 @@ class PelvicFigures:
     margins: tuple[float, float, float]
 
 
-@dataclass(frozen=True, eq=False)
-class PelvicOutput:
-    """The pelvic state tracker's output for one chunk of the pressure stream.
+class PelvicOutput(NamedTuple):
+    """The pelvic state tracker's output for one chunk of the pressure stream
+    (a named tuple, one per chunk: see :class:`BreathOutput`).
 
     Parameters
     ----------
