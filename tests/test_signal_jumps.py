@@ -68,6 +68,51 @@ def test_a_muscle_passes() -> None:
     assert np.all(t[held] < 21.0) and held.sum() <= 0.2 * FS  # held 0.2 s at most
 
 
+def _two_channel(cough: bool, slip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Base and tip columns: a cough at 20 s and a squeeze rising under its
+    tail (the base twice the tip); or a slip at 20 s (both sensors alike)."""
+    t, x = signal("none")
+    after = np.maximum(t - 20.2, 0.0)
+    squeeze = np.where(t >= 20.2, 18.0 * (1 - np.exp(-after / 0.3)), 0.0)
+    cols = np.column_stack((x + squeeze, x - 4.0 + 0.5 * squeeze))
+    arte = []
+    if cough:
+        arte.append(Artefact(ArtefactKind.COUGH, 20.0, 0.43, 34.0))
+    if slip:
+        cols = np.column_stack((x, x - 4.0))
+        arte.append(Artefact(ArtefactKind.SLIP, 20.0, 0.04, -10.0))
+    base, tip, _ = SessionArtefacts(arte).probe(t)
+    return t, cols + np.column_stack((base, tip))
+
+
+def _gate_two(cols: np.ndarray, chunk: int, tip: int | None) -> tuple[np.ndarray, JumpGate]:
+    g = JumpGate(FS, 2, tip=tip)
+    out = np.concatenate([g.process(cols[i : i + chunk]) for i in range(0, len(cols), chunk)])
+    return out, g
+
+
+def test_a_squeeze_begun_with_a_cough_is_no_slip_on_two_channels() -> None:
+    t, cols = _two_channel(cough=True, slip=False)
+    # one channel cannot tell: the squeeze's level, reached under the cough, is taken out
+    _, one = _gate_two(cols, 25, tip=None)
+    assert one.moved_at >= 0 and one.offset[0] > 10.0
+    # two: the tip rose half as much as the base, so the probe did not move
+    whole, g = _gate_two(cols, cols.shape[0], tip=1)
+    assert g.moved_at == -1 and np.all(g.offset == 0.0)
+    np.testing.assert_array_equal(whole[t > 21.5], cols[t > 21.5])
+    for chunk in (1, 7, 33):
+        np.testing.assert_array_equal(_gate_two(cols, chunk, tip=1)[0], whole)
+
+
+def test_a_slip_moves_both_sensors_and_is_taken_out_on_two_channels() -> None:
+    t, cols = _two_channel(cough=False, slip=True)
+    out, g = _gate_two(cols, 25, tip=1)
+    assert g.offset == pytest.approx([-10.0, -10.0], abs=0.5)
+    x = signal("none")[1]
+    clean = np.column_stack((x, x - 4.0))
+    assert np.max(np.abs(out - clean)[t > 21.0]) < 0.5
+
+
 @pytest.mark.parametrize("kind", ["cough", "slip", "contraction"])
 def test_chunking_does_not_change_the_output(kind: str) -> None:
     _, x = signal(kind)

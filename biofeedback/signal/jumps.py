@@ -10,7 +10,9 @@ happened:
 
 * **spike** -- back near the level before: nothing happened to the floor;
 * **step** -- it reached its new level at once and stays there: the probe
-  moved; the offset is removed from then on (the rest stays where it was);
+  moved; the offset is removed from then on (the rest stays where it was).
+  A two-channel probe that moves shifts both sensors alike: a jump that moved
+  them apart is the floor's (a contraction begun with a cough), and passes;
 * **action** -- it kept going the same way after its first 0.1 s (a quick
   contraction, a drop: muscles do not finish in 0.1 s): the hold ends at once
   and the signal passes unchanged.
@@ -51,11 +53,27 @@ class JumpGate:
         The column that decides (the base sensor).
     window_s : float
         How long a jump is held before deciding (longer than a cough).
+    tip : int or None
+        A two-channel probe's tip column: a step must move it as the main
+        column, within ``frac`` of the main's change (None: one channel).
+    frac : float
+        See ``tip``.
     """
 
-    def __init__(self, fs: float, n_channels: int, main: int = 0, window_s: float = 0.7) -> None:
+    def __init__(
+        self,
+        fs: float,
+        n_channels: int,
+        main: int = 0,
+        window_s: float = 0.7,
+        *,
+        tip: int | None = None,
+        frac: float = 0.25,
+    ) -> None:
         self.k = max(1, round(0.1 * fs))
         self.main = main
+        self.tip = tip
+        self.frac = frac
         self._win_n = max(self.k + 2, round(window_s * fs))
         self._block_n = max(4 * self.k, round(2.0 * fs))
         # work buffer: the last 3k input samples (``_h`` rows) at the front, a
@@ -280,11 +298,19 @@ class JumpGate:
             and abs(e) >= 0.7 * abs(peak)
             # steady before and after: not a jolt within a tremulous contraction
             and abs(e) > _STEADY * max(self._pre_sd, float(np.std(self._es[-self.k :])))
+            and self._alike(now - self._pre)
         ):
             self.offset = self.offset + (now - self._pre)  # a step: the probe moved
             self.jumps += 1
             self.moved_at = self._n + i
         # else an action: it passes from here on
+
+    def _alike(self, moved: FloatArray) -> bool:
+        """Every sensor of the probe moved as the main one (one channel: yes)."""
+        if self.tip is None:
+            return True
+        dm = float(moved[self.main])
+        return abs(float(moved[self.tip]) - dm) <= self.frac * abs(dm)
 
 
 class CommonShift:

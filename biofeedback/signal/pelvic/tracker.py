@@ -119,7 +119,9 @@ class PelvicTracker:
         self._cols_identity = self._cols == list(range(n_channels))
         self._dec = BlockMean(max(1, int(rate_hz // 50.0)), n_channels)
         self.fs = rate_hz / self._dec.factor
-        self._gate = JumpGate(self.fs, n_channels, main=self._base)
+        # (two channels: a step the probe took moves both sensors alike)
+        tip_col = self._tip if self.two else None
+        self._gate = JumpGate(self.fs, n_channels, main=self._base, tip=tip_col, frac=COMMON_FRAC)
         lp = min(2.0, 0.4 * self.fs)
         sos = lowpass_sos(lp, self.fs, 2)
         self._lp = SosFilter(sos, 2 if self.two else 1)
