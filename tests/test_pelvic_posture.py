@@ -8,7 +8,6 @@ import itertools
 import numpy as np
 import numpy.typing as npt
 
-from biofeedback.signal.pelvic.levels import rise, settled_at, steady_from
 from biofeedback.signal.pipeline import Pipeline
 from devices.intent import Intent, PelvicAction, Schedule
 from devices.stream import Chunk, StreamKind, StreamSpec
@@ -60,8 +59,7 @@ def _run(
 
 def test_a_posture_step_at_rest_is_the_body_moving() -> None:
     """Resting, the person shifts up, then down: each step is read as an action
-    only until the belt witnesses it (leaving its breathing, or at its next
-    trough), then as rest again."""
+    only until the belt's next troughs witness it, then as rest again."""
     body = BodyModel(3, artefacts=_posture((30.0, 6.0), (60.0, -7.0)))
     est, ref, pipe = _run(body, 90)
     t = np.arange(est.size) / FS
@@ -99,36 +97,3 @@ def test_posture_steps_do_not_depend_on_chunking() -> None:
     np.testing.assert_array_equal(many, one)
     assert pipe._posture is not None and pipe2._posture is not None
     assert pipe2._posture.shifts == pipe._posture.shifts >= 1
-
-
-def test_a_step_down_at_rest_is_rest_again_within_a_second_or_so() -> None:
-    """Moving down, the belt dips below its troughs with the probe: the rest
-    moves once the probe has settled, not a breath later."""
-    for seed in (3, 5):
-        body = BodyModel(seed, artefacts=_posture((60.0, -7.0)))
-        est, ref, pipe = _run(body, 80)
-        t = np.arange(est.size) / FS
-        end = 61.5
-        wrong = (t >= end) & (t < end + 15.0) & (est != PelvicState.REST)
-        assert wrong.any() and t[wrong].max() - end <= 1.5, seed
-        assert np.all(ref[(t >= end) & (t < 78.0)] == PelvicState.REST)
-        assert pipe._posture is not None and pipe._posture.shifts == 1
-
-
-def test_steady_levels_skip_the_top_of_a_swing() -> None:
-    """The level a movement settles at is the first it holds, not the top of
-    its swing on the way (flat for half a second too, then left again towards
-    where it came from)."""
-    t = np.arange(0.0, 6.0, 0.02)
-    u = np.clip((t - 1.0) / 1.8, 0.0, 1.0)  # a 1.8 s move: a step of 3.2 and a swing of 4
-    x = 30.0 + 3.2 * u * u * (3.0 - 2.0 * u) + 4.0 * np.sin(np.pi * u)
-    k, tol = 25, 0.78  # 0.5 s, a drop margin
-    moving = t >= 1.2
-    top = steady_from(t[moving], x[moving], k, tol)
-    assert top is not None and top[0] > 35.0  # (the first steady stretch: the top)
-    t_set = settled_at(t[moving], x[moving], k, 30.0, tol)
-    assert t_set is not None and 2.8 + 0.3 <= t_set <= 2.8 + 0.5
-    assert abs(float(np.mean(x[(t > t_set - 0.5) & (t <= t_set)])) - 33.2) < 0.5
-    assert steady_from(t[:k], x[:k], k, tol) is None
-    assert rise(np.array([3.0, 1.0, 2.5, 0.0, 1.0])) == 1.5
-    assert rise(np.empty(0)) == 0.0

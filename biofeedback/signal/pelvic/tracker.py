@@ -27,7 +27,6 @@ from biofeedback.signal.filters import (
 )
 from biofeedback.signal.jumps import CommonShift, JumpGate
 from biofeedback.signal.pelvic.confidence import confidence
-from biofeedback.signal.pelvic.episode import follow_episode, forget_move
 from biofeedback.signal.pelvic.hold import BoolArray, HoldEvidence, split_hold
 from biofeedback.signal.pelvic.posture import PostureWatch
 from biofeedback.signal.pelvic.rest import (
@@ -38,7 +37,6 @@ from biofeedback.signal.pelvic.rest import (
     RestTrend,
     Ripple,
 )
-from biofeedback.signal.pelvic.slip import SlipCheck
 from biofeedback.signal.pelvic.zones import CON, DROP, REST, STR, UNK, Margins, Zones, margins_for
 from biofeedback.signal.types import (
     Int8Array,
@@ -51,11 +49,6 @@ from biofeedback.signal.types import (
 from devices.vocab import PelvicState
 
 __all__ = ["PelvicTracker", "margins_for"]
-
-#: One channel and a belt: how often the posture witness is asked while it
-#: follows a move, s (it acts within this of the probe's settling; at the 1 s
-#: block ends otherwise).
-WATCH_S = 0.2
 
 _QUALITY_WEIGHT = {
     Quality.OK: 1.0,
@@ -134,8 +127,6 @@ class PelvicTracker:
         self.delay_s = phase_delay_s(sos, 0.2, self.fs) + dwell_s
         self._dwell_n = max(1, round(dwell_s * self.fs))
         self._block_n = max(2, round(self.fs))
-        # a belt's posture witness is asked at these finer steps (global indices)
-        self._watch_n = max(1, round(WATCH_S * self.fs))
         # settling ends on a block boundary, so it ends at the same sample however chunked
         self._settle_n = self._block_n * max(2, math.ceil(settle_s * self.fs / self._block_n))
         self._alpha = min(1.0, self._block_n / (rest_tau_s * self.fs))
@@ -143,6 +134,7 @@ class PelvicTracker:
         self._peak_decay = 0.5 ** (self._block_n / (180.0 * self.fs))
         self._last_in = np.zeros(n_channels)
         self._last_quality = Quality.OK
+        self._watch: PostureWatch | None = None  # (the chunk's, see process)
         self.thresholds: Thresholds | None = None
         self._m_key: tuple[float, float, float | None, int, float] | None = None
         self._m_val: Margins = (0.0, 0.0, 0.0)
@@ -168,7 +160,7 @@ class PelvicTracker:
         )
         self._lr = self._model.learned  # (read many times per chunk)
         self._block = Block(buf=np.zeros((2, self._block_n)))
-        self._slip = SlipCheck(self.fs)
+        self._moved_since = -1.0
         self._back = 0.0  # the block began after an action: the re-anchoring bound
 
     def reset(self) -> None:
@@ -280,6 +272,7 @@ class PelvicTracker:
         self._raw.append(tt, xr[:, self._base])
         quality = self._quality.process(xr, self._lr.sigma / self._lp_noise)
         hold = breath_hold if isinstance(breath_hold, bool) else breath_hold.holding(tt)
+        self._watch = posture
         state = np.empty(m, dtype=np.int8)
         rel = np.empty(m)  # (a settling stretch fills in NaN)
         conf = np.empty(m)
@@ -287,27 +280,18 @@ class PelvicTracker:
         # stretches end at the rest-update block boundaries (global indices)
         a = 0
         while a < m:
-            g = self._n + a
-            b = min(m, a + self._block_n - g % self._block_n)
-            if posture is not None and posture.busy:
-                b = min(b, a + self._watch_n - g % self._watch_n)
-            whole = a == 0 and b == m  # (the usual case: no views to take)
-            sig = (base, tip) if whole else (base[a:b], tip[a:b])
-            out = (state, rel, conf) if whole else (state[a:b], rel[a:b], conf[a:b])
-            hh = hold if isinstance(hold, bool) else split_hold(hold if whole else hold[a:b])
-            self._stretch(tt if whole else tt[a:b], sig, g, hh, out, events, posture)
+            b = min(m, a + self._block_n - (self._n + a) % self._block_n)
+            if b == m and a == 0:  # (the usual case: one stretch, no views to take)
+                h = hold if isinstance(hold, bool) else split_hold(hold)
+                self._stretch(tt, (base, tip), self._n, h, (state, rel, conf), events)
+                break
+            sig = (base[a:b], tip[a:b])
+            out = (state[a:b], rel[a:b], conf[a:b])
+            h = hold if isinstance(hold, bool) else split_hold(hold[a:b])
+            self._stretch(tt[a:b], sig, self._n + a, h, out, events)
             a = b
         self._n += m
-        if self._lr.rest is not None:
-            moved = self._gate.moved_at
-            quality = self._slip.check(
-                tt,
-                rel,
-                quality,
-                since_step=self._n - moved if moved >= 0 else None,
-                md=self.margins()[0],
-                thresholds=self.thresholds,
-            )
+        quality = self._probe_check(tt, rel, quality)
         w = _QUALITY_WEIGHT[quality]
         if w != 1.0:
             conf *= w
@@ -327,12 +311,10 @@ class PelvicTracker:
         hold: bool | BoolArray,
         out: tuple[Int8Array, FloatArray, FloatArray],
         events: list[PelvicEvent],
-        watch: PostureWatch | None,
     ) -> None:
         """States for one stretch inside a rest-update block, starting at
         working sample ``g_a`` (``sig``: base, tip; ``out``: state,
-        relative level, confidence); the rest update at the block's end, the
-        posture ``watch`` asked at its points."""
+        relative level, confidence); the rest update at the block's end."""
         base, tip = sig
         state, rel, conf = out
         n = int(t.shape[0])
@@ -376,8 +358,7 @@ class PelvicTracker:
         any_drop = bool(const == DROP) if const is not None else bool((state == DROP).any())
         any_rise = bool(const >= CON) if const is not None else bool((state >= CON).any())
         all_rest = bool(const == REST) if const is not None else bool((state == REST).all())
-        resting = self._zones.run.state == REST
-        follow_episode(self._model.episode, rel, (lo, hi), (any_drop, any_rise, resting), m)
+        self._follow_episode(rel, (lo, hi), any_drop, any_rise, m)
         confidence(rel, state, const, mz, conf)
         blk = self._block
         blk.add(base, tip if self.two else None)
@@ -385,18 +366,55 @@ class PelvicTracker:
         blk.hi = max(blk.hi, hi + self._lr.rest)
         blk.rest = blk.rest and all_rest
         blk.rise = blk.rise or any_rise
-        if watch is not None:
-            watch.add_probe(t, base, state)
+        if self._watch is not None:
+            self._watch.add_probe(t, base, state)
         if g_end % self._block_n == 0:
             self._end_block(g_end, m[0])
-        if watch is not None and (
-            g_end % self._block_n == 0 or (watch.busy and g_end % self._watch_n == 0)
-        ):
-            self._posture_step(watch, float(t[-1]), hold)
+            if self._watch is not None:
+                self._posture_step(float(t[-1]), hold)
 
     def _back_bound(self) -> float:
         """After an action: how far from rest a steady level may re-anchor it."""
         return self._model.anchor_bound(self.margins()[0])
+
+    def _follow_episode(
+        self,
+        rel: FloatArray,
+        span: tuple[float, float],
+        any_drop: bool,
+        any_rise: bool,
+        m: Margins,
+    ) -> None:
+        """Episodes: an action that ends by coming most of the way back to rest
+        opens a short window in which a steady level re-anchors the rest (tone
+        drifts during a set; without this a shifted tone would read as a
+        never-ending contraction or drop)."""
+        ep = self._model.episode
+        if ep.sign == 0:
+            if any_drop:
+                ep.sign = -1
+            elif any_rise:  # contraction or strain
+                ep.sign = 1
+        if ep.sign != 0:
+            # the way back: within 30 % of the excursion (drift may have moved rest)
+            lo, hi = span if ep.sign > 0 else (-span[1], -span[0])  # (of the distance away)
+            exc = ep.excursion
+            top = hi if (hi >= exc or hi != hi) else exc  # np.maximum's pick
+            if lo >= 0.3 * top:
+                # every sample still at least 30 % of the way out (the running
+                # excursion never exceeds `top`): no way back in this stretch
+                ep.excursion = top
+            else:
+                away = rel if ep.sign > 0 else -rel
+                reach = np.maximum.accumulate(away)
+                np.maximum(reach, exc, out=reach)
+                ep.excursion = float(reach[-1])
+                # (only once the excursion went past its margin: not the samples before it)
+                back = (away < 0.3 * reach) & (reach > (m[0] if ep.sign < 0 else m[1]))
+                if np.any(back):
+                    ep.open_window()
+        if self._zones.run.state == REST and ep.post == 0:
+            ep.excursion = 0.0
 
     def _settle_stretch(
         self, w: FloatArray, g_end: int, out: tuple[Int8Array, FloatArray, FloatArray]
@@ -440,19 +458,37 @@ class PelvicTracker:
         self._block.clear()
         self._ripple.trim()
 
-    def _posture_step(self, watch: PostureWatch, t_end: float, hold: bool | BoolArray) -> None:
-        """A watch point: a posture step the belt witnessed moves the rest."""
-        assert self._lr.rest is not None
-        # (the stretch's last sample: the same however chunks split it)
+    def _posture_step(self, t_end: float, hold: bool | BoolArray) -> None:
+        """A block ended: a posture step the belt witnessed moves the rest."""
+        assert self._watch is not None and self._lr.rest is not None
+        # (the block's last sample: the same however chunks split the block)
         held = hold if isinstance(hold, bool) else bool(hold[-1])
         quiet = not held and self._zones.run.state != STR
-        step = watch.shift(t_end, self._lr.rest, self.margins()[0], quiet=quiet)
+        step = self._watch.shift(t_end, self._lr.rest, self.margins()[0], quiet=quiet)
         if step:
             self._model.shift_rest(step)
-            # the baseline moved: the hysteresis band's memory (the zone a level
-            # between the margins keeps) was of the old one, as is the episode
-            self._zones.run.cand = REST
-            forget_move(self._model.episode, step)
+
+    def _probe_check(self, t: FloatArray, rel: FloatArray, quality: Quality) -> Quality:
+        """Far below rest for a second, or a sudden step taken out in the last
+        10 s: the probe slipped, not a drop."""
+        moved = self._gate.moved_at
+        recent = moved >= 0 and self._n - moved < 10.0 * self.fs
+        if recent and quality in (Quality.OK, Quality.NOISY):
+            return Quality.PROBE_MOVED
+        if self._lr.rest is None or not t.shape[0] or math.isnan(rel.item(-1)):
+            return quality
+        md = self.margins()[0]
+        th = self.thresholds
+        limit = 10.0 * md if th is None or th.drop_margin is None else 5.0 * th.drop_margin
+        if rel.item(-1) < -limit:
+            t_last = t.item(-1)
+            if self._moved_since < 0:
+                self._moved_since = t_last
+            if t_last - self._moved_since >= 1.0:
+                return Quality.PROBE_MOVED
+        else:
+            self._moved_since = -1.0
+        return quality
 
     def _output(
         self,
