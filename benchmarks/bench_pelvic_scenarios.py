@@ -12,7 +12,11 @@ settles within 5 s of a posture change or a slip. Samples whose truth is
 unknown (the 1-2 s the body moves through a posture change, when the floor
 braces with the trunk) are not scored, in every scenario alike.
 
-Run: ``python benchmarks/bench_pelvic_scenarios.py [--seeds 6] [--data DIR]``;
+Thirty seeds by default (about a minute): six seeds were once the default, and a
+change tuned on them raised their worst case while lowering the worst case of
+the other 24 (seeds 6-29) in every one-channel row; judge changes on all 30.
+
+Run: ``python benchmarks/bench_pelvic_scenarios.py [--seeds 30] [--data DIR]``;
 ``--seed-list 6,7,8`` scores those seeds instead (held-out ones: the seed picks
 the trace, where in it the person starts, and the artefacts), ``--per-seed``
 prints each seed's agreement and strains scored as drops.
@@ -203,7 +207,7 @@ def _seed_text(seeds: list[int]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=6, help="score seeds 0..N-1")
+    ap.add_argument("--seeds", type=int, default=30, help="score seeds 0..N-1")
     ap.add_argument("--seed-list", type=_seed_list, help="score these seeds, e.g. 6,7,8")
     ap.add_argument("--per-seed", action="store_true", help="each seed's figures too")
     root = Path(__file__).resolve().parents[1]

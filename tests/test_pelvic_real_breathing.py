@@ -107,7 +107,7 @@ def test_each_artefact_has_its_shape() -> None:
 
 
 # ------------------------------------------------- the goals, on a reduced set
-# (benchmarks/bench_pelvic_scenarios.py prints the full table: 6 seeds x 6 scenarios)
+# (benchmarks/bench_pelvic_scenarios.py prints the full table: 30 seeds x 6 scenarios)
 
 
 def _bench():  # type: ignore[no-untyped-def]
