@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
+from ui_window_support import ARTIFACTS, BELT, PRESSURE, ManualClock, image, rgb
 
 from biofeedback.cli.calibrate_cmds import StepPrompter, calibration_on_request, run_calibration
 from biofeedback.cli.main import AppContext
@@ -30,31 +28,7 @@ from biofeedback.ui.window import (
     SessionWindow,
 )
 from calibration import StepKind
-from devices.stream import Chunk, StreamKind, StreamSpec
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-PRESSURE = StreamSpec("kgoal.pressure", StreamKind.PRESSURE, ("raw", "calibrated"), "count", 50.0)
-BELT = StreamSpec("gdx-rb.force", StreamKind.BREATH_FORCE, ("force",), "N", 10.0)
-
-
-class ManualClock:
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-
-def image(widget: QWidget) -> np.ndarray:
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
-
-
-def rgb(hex_colour: str) -> np.ndarray:
-    h = hex_colour.lstrip("#")
-    return np.array([int(h[i : i + 2], 16) for i in (0, 2, 4)], dtype=float)
+from devices.stream import Chunk
 
 
 def tinted(hex_colour: str) -> np.ndarray:

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QWidget
+from ui_window_support import image
 
 from biofeedback.cli.main import AppContext
 from biofeedback.cli.resonance_cmds import assess_options
@@ -30,13 +29,6 @@ from calibration.resonance import resonance_schedule
 from devices.errors import DeviceNotFoundError
 
 ARGS = ("--virtual", "--speed", "max", "--step-s", "30", "--rates", "6,5", "--seed", "3")
-
-
-def image(widget: QWidget) -> np.ndarray:
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
 def near(pixels: np.ndarray, hex_colour: str, tol: float = 40.0) -> int:
