@@ -1,6 +1,6 @@
-"""Streaming filters with kept state (block means, the grid resampler, the ring
-buffer and the quality monitor are in :mod:`biofeedback.signal.buffers`, and
-re-exported here).
+"""Streaming filters with kept state (block means, the grid resampler and the ring
+buffer are in :mod:`biofeedback.signal.buffers`, the quality monitor in
+:mod:`biofeedback.signal.quality`; all re-exported here).
 
 Everything here is causal and *chunking-invariant*: feeding a signal in one
 call or split into any chunks gives the same output (up to floating-point
@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
 
-from biofeedback.signal.buffers import BlockMean, GridResampler, QualityMonitor, RingBuffer
+from biofeedback.signal.buffers import BlockMean, GridResampler, RingBuffer
+from biofeedback.signal.quality import QualityMonitor
 
 __all__ = [
     "LOOP_MAX",
